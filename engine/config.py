@@ -1,0 +1,446 @@
+"""The run configuration: types, defaults, validation, loading and overrides.
+
+Pure Python (PyYAML only): the GUI, the presets, the CLI and the tests share it, and it
+must import without torch. Every field is declared once in ``FIELDS`` (type, default,
+allowed values, help); the dataclasses below mirror that table so code gets attribute
+access and the GUI gets a form description.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MODELS = ("resnet20", "resnet32", "resnet56", "resnet50")
+DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder")
+DST_ALGORITHMS = ("mest_ems", "mest_em", "static")
+DISTRIBUTIONS = ("uniform", "erk")
+FREEZE_SCHEMES = ("single_shot", "single_shot_resume", "periodic", "delayed_periodic")
+SIEVE_MODES = ("circular", "oneshot")
+# Names that ``sparsity.dense_layers`` accepts besides exact layer names.
+LAYER_GROUPS = ("stem", "head", "shortcut")
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "assets" / "presets"
+
+
+class ConfigError(ValueError):
+    """One or more invalid configuration values; ``errors`` lists (field, message)."""
+
+    def __init__(self, errors: list[tuple[str, str]], source: str | None = None):
+        self.errors = list(errors)
+        self.source = source
+        head = f"invalid configuration{f' in {source}' if source else ''}"
+        lines = [f"  {f}: {m}" for f, m in self.errors]
+        super().__init__(head + f" ({len(self.errors)} error{'s' if len(self.errors) != 1 else ''}):\n" + "\n".join(lines))
+
+
+@dataclass
+class ModelConfig:
+    name: str = "resnet20"
+    width: float = 1.0
+
+
+@dataclass
+class DataConfig:
+    name: str = "synthetic"
+    root: str | None = None
+    image_size: int = 32
+    train_size: int = 5000   # synthetic only (real datasets have their own size)
+    test_size: int = 1000    # synthetic only
+    num_classes: int = 10    # synthetic only
+    label_noise: float = 0.04  # synthetic: fraction of training labels flipped
+    augment: bool = True
+    workers: int = 2         # imagefolder decoding workers (in-memory datasets use none)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 0.1
+    end_lr: float = 4.0e-8
+    momentum: float = 0.9
+    weight_decay: float = 1.0e-4
+    warmup_epochs: int = 0
+    nesterov: bool = False
+
+
+@dataclass
+class SparsityConfig:
+    target: float = 0.9
+    algorithm: str = "mest_ems"
+    distribution: str = "uniform"
+    dense_layers: list = field(default_factory=lambda: ["stem"])
+    score_lambda: float = 0.0    # prune score |w| + lambda*|g|
+    slack: float = 0.05          # EM&S soft bound: grow back to target - slack (first segment)
+    slack_late: float = 0.025    # second segment's soft bound
+    late_start: float = 0.5625   # fraction of epochs where the second segment starts (90/160)
+    search_end: float = 0.75     # fraction of epochs after which the mask is fixed (120/160)
+    em_delta: float = 0.05       # mest_em: prune to target + delta, regrow to target
+
+
+@dataclass
+class FreezeConfig:
+    target: float = 0.0          # fraction of training FLOPs to save by freezing; 0 = off
+    scheme: str = "single_shot"
+    layer_fraction: float = 0.667
+    resume_epochs: int | None = None   # single_shot_resume: dR (default: interval)
+    resume_lr: float = 0.01            # single_shot_resume: LR of the final all-blocks phase
+    delay_epochs: int | None = None    # delayed_periodic: epochs before periods start (default: half the run)
+
+
+@dataclass
+class SieveConfig:
+    ratio: float = 0.0           # fraction of the training set held out; 0 = off
+    update_ratio: float = 0.3
+    mode: str = "circular"
+    oneshot_epoch: int | None = None   # oneshot: epoch of the removal (default: round(70/160 * epochs))
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = 10              # epochs between checkpoints; 0 = only at the end and on stop
+    keep: int = 2                # periodic checkpoints kept besides last.pt
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    seed: int = 0
+    device: str = "auto"
+    epochs: int = 30
+    batch_size: int = 128
+    interval: int = 5
+    run_dir: str = "runs"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sparsity: SparsityConfig = field(default_factory=SparsityConfig)
+    freeze: FreezeConfig = field(default_factory=FreezeConfig)
+    sieve: SieveConfig = field(default_factory=SieveConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def get(self, dotted: str) -> Any:
+        obj: Any = self
+        for part in dotted.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def replace(self, **overrides: Any) -> "RunConfig":
+        """A validated copy with dotted-key overrides: ``cfg.replace(**{"sieve.ratio": 0.1})``."""
+        d = self.to_dict()
+        for k, v in overrides.items():
+            _set_dotted(d, k, v)
+        return from_dict(d)
+
+
+_SECTIONS = {
+    "model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "sparsity": SparsityConfig,
+    "freeze": FreezeConfig, "sieve": SieveConfig, "checkpoint": CheckpointConfig,
+}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One configuration field as the form and the validator see it."""
+    path: str
+    kind: str                        # int | float | str | bool | choice | list | path
+    help: str
+    choices: tuple = ()
+    min: float | None = None
+    max: float | None = None
+    min_inclusive: bool = True
+    max_inclusive: bool = True
+    optional: bool = False           # None allowed
+    group: str = ""
+
+
+def _f(path, kind, help, group, **kw) -> FieldSpec:
+    return FieldSpec(path=path, kind=kind, help=help, group=group, **kw)
+
+
+# Groups follow the GUI form: model & data, sparsity & DST, freezing, sieving, training, device.
+FIELDS: tuple[FieldSpec, ...] = (
+    _f("name", "str", "Run name (the run directory starts with it)", "training"),
+    _f("seed", "int", "Random seed: data split, masks, sieve and data order", "training", min=0),
+    _f("device", "str", "auto, cpu, cuda or cuda:N", "device"),
+    _f("epochs", "int", "Training epochs", "training", min=1),
+    _f("batch_size", "int", "Mini-batch size", "training", min=1),
+    _f("interval", "int", "ΔT: epochs between DST mask updates, freeze steps and sieve updates", "training", min=1),
+    _f("run_dir", "path", "Folder where run directories are created", "training"),
+    _f("model.name", "choice", "Network", "model", choices=MODELS),
+    _f("model.width", "float", "Width multiplier (2 = the paper's 2x ResNet-32)", "model", min=0, min_inclusive=False, max=16),
+    _f("data.name", "choice", "Dataset", "model", choices=DATASETS),
+    _f("data.root", "path", "Dataset folder (cifar10/cifar100 pickles or an ImageFolder tree)", "model", optional=True),
+    _f("data.image_size", "int", "Input resolution (images are resized to it)", "model", min=8, max=1024),
+    _f("data.train_size", "int", "Synthetic: training samples", "model", min=1),
+    _f("data.test_size", "int", "Synthetic: test samples", "model", min=1),
+    _f("data.num_classes", "int", "Synthetic: classes", "model", min=2, max=1000),
+    _f("data.label_noise", "float", "Synthetic: fraction of mislabelled training samples", "model", min=0, max=0.5),
+    _f("data.augment", "bool", "Random crop and horizontal flip", "model"),
+    _f("data.workers", "int", "Decoding worker processes for imagefolder", "model", min=0, max=64),
+    _f("optim.lr", "float", "Initial learning rate", "training", min=0, min_inclusive=False),
+    _f("optim.end_lr", "float", "Learning rate at the end of the cosine schedule", "training", min=0),
+    _f("optim.momentum", "float", "SGD momentum", "training", min=0, max=1, max_inclusive=False),
+    _f("optim.weight_decay", "float", "Weight decay", "training", min=0),
+    _f("optim.warmup_epochs", "int", "Linear warm-up epochs", "training", min=0),
+    _f("optim.nesterov", "bool", "Nesterov momentum", "training"),
+    _f("sparsity.target", "float", "Target weight sparsity of the sparse layers (0 = dense)", "sparsity", min=0, max=1, max_inclusive=False),
+    _f("sparsity.algorithm", "choice", "mest_ems (soft memory bound), mest_em or static mask", "sparsity", choices=DST_ALGORITHMS),
+    _f("sparsity.distribution", "choice", "Layer-wise sparsity: uniform or ERK", "sparsity", choices=DISTRIBUTIONS),
+    _f("sparsity.dense_layers", "list", "Layers kept dense: stem, head, shortcut or exact layer names", "sparsity"),
+    _f("sparsity.score_lambda", "float", "λ in the prune score |w| + λ|g|", "sparsity", min=0),
+    _f("sparsity.slack", "float", "EM&S soft bound: regrow to target - slack", "sparsity", min=0, max=1, max_inclusive=False),
+    _f("sparsity.slack_late", "float", "Soft bound of the second segment", "sparsity", min=0, max=1, max_inclusive=False),
+    _f("sparsity.late_start", "float", "Second segment start, as a fraction of the epochs", "sparsity", min=0, max=1),
+    _f("sparsity.search_end", "float", "Mask search ends, as a fraction of the epochs", "sparsity", min=0, max=1),
+    _f("sparsity.em_delta", "float", "mest_em: prune to target + delta before regrowing", "sparsity", min=0, max=1, max_inclusive=False),
+    _f("freeze.target", "float", "Training FLOPs to save by layer freezing (0 = off)", "freeze", min=0, max=1, max_inclusive=False),
+    _f("freeze.scheme", "choice", "Freezing scheme (Appendix B)", "freeze", choices=FREEZE_SCHEMES),
+    _f("freeze.layer_fraction", "float", "Fraction of the layers allowed to freeze", "freeze", min=0, max=1, min_inclusive=False),
+    _f("freeze.resume_epochs", "int", "single_shot_resume: epochs all blocks train again at the end", "freeze", min=1, optional=True),
+    _f("freeze.resume_lr", "float", "single_shot_resume: LR of that final phase", "freeze", min=0),
+    _f("freeze.delay_epochs", "int", "delayed_periodic: epochs before the periods start", "freeze", min=0, optional=True),
+    _f("sieve.ratio", "float", "Fraction of the training set removed (0 = off)", "sieve", min=0, max=1, max_inclusive=False),
+    _f("sieve.update_ratio", "float", "Fraction of the removed set swapped each update", "sieve", min=0, max=1, min_inclusive=False),
+    _f("sieve.mode", "choice", "circular (SpFDE) or oneshot (MEST's data efficiency)", "sieve", choices=SIEVE_MODES),
+    _f("sieve.oneshot_epoch", "int", "oneshot: epoch of the removal", "sieve", min=0, optional=True),
+    _f("checkpoint.every", "int", "Epochs between checkpoints (0 = end and stop only)", "training", min=0),
+    _f("checkpoint.keep", "int", "Periodic checkpoints kept besides the last", "training", min=0),
+)
+FIELD_BY_PATH = {f.path: f for f in FIELDS}
+
+
+def _fmt(v: Any) -> str:
+    return json.dumps(v) if isinstance(v, str) else repr(v)
+
+
+def _check_field(spec: FieldSpec, value: Any) -> str | None:
+    """Return an error message for one value, or None."""
+    if value is None:
+        return None if spec.optional else f"is required, got null ({spec.help.lower()})"
+    kind = spec.kind
+    if kind == "bool":
+        return None if isinstance(value, bool) else f"expected true or false, got {_fmt(value)}"
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"expected an integer, got {_fmt(value)}"
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"expected a number, got {_fmt(value)}"
+        if not math.isfinite(value):
+            return f"expected a finite number, got {_fmt(value)}"
+    elif kind in ("str", "path"):
+        if not isinstance(value, str) or (kind == "str" and not value.strip()):
+            return f"expected a non-empty string, got {_fmt(value)}"
+    elif kind == "choice":
+        if value not in spec.choices:
+            return f"expected one of {', '.join(spec.choices)}; got {_fmt(value)}"
+    elif kind == "list":
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            return f"expected a list of names, got {_fmt(value)}"
+    if kind in ("int", "float"):
+        lo, hi = spec.min, spec.max
+        bad_lo = lo is not None and (value < lo if spec.min_inclusive else value <= lo)
+        bad_hi = hi is not None and (value > hi if spec.max_inclusive else value >= hi)
+        if bad_lo or bad_hi:
+            left = "" if lo is None else f"{'>=' if spec.min_inclusive else '>'} {lo:g}"
+            right = "" if hi is None else f"{'<=' if spec.max_inclusive else '<'} {hi:g}"
+            rng = " and ".join(x for x in (left, right) if x)
+            return f"must be {rng}, got {_fmt(value)}"
+    return None
+
+
+def validate(cfg: RunConfig) -> list[tuple[str, str]]:
+    """All problems in a configuration, as (dotted field, message); empty when valid."""
+    errors: list[tuple[str, str]] = []
+    for spec in FIELDS:
+        msg = _check_field(spec, cfg.get(spec.path))
+        if msg:
+            errors.append((spec.path, msg))
+    bad = {f for f, _ in errors}
+    if "device" not in bad and not _DEVICE_RE.match(cfg.device):
+        errors.append(("device", f"expected auto, cpu, cuda or cuda:N, got {_fmt(cfg.device)}"))
+    if cfg.data.name != "synthetic" and "data.name" not in bad and not cfg.data.root:
+        errors.append(("data.root", f"is required for data.name={cfg.data.name} (the folder holding the dataset; nothing is downloaded)"))
+    if "optim.warmup_epochs" not in bad and "epochs" not in bad and cfg.optim.warmup_epochs >= cfg.epochs:
+        errors.append(("optim.warmup_epochs", f"must be smaller than epochs ({cfg.epochs}), got {cfg.optim.warmup_epochs}"))
+    if "interval" not in bad and "epochs" not in bad and cfg.interval > cfg.epochs:
+        errors.append(("interval", f"must be at most epochs ({cfg.epochs}), got {cfg.interval}"))
+    if "optim.end_lr" not in bad and "optim.lr" not in bad and cfg.optim.end_lr > cfg.optim.lr:
+        errors.append(("optim.end_lr", f"must not exceed optim.lr ({cfg.optim.lr:g}), got {cfg.optim.end_lr:g}"))
+    sp = cfg.sparsity
+    if not {"sparsity.late_start", "sparsity.search_end"} & bad and sp.late_start > sp.search_end:
+        errors.append(("sparsity.late_start", f"must not be after sparsity.search_end ({sp.search_end:g}), got {sp.late_start:g}"))
+    if sp.algorithm == "mest_ems" and not {"sparsity.slack", "sparsity.target"} & bad and sp.target > 0 and sp.slack > sp.target:
+        errors.append(("sparsity.slack", f"must not exceed sparsity.target ({sp.target:g}), got {sp.slack:g}"))
+    if sp.algorithm == "mest_em" and not {"sparsity.em_delta", "sparsity.target"} & bad and sp.target + sp.em_delta >= 1:
+        errors.append(("sparsity.em_delta", f"target + em_delta must stay below 1, got {sp.target:g} + {sp.em_delta:g}"))
+    if "sparsity.dense_layers" not in bad:
+        for name in sp.dense_layers:
+            if not name.strip():
+                errors.append(("sparsity.dense_layers", "layer names must not be empty"))
+    if "data.num_classes" not in bad and "data.train_size" not in bad and cfg.data.name == "synthetic" \
+            and cfg.data.train_size < cfg.data.num_classes:
+        errors.append(("data.train_size", f"must be at least data.num_classes ({cfg.data.num_classes}), got {cfg.data.train_size}"))
+    if cfg.sieve.ratio > 0 and "sieve.oneshot_epoch" not in bad and cfg.sieve.mode == "oneshot" \
+            and cfg.sieve.oneshot_epoch is not None and "epochs" not in bad and cfg.sieve.oneshot_epoch >= cfg.epochs:
+        errors.append(("sieve.oneshot_epoch", f"must be smaller than epochs ({cfg.epochs}), got {cfg.sieve.oneshot_epoch}"))
+    return errors
+
+
+def _coerce(spec: FieldSpec | None, value: Any) -> Any:
+    # YAML reads "1e-4" as a string and JSON has no int/float split: accept the obvious forms.
+    if spec is None or value is None:
+        return value
+    if spec.kind == "float" and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if spec.kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if spec.kind == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if spec.kind == "list" and isinstance(value, str):
+        return [value]
+    return value
+
+
+def from_dict(d: dict | None, source: str | None = None) -> RunConfig:
+    """Build and validate; raise ConfigError listing every bad or unknown field."""
+    d = copy.deepcopy(d or {})
+    if not isinstance(d, dict):
+        raise ConfigError([("<root>", f"expected a mapping of fields, got {type(d).__name__}")], source)
+    errors: list[tuple[str, str]] = []
+    top_names = {f.name for f in dataclasses.fields(RunConfig)}
+    kwargs: dict[str, Any] = {}
+    for key, value in d.items():
+        if key not in top_names:
+            errors.append((str(key), f"unknown field; expected one of {', '.join(sorted(top_names))}"))
+            continue
+        if key in _SECTIONS:
+            cls = _SECTIONS[key]
+            if value is None:
+                value = {}
+            if not isinstance(value, dict):
+                errors.append((key, f"expected a mapping, got {_fmt(value)}"))
+                continue
+            names = {f.name for f in dataclasses.fields(cls)}
+            sub = {}
+            for k2, v2 in value.items():
+                if k2 not in names:
+                    errors.append((f"{key}.{k2}", f"unknown field; expected one of {', '.join(sorted(names))}"))
+                else:
+                    sub[k2] = _coerce(FIELD_BY_PATH.get(f"{key}.{k2}"), v2)
+            kwargs[key] = cls(**sub)
+        else:
+            kwargs[key] = _coerce(FIELD_BY_PATH.get(key), value)
+    cfg = RunConfig(**kwargs)
+    errors += validate(cfg)
+    if errors:
+        raise ConfigError(errors, source)
+    return cfg
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key=value`` with a dotted key; the value is read as YAML (0.9, true, null, [a, b])."""
+    if "=" not in text:
+        raise ConfigError([(text, "expected key=value (for example sparsity.target=0.95)")])
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError([(key, f"could not read value {raw!r} as YAML: {exc}")]) from None
+    return key, value
+
+
+def _set_dotted(d: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    cur = d
+    for p in parts[:-1]:
+        nxt = cur.get(p)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            cur[p] = nxt
+        cur = nxt
+    cur[parts[-1]] = value
+
+
+def apply_overrides(d: dict, overrides: list[str] | None) -> dict:
+    d = copy.deepcopy(d)
+    for text in overrides or []:
+        k, v = parse_override(text)
+        _set_dotted(d, k, v)
+    return d
+
+
+def read_file(path: str | Path) -> dict:
+    """Read a YAML or JSON configuration file into a plain dict (no validation)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError([("--config", f"file not found: {p}")], str(p))
+    text = p.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError([("<file>", f"not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}: {exc}")], str(p)) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([("<root>", f"expected a mapping of fields, got {type(data).__name__}")], str(p))
+    return data
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Load a YAML/JSON file, apply ``--set`` overrides, validate."""
+    return from_dict(apply_overrides(read_file(path), overrides), source=str(path))
+
+
+def preset_path(name: str) -> Path:
+    p = PRESET_DIR / f"{name}.yaml"
+    if not p.is_file():
+        avail = ", ".join(list_presets()) or "none"
+        raise ConfigError([("preset", f"unknown preset {name!r}; available: {avail}")])
+    return p
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_preset(name: str, overrides: list[str] | None = None) -> RunConfig:
+    return load(preset_path(name), overrides)
+
+
+def to_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+def save(cfg: RunConfig, path: str | Path) -> None:
+    p = Path(path)
+    text = json.dumps(cfg.to_dict(), indent=2) if p.suffix.lower() == ".json" else to_yaml(cfg)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(p)
+
+
+# Derived quantities shared by the planner and the engine, so both use one definition.
+def sieve_oneshot_epoch(cfg: RunConfig) -> int:
+    if cfg.sieve.oneshot_epoch is not None:
+        return cfg.sieve.oneshot_epoch
+    return int(round(70 / 160 * cfg.epochs))
+
+
+def freeze_resume_epochs(cfg: RunConfig) -> int:
+    return cfg.freeze.resume_epochs if cfg.freeze.resume_epochs is not None else cfg.interval
