@@ -1,0 +1,44 @@
+"""The layering rules, checked: the GUI never loads torch, the engine never loads Qt, and the
+shared pure-Python modules load neither (so the GUI starts fast and `plan` needs no torch)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PURE = ["engine.config", "engine.events", "engine.arch", "engine.costmodel", "engine.plan",
+        "engine.dst_schedule", "engine.freeze_plan", "engine.datasets_info", "engine.data.sources"]
+
+
+def _loaded_after(imports: list[str]) -> set[str]:
+    code = ("import sys\n" + "".join(f"import {m}\n" for m in imports)
+            + "print(' '.join(sorted(m.split('.')[0] for m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    return set(out.stdout.split())
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_pure_modules_import_neither_torch_nor_qt(module):
+    if not (ROOT / (module.replace(".", "/") + ".py")).exists():
+        pytest.skip(f"{module} not present")
+    loaded = _loaded_after([module])
+    assert "torch" not in loaded, f"{module} pulled in torch"
+    assert not {"PySide6", "pyqtgraph"} & loaded, f"{module} pulled in Qt"
+
+
+def test_gui_never_imports_torch():
+    mods = ["spfde_gui"] + sorted(
+        "spfde_gui." + ".".join(p.relative_to(ROOT / "spfde_gui").with_suffix("").parts)
+        for p in (ROOT / "spfde_gui").rglob("*.py") if p.name != "__init__.py")
+    loaded = _loaded_after([m for m in mods if not m.endswith("__main__")])
+    assert "torch" not in loaded
+
+
+def test_engine_sources_never_import_qt():
+    for p in (ROOT / "engine").rglob("*.py"):
+        text = p.read_text(encoding="utf-8")
+        for bad in ("import PySide6", "from PySide6", "import pyqtgraph", "from pyqtgraph"):
+            assert bad not in text, f"{p} imports Qt ({bad})"
