@@ -232,6 +232,8 @@ def _describe(model: str, width: float, num_classes: int, image_size: int) -> Ar
     if model in _CIFAR_BLOCKS:
         b = _cifar_resnet(model, width, num_classes, image_size)
     elif model == "resnet50":
+        if width != 1.0:   # the torch model is torchvision's fixed-width ResNet-50
+            raise ConfigError([("model.width", f"resnet50 supports width 1 only, got {width:g}")])
         b = _resnet50(width, num_classes, image_size)
     else:
         raise ConfigError([("model.name", f"no cost description for model {model!r}; expected one of {', '.join(MODELS)}")])
