@@ -1,0 +1,238 @@
+"""Progressive layer freezing planner (paper Sec. 4.2, Alg. 1, App. B; ALGORITHMS.md §3).
+
+Pure Python (no torch): ``engine.plan.project`` calls ``plan_freeze`` for the ``plan``
+command, the GUI preview and ``run_started.freeze_plan``; the freezer follows the result.
+
+Every scheme is described the same way: ``frozen_prefix[e]`` = number of leading blocks
+frozen in epoch e (the frozen set is always a prefix). A frozen block still runs forward,
+so it saves, per sample, its backward FLOPs = 2 x its forward FLOPs (ALGORITHMS.md §2).
+
+Rules (docs/layer-freezing.md explains them and compares with the paper's Tables A4/A5):
+
+* single_shot: block k freezes at ``start + k*interval``. ``start`` is the latest multiple
+  of ``interval`` (at least one interval, so every block trains first) at which freezing
+  all the freezable blocks reaches the target (Alg. 1); then only as many blocks are
+  frozen as the target needs ("freeze the next block until the expected FLOPs satisfy the
+  target"), and the last of them is moved later in whole intervals while the target still
+  holds, so the achieved saving overshoots the target by less than one block-interval.
+* single_shot_resume: the same, with every block active again in the last
+  ``freeze_resume_epochs(cfg)`` epochs (at ``freeze.resume_lr``); its freezing has to end
+  by then, so the search gives a start about dR earlier for the same budget.
+* periodic / delayed_periodic: from ``start`` (0, or ``freeze.delay_epochs``, default half
+  the run) epochs run in cycles of 4: phase 0 all blocks train; phases 1 and 3 the front
+  and middle groups are frozen; phase 2 only the front group. So the front group updates
+  one epoch in four, the middle one in two, the rest every epoch. The groups grow front to
+  back, front and middle alternately (k blocks: front ceil(k/2), middle floor(k/2)); the
+  smallest k reaching the target is used, and the step from k-1 to k blocks happens at the
+  latest cycle start that still meets the target (fine control of the budget).
+* Freezable blocks: single-shot schemes freeze at most the leading blocks whose layers
+  (conv/linear) fit in ``freeze.layer_fraction`` of the model's layers. Periodic schemes
+  size their groups by the budget (paper App. B), from every block but the last.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from engine.config import RunConfig, freeze_resume_epochs
+
+PERIOD = 4                      # periodic cycle: front 1-in-4, middle 1-in-2
+_REL_TOL = 1e-9                 # float noise allowance when comparing savings with the goal
+
+
+def freezable_blocks(block_layers: Sequence[int], layer_fraction: float) -> int:
+    """Leading blocks whose layers fit in ``layer_fraction`` of all layers (never the last)."""
+    limit = layer_fraction * sum(block_layers) + 1e-9
+    n, cum = 0, 0
+    for count in block_layers[:-1]:
+        cum += count
+        if cum > limit:
+            break
+        n += 1
+    return n
+
+
+def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Sequence[Sequence[float]],
+                samples: Sequence[float], block_layers: Sequence[int] | None = None) -> dict | None:
+    """The freeze plan of ``cfg`` (None when ``freeze.target`` is 0).
+
+    block_fwd_flops[e][b]: forward FLOPs per sample of block b in epoch e; samples[e]:
+    training samples in epoch e; block_layers[b]: conv/linear layers in block b (default 1).
+    Raises ValueError naming the largest reachable target when the target cannot be met.
+    """
+    f = float(cfg.freeze.target)
+    if f <= 0:
+        return None
+    T, dT, B = int(cfg.epochs), int(cfg.interval), len(block_names)
+    scheme = cfg.freeze.scheme
+    _check_inputs(T, B, block_fwd_flops, samples)
+    if block_layers is None:
+        block_layers = [1] * B
+    if len(block_layers) != B:
+        raise ValueError(f"block_layers: expected {B} entries (one per block), got {len(block_layers)}")
+
+    # saved[e][k]: FLOPs saved in epoch e with the first k blocks frozen.
+    saved = []
+    for e in range(T):
+        row, acc = [0.0], 0.0
+        for b in range(B):
+            acc += 2.0 * samples[e] * float(block_fwd_flops[e][b])
+            row.append(acc)
+        saved.append(row)
+    cost = sum(1.5 * saved[e][B] for e in range(T))      # 3 x forward = 1.5 x (2 x forward)
+    if cost <= 0:
+        raise ValueError("freeze.target: the run has no training FLOPs to save")
+    goal = f * cost * (1 - _REL_TOL)
+
+    def saving(prefix):
+        return sum(saved[e][p] for e, p in enumerate(prefix))
+
+    resume_epoch = None
+    extra: dict = {}
+    if scheme in ("single_shot", "single_shot_resume"):
+        n = freezable_blocks(block_layers, cfg.freeze.layer_fraction)
+        if n == 0:
+            raise ValueError(f"freeze.layer_fraction: {cfg.freeze.layer_fraction:g} of the layers does not cover "
+                             f"even the first block ({block_layers[0]} of {sum(block_layers)} layers); raise it")
+        end = T
+        if scheme == "single_shot_resume":
+            dr = freeze_resume_epochs(cfg)
+            if not 0 < dr < T:
+                raise ValueError(f"freeze.resume_epochs: must be in [1, epochs-1] = [1, {T - 1}], got {dr}")
+            end = resume_epoch = T - dr
+        prefix, start = _plan_single_shot(T, dT, n, end, saving, goal, cost)
+        extra["freezable_blocks"] = n
+    elif scheme in ("periodic", "delayed_periodic"):
+        start = 0
+        if scheme == "delayed_periodic":
+            start = cfg.freeze.delay_epochs if cfg.freeze.delay_epochs is not None else T // 2
+            if not 0 <= start < T:
+                raise ValueError(f"freeze.delay_epochs: must be in [0, epochs-1] = [0, {T - 1}], got {start}")
+        prefix, groups, join = _plan_periodic(T, B, start, saving, goal, cost)
+        extra["groups"] = {"front": list(block_names[:groups[0]]),
+                           "middle": list(block_names[groups[0]:groups[0] + groups[1]])}
+        extra["update_every"] = {name: (PERIOD if i < groups[0] else 2 if i < sum(groups) else 1)
+                                 for i, name in enumerate(block_names)}
+        extra["groups_final_from"] = join
+    else:
+        raise ValueError(f"freeze.scheme: unknown scheme {scheme!r}; expected single_shot, "
+                         "single_shot_resume, periodic or delayed_periodic")
+
+    epoch_saving = [saved[e][p] for e, p in enumerate(prefix)]
+    freeze_epochs = {}
+    for b, name in enumerate(block_names):
+        first = next((e for e, p in enumerate(prefix) if p > b), None)
+        if first is not None:
+            freeze_epochs[name] = first
+    phase_end = resume_epoch if resume_epoch is not None else T
+    block_lr_end = []
+    for b in range(B):
+        active = [e for e in range(phase_end) if prefix[e] <= b]
+        block_lr_end.append(active[-1] + 1 if active else 0)
+    plan = {
+        "scheme": scheme,
+        "target": f,
+        "achieved": sum(epoch_saving) / cost,
+        "max_reachable": _max_reachable(scheme, T, dT, B, block_layers, cfg, saving, cost, resume_epoch),
+        "start_epoch": start,
+        "interval": dT,
+        "layer_fraction": cfg.freeze.layer_fraction,
+        "freeze_epochs": freeze_epochs,
+        "frozen_prefix": prefix,
+        "block_lr_end": block_lr_end,
+        "resume_epoch": resume_epoch,
+        "resume_lr": cfg.freeze.resume_lr if resume_epoch is not None else None,
+        "cost_without_freezing": cost,
+        "epoch_saving": epoch_saving,
+    }
+    plan.update(extra)
+    return plan
+
+
+def _check_inputs(T, B, flops, samples) -> None:
+    if B < 2:
+        raise ValueError(f"freeze: the model needs at least 2 blocks to freeze a prefix, got {B}")
+    if len(flops) != T:
+        raise ValueError(f"block_fwd_flops: expected one row per epoch ({T}), got {len(flops)}")
+    if len(samples) != T:
+        raise ValueError(f"samples: expected one entry per epoch ({T}), got {len(samples)}")
+    for e, row in enumerate(flops):
+        if len(row) != B:
+            raise ValueError(f"block_fwd_flops[{e}]: expected {B} blocks, got {len(row)}")
+        if any(not math.isfinite(v) or v < 0 for v in row):
+            raise ValueError(f"block_fwd_flops[{e}]: FLOPs must be finite and non-negative")
+    if any(not math.isfinite(s) or s < 0 for s in samples):
+        raise ValueError("samples: must be finite and non-negative")
+
+
+def _single_shot_prefix(T, dT, start, m, end, last_delay=0):
+    freeze_at = [start + k * dT for k in range(m)]
+    if m:
+        freeze_at[-1] += last_delay
+    return [0 if e >= end else sum(1 for t in freeze_at if t <= e) for e in range(T)]
+
+
+def _plan_single_shot(T, dT, n, end, saving, goal, cost):
+    starts = list(range(dT, end, dT))
+    start = next((s for s in reversed(starts) if saving(_single_shot_prefix(T, dT, s, n, end)) >= goal), None)
+    if start is None:
+        best = saving(_single_shot_prefix(T, dT, dT, n, end)) / cost if starts else 0.0
+        raise _unreachable(best, f"freezing {n} block(s) from epoch {dT}")
+    m = next(k for k in range(1, n + 1) if saving(_single_shot_prefix(T, dT, start, k, end)) >= goal)
+    delay = 0
+    while start + (m - 1) * dT + delay + dT < end and \
+            saving(_single_shot_prefix(T, dT, start, m, end, delay + dT)) >= goal:
+        delay += dT
+    return _single_shot_prefix(T, dT, start, m, end, delay), start
+
+
+def _periodic_prefix_at(e, start, front, middle):
+    if e < start:
+        return 0
+    phase = (e - start) % PERIOD
+    return 0 if phase == 0 else front if phase == 2 else front + middle
+
+
+def _groups(k):
+    return (k + 1) // 2, k // 2
+
+
+def _periodic_prefix(T, start, k_before, k_after, join):
+    g0, g1 = _groups(k_before), _groups(k_after)
+    return [_periodic_prefix_at(e, start, *(g1 if e >= join else g0)) for e in range(T)]
+
+
+def _plan_periodic(T, B, start, saving, goal, cost):
+    k = next((k for k in range(1, B) if saving(_periodic_prefix(T, start, k, k, start)) >= goal), None)
+    if k is None:
+        best = saving(_periodic_prefix(T, start, B - 1, B - 1, start)) / cost
+        raise _unreachable(best, f"periodic freezing of {B - 1} block(s) from epoch {start}")
+    join = start
+    while join + PERIOD < T and saving(_periodic_prefix(T, start, k - 1, k, join + PERIOD)) >= goal:
+        join += PERIOD
+    return _periodic_prefix(T, start, k - 1, k, join), _groups(k), join
+
+
+def _max_reachable(scheme, T, dT, B, block_layers, cfg, saving, cost, resume_epoch):
+    if scheme in ("single_shot", "single_shot_resume"):
+        n = freezable_blocks(block_layers, cfg.freeze.layer_fraction)
+        end = resume_epoch if resume_epoch is not None else T
+        return saving(_single_shot_prefix(T, dT, dT, n, end)) / cost if dT < end else 0.0
+    start = 0
+    if scheme == "delayed_periodic":
+        start = cfg.freeze.delay_epochs if cfg.freeze.delay_epochs is not None else T // 2
+    return saving(_periodic_prefix(T, start, B - 1, B - 1, start)) / cost
+
+
+def _unreachable(best: float, how: str) -> ValueError:
+    return ValueError(f"freeze.target: not reachable; the largest reachable target is {best:.4f} "
+                      f"({100 * best:.2f}% of the training FLOPs, {how}); lower freeze.target"
+                      f" or raise freeze.layer_fraction / epochs")
+
+
+def frozen_prefix(plan: dict | None, epoch: int) -> int:
+    """Leading blocks frozen in ``epoch`` under ``plan`` (0 without a plan or past its end)."""
+    if not plan:
+        return 0
+    fp = plan["frozen_prefix"]
+    return fp[epoch] if 0 <= epoch < len(fp) else 0
