@@ -106,7 +106,8 @@ def _plan_freeze(cfg: RunConfig, arch, scheduled: list[dict], samples: list[int]
     from engine.freeze_plan import plan_freeze  # only when freezing is on
     fwd = [costmodel.block_forward_flops(arch, d) for d in scheduled]
     try:
-        return plan_freeze(cfg, arch.block_names, fwd, samples)
+        return plan_freeze(cfg, arch.block_names, fwd, samples,
+                           block_layers=[len(b.layers) for b in arch.blocks])
     except ValueError as exc:
         raise ConfigError([("freeze.target", str(exc))]) from None
 

@@ -1,0 +1,206 @@
+"""The cost model and the planner: the paper's FLOPs figures, the ledger decomposition,
+memory, dataset sizes and clear errors. Pure Python (no torch)."""
+import time
+
+import pytest
+
+from engine import arch as arch_mod
+from engine import costmodel, plan as plan_mod
+from engine.config import ConfigError, ModelConfig, from_dict, sieve_oneshot_epoch
+from engine.datasets_info import dataset_sizes
+from engine.plan import format_plan, project
+
+# The paper's setting: 2x ResNet-32, CIFAR-100 (50,000 images), 160 epochs, interval 5.
+PAPER = {"epochs": 160, "interval": 5, "model": {"name": "resnet32", "width": 2},
+         "data": {"name": "cifar100", "root": "/nonexistent/cifar100"}}
+
+
+def paper_cfg(sparsity=None, **sections):
+    d = dict(PAPER)
+    d["sparsity"] = sparsity if sparsity is not None else {"target": 0.0}
+    d.update(sections)
+    return from_dict(d)
+
+
+def close(value, expected, rel=0.02):
+    return abs(value - expected) <= rel * expected
+
+
+def test_dense_paper_figures():
+    p = project(paper_cfg())
+    assert close(p["flops"]["forward_dense_per_sample"], 5.512e8)
+    assert close(p["flops"]["dense"], 1.323e16)
+    assert close(p["flops"]["total"], 1.323e16)
+    assert all(v == 0 for v in p["flops"]["saved"].values())
+
+
+@pytest.mark.parametrize("s, expected", [(0.90, 1.32e15), (0.95, 0.66e15), (0.98, 0.26e15)])
+def test_static_uniform_on_every_layer(s, expected):
+    p = project(paper_cfg({"target": s, "algorithm": "static", "dense_layers": []}))
+    assert close(p["flops"]["total"], expected), p["flops"]["total"]
+    assert close(p["flops"]["saved"]["sparsity"], p["flops"]["dense"] * s, rel=1e-6)
+
+
+def test_mest_ems_without_data_efficiency():
+    p = project(paper_cfg({"target": 0.9, "algorithm": "mest_ems", "dense_layers": []}))
+    assert close(p["flops"]["total"], 1.757e15), p["flops"]["total"]
+    # EM&S trains at the soft bound s-0.05, then s-0.025, then s (ALGORITHMS.md section 1).
+    assert [round(p["epochs"][e]["training_sparsity"], 6) for e in (0, 89, 90, 119, 120, 159)] == \
+        [0.85, 0.85, 0.875, 0.875, 0.9, 0.9]
+
+
+@pytest.mark.parametrize("s, expected", [(0.90, 1.54e15), (0.95, 0.96e15)])
+def test_mest_with_oneshot_data_efficiency(s, expected):
+    # MEST's one-shot removal of 12,000 of 50,000 images at epoch 70.
+    p = project(paper_cfg({"target": s, "dense_layers": []}, sieve={"ratio": 0.24, "mode": "oneshot"}))
+    assert close(p["flops"]["total"], expected), p["flops"]["total"]
+    assert p["epochs"][69]["samples"] == 50000 and p["epochs"][70]["samples"] == 38000
+
+
+def test_resnet50_dense_inference_flops():
+    a = arch_mod.describe(ModelConfig("resnet50", 1.0), 1000, 224)
+    assert close(a.forward_flops_dense, 8.2e9)
+    assert len(a.layers) == 54 and len(a.blocks) == 18
+    # v1.5: the stride sits on the 3x3 conv of the first bottleneck of a stage.
+    assert a.layer_by_name["layer2.0.conv2"].stride == 2 and a.layer_by_name["layer2.0.conv1"].stride == 1
+    assert a.layer_by_name["layer4.2.conv3"].out_hw == (7, 7)
+
+
+def _combined_cfg(**over):
+    sections = {"freeze": {"target": 0.2}, "sieve": {"ratio": 0.2}}
+    sections.update(over)
+    return paper_cfg({"target": 0.9}, **sections)
+
+
+def test_savings_add_up_per_epoch_and_in_total():
+    p = project(_combined_cfg())
+    f = p["flops"]
+    saved = f["saved"]
+    assert all(saved[k] > 0 for k in ("sparsity", "freeze", "sieve"))
+    assert f["total"] == pytest.approx(f["dense"] - sum(saved.values()), rel=1e-12)
+    for key in ("spent", "dense"):
+        assert sum(r["flops"][key] for r in p["epochs"]) == pytest.approx(f["total" if key == "spent" else "dense"], rel=1e-12)
+    for k in saved:
+        assert sum(r["flops"]["saved"][k] for r in p["epochs"]) == pytest.approx(saved[k], rel=1e-12)
+    # Every epoch's spent equals samples x (3 F_sparse - 2 F_frozen) computed independently.
+    a = arch_mod.describe(ModelConfig("resnet32", 2.0), 100, 32)
+    r = p["epochs"][-1]
+    blocks = costmodel.block_forward_flops(a, _final_densities(p, a))
+    expect = r["samples"] * (3 * sum(blocks) - 2 * sum(blocks[:r["frozen_prefix"]]))
+    assert r["flops"]["spent"] == pytest.approx(expect, rel=1e-9)
+
+
+def _final_densities(p, a):
+    cfg = _combined_cfg()
+    sched = plan_mod._scheduled(cfg, a)
+    return plan_mod._with_frozen_masks(cfg, a, sched, [r["frozen_prefix"] for r in p["epochs"]])[-1]
+
+
+@pytest.mark.parametrize("algorithm", ["mest_em", "static"])
+def test_freeze_saving_meets_the_target(algorithm):
+    # Densities constant over the run: the planner's and the projection's prices agree.
+    p = project(paper_cfg({"target": 0.9, "algorithm": algorithm}, freeze={"target": 0.15}))
+    fp = p["freeze_plan"]
+    assert fp is not None and fp["start_epoch"] > 0
+    assert p["epochs"][0]["frozen_prefix"] == 0 and p["epochs"][-1]["frozen_prefix"] == len(fp["freeze_epochs"])
+    no_freeze = project(paper_cfg({"target": 0.9, "algorithm": algorithm}))
+    assert 1 - p["flops"]["total"] / no_freeze["flops"]["total"] == pytest.approx(0.15, abs=0.005)
+    assert p["flops"]["saved"]["freeze"] == pytest.approx(no_freeze["flops"]["total"] - p["flops"]["total"], rel=1e-9)
+    assert p["flops"]["saved"]["sieve"] == 0
+
+
+def test_frozen_block_keeps_its_mask_through_later_updates():
+    cfg = paper_cfg({"target": 0.9}, freeze={"target": 0.2})
+    a = arch_mod.describe(cfg.model, 100, 32)
+    p = project(cfg)
+    prefix = [r["frozen_prefix"] for r in p["epochs"]]
+    dens = plan_mod._with_frozen_masks(cfg, a, plan_mod._scheduled(cfg, a), prefix)
+    first = a.layer_by_name["layer1.0.conv1"]   # frozen before epoch 90's update
+    assert prefix[89] > first.block
+    assert dens[-1][first.name] == pytest.approx(0.15)
+    assert dens[-1]["layer3.4.conv2"] == pytest.approx(0.10)   # never frozen: ends at target
+
+
+def test_sieve_samples_per_epoch():
+    circ = project(paper_cfg({"target": 0.9}, sieve={"ratio": 0.2}))
+    assert {r["samples"] for r in circ["epochs"]} == {40000}
+    cfg = paper_cfg({"target": 0.9}, sieve={"ratio": 0.2, "mode": "oneshot"})
+    one = project(cfg)
+    at = sieve_oneshot_epoch(cfg)
+    assert [r["samples"] for r in one["epochs"]] == [50000] * at + [40000] * (160 - at)
+
+
+def test_memory_ordering_and_frozen_blocks():
+    p = project(_combined_cfg())
+    m = p["memory"]
+    assert m["min_bytes"] < m["average_bytes"] < m["peak_bytes"] < m["dense_bytes"]
+    a = arch_mod.describe(ModelConfig("resnet32", 2.0), 100, 32)
+    dens = {l.name: 0.1 for l in a.layers}
+    live = costmodel.memory(a, dens, 0, 64)
+    frozen = costmodel.memory(a, dens, 6, 64)
+    assert frozen["weights"] == live["weights"]        # frozen weights are still stored
+    assert frozen["weight_grads"] < live["weight_grads"]
+    assert frozen["activations"] < live["activations"]
+    dense = costmodel.memory(a, {}, 0, 64)
+    assert live["weights"] < 0.2 * dense["weights"]    # values + 16-bit indices at 10%
+    assert dense["activations"] == live["activations"]  # activations do not shrink with weights
+    assert costmodel.memory(a, dens, 0, 128)["activations"] == pytest.approx(2 * live["activations"])
+
+
+def test_sparse_weight_storage_is_never_larger_than_dense():
+    a = arch_mod.describe(ModelConfig("resnet20", 1.0), 10, 32)
+    l = a.layer_by_name["layer1.0.conv1"]
+    assert costmodel.weight_bytes(l, 0.95) == costmodel.weight_bytes(l, 1.0) == l.params * 4
+    assert costmodel.weight_bytes(l, 0.1) < costmodel.weight_bytes(l, 1.0)
+
+
+def test_resnet50_plan_is_fast():
+    cfg = from_dict({"epochs": 150, "interval": 2, "model": {"name": "resnet50"},
+                     "data": {"name": "imagefolder", "root": "/nonexistent/imagenet", "image_size": 224},
+                     "sparsity": {"target": 0.8}, "freeze": {"target": 0.2}, "sieve": {"ratio": 0.2}})
+    t0 = time.perf_counter()
+    p = project(cfg)
+    print(f"\nResNet-50 150-epoch plan: {1000 * (time.perf_counter() - t0):.1f} ms")
+    assert p["dataset"]["train_size"] == 1281167 and len(p["epochs"]) == 150
+    assert p["flops"]["total"] < p["flops"]["dense"]
+    text = format_plan(p)
+    assert "saved by freeze" in text and "freeze plan" in text
+
+
+def test_unknown_dataset_size_is_a_clear_error(tmp_path):
+    cfg = from_dict({"data": {"name": "imagefolder", "root": str(tmp_path / "mydata")}})
+    with pytest.raises(ConfigError) as err:
+        project(cfg)
+    assert err.value.errors[0][0] == "data.root" and "unknown size" in str(err.value)
+
+
+def test_imagefolder_is_counted(tmp_path):
+    for split, n in (("train", 3), ("val", 1)):
+        for cls in ("cat", "dog"):
+            d = tmp_path / "ds" / split / cls
+            d.mkdir(parents=True)
+            for i in range(n):
+                (d / f"{i}.JPEG").write_bytes(b"")
+            (d / "notes.txt").write_text("not an image")
+    cfg = from_dict({"data": {"name": "imagefolder", "root": str(tmp_path / "ds"), "image_size": 16}})
+    assert dataset_sizes(cfg) == {"name": "imagefolder", "train_size": 6, "test_size": 2,
+                                  "num_classes": 2, "image_size": 16}
+
+
+def test_synthetic_uses_configured_sizes():
+    cfg = from_dict({"data": {"name": "synthetic", "train_size": 300, "test_size": 50, "num_classes": 4}})
+    p = project(cfg)
+    assert p["dataset"]["train_size"] == 300 and p["dataset"]["num_classes"] == 4
+    assert p["flops"]["dense"] == pytest.approx(300 * 3 * p["flops"]["forward_dense_per_sample"] * cfg.epochs)
+
+
+def test_bad_layer_name_is_a_config_error():
+    with pytest.raises(ConfigError) as err:
+        project(from_dict({"sparsity": {"dense_layers": ["layer9.0.conv1"]}}))
+    assert err.value.errors[0][0] == "sparsity.dense_layers"
+
+
+def test_resnet50_width_must_be_one():
+    with pytest.raises(ConfigError) as err:
+        arch_mod.describe(ModelConfig("resnet50", 2.0), 10, 64)
+    assert err.value.errors[0][0] == "model.width"
