@@ -1,0 +1,135 @@
+"""``spfde-train``: run, resume, validate and plan training runs.
+
+    spfde-train run (--config F | --preset NAME) [--set k=v ...] [--run-dir D]
+    spfde-train resume RUN_DIR
+    spfde-train validate (--config F | --preset NAME) [--set k=v ...]
+    spfde-train plan (--config F | --preset NAME) [--set k=v ...] [--json]
+
+torch is imported only by run and resume, so validate and plan answer in milliseconds.
+Exit status: 0 done (completed or stopped), 1 the run failed (an ``error`` event was
+written), 2 bad configuration or arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+from engine import config as config_mod
+from engine.config import ConfigError
+
+log = logging.getLogger("engine")
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", "-c", help="run configuration (YAML or JSON)")
+    src.add_argument("--preset", "-p", help=f"a preset from assets/presets ({', '.join(config_mod.list_presets())})")
+    p.add_argument("--set", "-s", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field, dotted keys, values read as YAML (sparsity.target=0.95, "
+                        "sparsity.dense_layers=[stem,head], sieve.oneshot_epoch=null); repeatable")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="spfde-train", description="SpFDE sparse training engine "
+                                 "(events as JSON lines on stdout, logs on stderr)")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="start a new run")
+    _add_config_args(p)
+    p.add_argument("--run-dir", help="folder in which the run directory is created (default: the config's run_dir)")
+    p = sub.add_parser("resume", help="continue a stopped or killed run from its last checkpoint")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p = sub.add_parser("validate", help="check a configuration; prints OK or every error")
+    _add_config_args(p)
+    p = sub.add_parser("plan", help="project the run's FLOPs, memory and freeze plan without training")
+    _add_config_args(p)
+    p.add_argument("--json", action="store_true", help="print the projection as JSON")
+    return ap
+
+
+def _load(args) -> config_mod.RunConfig:
+    path = Path(args.config) if args.config else config_mod.preset_path(args.preset)
+    return config_mod.load(path, args.overrides)
+
+
+def cmd_validate(args) -> int:
+    _load(args)
+    print("OK")
+    return EXIT_OK
+
+
+def cmd_plan(args) -> int:
+    from engine import plan as plan_mod
+    cfg = _load(args)
+    plan = plan_mod.project(cfg)
+    if args.json:
+        print(json.dumps(plan, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+    else:
+        print(plan_mod.format_plan(plan))
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from engine import run_dir as run_dir_mod
+    cfg = _load(args)
+    d = run_dir_mod.create(cfg, args.run_dir)
+    log.info("run directory %s", d)
+    return _train(cfg, d, resume=False)
+
+
+def cmd_resume(args) -> int:
+    from engine import run_dir as run_dir_mod
+    d = Path(args.run_dir)
+    cfg = run_dir_mod.read_config(d)
+    return _train(cfg, d, resume=True)
+
+
+def _train(cfg, run_dir: Path, resume: bool) -> int:
+    from engine.commands import CommandChannel
+    from engine.telemetry import Emitter
+    emitter = Emitter(run_dir)
+    commands = CommandChannel()
+    commands.start_stdin()
+    commands.install_signal_handlers()
+    try:
+        from engine.trainer import Trainer   # torch is imported here, not before
+        trainer = Trainer(cfg, run_dir, emitter, commands)
+        if resume:
+            trainer.load_checkpoint()
+        status = trainer.fit()
+        log.info("run %s: %s", status, run_dir)
+        return EXIT_OK
+    except KeyboardInterrupt:
+        emitter.emit("error", message="interrupted (second Ctrl-C)", traceback=traceback.format_exc())
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every failure becomes an error event
+        msg = f"{type(exc).__name__}: {exc}" if not isinstance(exc, (ConfigError,)) else str(exc)
+        log.error("run failed: %s", msg)
+        emitter.emit("error", message=msg, traceback=traceback.format_exc())
+        return EXIT_FAILED
+    finally:
+        commands.restore_signal_handlers()
+        emitter.close()
+
+
+COMMANDS = {"run": cmd_run, "resume": cmd_resume, "validate": cmd_validate, "plan": cmd_plan}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from engine.telemetry import setup_logging
+    setup_logging()
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Commands to a running engine: JSON lines on stdin ({"cmd": "stop"}, {"cmd": "checkpoint"},
+or the bare words) and SIGTERM/SIGINT (a graceful stop).
+
+A daemon thread reads stdin and raises thread-safe flags; the trainer polls them after each
+batch, so a command costs nothing on the hot path. EOF on stdin does not stop the run (a
+launcher that closes its end of the pipe, or ``< /dev/null``, must not end training).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from typing import IO
+
+from engine.events import COMMANDS
+
+log = logging.getLogger("engine.commands")
+
+
+def parse_command(line: str) -> str | None:
+    """The command named by one stdin line, or None (blank or unknown lines are ignored)."""
+    text = line.strip()
+    if not text:
+        return None
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError:
+            return None
+        cmd = obj.get("cmd") if isinstance(obj, dict) else None
+    else:
+        cmd = text.lower()
+    return cmd if cmd in COMMANDS else None
+
+
+class CommandChannel:
+    def __init__(self):
+        self.stop_requested = threading.Event()
+        self._checkpoint = threading.Event()
+        self.stop_reason = ""
+        self._thread: threading.Thread | None = None
+        self._old_handlers: dict[int, object] = {}
+
+    # -- producers -----------------------------------------------------------------------
+    def request(self, cmd: str, source: str = "stdin") -> None:
+        if cmd == "stop":
+            if not self.stop_requested.is_set():
+                log.info("stop requested (%s): finishing the current batch, then checkpointing", source)
+            self.stop_reason = source
+            self.stop_requested.set()
+        elif cmd == "checkpoint":
+            log.info("checkpoint requested (%s)", source)
+            self._checkpoint.set()
+
+    def start_stdin(self, stream: IO[str] | None = None) -> None:
+        stream = stream if stream is not None else sys.stdin
+        if stream is None:
+            return
+
+        def reader():
+            try:
+                for line in stream:
+                    cmd = parse_command(line)
+                    if cmd is None:
+                        if line.strip():
+                            log.warning("ignoring unknown command on stdin: %r (expected %s)",
+                                        line.strip()[:80], ", ".join(f'{{"cmd": "{c}"}}' for c in COMMANDS))
+                        continue
+                    self.request(cmd)
+            except (OSError, ValueError):
+                pass
+            # EOF: keep training; commands can still come as signals.
+
+        self._thread = threading.Thread(target=reader, name="stdin-commands", daemon=True)
+        self._thread.start()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT become a graceful stop; a second SIGINT interrupts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handler(signum, frame):
+            name = signal.Signals(signum).name
+            if signum == signal.SIGINT and self.stop_requested.is_set():
+                raise KeyboardInterrupt
+            self.request("stop", source=name)
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._old_handlers[sig] = signal.signal(sig, handler)
+            except (ValueError, OSError):
+                pass
+
+    def restore_signal_handlers(self) -> None:
+        for sig, old in self._old_handlers.items():
+            try:
+                signal.signal(sig, old)
+            except (ValueError, OSError, TypeError):
+                pass
+        self._old_handlers.clear()
+
+    # -- consumer ------------------------------------------------------------------------
+    @property
+    def should_stop(self) -> bool:
+        return self.stop_requested.is_set()
+
+    def take_checkpoint_request(self) -> bool:
+        """True once per checkpoint command (the flag is cleared)."""
+        if self._checkpoint.is_set():
+            self._checkpoint.clear()
+            return True
+        return False

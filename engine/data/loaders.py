@@ -1,0 +1,224 @@
+"""Torch batch iterators. Every batch is ``(images, targets, indices)``: float images on the
+training device (normalised, augmented), int64 targets and the samples' dataset indices.
+
+In-memory datasets (synthetic, CIFAR) live on the training device as one uint8 tensor;
+crop, flip and normalisation run vectorised on the device per batch, which is far faster
+than a per-sample DataLoader. ImageFolder uses a DataLoader with workers. All randomness is
+keyed by (seed, epoch, batch or sample), so a resumed run sees the same batches.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.seeding import gen, key_seed
+
+from .sources import FolderData, InMemoryData, load_split, read_image
+
+CROP_PAD = 4
+
+
+def epoch_order(active: torch.Tensor, seed: int, epoch: int) -> torch.Tensor:
+    """The epoch's sample order: the active indices permuted by gen(seed, "order", epoch)."""
+    active = active.to("cpu", torch.long)
+    perm = torch.randperm(len(active), generator=gen(seed, "order", epoch))
+    return active[perm]
+
+
+def num_batches(n: int, batch_size: int) -> int:
+    return math.ceil(n / batch_size)   # no drop_last
+
+
+class DeviceDataset:
+    """An in-memory split on the training device."""
+
+    def __init__(self, data: InMemoryData, device: torch.device, image_size: int,
+                 mean=None, std=None):
+        imgs = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()   # N,3,H,W uint8
+        if imgs.shape[-1] != image_size or imgs.shape[-2] != image_size:
+            # Resize once (e.g. CIFAR at another resolution), in chunks to bound memory.
+            parts = [F.interpolate(imgs[i:i + 4096].float(), size=(image_size, image_size), mode="bilinear",
+                                   antialias=True, align_corners=False).round_().clamp_(0, 255).to(torch.uint8)
+                     for i in range(0, len(imgs), 4096)]
+            imgs = torch.cat(parts)
+        self.images = imgs.to(device)
+        self.targets = torch.from_numpy(data.labels).to(device)
+        self.device = device
+        mean = data.mean if mean is None else mean
+        std = data.std if std is None else std
+        # uint8 -> normalised float in one fused multiply-add: x * scale + shift
+        self.scale = (1.0 / (255.0 * torch.tensor(std, dtype=torch.float32))).view(1, 3, 1, 1).to(device)
+        self.shift = (-torch.tensor(mean, dtype=torch.float32) / torch.tensor(std, dtype=torch.float32)).view(1, 3, 1, 1).to(device)
+        self.mean, self.std = tuple(mean), tuple(std)
+
+    def __len__(self) -> int:
+        return self.targets.shape[0]
+
+    def batch(self, idx: torch.Tensor, augment: bool, seed: int = 0, epoch: int = 0, b: int = 0):
+        """Images and targets for dataset indices ``idx`` (a device tensor)."""
+        x = self.images.index_select(0, idx)
+        y = self.targets.index_select(0, idx)
+        if augment:
+            x = self._augment(x, gen(seed, "aug", epoch, b))
+        x = torch.addcmul(self.shift, x.float(), self.scale)
+        return x, y
+
+    def _augment(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        n, _, h, w = x.shape
+        shifts = torch.randint(0, 2 * CROP_PAD + 1, (2, n), generator=g)
+        flips = torch.rand(n, generator=g) < 0.5
+        shifts, flips = shifts.to(self.device, non_blocking=True), flips.to(self.device, non_blocking=True)
+        xp = F.pad(x, (CROP_PAD, CROP_PAD, CROP_PAD, CROP_PAD))   # zero (black) padding, as torchvision
+        rows = shifts[0][:, None] + torch.arange(h, device=self.device)[None, :]        # n,h
+        cols = shifts[1][:, None] + torch.arange(w, device=self.device)[None, :]        # n,w
+        cols = torch.where(flips[:, None], cols.flip(1), cols)
+        bi = torch.arange(n, device=self.device)[:, None, None]
+        # advanced indexing on dims 0,2,3 -> (n, h, w, c)
+        out = xp.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]]
+        return out.permute(0, 3, 1, 2)
+
+
+class InMemoryLoader:
+    """Batches of one in-memory split in a given order."""
+
+    def __init__(self, ds: DeviceDataset, batch_size: int, augment: bool, seed: int):
+        self.ds, self.batch_size, self.augment, self.seed = ds, batch_size, augment, seed
+
+    def batches(self, order: torch.Tensor, epoch: int, start_batch: int = 0):
+        order_dev = order.to(self.ds.device)
+        bs = self.batch_size
+        for b in range(start_batch, num_batches(len(order), bs)):
+            idx = order_dev[b * bs:(b + 1) * bs]
+            x, y = self.ds.batch(idx, self.augment, self.seed, epoch, b)
+            yield x, y, idx
+
+
+# ----------------------------------------------------------------------------- ImageFolder
+
+class _FolderTorchDataset(torch.utils.data.Dataset):
+    """Items are requested as (epoch, index) so per-sample randomness is keyed by both."""
+
+    def __init__(self, data: FolderData, image_size: int, augment: bool, seed: int):
+        self.data, self.size, self.augment, self.seed = data, image_size, augment, seed
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, key):
+        epoch, index = key
+        path = self.data.paths[index]
+        if self.augment:
+            img = _random_resized_crop(read_image(path, None), self.size, key_seed(self.seed, "aug", epoch, index))
+        else:
+            # resize the shorter side to size/0.875, then centre crop (the ImageNet eval recipe)
+            img = read_image(path, int(round(self.size / 0.875)))
+            w, h = img.size
+            left, top = (w - self.size) // 2, (h - self.size) // 2
+            img = img.crop((left, top, left + self.size, top + self.size))
+        arr = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
+        return arr, int(self.data.labels[index]), index
+
+
+def _random_resized_crop(img, size: int, seed: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+    """torchvision's RandomResizedCrop + horizontal flip, drawing from a private RNG."""
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    w, h = img.size
+    area = w * h
+    box = None
+    for _ in range(10):
+        target = area * rng.uniform(*scale)
+        ar = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+        cw, ch = int(round(math.sqrt(target * ar))), int(round(math.sqrt(target / ar)))
+        if 0 < cw <= w and 0 < ch <= h:
+            top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+            box = (left, top, left + cw, top + ch)
+            break
+    if box is None:   # fall back to a centre crop at the clamped aspect ratio
+        in_ratio = w / h
+        if in_ratio < ratio[0]:
+            cw, ch = w, int(round(w / ratio[0]))
+        elif in_ratio > ratio[1]:
+            ch, cw = h, int(round(h * ratio[1]))
+        else:
+            cw, ch = w, h
+        left, top = (w - cw) // 2, (h - ch) // 2
+        box = (left, top, left + cw, top + ch)
+    out = img.resize((size, size), resample=Image.BILINEAR, box=box)
+    if rng.random() < 0.5:
+        out = out.transpose(Image.FLIP_LEFT_RIGHT)
+    return out
+
+
+class _OrderSampler:
+    """A batch sampler whose content the loader swaps each epoch (works with persistent workers)."""
+
+    def __init__(self):
+        self.batches: list[list[tuple[int, int]]] = []
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class FolderLoader:
+    def __init__(self, data: FolderData, device: torch.device, image_size: int, batch_size: int,
+                 augment: bool, seed: int, workers: int):
+        self.device, self.batch_size = device, batch_size
+        self.sampler = _OrderSampler()
+        self.dataset = _FolderTorchDataset(data, image_size, augment, seed)
+        self.loader = torch.utils.data.DataLoader(
+            self.dataset, batch_sampler=self.sampler, num_workers=workers,
+            pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+            prefetch_factor=4 if workers > 0 else None)
+        std = torch.tensor(data.std, dtype=torch.float32)
+        self.scale = (1.0 / (255.0 * std)).view(1, 3, 1, 1).to(device)
+        self.shift = (-torch.tensor(data.mean, dtype=torch.float32) / std).view(1, 3, 1, 1).to(device)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def batches(self, order: torch.Tensor, epoch: int, start_batch: int = 0):
+        order = order.tolist()
+        bs = self.batch_size
+        self.sampler.batches = [[(epoch, i) for i in order[b * bs:(b + 1) * bs]]
+                                for b in range(start_batch, num_batches(len(order), bs))]
+        for x, y, idx in self.loader:
+            x = x.to(self.device, non_blocking=True)
+            x = torch.addcmul(self.shift, x.float(), self.scale)
+            yield x, y.to(self.device, non_blocking=True), idx.to(self.device, non_blocking=True)
+
+
+# ----------------------------------------------------------------------------- factory
+
+class Data:
+    """Train and test loaders of a configuration, plus the sizes the trainer reports."""
+
+    def __init__(self, cfg, device: torch.device):
+        d = cfg.data
+        train = load_split(cfg, "train")
+        test = load_split(cfg, "test")
+        self.classes = train.classes
+        self.num_classes = len(train.classes)
+        self.train_size, self.test_size = len(train), len(test)
+        self.kind = "memory" if isinstance(train, InMemoryData) else "folder"
+        eval_bs = max(cfg.batch_size, 256) if self.kind == "memory" else cfg.batch_size
+        if isinstance(train, InMemoryData):
+            tr = DeviceDataset(train, device, d.image_size)
+            te = DeviceDataset(test, device, d.image_size, mean=train.mean, std=train.std)
+            self.train = InMemoryLoader(tr, cfg.batch_size, d.augment, cfg.seed)
+            self.test = InMemoryLoader(te, eval_bs, False, cfg.seed)
+        else:
+            self.train = FolderLoader(train, device, d.image_size, cfg.batch_size, d.augment, cfg.seed, d.workers)
+            self.test = FolderLoader(test, device, d.image_size, eval_bs, False, cfg.seed, d.workers)
+
+    def train_batches(self, order: torch.Tensor, epoch: int, start_batch: int = 0):
+        return self.train.batches(order, epoch, start_batch)
+
+    def test_batches(self):
+        return self.test.batches(torch.arange(self.test_size), 0)

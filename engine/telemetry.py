@@ -1,0 +1,187 @@
+"""The event emitter: every event goes to stdout (one JSON line, flushed) and to
+``<run_dir>/events.jsonl``. stdout carries events only; logs go to stderr.
+
+A failing events.jsonl (full disk) never stops training or the stdout stream: the emitter
+warns once on stderr, keeps the unwritten lines and retries on the next event.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+from engine.events import dumps, make_event
+
+log = logging.getLogger("engine")
+
+PROGRESS_MIN_INTERVAL_S = 0.5     # at most 2 progress events per second
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Logs on stderr only, so they can never corrupt the event stream."""
+    root = logging.getLogger()
+    if not any(getattr(h, "_spfde", False) for h in root.handlers):
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        h._spfde = True  # type: ignore[attr-defined]
+        root.addHandler(h)
+    root.setLevel(level)
+
+
+class Emitter:
+    def __init__(self, run_dir: str | Path | None, stream: IO[str] | None = None,
+                 progress_bar: bool | None = None):
+        self.stream = stream if stream is not None else sys.stdout
+        self.path = Path(run_dir) / "events.jsonl" if run_dir is not None else None
+        self._lock = threading.Lock()
+        self._pending: list[str] = []     # lines not yet written to the file
+        self._file_warned = False
+        self._fh = None
+        self._last_progress = 0.0
+        self._stream_ok = True
+        tty = _isatty(self.stream)
+        # A bar only for humans: never when stdout is a pipe (the GUI reads events there).
+        self.bar = _ProgressBar(sys.stderr) if (progress_bar if progress_bar is not None else tty) else None
+
+    # -- events -----------------------------------------------------------------------------
+    def emit(self, name: str, **fields) -> dict:
+        ev = make_event(name, **fields)
+        line = dumps(ev)
+        with self._lock:
+            self._write_stream(line)
+            self._write_file(line)
+        if self.bar is not None:
+            self.bar.on_event(ev)
+        return ev
+
+    def progress(self, epoch: int, batch: int, batches: int, loss_fn=None, images_per_s=None,
+                 force: bool = False) -> bool:
+        """Emit a progress event if the last one is at least 0.5 s old; ``loss_fn`` is called
+        only then (it may synchronise the device). Returns whether one was emitted."""
+        now = time.monotonic()
+        if not force and now - self._last_progress < PROGRESS_MIN_INTERVAL_S:
+            return False
+        self._last_progress = now
+        loss = loss_fn() if loss_fn is not None else None
+        self.emit("progress", epoch=epoch, batch=batch, batches=batches, loss=loss, images_per_s=images_per_s)
+        return True
+
+    def _write_stream(self, line: str) -> None:
+        if not self._stream_ok:
+            return
+        try:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        except (BrokenPipeError, ValueError, OSError) as exc:
+            # The reader went away: keep training and keep the file (a GUI may reopen it).
+            self._stream_ok = False
+            log.warning("stdout closed (%s); events continue in %s only", exc, self.path)
+
+    def _write_file(self, line: str) -> None:
+        if self.path is None:
+            return
+        self._pending.append(line)
+        try:
+            if self._fh is None:
+                self._fh = open(self.path, "a", encoding="utf-8")
+            self._fh.write("\n".join(self._pending) + "\n")
+            self._fh.flush()
+            self._pending.clear()
+            if self._file_warned:
+                log.info("writing %s again", self.path)
+                self._file_warned = False
+        except OSError as exc:
+            # A partial write may have left a torn line: start the retry on a fresh line.
+            if self._fh is not None:
+                try:
+                    self._fh.close()
+                except OSError:
+                    pass
+                self._fh = None
+            if self._pending and not self._pending[0].startswith("\n"):
+                self._pending[0] = "\n" + self._pending[0]
+            if not self._file_warned:
+                log.warning("cannot write %s (%s); training continues and events still stream on stdout; "
+                            "retrying with the next event", self.path, exc)
+                self._file_warned = True
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pending and self.path is not None:
+                self._write_file_flush_only()
+            if self._fh is not None:
+                try:
+                    self._fh.close()
+                except OSError:
+                    pass
+                self._fh = None
+        if self.bar is not None:
+            self.bar.close()
+
+    def _write_file_flush_only(self) -> None:
+        try:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write("\n".join(self._pending) + "\n")
+            self._pending.clear()
+        except OSError:
+            pass
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _ProgressBar:
+    """A one-line bar on stderr for terminal use, driven by the events themselves."""
+
+    WIDTH = 30
+
+    def __init__(self, out: IO[str]):
+        self.out = out
+        self.epochs = None
+        self._open = False
+
+    def on_event(self, ev: dict) -> None:
+        name = ev.get("event")
+        if name == "run_started":
+            self.epochs = ev.get("config", {}).get("epochs")
+        elif name == "progress":
+            frac = ev["batch"] / max(1, ev["batches"])
+            done = int(frac * self.WIDTH)
+            loss = ev.get("loss")
+            ips = ev.get("images_per_s")
+            self._line(f"epoch {ev['epoch'] + 1}/{self.epochs or '?'} [{'#' * done}{'.' * (self.WIDTH - done)}] "
+                       f"{ev['batch']}/{ev['batches']}"
+                       + (f" loss {loss:.3f}" if loss is not None else "")
+                       + (f" {ips:.0f} img/s" if ips else ""))
+        elif name == "epoch_end":
+            ta = ev.get("test_acc")
+            self._line(f"epoch {ev['epoch'] + 1}/{ev['epochs']} train loss {ev['train_loss']:.3f} "
+                       f"acc {ev['train_acc']:.3f}" + (f" | test acc {ta:.3f}" if ta is not None else "")
+                       + f" | {ev['epoch_time']:.1f}s", end=True)
+        elif name in ("run_finished", "error"):
+            self.close()
+
+    def _line(self, text: str, end: bool = False) -> None:
+        try:
+            self.out.write("\r\x1b[2K" + text + ("\n" if end else ""))
+            self.out.flush()
+            self._open = not end
+        except (OSError, ValueError):
+            pass
+
+    def close(self) -> None:
+        if self._open:
+            try:
+                self.out.write("\n")
+                self.out.flush()
+            except (OSError, ValueError):
+                pass
+            self._open = False

@@ -1,0 +1,369 @@
+"""The training loop. Read top to bottom: build, (resume), then epochs of batches.
+
+Everything technique-specific lives in the components [freezer, sparsifier, sieve, ledger]
+(engine.component hooks); the loop itself only trains, evaluates, reports and checkpoints.
+Per-batch work is kept minimal: hooks that a component does not override are not called,
+and loss/accuracy sums stay on the device until the end of the epoch (or a throttled
+progress event), so there is no device synchronisation per batch.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from engine import arch as arch_mod
+from engine import checkpoint as ckpt
+from engine.commands import CommandChannel
+from engine.component import Component
+from engine.data.loaders import Data, epoch_order, num_batches
+from engine.lr_schedule import block_lr
+from engine.run_dir import run_id
+
+log = logging.getLogger("engine.trainer")
+
+HOOKS = ("on_epoch_start", "after_backward", "after_step", "on_batch_end", "on_epoch_end")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={name!r} but CUDA is not available on this machine (use device: auto or cpu)")
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise RuntimeError(f"device={name!r} but MPS is not available on this machine")
+    return dev
+
+
+class _Stop(Exception):
+    """Raised inside the loop when a stop command has been handled."""
+
+
+class Trainer:
+    def __init__(self, cfg, run_dir, emitter, commands: CommandChannel | None = None):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.emitter = emitter
+        self.commands = commands or CommandChannel()
+        self.device = resolve_device(cfg.device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            torch.backends.cudnn.benchmark = True
+
+        t0 = time.monotonic()
+        self.data = Data(cfg, self.device)
+        self.train_size, self.test_size = self.data.train_size, self.data.test_size
+        self.num_classes = self.data.num_classes
+        log.info("data: %s, %d train / %d test samples, %d classes (%.1fs)", cfg.data.name,
+                 self.train_size, self.test_size, self.num_classes, time.monotonic() - t0)
+
+        from engine.models import build_model
+        torch.manual_seed(cfg.seed)          # the initial weights depend on the seed only
+        self.model = build_model(cfg, self.num_classes).to(self.device)
+        self.block_names = list(self.model.block_names)
+        self.arch = arch_mod.describe(cfg.model, self.num_classes, cfg.data.image_size)
+        from engine.plan import project
+        self.plan = project(cfg)
+        self.optimizer = self._build_optimizer()
+        nb = len(self.block_names)
+        self.block_lr_end: list[int] = [cfg.epochs] * nb
+        self.lr_override: list[float | None] = [None] * nb
+
+        from engine.freezer import Freezer
+        from engine.ledger import Ledger
+        from engine.sieve import Sieve
+        from engine.sparsity import Sparsifier
+        self.freezer, self.sparsifier, self.sieve, self.ledger = Freezer(cfg), Sparsifier(cfg), Sieve(cfg), Ledger(cfg)
+        self.components: list[Component] = [self.freezer, self.sparsifier, self.sieve, self.ledger]
+        # Only the hooks a component overrides are called: the base ones do nothing.
+        self._hooks = {h: [getattr(c, h) for c in self.components
+                           if getattr(type(c), h) is not getattr(Component, h)] for h in HOOKS}
+
+        # Position: epoch and batch the loop continues at, plus the open epoch's partial sums.
+        self.epoch = 0
+        self.batch = 0
+        self.samples_total = 0
+        self.epochs_completed = 0
+        self.wall_before = 0.0               # wall time of earlier sessions of this run
+        self._partial = None                 # (loss_sum, correct_sum, seen, elapsed) after a mid-epoch resume
+        self.resumed = False
+        self.last_record: dict | None = None
+        self._rss_peak = 0
+
+    # ------------------------------------------------------------------ building
+    def _build_optimizer(self) -> torch.optim.Optimizer:
+        o = self.cfg.optim
+        groups, seen = [], set()
+        for name, block in zip(self.block_names, self.model.blocks):
+            params = [p for p in block.parameters() if id(p) not in seen]
+            seen.update(id(p) for p in params)
+            groups.append({"params": params, "block": name})
+        missing = [n for n, p in self.model.named_parameters() if id(p) not in seen]
+        if missing:
+            raise RuntimeError(f"parameters outside every freeze block: {missing[:5]}")
+        return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
+                               nesterov=o.nesterov and o.momentum > 0)
+
+    def emit(self, name: str, **fields) -> dict:
+        return self.emitter.emit(name, **fields)
+
+    # ------------------------------------------------------------------ resume
+    def load_checkpoint(self, state: dict | None = None) -> None:
+        """Restore a checkpoint (default: <run_dir>/checkpoints/last.pt) before fit()."""
+        if state is None:
+            state = ckpt.load(self.run_dir, map_location=self.device)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        for c in self.components:
+            c.load_state_dict(state["components"].get(c.name, {}))
+        tr = state.get("trainer", {})
+        self.block_lr_end = list(tr.get("block_lr_end", self.block_lr_end))
+        self.lr_override = list(tr.get("lr_override", self.lr_override))
+        pos = state["position"]
+        self.epoch, self.batch = int(pos["epoch"]), int(pos["batch"])
+        self.samples_total = int(pos["samples_total"])
+        self.epochs_completed = int(pos["epochs_completed"])
+        self.wall_before = float(pos.get("wall_time", 0.0))
+        self.last_record = pos.get("last_record")
+        if self.batch > 0:
+            self._partial = (pos["loss_sum"], pos["correct_sum"], int(pos["seen"]), float(pos["elapsed"]))
+        ckpt.set_rng_state(state.get("rng"))
+        self.resumed = True
+        log.info("resumed at epoch %d, batch %d", self.epoch, self.batch)
+
+    # ------------------------------------------------------------------ the run
+    def fit(self) -> str:
+        """Train to the end or until stopped; returns the run status (completed or stopped)."""
+        self._t_session = time.monotonic()
+        self._emit_run_started()
+        for c in self.components:
+            c.on_run_start(self)
+        try:
+            for epoch in range(self.epoch, self.cfg.epochs):
+                self.epoch = epoch
+                if self.commands.should_stop:
+                    self._checkpoint("stop", mid_epoch=False)
+                    raise _Stop
+                self._train_epoch(epoch)
+                self.epochs_completed = epoch + 1
+                self.epoch, self.batch = epoch + 1, 0
+                every = self.cfg.checkpoint.every
+                if every > 0 and (epoch + 1) % every == 0 and epoch + 1 < self.cfg.epochs:
+                    self._checkpoint("periodic", mid_epoch=False, tag=epoch + 1)
+            self._checkpoint("end", mid_epoch=False, final=True)
+            status = "completed"
+        except _Stop:
+            status = "stopped"
+        self.emit("run_finished", status=status, epochs_completed=self.epochs_completed,
+                  final=self._final_metrics(), flops=self.ledger.totals(), wall_time=self._wall())
+        return status
+
+    def _train_epoch(self, epoch: int) -> None:
+        cfg, model, opt = self.cfg, self.model, self.optimizer
+        for hook in self._hooks["on_epoch_start"]:
+            hook(self, epoch)
+        prefix = int(self.freezer.frozen_prefix(epoch))
+        if model.frozen_prefix != prefix:
+            model.frozen_prefix = prefix
+        for i, g in enumerate(opt.param_groups):
+            ov = self.lr_override[i]
+            g["lr"] = ov if ov is not None else block_lr(cfg, epoch, self.block_lr_end[i])
+        model.train()
+
+        active = self.sieve.epoch_indices(epoch)
+        order = epoch_order(active, cfg.seed, epoch)
+        batches = num_batches(len(order), cfg.batch_size)
+        start = self.batch
+        if self._partial is not None and start > 0:
+            ls, cs, seen, elapsed = self._partial
+            loss_sum = torch.as_tensor(ls, dtype=torch.float64, device=self.device).clone()
+            correct_sum = torch.as_tensor(cs, dtype=torch.int64, device=self.device).clone()
+        else:
+            loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+            correct_sum = torch.zeros((), dtype=torch.int64, device=self.device)
+            seen, elapsed = 0, 0.0
+        self._partial = None
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+        after_backward, after_step = self._hooks["after_backward"], self._hooks["after_step"]
+        on_batch_end = self._hooks["on_batch_end"]
+        emitter, commands = self.emitter, self.commands
+        t_start = time.monotonic()
+        t_mark, seen_mark = t_start, seen
+        b = start
+        for b, (x, y, idx) in enumerate(self.data.train_batches(order, epoch, start), start=start):
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            loss.backward()
+            for hook in after_backward:
+                hook(self)
+            opt.step()
+            for hook in after_step:
+                hook(self)
+            with torch.no_grad():
+                correct = logits.argmax(1) == y
+                loss_d = loss.detach()
+                for hook in on_batch_end:
+                    hook(self, idx, correct, loss_d)
+                loss_sum += loss_d.double() * y.shape[0]
+                correct_sum += correct.sum()
+            opt.zero_grad(set_to_none=True)
+            seen += y.shape[0]
+            self.batch = b + 1
+
+            now = time.monotonic()
+            if now - t_mark >= 0.5 and emitter.progress(
+                    epoch, b + 1, batches, loss_fn=lambda: float(loss_sum.item() / max(1, seen)),
+                    images_per_s=(seen - seen_mark) / max(1e-9, now - t_mark)):
+                t_mark, seen_mark = now, seen
+                self._sample_rss()
+            if commands.should_stop:
+                self._checkpoint("stop", mid_epoch=True,
+                                 partial=(loss_sum, correct_sum, seen, elapsed + time.monotonic() - t_start))
+                raise _Stop
+            if commands.take_checkpoint_request():
+                self._checkpoint("command", mid_epoch=True,
+                                 partial=(loss_sum, correct_sum, seen, elapsed + time.monotonic() - t_start))
+        train_time = elapsed + time.monotonic() - t_start
+
+        t_eval = time.monotonic()
+        test_loss, test_acc = self.evaluate()
+        eval_time = time.monotonic() - t_eval
+        seen = max(seen, 1)
+        lrs = {g["block"]: float(g["lr"]) for g in opt.param_groups}
+        self.samples_total += len(order)
+        record = {
+            "epoch": epoch, "epochs": cfg.epochs,
+            "train_loss": float(loss_sum.item() / seen), "train_acc": float(correct_sum.item() / seen),
+            "test_loss": test_loss, "test_acc": test_acc,
+            "lr": float(opt.param_groups[-1]["lr"]), "lrs": lrs,
+            "epoch_time": train_time, "eval_time": eval_time,
+            "samples": len(order), "samples_total": self.samples_total,
+            "memory": self._memory(), "flops": {}, "flops_epoch": {},
+            "density": float(self._density()),
+            "frozen_blocks": self.block_names[:model.frozen_prefix],
+            "active_samples": int(len(active)),
+        }
+        for hook in self._hooks["on_epoch_end"]:
+            hook(self, epoch, record)
+        self.last_record = {k: record[k] for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc",
+                                                   "density", "lr")}
+        self.emit("epoch_end", **record)
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float | None, float | None]:
+        if self.test_size == 0:
+            return None, None
+        model = self.model
+        model.eval()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        n = 0
+        for x, y, _ in self.data.test_batches():
+            logits = model(x)
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+            correct += (logits.argmax(1) == y).sum()
+            n += y.shape[0]
+        model.train()
+        return float(loss_sum.item() / n), float(correct.item() / n)
+
+    # ------------------------------------------------------------------ reporting
+    def _density(self) -> float:
+        sp = self.sparsifier
+        if hasattr(sp, "overall_density"):
+            return sp.overall_density()
+        d = sp.densities()
+        total = sum(l.params for l in self.arch.layers)
+        return sum(l.params * d.get(l.name, 1.0) for l in self.arch.layers) / total
+
+    def _sample_rss(self) -> int:
+        try:
+            import psutil
+            rss = psutil.Process().memory_info().rss
+        except Exception:  # noqa: BLE001 - psutil missing or a sandbox without /proc
+            rss = 0
+        self._rss_peak = max(self._rss_peak, rss)
+        return rss
+
+    def _memory(self) -> dict:
+        rss = self._sample_rss()
+        if self.device.type == "cuda":
+            mem = {"kind": "cuda", "peak_bytes": int(torch.cuda.max_memory_allocated(self.device)), "rss_bytes": rss}
+        else:
+            # CPU: the largest process RSS seen this epoch (sampled with the progress events)
+            mem = {"kind": "cpu", "peak_bytes": int(self._rss_peak), "rss_bytes": rss}
+        self._rss_peak = rss
+        return mem
+
+    def _final_metrics(self) -> dict:
+        return dict(self.last_record or {})
+
+    def _wall(self) -> float:
+        return self.wall_before + time.monotonic() - self._t_session
+
+    def _emit_run_started(self) -> None:
+        counts = [sum(p.numel() for p in b.parameters()) for b in self.model.blocks]
+        plan_blocks = {b["name"]: b for b in self.plan.get("blocks", [])}
+        layer_block = self.model.layer_block()
+        blocks = []
+        for i, (name, n) in enumerate(zip(self.block_names, counts)):
+            pb = plan_blocks.get(name, {})
+            blocks.append({"name": name, "params": int(n), "forward_flops": float(pb.get("forward_flops", 0.0)),
+                           "layers": [l for l, bi in layer_block.items() if bi == i]})
+        d = self.cfg.data
+        dev = str(self.device)
+        if self.device.type == "cuda":
+            dev_name = torch.cuda.get_device_name(self.device)
+        else:
+            dev_name = f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+        self.emit(
+            "run_started", run_id=run_id(self.run_dir), run_dir=str(self.run_dir.resolve()),
+            config=self.cfg.to_dict(), device=dev, device_name=dev_name,
+            dataset={"name": d.name, "train_size": self.train_size, "test_size": self.test_size,
+                     "num_classes": self.num_classes, "image_size": d.image_size, "classes": self.data.classes[:1000]},
+            model={"name": self.cfg.model.name, "width": self.cfg.model.width, "params": int(sum(counts)),
+                   "blocks": blocks},
+            freeze_plan=self.plan.get("freeze_plan"),
+            projected={k: self.plan[k] for k in ("flops", "memory", "epochs") if k in self.plan},
+            resumed=self.resumed, start_epoch=int(self.epoch), start_batch=int(self.batch),
+            pid=os.getpid(), torch_version=torch.__version__)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state(self, mid_epoch: bool, partial=None) -> dict:
+        pos = {"epoch": self.epoch, "batch": self.batch if mid_epoch else 0,
+               "samples_total": self.samples_total, "epochs_completed": self.epochs_completed,
+               "wall_time": self._wall(), "last_record": self.last_record}
+        if mid_epoch and partial is not None:
+            ls, cs, seen, elapsed = partial
+            pos.update(loss_sum=float(ls.item()), correct_sum=int(cs.item()), seen=int(seen), elapsed=float(elapsed))
+        return {
+            "config": self.cfg.to_dict(), "position": pos,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "components": {c.name: c.state_dict() for c in self.components},
+            "trainer": {"block_lr_end": list(self.block_lr_end), "lr_override": list(self.lr_override)},
+            "rng": ckpt.rng_state(),
+        }
+
+    def _checkpoint(self, reason: str, mid_epoch: bool, partial=None, tag: int | None = None,
+                    final: bool = False) -> bool:
+        """Write a checkpoint and emit its event. A failed write is reported as a non-fatal
+        error event (the previous checkpoint stays intact) unless it is the final one."""
+        state = self._state(mid_epoch, partial)
+        try:
+            path, size = ckpt.save(self.run_dir, state, epoch_tag=tag, keep=self.cfg.checkpoint.keep)
+        except ckpt.CheckpointError as exc:
+            if final or reason == "stop":
+                raise
+            log.error("%s", exc)
+            self.emit("error", message=str(exc), traceback=traceback.format_exc(), fatal=False)
+            return False
+        self.emit("checkpoint", epoch=int(state["position"]["epoch"]), batch=int(state["position"]["batch"]),
+                  path=str(path), reason=reason, bytes=int(size))
+        return True
