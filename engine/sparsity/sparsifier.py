@@ -1,0 +1,215 @@
+"""The DST component: MEST EM&S (default), MEST EM and a static random mask.
+
+Masks are kept as float tensors shaped like the weights, so the per-step work is two
+fused ``torch._foreach_mul_`` calls (gradients after backward, weights after the step)
+over the layers of unfrozen blocks. Schedule numbers come from ``engine.dst_schedule``,
+the same functions the planner uses.
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import dst_schedule
+from ..component import Component
+from ..seeding import gen
+from . import masks as M
+
+
+class Sparsifier(Component):
+    name = "sparsifier"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.enabled = cfg.sparsity.target > 0.0
+        self.score_lambda = float(cfg.sparsity.score_lambda)
+        self._all_layers: list[str] = []
+        self._layers: list[tuple[str, torch.nn.Module]] = []   # masked layers, forward order
+        self._schedule_layers: list[tuple] = []                 # (name, shape, tags) for dst_schedule
+        self._block_of: dict[str, int] = {}
+        self._fmask: dict[str, torch.Tensor] = {}               # float 0/1 masks
+        self._kept: dict[str, int] = {}                         # kept positions per layer
+        self._numel: dict[str, int] = {}
+        self._last_update = -1
+        self._pending: dict | None = None
+        self._built = False
+        # hot path: weights and masks of the masked layers in unfrozen blocks
+        self._active_names: list[str] = []
+        self._active_w: list[torch.Tensor] = []
+        self._active_m: list[torch.Tensor] = []
+        self._frozen = 0
+        self._keep_grad = False
+        self._grads: dict[str, torch.Tensor] = {}
+
+    # ------------------------------------------------------------ set-up
+    def on_run_start(self, trainer) -> None:
+        model = trainer.model
+        prunable = model.prunable()
+        self._all_layers = [n for n, _ in prunable]
+        self._built = True
+        if not self.enabled:
+            return
+        tags = model.layer_tags()
+        self._block_of = model.layer_block()
+        self._schedule_layers = [(n, tuple(m.weight.shape), tags[n]) for n, m in prunable]
+        dense = dst_schedule.dense_layer_names(self.cfg, self._schedule_layers)
+        self._layers = [(n, m) for n, m in prunable if n not in dense]
+        self._numel = {n: m.weight.numel() for n, m in self._layers}
+        if self._pending is not None:
+            self._restore(self._pending)
+            self._pending = None
+        else:
+            start = dst_schedule.layer_densities(self.cfg, self._schedule_layers,
+                                                 dst_schedule.training_sparsity(self.cfg, 0))
+            for n, m in self._layers:
+                mask = M.random_mask(m.weight.shape, start[n], gen(self.cfg.seed, "mask", 0, n))
+                self._fmask[n] = mask.to(device=m.weight.device, dtype=m.weight.dtype)
+        with torch.no_grad():
+            for n, m in self._layers:
+                m.weight.mul_(self._fmask[n])
+        self._recount()
+        self._refresh_active(getattr(model, "frozen_prefix", 0))
+
+    def _restore(self, state: dict) -> None:
+        saved = state.get("masks", {})
+        names = [n for n, _ in self._layers]
+        if sorted(saved) != sorted(names):
+            raise ValueError(f"checkpoint masks do not match the model's sparse layers: "
+                             f"checkpoint has {sorted(saved)}, model has {sorted(names)}")
+        for n, m in self._layers:
+            mask = saved[n]
+            if tuple(mask.shape) != tuple(m.weight.shape):
+                raise ValueError(f"checkpoint mask {n} has shape {tuple(mask.shape)}, "
+                                 f"the weight has {tuple(m.weight.shape)}")
+            self._fmask[n] = mask.to(device=m.weight.device, dtype=m.weight.dtype)
+        self._last_update = int(state.get("last_update", -1))
+        self._grads = {n: g.to(dict(self._layers)[n].weight.device) for n, g in state.get("grads", {}).items()}
+
+    # ------------------------------------------------------------ per epoch
+    def on_epoch_start(self, trainer, epoch: int) -> None:
+        if not self.enabled:
+            return
+        frozen = self._frozen_prefix(trainer, epoch)
+        update = dst_schedule.mask_update(self.cfg, epoch)
+        # epoch > last update: a run resumed mid-epoch must not apply the update twice
+        if update is not None and epoch > self._last_update:
+            self._update(trainer, epoch, frozen, *update)
+        self._refresh_active(frozen)
+        # The prune score needs the gradient of the last step before the next update.
+        self._keep_grad = self.score_lambda > 0 and dst_schedule.mask_update(self.cfg, epoch + 1) is not None
+
+    def _frozen_prefix(self, trainer, epoch: int) -> int:
+        k = int(getattr(trainer.model, "frozen_prefix", 0))
+        freezer = getattr(trainer, "freezer", None)
+        if freezer is not None and hasattr(freezer, "frozen_prefix"):
+            k = max(k, int(freezer.frozen_prefix(epoch)))
+        return k
+
+    def _update(self, trainer, epoch: int, frozen: int, prune_to: float, grow_to: float) -> None:
+        d_prune = dst_schedule.layer_densities(self.cfg, self._schedule_layers, prune_to)
+        d_grow = dst_schedule.layer_densities(self.cfg, self._schedule_layers, grow_to)
+        opt_state = trainer.optimizer.state if trainer.optimizer is not None else {}
+        records = []
+        with torch.no_grad():
+            for n, m in self._layers:
+                if self._block_of[n] < frozen:  # a frozen block keeps its mask
+                    records.append({"name": n, "density": self._kept[n] / self._numel[n],
+                                    "changed": 0.0, "frozen": True})
+                    continue
+                w = m.weight
+                old = self._fmask[n].bool()
+                keep = M.prune(w, old, d_prune[n], self._grads.get(n), self.score_lambda)
+                new = M.grow(keep, d_grow[n], gen(self.cfg.seed, "grow", epoch, n))
+                keep_f = keep.to(w.dtype)
+                w.mul_(keep_f)  # pruned weights go to 0; regrown ones therefore start at 0
+                buf = opt_state.get(w, {}).get("momentum_buffer")
+                if buf is not None:
+                    buf.mul_(keep_f)
+                self._fmask[n] = new.to(w.dtype)
+                self._kept[n] = int(new.sum())
+                records.append({"name": n, "density": self._kept[n] / self._numel[n],
+                                "changed": M.changed_fraction(old, new), "frozen": False})
+        self._grads = {}
+        self._last_update = epoch
+        trainer.emit("mask_update", epoch=epoch, layers=records, density=self.overall_density(),
+                     prune_to=prune_to, grow_to=grow_to)
+
+    def _refresh_active(self, frozen: int) -> None:
+        self._frozen = frozen
+        active = [(n, m) for n, m in self._layers if self._block_of[n] >= frozen]
+        self._active_names = [n for n, _ in active]
+        self._active_w = [m.weight for _, m in active]
+        self._active_m = [self._fmask[n] for n, _ in active]
+
+    def _recount(self) -> None:
+        self._kept = {n: int(self._fmask[n].sum()) for n, _ in self._layers}
+
+    # ------------------------------------------------------------ per step (hot path)
+    def after_backward(self, trainer) -> None:
+        if not self._active_w:
+            return
+        grads = [w.grad for w in self._active_w]
+        masks = self._active_m
+        if any(g is None for g in grads):
+            pairs = [(g, mk) for g, mk in zip(grads, masks) if g is not None]
+            grads, masks = [g for g, _ in pairs], [mk for _, mk in pairs]
+            if not grads:
+                return
+        torch._foreach_mul_(grads, masks)
+        if self._keep_grad:
+            self._store_grads()
+
+    def _store_grads(self) -> None:
+        with torch.no_grad():
+            for n, w in zip(self._active_names, self._active_w):
+                if w.grad is None:
+                    continue
+                buf = self._grads.get(n)
+                if buf is None:
+                    self._grads[n] = w.grad.detach().clone()
+                else:
+                    buf.copy_(w.grad)
+
+    def after_step(self, trainer) -> None:
+        if self._active_w:
+            with torch.no_grad():
+                torch._foreach_mul_(self._active_w, self._active_m)
+
+    # ------------------------------------------------------------ queries
+    @property
+    def masks(self) -> dict[str, torch.Tensor]:
+        """Bool masks of the sparse layers (kept-dense layers have none)."""
+        return {n: fm.bool() for n, fm in self._fmask.items()}
+
+    def densities(self) -> dict[str, float]:
+        """Current density of every prunable layer (1.0 for kept-dense layers and when off)."""
+        out = {n: 1.0 for n in self._all_layers}
+        out.update({n: k / self._numel[n] for n, k in self._kept.items()})
+        return out
+
+    def overall_density(self) -> float:
+        """Fraction of weights kept over the sparse layers (1.0 when sparsity is off)."""
+        total = sum(self._numel[n] for n in self._kept)
+        return sum(self._kept.values()) / total if total else 1.0
+
+    # ------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        if not self.enabled:
+            return {}
+        state = {"masks": {n: fm.bool().cpu() for n, fm in self._fmask.items()},
+                 "last_update": self._last_update}
+        if self._grads:
+            state["grads"] = {n: g.cpu() for n, g in self._grads.items()}
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        if not self.enabled or not state:
+            return
+        if self._layers:  # already built: apply now
+            self._restore(state)
+            with torch.no_grad():
+                for n, m in self._layers:
+                    m.weight.mul_(self._fmask[n])
+            self._recount()
+            self._refresh_active(self._frozen)
+        else:
+            self._pending = state
