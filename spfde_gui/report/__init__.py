@@ -1,0 +1,104 @@
+"""Run reports: HTML (plots embedded as PNG), PDF, and the raw metrics as CSV and JSON.
+
+``export_report(run_dir, out_dir)`` is what both the window's Export action and the
+headless ``spfde-gui report RUN_DIR --out DIR`` call. It reads the run through
+``spfde_gui.run_model.RunModel`` (the same replay the window shows), so a report is a
+function of ``events.jsonl`` (plus ``config.yaml`` when the stream lacks a configuration).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+FORMATS = ("html", "pdf", "csv", "json")
+FILE_NAMES = {"html": "report.html", "pdf": "report.pdf", "csv": "metrics.csv", "json": "metrics.json"}
+PDF_IMAGE_WIDTH = 660   # CSS pixels: about the PDF page body width (A4 less margins at 96 dpi)
+# The page's own margins come from the PDF writer; the browser's padding would only narrow it.
+PDF_CSS = ".page { padding: 0; margin: 0; } .figure { margin: 6px 0 10px 0; }"
+
+
+class ReportError(ValueError):
+    """The run directory cannot be reported on (missing, empty, no events)."""
+
+
+def load_run(run_dir):
+    """The run model of ``run_dir``; ReportError naming the path when there is nothing to read."""
+    from spfde_gui.run_model import EVENTS_FILE, RunModel
+    p = Path(run_dir)
+    if not p.exists():
+        raise ReportError(f"run directory not found: {p}")
+    if not p.is_dir():
+        raise ReportError(f"not a run directory (a file): {p}")
+    events = p / EVENTS_FILE
+    if not events.is_file():
+        raise ReportError(f"no {EVENTS_FILE} in {p}: not a run directory, or the run never started")
+    model = RunModel.load(p)
+    if model.n_events == 0:
+        raise ReportError(f"{events} holds no events (empty or unreadable)")
+    if model.run_started is None and model.n_epochs == 0:
+        raise ReportError(f"{events} has no run_started and no epoch_end event: nothing to report")
+    if not model.config:
+        model.config = _config_file(p)
+    return model
+
+
+def _config_file(run_dir: Path) -> dict | None:
+    import yaml
+    f = run_dir / "config.yaml"
+    if not f.is_file():
+        return None
+    try:
+        data = yaml.safe_load(f.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def parse_formats(formats) -> tuple[str, ...]:
+    if formats is None:
+        return FORMATS
+    if isinstance(formats, str):
+        formats = [f for f in formats.split(",")]
+    chosen = tuple(dict.fromkeys(f.strip().lower() for f in formats if f.strip()))
+    bad = [f for f in chosen if f not in FORMATS]
+    if bad or not chosen:
+        raise ReportError(f"unknown report format(s) {', '.join(bad) or '(none given)'}; "
+                          f"expected a comma-separated subset of {','.join(FORMATS)}")
+    return chosen
+
+
+def export_report(run_dir, out_dir, formats=None) -> dict[str, Path]:
+    """Write the report of ``run_dir`` into ``out_dir`` (created); format -> written file."""
+    chosen = parse_formats(formats)
+    model = load_run(run_dir)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ReportError(f"output path exists and is not a folder: {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+
+    from . import metrics
+    if "csv" in chosen:
+        written["csv"] = metrics.write_csv(model, out / FILE_NAMES["csv"])
+    if "json" in chosen:
+        written["json"] = metrics.write_json(model, out / FILE_NAMES["json"])
+    if "html" in chosen or "pdf" in chosen:
+        from . import builder
+        figures = _figures(model)
+        if "html" in chosen:
+            path = out / FILE_NAMES["html"]
+            path.write_text(builder.render_html(model, figures), encoding="utf-8")
+            written["html"] = path
+        if "pdf" in chosen:
+            from .pdf import write_pdf
+            html_text = builder.render_html(model, figures, image_src=lambda f: f"figure/{f.key}.png",
+                                            image_width=PDF_IMAGE_WIDTH, extra_css=PDF_CSS)
+            images = {f"figure/{f.key}.png": f.png for f in figures.values()}
+            written["pdf"] = write_pdf(html_text, images, out / FILE_NAMES["pdf"],
+                                       f"SpFDE Studio · {model.name} · {model.status}")
+    return {f: written[f] for f in chosen}
+
+
+def _figures(model) -> dict:
+    from . import builder, plots
+    pngs = plots.render_all(model, builder.planned_freeze_epochs(model))
+    return {key: builder.Figure(key, title, pngs[key]) for key, title in plots.FIGURES if key in pngs}

@@ -1,0 +1,301 @@
+"""The report's figures, drawn with pyqtgraph off screen and returned as PNG bytes.
+
+matplotlib is not a dependency: pyqtgraph's ImageExporter renders a scene without a
+window (it needs a QApplication, which ``ensure_app`` provides). Each figure is a
+function of the run model only; a figure with no data is left out (the caller says why).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# Figure size in scene pixels; exported at EXPORT_SCALE x for crisp print.
+FIG_W, FIG_H = 900, 380
+EXPORT_SCALE = 2
+# A restrained palette that survives greyscale printing.
+BLUE, ORANGE, GREEN, RED, PURPLE, GREY = "#1f5fa8", "#e07b1a", "#2e8b57", "#c0392b", "#7b4fa0", "#9aa3ad"
+SOURCE_COLOURS = {"spent": BLUE, "sparsity": GREY, "freeze": ORANGE, "sieve": GREEN}
+
+
+def ensure_app():
+    """The running QApplication, or a new one (widgets need one; offscreen is fine)."""
+    from PySide6.QtWidgets import QApplication
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(["spfde-gui-report"])
+    elif not isinstance(app, QApplication):
+        raise RuntimeError("report plots need a QApplication, but a QGuiApplication/QCoreApplication is running")
+    return app
+
+
+def _pg():
+    import pyqtgraph as pg
+    pg.setConfigOptions(antialias=True, background="w", foreground="#333333")
+    return pg
+
+
+def _layout(pg):
+    from PySide6.QtGui import QFont
+    win = pg.GraphicsLayoutWidget()
+    win.resize(FIG_W, FIG_H)
+    win.ci.setContentsMargins(6, 6, 14, 6)
+    font = QFont()
+    font.setPointSizeF(8.5)
+    return win, font
+
+
+def _style(plot, font, title: str, xlabel: str, ylabel: str):
+    plot.setTitle(f"<span style='font-size:10.5pt; color:#222'>{title}</span>")
+    for side, label in (("bottom", xlabel), ("left", ylabel)):
+        ax = plot.getAxis(side)
+        ax.setTickFont(font)
+        ax.setPen("#888888")
+        ax.setTextPen("#444444")
+        ax.setLabel(f"<span style='font-size:9pt'>{label}</span>")
+    plot.showGrid(x=True, y=True, alpha=0.15)
+
+
+def _legend(plot, left: bool = False):
+    leg = plot.addLegend(offset=(8 if left else -8, 8), labelTextSize="10pt", labelTextColor="#333333")
+    leg.setBrush((255, 255, 255, 220))
+    leg.setPen("#cccccc")
+    return leg
+
+
+def _export(win) -> bytes:
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRectF
+    from pyqtgraph.exporters import ImageExporter
+    # The widget is never shown, so no resize event lays the plots out: size the layout
+    # item by hand and export that item (not the scene, whose rect follows the view).
+    size = win.size()
+    win.ci.setGeometry(QRectF(0, 0, size.width(), size.height()))
+    win.ci.layout.activate()
+    exporter = ImageExporter(win.ci)
+    exporter.parameters()["width"] = int(size.width() * EXPORT_SCALE)
+    exporter.parameters()["antialias"] = True
+    image = exporter.export(toBytes=True)
+    data = QByteArray()
+    buf = QBuffer(data)
+    buf.open(QIODevice.WriteOnly)
+    image.save(buf, "PNG")
+    buf.close()
+    win.close()
+    win.deleteLater()
+    return bytes(data.data())
+
+
+def _headroom(plot, *series, top: float = 0.32):
+    """Room above the data for the legend, so it never hides a curve."""
+    vals = np.concatenate([np.asarray(v, float).ravel() for v in series]) if series else np.array([])
+    vals = vals[np.isfinite(vals)]
+    if not vals.size:
+        return
+    lo, hi = float(vals.min()), float(vals.max())
+    span = hi - lo or abs(hi) or 1.0
+    plot.setYRange(lo - 0.04 * span, hi + top * span, padding=0)
+
+
+def _finite(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ok = np.isfinite(x) & np.isfinite(y)
+    return x[ok], y[ok]
+
+
+def _line(pg, plot, x, y, colour, name, dash=False, symbol=True):
+    x, y = _finite(np.asarray(x, float), np.asarray(y, float))
+    if not len(x):
+        return False
+    from PySide6.QtCore import Qt
+    pen = pg.mkPen(colour, width=2, style=Qt.DashLine if dash else Qt.SolidLine)
+    few = len(x) <= 60 and symbol
+    plot.plot(x, y, pen=pen, name=name, symbol="o" if few else None, symbolSize=5,
+              symbolBrush=colour, symbolPen=None)
+    return True
+
+
+def percent(values: np.ndarray) -> np.ndarray:
+    """Accuracies as percentages (the engine records fractions)."""
+    v = np.asarray(values, float)
+    fin = v[np.isfinite(v)]
+    return v * 100.0 if fin.size and fin.max() <= 1.0 + 1e-9 else v
+
+
+def accuracy_loss(model) -> bytes | None:
+    """Accuracy and loss against epoch, train and test, side by side."""
+    if model.n_epochs == 0:
+        return None
+    pg = _pg()
+    win, font = _layout(pg)
+    ep = model.column("epoch")
+    acc = win.addPlot()
+    _style(acc, font, "Accuracy", "epoch", "accuracy (%)")
+    _legend(acc)
+    tr_acc, te_acc = percent(model.column("train_acc")), percent(model.column("test_acc"))
+    _line(pg, acc, ep, tr_acc, BLUE, "train")
+    _line(pg, acc, ep, te_acc, ORANGE, "test")
+    _headroom(acc, tr_acc, te_acc)
+    loss = win.addPlot()
+    _style(loss, font, "Loss", "epoch", "cross-entropy")
+    _legend(loss)
+    _line(pg, loss, ep, model.column("train_loss"), BLUE, "train")
+    _line(pg, loss, ep, model.column("test_loss"), ORANGE, "test")
+    _headroom(loss, model.column("train_loss"), model.column("test_loss"))
+    return _export(win)
+
+
+def accuracy_vs_flops(model) -> bytes | None:
+    """Test (or train) accuracy against cumulative training FLOPs, with the dense-equivalent budget."""
+    if model.n_epochs == 0:
+        return None
+    spent = model.column("flops_spent")
+    test = percent(model.column("test_acc"))
+    use_test = np.isfinite(test).any()
+    acc = test if use_test else percent(model.column("train_acc"))
+    if not (np.isfinite(spent) & np.isfinite(acc)).any():
+        return None
+    pg = _pg()
+    win, font = _layout(pg)
+    plot = win.addPlot()
+    _style(plot, font, f"{'Test' if use_test else 'Train'} accuracy against cumulative training FLOPs",
+           "training FLOPs", "accuracy (%)")
+    _legend(plot, left=True)
+    _line(pg, plot, spent, acc, BLUE, "this run (FLOPs spent)")
+    _headroom(plot, acc)
+    dense = model.column("flops_dense")
+    _line(pg, plot, dense, acc, GREY, "same epochs at dense cost", dash=True)
+    plot.getAxis("bottom").enableAutoSIPrefix(True)
+    return _export(win)
+
+
+def flops_by_source(model) -> bytes | None:
+    """Per-epoch training FLOPs, stacked: spent, then saved by sparsity, freezing and sieving."""
+    if model.n_epochs == 0:
+        return None
+    ep = model.column("epoch").astype(float)
+    parts = {}
+    for key, col in (("spent", "flops_spent"), ("sparsity", "saved_sparsity"),
+                     ("freeze", "saved_freeze"), ("sieve", "saved_sieve")):
+        cum = np.nan_to_num(model.column(col).astype(float))
+        parts[key] = np.diff(np.concatenate([[0.0], cum]))
+    if not any(np.abs(v).sum() > 0 for v in parts.values()):
+        return None
+    pg = _pg()
+    win, font = _layout(pg)
+    plot = win.addPlot()
+    _style(plot, font, "Training FLOPs per epoch by source (bar height = dense equivalent)", "epoch", "FLOPs")
+    _legend(plot)
+    labels = {"spent": "spent", "sparsity": "saved by sparsity", "freeze": "saved by freezing",
+              "sieve": "saved by sieving"}
+    base = np.zeros_like(ep)
+    width = 0.7
+    for key, vals in parts.items():
+        if not np.any(vals > 0):
+            continue
+        colour = SOURCE_COLOURS[key]
+        bars = pg.BarGraphItem(x=ep, y0=base, height=vals, width=width, brush=colour,
+                               pen=pg.mkPen("w", width=0.5), name=labels[key])
+        plot.addItem(bars)
+        base = base + vals
+    plot.getAxis("left").enableAutoSIPrefix(True)
+    plot.setYRange(0, float(base.max()) * 1.32 if base.max() > 0 else 1, padding=0)
+    return _export(win)
+
+
+def freeze_timeline(model, planned: dict[str, int] | None) -> bytes | None:
+    """Blocks x epochs: frozen (filled) against the plan (outlined start)."""
+    frozen = _frozen_matrix(model)
+    names = list(model.block_names)
+    if frozen is None or not names or not frozen.any() and not planned:
+        return None
+    pg = _pg()
+    win, font = _layout(pg)
+    h = max(FIG_H, 60 + 22 * len(names))
+    win.resize(FIG_W, min(h, 900))
+    plot = win.addPlot()
+    _style(plot, font, "Freeze timeline (filled: frozen; marker: planned freeze epoch)", "epoch", "")
+    epochs = model.column("epoch").astype(float)
+    n_blocks = len(names)
+    # Row 0 (top) is the first block; y runs downwards in the drawing order.
+    for b in range(n_blocks):
+        y = n_blocks - 1 - b
+        plot.addItem(pg.BarGraphItem(x0=[epochs.min() - 0.5 if len(epochs) else 0], y0=[y - 0.35],
+                                     width=[len(epochs)], height=[0.7], brush="#eef1f5", pen=None))
+        row = frozen[b]
+        xs = epochs[row[: len(epochs)]] if len(epochs) else np.array([])
+        if xs.size:
+            plot.addItem(pg.BarGraphItem(x=xs, y0=np.full(xs.size, y - 0.35), width=1.0, height=0.7,
+                                         brush=ORANGE, pen=None))
+        if planned and names[b] in planned and planned[names[b]] is not None:
+            plot.plot([planned[names[b]]], [y], pen=None, symbol="t", symbolSize=10,
+                      symbolBrush=None, symbolPen=pg.mkPen(BLUE, width=2))
+    ax = plot.getAxis("left")
+    ax.setTicks([[(n_blocks - 1 - b, names[b]) for b in range(n_blocks)]])
+    ax.setStyle(tickLength=0)
+    plot.showGrid(x=True, y=False, alpha=0.15)
+    plot.setYRange(-0.6, n_blocks - 0.4, padding=0)
+    plot.getViewBox().setMouseEnabled(False, False)
+    return _export(win)
+
+
+def _frozen_matrix(model) -> np.ndarray | None:
+    """frozen_matrix() as bool [block, epoch] (accepts either orientation)."""
+    try:
+        m = np.asarray(model.frozen_matrix())
+    except Exception:
+        return None
+    if m.ndim != 2 or m.size == 0:
+        return None
+    nb = len(model.block_names)
+    if m.shape[0] != nb and m.shape[1] == nb:
+        m = m.T
+    return m.astype(bool)
+
+
+def sieve_sizes(model) -> bytes | None:
+    """Active and removed set sizes at each sieve update."""
+    ups = list(model.sieve_updates)
+    if not ups:
+        return None
+    pg = _pg()
+    win, font = _layout(pg)
+    plot = win.addPlot()
+    _style(plot, font, "Data sieve: active and removed set sizes", "epoch", "samples")
+    _legend(plot)
+    ep = np.array([u.get("epoch", np.nan) for u in ups], float)
+    series = []
+    for key, colour, name in (("active_size", BLUE, "active"), ("removed_size", ORANGE, "removed"),
+                              ("initial_waiting", GREEN, "initially removed, still waiting")):
+        vals = np.array([u.get(key, np.nan) if u.get(key) is not None else np.nan for u in ups], float)
+        _line(pg, plot, ep, vals, colour, name, dash=key == "initial_waiting")
+        series.append(vals)
+    _headroom(plot, *series, top=0.45)
+    hist = ups[-1].get("histogram") or {}
+    edges, counts = hist.get("edges"), hist.get("counts")
+    if edges and counts and len(edges) == len(counts) + 1:
+        hp = win.addPlot()
+        _style(hp, font, f"Forgetting counts of the active set (epoch {ups[-1].get('epoch', '?')})",
+               "forgetting count", "samples")
+        e = np.asarray(edges, float)
+        hp.addItem(pg.BarGraphItem(x0=e[:-1], width=np.diff(e) * 0.9, y0=0, height=np.asarray(counts, float),
+                                   brush=PURPLE, pen=None))
+    return _export(win)
+
+
+FIGURES = (
+    ("accuracy_loss", "Accuracy and loss against epoch"),
+    ("accuracy_flops", "Accuracy against cumulative training FLOPs"),
+    ("flops_sources", "Training FLOPs by source"),
+    ("freeze_timeline", "Freeze timeline"),
+    ("sieve", "Data sieve"),
+)
+
+
+def render_all(model, planned_freeze: dict[str, int] | None = None) -> dict[str, bytes]:
+    """Every figure that has data, as PNG bytes keyed by figure id."""
+    ensure_app()
+    out = {
+        "accuracy_loss": accuracy_loss(model),
+        "accuracy_flops": accuracy_vs_flops(model),
+        "flops_sources": flops_by_source(model),
+        "freeze_timeline": freeze_timeline(model, planned_freeze),
+        "sieve": sieve_sizes(model),
+    }
+    return {k: v for k, v in out.items() if v}
