@@ -1,0 +1,58 @@
+"""A finished run's ledger equals its projection: the real engine (CLI, subprocess) trains a
+tiny demo-like run with every technique on (MEST EM&S, single-shot freezing, circular
+sieving) and its counted FLOPs must match engine.plan.project within 0.5%, in total and
+for every source of saving."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from engine.config import from_dict
+from engine.plan import project
+
+ROOT = Path(__file__).resolve().parent.parent
+TOL = 0.005
+
+CONFIG = {
+    "name": "ledger-check", "seed": 0, "device": "cpu", "epochs": 6, "batch_size": 64, "interval": 1,
+    "model": {"name": "resnet20", "width": 0.25},
+    "data": {"name": "synthetic", "image_size": 16, "train_size": 256, "test_size": 64, "num_classes": 4,
+             "augment": False},
+    "sparsity": {"target": 0.8, "algorithm": "mest_ems", "dense_layers": ["stem"]},
+    "freeze": {"target": 0.1, "scheme": "single_shot"},
+    "sieve": {"ratio": 0.25, "mode": "circular"},
+    "checkpoint": {"every": 0},
+}
+
+
+@pytest.mark.slow
+def test_counted_flops_match_the_projection(tmp_path):
+    if not (ROOT / "engine" / "trainer.py").exists() or not (ROOT / "engine" / "cli.py").exists():
+        pytest.skip("the trainer and the CLI are not present")
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(CONFIG))
+    out = subprocess.run([sys.executable, "-m", "engine", "run", "--config", str(cfg_path),
+                          "--run-dir", str(tmp_path / "runs")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    events = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    finished = [e for e in events if e["event"] == "run_finished"]
+    assert finished and finished[0]["status"] == "completed", out.stderr[-3000:]
+    counted = finished[0]["flops"]
+
+    projected = project(from_dict(CONFIG))["flops"]
+    assert projected["saved"]["freeze"] > 0 and projected["saved"]["sieve"] > 0
+    assert counted["spent"] == pytest.approx(projected["total"], rel=TOL)
+    assert counted["dense"] == pytest.approx(projected["dense"], rel=TOL)
+    for source, value in projected["saved"].items():
+        assert counted["saved"][source] == pytest.approx(value, rel=TOL), source
+
+    epochs = [e for e in events if e["event"] == "epoch_end"]
+    assert len(epochs) == CONFIG["epochs"]
+    assert sum(e["flops_epoch"]["spent"] for e in epochs) == pytest.approx(counted["spent"], rel=1e-9)
+    assert epochs[-1]["flops"]["spent"] == pytest.approx(counted["spent"], rel=1e-12)
+    started = next(e for e in events if e["event"] == "run_started")
+    assert started["projected"]["flops"]["total"] == pytest.approx(projected["total"], rel=1e-12)
