@@ -328,3 +328,55 @@ def test_distributed_ranks_agree_and_match_single_process(tmp_path):
     # the merged statistics equal the single-process reference over all ranks' batches
     window = [(i, c) for (epo, tracking, i, c) in a["log"] if 3 <= epo <= 5]
     assert a["scores"] == reference_scores(window, 120)
+
+
+# ---- a real tiny run through the trainer --------------------------------------------------
+def test_real_tiny_run_sieve_events(tmp_path):
+    pytest.importorskip("engine.trainer")
+    from engine import run_dir as run_dir_mod
+    from engine.events import read_events
+    from engine.telemetry import Emitter
+    from engine.trainer import Trainer
+
+    cfg = RunConfig().replace(**{
+        "name": "sieve-tiny", "seed": 1, "device": "cpu", "epochs": 5, "interval": 2, "batch_size": 32,
+        "model.name": "resnet20", "model.width": 0.25, "data.image_size": 8, "data.train_size": 96,
+        "data.test_size": 32, "data.num_classes": 4, "sparsity.target": 0.0, "checkpoint.every": 0,
+        "sieve.ratio": 0.25, "sieve.update_ratio": 0.5})
+    d = run_dir_mod.create(cfg, tmp_path)
+    emitter = Emitter(d, stream=io.StringIO())
+    trainer = Trainer(cfg, d, emitter)
+    actives = {}
+    original = trainer.sieve.epoch_indices
+
+    def recording(epoch):
+        idx = original(epoch)
+        actives[epoch] = set(idx.tolist())
+        return idx
+    trainer.sieve.epoch_indices = recording
+    try:
+        assert trainer.fit() == "completed"
+    finally:
+        emitter.close()
+
+    events = list(read_events(d / "events.jsonl"))
+    removed, k = 24, 12
+    ends = [e for e in events if e["event"] == "epoch_end"]
+    assert [e["active_samples"] for e in ends] == [96 - removed] * 5
+    assert all(e["sieve"]["active"] == 96 - removed and e["sieve"]["removed"] == removed for e in ends)
+    ups = [e for e in events if e["event"] == "sieve_update"]
+    assert [e["epoch"] for e in ups] == [2, 4]
+    for e in ups:
+        assert validate_event(e) == []
+        before, after = actives[e["epoch"] - 1], actives[e["epoch"]]
+        out, inn = set(e["swapped_out"]), set(e["swapped_in"])
+        assert e["k"] == k == len(out) == len(inn)
+        assert out <= before and not inn & before
+        assert after == (before - out) | inn
+        assert sum(e["histogram"]["counts"]) + e["histogram"]["never_correct"] == 96 - removed
+    assert ups[0]["initial_waiting"] == removed - k and ups[1]["initial_waiting"] == 0
+    # both updates together returned the whole initial queue, in order, once
+    assert len(set(ups[0]["swapped_in"] + ups[1]["swapped_in"])) == removed
+    assert set().union(*actives.values()) == set(range(96))
+    fin = next(e for e in events if e["event"] == "run_finished")
+    assert fin["flops"]["saved"]["sieve"] > 0
