@@ -23,18 +23,15 @@ _IMAGENET_HINTS = ("imagenet", "ilsvrc")
 
 
 def _count_images(split_dir: str) -> tuple[int, int]:
-    """(images, classes) of an ImageFolder split: one sub-folder per class."""
-    images = classes = 0
+    """(images, classes) of an ImageFolder split: one sub-folder per class (an empty one
+    still counts as a class, as in engine.data.sources and torchvision)."""
     with os.scandir(split_dir) as it:
         class_dirs = [e.path for e in it if e.is_dir()]
+    images = 0
     for d in class_dirs:
-        n = 0
-        for root, _dirs, files in os.walk(d, followlinks=True):
-            n += sum(1 for f in files if f.lower().endswith(IMAGE_EXTENSIONS))
-        if n:
-            classes += 1
-            images += n
-    return images, classes
+        for _root, _dirs, files in os.walk(d, followlinks=True):
+            images += sum(1 for f in files if f.lower().endswith(IMAGE_EXTENSIONS))
+    return images, len(class_dirs)
 
 
 @lru_cache(maxsize=16)

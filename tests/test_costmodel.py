@@ -182,9 +182,10 @@ def test_imagefolder_is_counted(tmp_path):
             for i in range(n):
                 (d / f"{i}.JPEG").write_bytes(b"")
             (d / "notes.txt").write_text("not an image")
+    (tmp_path / "ds" / "train" / "empty").mkdir()
     cfg = from_dict({"data": {"name": "imagefolder", "root": str(tmp_path / "ds"), "image_size": 16}})
     assert dataset_sizes(cfg) == {"name": "imagefolder", "train_size": 6, "test_size": 2,
-                                  "num_classes": 2, "image_size": 16}
+                                  "num_classes": 3, "image_size": 16}
 
 
 def test_synthetic_uses_configured_sizes():
