@@ -225,7 +225,7 @@ def _max_reachable(scheme, T, dT, B, block_layers, cfg, saving, cost, resume_epo
 
 
 def _unreachable(best: float, how: str) -> ValueError:
-    return ValueError(f"freeze.target: not reachable; the largest reachable target is {best:.4f} "
+    return ValueError(f"target not reachable: the largest reachable freeze target is {best:.4f} "
                       f"({100 * best:.2f}% of the training FLOPs, {how}); lower freeze.target"
                       f" or raise freeze.layer_fraction / epochs")
 

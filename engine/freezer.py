@@ -1,0 +1,106 @@
+"""The freezer: applies the freeze plan (engine.freeze_plan) to the model, epoch by epoch.
+
+The plan is computed once, without torch, by ``engine.plan.project`` (``trainer.plan
+["freeze_plan"]``), so the run follows exactly the schedule the ``plan`` command and the
+GUI preview show. A block in the frozen prefix
+
+* has ``requires_grad=False`` on its parameters and ``grad=None``: SGD skips parameters
+  without a gradient, so no weight decay and no momentum step touch them, and their
+  optimizer state (momentum buffers) stays bit-identical;
+* runs forward under ``torch.no_grad()`` (``BlockModel.frozen_prefix``): no activations
+  kept, no backward through it;
+* runs in eval mode: BatchNorm running statistics stop. ``BlockModel.train()`` re-applies
+  this after the trainer's per-epoch ``model.train()``, so the order of the calls does not
+  matter;
+* keeps its mask: the sparsifier reads ``frozen_prefix(epoch)`` and skips it.
+
+Per-block learning rates: ``trainer.block_lr_end[b]`` is the epoch at which block b's
+cosine reaches end_lr (its freeze epoch); ``trainer.lr_override`` holds
+``freeze.resume_lr`` for every block in single_shot_resume's final all-blocks phase.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from engine.component import Component
+from engine.freeze_plan import frozen_prefix as plan_prefix
+
+
+class Freezer(Component):
+    name = "freezer"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.plan: dict | None = None
+        # Last epoch whose freeze/unfreeze events were emitted: a run resumed in the middle
+        # of an epoch re-applies the state without repeating that epoch's events.
+        self._emitted_through = -1
+
+    # ---- queries
+    def frozen_prefix(self, epoch: int) -> int:
+        """Leading blocks frozen in ``epoch`` (0 when freezing is off)."""
+        return plan_prefix(self.plan, epoch)
+
+    def flops_saved_before(self, epoch: int) -> float:
+        """FLOPs the plan saves by freezing in the epochs before ``epoch``."""
+        return float(sum(self.plan["epoch_saving"][:epoch])) if self.plan else 0.0
+
+    # ---- hooks
+    def on_run_start(self, trainer) -> None:
+        plan = getattr(trainer, "plan", None) or {}
+        self.plan = plan.get("freeze_plan")
+        n_blocks = len(trainer.model.blocks)
+        if self.plan is not None:
+            if len(self.plan["block_lr_end"]) != n_blocks or len(self.plan["frozen_prefix"]) != self.cfg.epochs:
+                raise ValueError(f"freeze plan does not match the run: {len(self.plan['block_lr_end'])} blocks and "
+                                 f"{len(self.plan['frozen_prefix'])} epochs planned, the model has {n_blocks} "
+                                 f"blocks and the run {self.cfg.epochs} epochs")
+            trainer.block_lr_end = list(self.plan["block_lr_end"])
+        else:
+            trainer.block_lr_end = [self.cfg.epochs] * n_blocks
+        trainer.lr_override = [None] * n_blocks
+        # After a resume the model is rebuilt unfrozen: restore the current epoch's state.
+        self._apply(trainer, int(getattr(trainer, "epoch", 0) or 0))
+
+    def on_epoch_start(self, trainer, epoch: int) -> None:
+        if self.plan is None:
+            return
+        self._apply(trainer, epoch)
+        if epoch <= self._emitted_through:
+            return
+        now = self.frozen_prefix(epoch)
+        before = self.frozen_prefix(epoch - 1) if epoch > 0 else 0
+        names = trainer.model.block_names
+        if now > before:
+            saved = self.flops_saved_before(epoch)
+            for b in range(before, now):
+                trainer.emit("freeze", epoch=epoch, block=names[b], block_index=b, flops_saved=saved)
+        for b in range(before - 1, now - 1, -1):
+            trainer.emit("unfreeze", epoch=epoch, block=names[b], block_index=b)
+        self._emitted_through = epoch
+
+    def _apply(self, trainer, epoch: int) -> None:
+        if self.plan is None:
+            return
+        model = trainer.model
+        k = self.frozen_prefix(epoch)
+        for i, block in enumerate(model.blocks):
+            frozen = i < k
+            for p in block.parameters():
+                if p.requires_grad == frozen:
+                    p.requires_grad_(not frozen)
+                if frozen:
+                    # a stale gradient (zero_grad(set_to_none=False)) would still let SGD
+                    # apply weight decay and momentum
+                    p.grad = None
+        model.frozen_prefix = k              # no-grad forward and eval mode for the prefix
+        resume = self.plan.get("resume_epoch")
+        lr = self.plan.get("resume_lr") if resume is not None and epoch >= resume else None
+        trainer.lr_override = [lr] * len(model.blocks)
+
+    # ---- checkpoint
+    def state_dict(self) -> dict[str, Any]:
+        return {"emitted_through": self._emitted_through}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._emitted_through = int(state.get("emitted_through", -1))

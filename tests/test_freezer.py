@@ -1,0 +1,201 @@
+"""Freezer on a real small model: frozen blocks really stop (weights, BN statistics,
+optimizer state), events follow the plan, the resume phase unfreezes, resume is exact."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from engine.config import from_dict
+from engine.freezer import Freezer
+from engine.lr_schedule import block_lr
+from engine.models import build_model
+from engine.plan import project
+
+torch.set_num_threads(1)   # tiny tensors: thread hand-offs on a shared 2-core box cost 30x
+
+
+def small_cfg(**over):
+    d = {"model": {"name": "resnet20", "width": 0.25},
+         "data": {"name": "synthetic", "image_size": 8, "train_size": 64, "test_size": 16, "num_classes": 10},
+         "epochs": 8, "interval": 1, "batch_size": 16, "seed": 0,
+         "sparsity": {"target": 0.0}, "freeze": {"target": 0.1}}
+    cfg = from_dict(d)
+    return cfg.replace(**over) if over else cfg
+
+
+class MiniTrainer:
+    """The trainer attributes the freezer relies on (docs/architecture.md), and a loop in the
+    trainer's order: model.train(), component on_epoch_start, per-block LRs, batches."""
+
+    def __init__(self, cfg):
+        torch.manual_seed(cfg.seed)
+        self.cfg, self.epoch, self.events = cfg, 0, []
+        self.plan = project(cfg)
+        self.model = build_model(cfg, 10)
+        self.optimizer = torch.optim.SGD(
+            [{"params": list(b.parameters()), "block": n} for b, n in zip(self.model.blocks, self.model.block_names)],
+            lr=cfg.optim.lr, momentum=0.9, weight_decay=1e-3)
+        g = torch.Generator().manual_seed(1)
+        self.x = torch.randn(64, 3, 8, 8, generator=g)
+        self.y = torch.randint(0, 10, (64,), generator=g)
+        self.freezer = Freezer(cfg)
+        self.block_lr_end = [cfg.epochs] * len(self.model.blocks)
+        self.lr_override = [None] * len(self.model.blocks)
+
+    def emit(self, name, **fields):
+        self.events.append((name, fields))
+
+    def run_epoch(self, epoch, after_backward=None):
+        self.epoch = epoch
+        self.model.train()
+        self.freezer.on_epoch_start(self, epoch)
+        for i, group in enumerate(self.optimizer.param_groups):
+            over = self.lr_override[i]
+            group["lr"] = over if over is not None else block_lr(self.cfg, epoch, self.block_lr_end[i])
+        for s in range(0, 64, 16):
+            loss = F.cross_entropy(self.model(self.x[s:s + 16]), self.y[s:s + 16])
+            loss.backward()
+            if after_backward:
+                after_backward(self)
+            self.optimizer.step()
+            # set_to_none=False keeps zero tensors: the freezer must still stop SGD
+            self.optimizer.zero_grad(set_to_none=False)
+
+
+def block_state(model, i):
+    block = model.blocks[i]
+    return {k: v.detach().clone() for k, v in block.state_dict().items()}
+
+
+def momentum(opt, params):
+    return [opt.state[p]["momentum_buffer"].clone() if "momentum_buffer" in opt.state.get(p, {}) else None
+            for p in params]
+
+
+def same(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_frozen_blocks_are_bit_identical_and_take_no_step():
+    cfg = small_cfg()
+    t = MiniTrainer(cfg)
+    plan = t.plan["freeze_plan"]
+    t.freezer.on_run_start(t)
+    assert t.block_lr_end == plan["block_lr_end"]
+    frozen_at = {t.model.block_names.index(n): e for n, e in plan["freeze_epochs"].items()}
+    assert len(frozen_at) >= 2
+    snaps, moms = {}, {}
+
+    def no_grads(tr):
+        for i in range(tr.freezer.frozen_prefix(tr.epoch)):
+            assert all(p.grad is None and not p.requires_grad for p in tr.model.blocks[i].parameters())
+        assert all(p.grad is not None for p in tr.model.blocks[-1].parameters())
+
+    for e in range(cfg.epochs):
+        before_last = block_state(t.model, len(t.model.blocks) - 1)
+        t.run_epoch(e, no_grads)
+        for i, fe in frozen_at.items():
+            if e == fe - 1:
+                # end of its last active epoch = its state when it freezes
+                snaps[i] = block_state(t.model, i)
+                moms[i] = momentum(t.optimizer, list(t.model.blocks[i].parameters()))
+        assert not same(before_last, block_state(t.model, len(t.model.blocks) - 1))  # not vacuous
+    for i in frozen_at:
+        after = block_state(t.model, i)
+        assert same(snaps[i], after), f"block {i} changed after freezing (weights or BN statistics)"
+        assert any("running_mean" in k for k in after)
+        for m0, m1 in zip(moms[i], momentum(t.optimizer, list(t.model.blocks[i].parameters()))):
+            assert m0 is not None and torch.equal(m0, m1)
+        assert not t.model.blocks[i].training          # BN in eval despite model.train()
+    # events: one freeze per block, at its planned epoch, with a growing planned saving
+    freezes = [f for n, f in t.events if n == "freeze"]
+    assert [(f["block"], f["epoch"]) for f in freezes] == list(plan["freeze_epochs"].items())
+    assert [f["block_index"] for f in freezes] == sorted(frozen_at)
+    saved = [f["flops_saved"] for f in freezes]
+    assert saved == sorted(saved) and saved[-1] > 0
+    assert not any(n == "unfreeze" for n, _ in t.events)
+
+
+def test_single_shot_resume_unfreezes_at_resume_lr():
+    cfg = small_cfg(**{"freeze.scheme": "single_shot_resume", "freeze.target": 0.05, "freeze.resume_epochs": 2})
+    t = MiniTrainer(cfg)
+    plan = t.plan["freeze_plan"]
+    assert plan["resume_epoch"] == 6
+    t.freezer.on_run_start(t)
+    for e in range(cfg.epochs):
+        t.run_epoch(e)
+        if e == 5:
+            assert t.model.frozen_prefix > 0
+            assert not any(p.requires_grad for p in t.model.blocks[0].parameters())
+    assert t.model.frozen_prefix == 0
+    assert all(p.requires_grad for p in t.model.parameters()) and t.model.blocks[0].training
+    assert t.lr_override == [cfg.freeze.resume_lr] * len(t.model.blocks)
+    assert all(g["lr"] == cfg.freeze.resume_lr for g in t.optimizer.param_groups)
+    unfreezes = [f for n, f in t.events if n == "unfreeze"]
+    n_frozen = len(plan["freeze_epochs"])
+    assert [f["block_index"] for f in unfreezes] == list(range(n_frozen - 1, -1, -1))
+    assert all(f["epoch"] == 6 for f in unfreezes)
+
+
+def test_periodic_freezes_and_unfreezes_a_prefix():
+    cfg = small_cfg(**{"freeze.scheme": "periodic", "freeze.target": 0.1})
+    t = MiniTrainer(cfg)
+    t.freezer.on_run_start(t)
+    for e in range(cfg.epochs):
+        t.run_epoch(e)
+        k = t.freezer.frozen_prefix(e)
+        assert t.model.frozen_prefix == k
+        flags = [any(p.requires_grad for p in b.parameters()) for b in t.model.blocks]
+        assert flags == [False] * k + [True] * (len(flags) - k)
+    names = [n for n, _ in t.events]
+    assert "freeze" in names and "unfreeze" in names
+
+
+def test_resume_mid_run_continues_identically():
+    cfg = small_cfg()
+    full = MiniTrainer(cfg)
+    full.freezer.on_run_start(full)
+    for e in range(cfg.epochs):
+        full.run_epoch(e)
+
+    part = MiniTrainer(cfg)
+    part.freezer.on_run_start(part)
+    stop = 5                      # stopped after epoch 4, blocks already frozen
+    for e in range(stop):
+        part.run_epoch(e)
+    assert part.freezer.frozen_prefix(stop - 1) > 0
+    ckpt = {"model": {k: v.clone() for k, v in part.model.state_dict().items()},
+            "opt": part.optimizer.state_dict(), "freezer": part.freezer.state_dict()}
+
+    resumed = MiniTrainer(cfg)                  # a fresh process: model rebuilt unfrozen
+    resumed.model.load_state_dict(ckpt["model"])
+    resumed.optimizer.load_state_dict(ckpt["opt"])
+    resumed.freezer.load_state_dict(ckpt["freezer"])
+    resumed.epoch = stop
+    resumed.freezer.on_run_start(resumed)
+    assert resumed.model.frozen_prefix == resumed.freezer.frozen_prefix(stop)
+    for e in range(stop, cfg.epochs):
+        resumed.run_epoch(e)
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    # the resumed run emits only the events of the epochs it ran, none twice
+    ev_full = [(n, f["block"], f["epoch"]) for n, f in full.events if f["epoch"] >= stop]
+    assert ev_full                              # blocks still freeze after the resume point
+    assert [(n, f["block"], f["epoch"]) for n, f in resumed.events] == ev_full
+    # mid-epoch resume: the state is restored without repeating the epoch's events
+    again = MiniTrainer(cfg)
+    again.freezer.load_state_dict(resumed.freezer.state_dict())
+    again.epoch = cfg.epochs - 1
+    again.freezer.on_run_start(again)
+    again.freezer.on_epoch_start(again, cfg.epochs - 1)
+    assert again.events == [] and again.model.frozen_prefix == full.model.frozen_prefix
+
+
+def test_off_is_a_no_op():
+    cfg = small_cfg(**{"freeze.target": 0.0})
+    t = MiniTrainer(cfg)
+    assert t.plan["freeze_plan"] is None
+    t.freezer.on_run_start(t)
+    t.run_epoch(0)
+    assert t.freezer.frozen_prefix(0) == 0 and t.model.frozen_prefix == 0
+    assert t.block_lr_end == [cfg.epochs] * len(t.model.blocks) and t.events == []
