@@ -2,6 +2,7 @@
 optimizer state), events follow the plan, the resume phase unfreezes, resume is exact."""
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -11,7 +12,15 @@ from engine.lr_schedule import block_lr
 from engine.models import build_model
 from engine.plan import project
 
-torch.set_num_threads(1)   # tiny tensors: thread hand-offs on a shared 2-core box cost 30x
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # tiny tensors: thread hand-offs on a shared 2-core box made these tests 30x slower
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 
 def small_cfg(**over):
@@ -199,3 +208,79 @@ def test_off_is_a_no_op():
     t.run_epoch(0)
     assert t.freezer.frozen_prefix(0) == 0 and t.model.frozen_prefix == 0
     assert t.block_lr_end == [cfg.epochs] * len(t.model.blocks) and t.events == []
+
+
+# ---------------------------------------------------------------- with the real trainer
+
+def _real_cfg(tmp_path):
+    return small_cfg(**{"device": "cpu", "run_dir": str(tmp_path), "sparsity.target": 0.5,
+                        "checkpoint.every": 1, "checkpoint.keep": 20})
+
+
+def _trainer(cfg, run_dir, stop_at_freeze_epoch=None):
+    import io
+
+    from engine.commands import CommandChannel
+    from engine.telemetry import Emitter
+    from engine.trainer import Trainer
+
+    commands = CommandChannel()
+
+    class Recorder(Emitter):
+        events = []
+
+        def emit(self, name, **fields):
+            self.events.append((name, fields))
+            if name == "freeze" and fields["epoch"] == stop_at_freeze_epoch:
+                commands.request("stop", "test")      # stops after this epoch's first batch
+            return super().emit(name, **fields)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    emitter = Recorder(run_dir, stream=io.StringIO(), progress_bar=False)
+    return Trainer(cfg, run_dir, emitter, commands), emitter
+
+
+def _block_tensors(state_dict, block):
+    return {k: v for k, v in state_dict.items() if k.startswith(block + ".")}
+
+
+def test_real_trainer_freeze_and_resume_mid_freeze(tmp_path):
+    from engine import checkpoint as ckpt
+
+    cfg = _real_cfg(tmp_path)
+    full, full_em = _trainer(cfg, tmp_path / "full")
+    plan = full.plan["freeze_plan"]
+    assert plan["frozen_prefix"][:5] == [0, 0, 0, 1, 2]     # blocks freeze at 3 and 4 at least
+    assert full.fit() == "completed"
+    final = full.model.state_dict()
+    opt_final = full.optimizer.state_dict()
+    for name, epoch in plan["freeze_epochs"].items():
+        # the checkpoint tagged `epoch` holds the state at the start of that epoch
+        at_freeze = ckpt.load(tmp_path / "full" / "checkpoints" / f"epoch_{epoch:04d}.pt")
+        before, after = _block_tensors(at_freeze["model"], name), _block_tensors(final, name)
+        assert before and all(torch.equal(before[k], after[k]) for k in before), name
+        assert any(k.endswith("running_var") for k in before)
+        b = full.block_names.index(name)
+        ids = at_freeze["optimizer"]["param_groups"][b]["params"]
+        for i in ids:
+            assert torch.equal(at_freeze["optimizer"]["state"][i]["momentum_buffer"],
+                               opt_final["state"][i]["momentum_buffer"]), name
+    head = full.block_names[-1]
+    start = ckpt.load(tmp_path / "full" / "checkpoints" / "epoch_0003.pt")["model"]
+    assert not torch.equal(start[f"{head}.fc.weight"], final[f"{head}.fc.weight"])   # not vacuous
+
+    # stop in the middle of epoch 4 (a freeze epoch), resume in a fresh trainer
+    part, part_em = _trainer(cfg, tmp_path / "part", stop_at_freeze_epoch=4)
+    assert part.fit() == "stopped"
+    assert part.epoch == 4 and part.batch == 1
+    resumed, res_em = _trainer(cfg, tmp_path / "part")
+    resumed.load_checkpoint()
+    assert resumed.fit() == "completed"
+    for k, v in final.items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    freezes = lambda evs: [(f["epoch"], f["block"]) for n, f in evs if n == "freeze"]
+    assert freezes(part_em.events) + freezes(res_em.events) == freezes(full_em.events)
+    ends = lambda evs: {f["epoch"]: (f["frozen_blocks"], f["lrs"]) for n, f in evs if n == "epoch_end"}
+    assert ends(res_em.events) == {e: v for e, v in ends(full_em.events).items() if e >= 4}
+    lrs = ends(full_em.events)[5][1]
+    assert lrs["stem"] == cfg.optim.end_lr and lrs[head] > cfg.optim.end_lr   # block-wise cosine
