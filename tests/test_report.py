@@ -231,3 +231,18 @@ def test_unknown_format_is_rejected(tmp_path):
     recorded_run(run, finish=False, sieve=False)
     with pytest.raises(ReportError, match="docx"):
         export_report(run, tmp_path / "out", formats="html,docx")
+
+
+def test_export_keeps_pyqtgraph_options_and_takes_a_live_model(tmp_path, qapp):
+    import pyqtgraph as pg
+    from spfde_gui.report import export_report, load_run
+    run = tmp_path / "live"
+    recorded_run(run, finish=False)
+    model = load_run(run)
+    model.set_process_state(True)          # the window knows the engine is alive
+    before = pg.getConfigOption("background")
+    written = export_report(run, tmp_path / "out", formats="html", model=model)
+    assert pg.getConfigOption("background") == before
+    html_text = written["html"].read_text(encoding="utf-8")
+    assert 'class="status running"' in html_text and "still going" in html_text
+    assert len(_images(html_text)) >= 4

@@ -13,7 +13,8 @@ FORMATS = ("html", "pdf", "csv", "json")
 FILE_NAMES = {"html": "report.html", "pdf": "report.pdf", "csv": "metrics.csv", "json": "metrics.json"}
 PDF_IMAGE_WIDTH = 660   # CSS pixels: about the PDF page body width (A4 less margins at 96 dpi)
 # The page's own margins come from the PDF writer; the browser's padding would only narrow it.
-PDF_CSS = ".page { padding: 0; margin: 0; } .figure { margin: 6px 0 10px 0; }"
+# The configuration is an appendix: it starts a page rather than straddling two.
+PDF_CSS = ".page { padding: 0; margin: 0; } .figure { margin: 6px 0 10px 0; } h2.config { page-break-before: always; }"
 
 
 class ReportError(ValueError):
@@ -66,10 +67,16 @@ def parse_formats(formats) -> tuple[str, ...]:
     return chosen
 
 
-def export_report(run_dir, out_dir, formats=None) -> dict[str, Path]:
-    """Write the report of ``run_dir`` into ``out_dir`` (created); format -> written file."""
+def export_report(run_dir, out_dir, formats=None, model=None) -> dict[str, Path]:
+    """Write the report of ``run_dir`` into ``out_dir`` (created); format -> written file.
+
+    ``model``: a RunModel already in memory (the window's live one, whose status knows the
+    engine is still running); by default the run is replayed from ``run_dir``."""
     chosen = parse_formats(formats)
-    model = load_run(run_dir)
+    if model is None:
+        model = load_run(run_dir)
+    elif not model.config:
+        model.config = _config_file(Path(run_dir))
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ReportError(f"output path exists and is not a folder: {out}")

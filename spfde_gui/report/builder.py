@@ -230,9 +230,11 @@ def memory_tables(model) -> tuple[Table | None, Table | None]:
     if np.isfinite(peak).any():
         i = int(np.nanargmax(peak))
         dev = str((model.run_started or {}).get("device") or "")
-        where = "CUDA allocator peak" if dev.startswith("cuda") else "process peak"
-        rows.append(["Measured peak", fmt_bytes(float(peak[i])),
-                     f"{where}, epoch {fmt_value(_int_or(model.column('epoch')[i]))}"])
+        at = f"epoch {fmt_value(_int_or(model.column('epoch')[i]))}"
+        note = (f"CUDA allocator peak, {at}" if dev.startswith("cuda") else
+                f"engine process peak RSS, {at} (a CPU run: includes the Python and torch runtime, "
+                "so it is not comparable with the cost model)")
+        rows.append(["Measured peak", fmt_bytes(float(peak[i])), note])
     if np.isfinite(rss).any():
         rows.append(["Measured resident set", fmt_bytes(float(np.nanmax(rss))), "engine process RSS, maximum"])
     totals = Table(["Quantity", "Memory", "Source"], rows, numeric=[False, True, False]) if rows else None
@@ -339,7 +341,8 @@ def freeze_section(model) -> tuple[str, Table | None]:
                      fmt_value(ev.get("epoch")) if ev else "not frozen",
                      fmt_flops(ev.get("flops_saved")) if ev else "–",
                      fmt_value(unfrozen[name]) if name in unfrozen else "–"])
-    table = Table(["Block", "Planned freeze epoch", "Actual freeze epoch", "FLOPs saved", "Unfrozen at"],
+    # A freeze event's flops_saved is what freezing had saved (by plan) before that epoch.
+    table = Table(["Block", "Planned freeze epoch", "Actual freeze epoch", "Saved by freezing before", "Unfrozen at"],
                   rows, numeric=[False, True, True, True, True]) if rows else None
     return "; ".join(bits) + ".", table
 
@@ -407,7 +410,7 @@ def data_uri(fig: Figure) -> str:
 
 
 def _section(title: str, body: str, anchor: str) -> str:
-    return f'<h2 id="{anchor}"><a name="{anchor}"></a>{html.escape(title)}</h2>\n{body}\n'
+    return f'<h2 id="{anchor}" class="{anchor}"><a name="{anchor}"></a>{html.escape(title)}</h2>\n{body}\n'
 
 
 def render_html(model, figures: dict[str, Figure], *, image_src: Callable[[Figure], str] = data_uri,
@@ -427,6 +430,9 @@ def render_html(model, figures: dict[str, Figure], *, image_src: Callable[[Figur
         parts.append('<table class="alert" width="100%" cellpadding="8"><tr><td>'
                      f'<b>The run crashed:</b> {html.escape(str(model.error.get("message", "")))}'
                      + (f'<pre>{html.escape(chr(10).join(tb))}</pre>' if tb else "") + "</td></tr></table>")
+    elif s.get("status") == "running":
+        parts.append('<table class="info" width="100%" cellpadding="8"><tr><td><b>The run is still going</b>: '
+                     'this report covers the epochs recorded so far.</td></tr></table>')
     elif s.get("status") == "crashed":
         parts.append('<table class="alert" width="100%" cellpadding="8"><tr><td><b>The event stream ends without '
                      'run_finished</b>: the engine was killed or is still running. Figures cover the epochs recorded.'

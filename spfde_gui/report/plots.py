@@ -6,6 +6,8 @@ function of the run model only; a figure with no data is left out (the caller sa
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 # Figure size in scene pixels; exported at EXPORT_SCALE x for crisp print.
@@ -27,9 +29,24 @@ def ensure_app():
     return app
 
 
+# pyqtgraph's options are global: set for the figures and restored afterwards, so an export
+# from the window never changes the look of its live plots.
+REPORT_OPTIONS = {"antialias": True, "background": "w", "foreground": "#333333"}
+
+
+@contextmanager
+def _report_options():
+    import pyqtgraph as pg
+    old = {k: pg.getConfigOption(k) for k in REPORT_OPTIONS}
+    pg.setConfigOptions(**REPORT_OPTIONS)
+    try:
+        yield
+    finally:
+        pg.setConfigOptions(**old)
+
+
 def _pg():
     import pyqtgraph as pg
-    pg.setConfigOptions(antialias=True, background="w", foreground="#333333")
     return pg
 
 
@@ -291,11 +308,12 @@ FIGURES = (
 def render_all(model, planned_freeze: dict[str, int] | None = None) -> dict[str, bytes]:
     """Every figure that has data, as PNG bytes keyed by figure id."""
     ensure_app()
-    out = {
-        "accuracy_loss": accuracy_loss(model),
-        "accuracy_flops": accuracy_vs_flops(model),
-        "flops_sources": flops_by_source(model),
-        "freeze_timeline": freeze_timeline(model, planned_freeze),
-        "sieve": sieve_sizes(model),
-    }
+    with _report_options():
+        out = {
+            "accuracy_loss": accuracy_loss(model),
+            "accuracy_flops": accuracy_vs_flops(model),
+            "flops_sources": flops_by_source(model),
+            "freeze_timeline": freeze_timeline(model, planned_freeze),
+            "sieve": sieve_sizes(model),
+        }
     return {k: v for k, v in out.items() if v}
