@@ -1,0 +1,45 @@
+"""``spfde-gui [--preset NAME | --config F | --open RUN_DIR] [--runs-dir D]`` opens the studio;
+``spfde-gui report RUN_DIR --out DIR`` writes a run's report without a window."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spfde-gui", description="SpFDE Studio: configure, launch, watch, "
+                                "compare and report SpFDE training runs. "
+                                "`spfde-gui report RUN_DIR --out DIR` exports a report headless.")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--preset", help="start from a preset in assets/presets (e.g. demo)")
+    src.add_argument("--config", help="start from a YAML/JSON configuration file")
+    src.add_argument("--open", dest="open_run", metavar="RUN_DIR", help="open (replay) a run directory")
+    p.add_argument("--runs-dir", help="folder holding the run directories (default: the configuration's run_dir)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "report":
+        from spfde_gui.report.cli import main as report_main
+        return report_main(argv[1:])
+    args = _parser().parse_args(argv)
+    from engine import config as cfgmod
+    try:
+        if args.preset:
+            cfgmod.preset_path(args.preset)
+        if args.config:
+            cfgmod.read_file(args.config)
+    except cfgmod.ConfigError as exc:
+        print(f"spfde-gui: {exc}", file=sys.stderr)
+        return 2
+    if args.open_run and not Path(args.open_run).is_dir():
+        print(f"spfde-gui: --open: no such run directory: {args.open_run}", file=sys.stderr)
+        return 2
+    from spfde_gui.app import run
+    return run(args.preset, args.config, args.open_run, args.runs_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

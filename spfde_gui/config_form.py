@@ -1,0 +1,349 @@
+"""The run configuration form, built from engine.config.FIELDS.
+
+Numbers are typed as text so any value can be entered and judged: each field shows its
+own error (red border and a message under it) from the same validator the engine uses,
+and ``config()`` is None while anything is invalid (the window blocks the launch).
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton,
+                               QScrollArea, QToolButton, QVBoxLayout, QWidget)
+
+from engine import config as cfgmod
+
+GROUPS = (("model", "Model && data"), ("sparsity", "Sparsity && DST"), ("freeze", "Layer freezing"),
+          ("sieve", "Data sieving"), ("training", "Training"), ("device", "Device"))
+ERROR_STYLE = "border: 1px solid #d0312d; border-radius: 3px; background: #fff5f5;"
+
+
+LABELS = {"model.name": "model", "data.name": "dataset", "data.root": "data folder", "name": "run name",
+          "run_dir": "runs folder", "optim.lr": "learning rate", "optim.end_lr": "end learning rate",
+          "checkpoint.every": "checkpoint every", "checkpoint.keep": "checkpoints kept"}
+
+
+def _label(path: str) -> str:
+    return LABELS.get(path, path.split(".")[-1].replace("_", " "))
+
+
+class FieldEditor(QWidget):
+    """One field: its input widget and the error message under it."""
+
+    changed = Signal()
+
+    def __init__(self, spec: cfgmod.FieldSpec, parent=None):
+        super().__init__(parent)
+        self.spec = spec
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(1)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        if spec.kind == "choice":
+            w = QComboBox()
+            w.addItems(list(spec.choices))
+            w.currentTextChanged.connect(self.changed)
+        elif spec.kind == "bool":
+            w = QCheckBox()
+            w.toggled.connect(self.changed)
+        else:
+            w = QLineEdit()
+            if spec.optional:
+                w.setPlaceholderText("(default)" if spec.kind != "path" else "(none)")
+            if spec.kind == "list":
+                w.setPlaceholderText("comma-separated, e.g. stem, head")
+            w.textChanged.connect(self.changed)
+        w.setToolTip(spec.help)
+        w.setObjectName("field:" + spec.path)
+        self.input = w
+        row.addWidget(w, 1)
+        if spec.kind == "path":
+            b = QToolButton()
+            b.setText("…")
+            b.setToolTip("Choose a folder")
+            b.clicked.connect(self._browse)
+            row.addWidget(b)
+        lay.addLayout(row)
+        self.error_label = QLabel()
+        self.error_label.setObjectName("error:" + spec.path)
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: #c0392b; font-size: 11px;")
+        self.error_label.hide()
+        lay.addWidget(self.error_label)
+        self.error: str | None = None
+
+    def _browse(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, self.spec.help, self.input.text() or str(Path.cwd()))
+        if d:
+            self.input.setText(d)
+
+    # value <-> widget -------------------------------------------------------------
+    def set_value(self, v) -> None:
+        w, kind = self.input, self.spec.kind
+        if kind == "choice":
+            if w.findText(str(v)) < 0:
+                w.addItem(str(v))
+            w.setCurrentText(str(v))
+        elif kind == "bool":
+            w.setChecked(bool(v))
+        elif kind == "list":
+            w.setText(", ".join(str(x) for x in (v or [])))
+        elif v is None:
+            w.setText("")
+        elif kind == "float":
+            w.setText(f"{v:g}" if isinstance(v, (int, float)) else str(v))
+        else:
+            w.setText(str(v))
+
+    def value(self):
+        """(value, local error): the typed value, or the reason it cannot be read."""
+        w, kind = self.input, self.spec.kind
+        if kind == "choice":
+            return w.currentText(), None
+        if kind == "bool":
+            return w.isChecked(), None
+        text = w.text().strip()
+        if kind == "list":
+            return [x.strip() for x in text.split(",") if x.strip()], None
+        if not text:
+            if self.spec.optional:
+                return None, None
+            if kind in ("str", "path"):
+                return "", None
+            return None, "is required"
+        if kind == "int":
+            try:
+                return int(text), None
+            except ValueError:
+                return text, f"expected an integer, got {text!r}"
+        if kind == "float":
+            try:
+                return float(text), None
+            except ValueError:
+                return text, f"expected a number, got {text!r}"
+        return text, None
+
+    def set_error(self, msg: str | None) -> None:
+        self.error = msg
+        self.input.setStyleSheet(ERROR_STYLE if msg else "")
+        self.error_label.setText(msg or "")
+        self.error_label.setVisible(bool(msg))
+
+
+class ConfigForm(QWidget):
+    """Presets, load/save and every field of the run configuration, grouped."""
+
+    changed = Signal()                 # any value changed (the preview debounces)
+    validity_changed = Signal(bool)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.editors: dict[str, FieldEditor] = {}
+        self._loading = False
+        self._valid = True
+        self._cfg: cfgmod.RunConfig | None = None
+        self._errors: list[tuple[str, str]] = []
+
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Preset"))
+        self.preset_box = QComboBox()
+        self.preset_box.setObjectName("preset")
+        self.preset_box.addItem("(defaults)")
+        self.preset_box.addItems(cfgmod.list_presets())
+        self.preset_box.activated.connect(self._on_preset)
+        bar.addWidget(self.preset_box, 1)
+        self.load_btn = QPushButton("Load…")
+        self.load_btn.clicked.connect(self._load_dialog)
+        self.save_btn = QPushButton("Save…")
+        self.save_btn.clicked.connect(self._save_dialog)
+        bar.addWidget(self.load_btn)
+        bar.addWidget(self.save_btn)
+        outer.addLayout(bar)
+
+        self.general_error = QLabel()
+        self.general_error.setWordWrap(True)
+        self.general_error.setStyleSheet("color: #c0392b;")
+        self.general_error.hide()
+        outer.addWidget(self.general_error)
+
+        body = QWidget()
+        blay = QVBoxLayout(body)
+        blay.setContentsMargins(4, 4, 4, 4)
+        by_group: dict[str, list] = {}
+        for spec in cfgmod.FIELDS:
+            by_group.setdefault(spec.group or "training", []).append(spec)
+        titles = dict(GROUPS)
+        order = [g for g, _ in GROUPS] + [g for g in by_group if g not in titles]
+        for g in order:
+            specs = by_group.get(g)
+            if not specs:
+                continue
+            box = QGroupBox(titles.get(g, g.title()))
+            form = QFormLayout(box)
+            form.setLabelAlignment(Qt.AlignRight | Qt.AlignTop)
+            form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+            for spec in specs:
+                ed = FieldEditor(spec)
+                ed.changed.connect(self._on_changed)
+                self.editors[spec.path] = ed
+                lab = QLabel(_label(spec.path))
+                lab.setToolTip(f"{spec.path}: {spec.help}")
+                form.addRow(lab, ed)
+            blay.addWidget(box)
+        blay.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(body)
+        outer.addWidget(scroll, 1)
+        self.set_config(cfgmod.RunConfig().to_dict())
+
+    # ------------------------------------------------------------------ values
+    def set_config(self, d: dict | cfgmod.RunConfig) -> None:
+        """Fill the form (missing fields take their defaults); validates once at the end."""
+        if isinstance(d, cfgmod.RunConfig):
+            d = d.to_dict()
+        base = cfgmod.RunConfig().to_dict()
+        merged = cfgmod.apply_overrides(base, [])
+        _deep_update(merged, d or {})
+        self._loading = True
+        try:
+            for path, ed in self.editors.items():
+                ed.set_value(_get(merged, path))
+        finally:
+            self._loading = False
+        self._on_changed()
+
+    def raw_dict(self) -> tuple[dict, dict[str, str]]:
+        """The nested dict the form holds and the fields it could not read."""
+        d: dict = {}
+        local: dict[str, str] = {}
+        for path, ed in self.editors.items():
+            v, err = ed.value()
+            if err:
+                local[path] = err
+            _set(d, path, v)
+        return d, local
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Validate now, show every error at its field; returns (field, message) pairs."""
+        d, local = self.raw_dict()
+        errors = list(local.items())
+        cfg = None
+        try:
+            cfg = cfgmod.from_dict(d)
+        except cfgmod.ConfigError as exc:
+            errors += [(f, m) for f, m in exc.errors if f not in local]
+        self._cfg = cfg if not errors else None
+        self._errors = errors
+        by_field: dict[str, list[str]] = {}
+        general = []
+        for f, m in errors:
+            if f in self.editors:
+                by_field.setdefault(f, []).append(m)
+            else:
+                general.append(f"{f}: {m}")
+        for path, ed in self.editors.items():
+            msgs = by_field.get(path)
+            ed.set_error("; ".join(msgs) if msgs else None)
+        self.general_error.setText("\n".join(general))
+        self.general_error.setVisible(bool(general))
+        valid = not errors
+        if valid != self._valid:
+            self._valid = valid
+            self.validity_changed.emit(valid)
+        return errors
+
+    def config(self) -> cfgmod.RunConfig | None:
+        """The validated configuration, or None while a field is invalid."""
+        return self._cfg
+
+    def errors(self) -> list[tuple[str, str]]:
+        return list(self._errors)
+
+    def is_valid(self) -> bool:
+        return self._valid
+
+    def set_field(self, path: str, value) -> None:
+        self.editors[path].set_value(value)
+
+    def _on_changed(self) -> None:
+        if self._loading:
+            return
+        self.validate()
+        self.changed.emit()
+
+    # ------------------------------------------------------------------ presets & files
+    def load_preset(self, name: str) -> None:
+        d = cfgmod.read_file(cfgmod.preset_path(name))
+        self.set_config(d)
+        i = self.preset_box.findText(name)
+        if i >= 0:
+            self.preset_box.setCurrentIndex(i)
+
+    def load_file(self, path: str | Path) -> None:
+        self.set_config(cfgmod.read_file(path))
+
+    def _on_preset(self, index: int) -> None:
+        name = self.preset_box.itemText(index)
+        try:
+            if index == 0:
+                self.set_config(cfgmod.RunConfig().to_dict())
+            else:
+                self.load_preset(name)
+        except cfgmod.ConfigError as exc:
+            QMessageBox.warning(self, "Preset", str(exc))
+
+    def _load_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load configuration", str(cfgmod.PRESET_DIR),
+                                              "Configurations (*.yaml *.yml *.json)")
+        if path:
+            try:
+                self.load_file(path)
+            except cfgmod.ConfigError as exc:
+                QMessageBox.warning(self, "Load configuration", str(exc))
+
+    def _save_dialog(self) -> None:
+        cfg = self.config()
+        if cfg is None:
+            QMessageBox.warning(self, "Save configuration", "Fix the fields marked in red first.")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save configuration", f"{cfg.name}.yaml",
+                                              "YAML (*.yaml);;JSON (*.json)")
+        if path:
+            cfgmod.save(cfg, path)
+
+
+def _get(d: dict, path: str):
+    cur = d
+    for p in path.split("."):
+        if not isinstance(cur, dict) or p not in cur:
+            return None
+        cur = cur[p]
+    return cur
+
+
+def _set(d: dict, path: str, v) -> None:
+    parts = path.split(".")
+    cur = d
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+    cur[parts[-1]] = v
+
+
+def _deep_update(base: dict, new: dict) -> None:
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _deep_update(base[k], v)
+        else:
+            base[k] = copy.deepcopy(v)
+
+
+def dump_yaml(d: dict) -> str:
+    return yaml.safe_dump(d, sort_keys=False)

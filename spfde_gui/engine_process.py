@@ -1,0 +1,266 @@
+"""The engine in a subprocess (QProcess): launch, stream events in, send commands, stop.
+
+``python -u -m engine ...``: stdout carries JSON Lines events only (read with a canReadLine
+loop, fed to a RunModel), stderr carries logs (kept apart, last lines remembered so a crash
+can be shown with its traceback). Stop escalates: stop command, wait, terminate, wait, kill.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections import deque
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal, QEventLoop
+
+from engine import config as cfgmod
+from engine.events import parse_line
+from spfde_gui.run_model import RunModel
+
+ROOT = Path(__file__).resolve().parent.parent
+STDERR_LINES = 400
+
+
+class EngineController(QObject):
+    """One engine process at a time, and the RunModel it feeds."""
+
+    started = Signal(object)          # RunModel of the new run
+    run_dir_known = Signal(object)    # RunModel, once run_started named its directory
+    log_line = Signal(str)
+    state_changed = Signal(str)       # idle | starting | running | stopping
+    finished = Signal(object)         # RunModel, after the process has exited and been drained
+
+    def __init__(self, parent=None, stop_timeout_ms: int = 60_000, term_timeout_ms: int = 10_000):
+        super().__init__(parent)
+        self.stop_timeout_ms = stop_timeout_ms
+        self.term_timeout_ms = term_timeout_ms
+        self.model: RunModel | None = None
+        self.stderr_tail: deque[str] = deque(maxlen=STDERR_LINES)
+        self.exit_code: int | None = None
+        self.exit_status: str | None = None   # normal | crashed (signal) | failed-to-start
+        self.stop_requested = False
+        self._state = "idle"
+        self._proc: QProcess | None = None
+        self._tmp_config: str | None = None
+        self._err_buf = b""
+        self._escalate = QTimer(self)
+        self._escalate.setSingleShot(True)
+        self._escalate.timeout.connect(self._on_escalate)
+        self._stage = 0
+
+    # ---------------------------------------------------------------- state
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def _set_state(self, s: str) -> None:
+        if s != self._state:
+            self._state = s
+            self.state_changed.emit(s)
+
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.state() != QProcess.NotRunning
+
+    def pid(self) -> int | None:
+        if self._proc is None:
+            return None
+        pid = int(self._proc.processId())
+        return pid or None
+
+    # ---------------------------------------------------------------- launching
+    def start_run(self, cfg: cfgmod.RunConfig, runs_dir: str | os.PathLike | None = None) -> RunModel:
+        """Launch a new run of ``cfg`` (its runs folder replaced by ``runs_dir`` if given)."""
+        if runs_dir is not None:
+            cfg = cfg.replace(run_dir=str(Path(runs_dir).resolve()))
+        fd, path = tempfile.mkstemp(prefix=f"spfde-{cfg.name}-", suffix=".yaml")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(cfgmod.to_yaml(cfg))
+        self._tmp_config = path
+        return self._launch(["run", "--config", path], RunModel())
+
+    def resume(self, run_dir: str | os.PathLike, model: RunModel | None = None) -> RunModel:
+        """Resume a stopped or crashed run from its last checkpoint; the events keep
+        flowing into ``model`` (the run's replayed model) when given."""
+        run_dir = Path(run_dir)
+        if model is None:
+            model = RunModel.load(run_dir)
+        model.run_dir = run_dir
+        return self._launch(["resume", str(run_dir)], model)
+
+    def _launch(self, args: list[str], model: RunModel) -> RunModel:
+        if self.is_running():
+            raise RuntimeError("an engine process is already running; stop it first")
+        self.model = model
+        model.set_process_state(True)
+        self.stderr_tail.clear()
+        self._err_buf = b""
+        self.exit_code = self.exit_status = None
+        self.stop_requested = False
+        self._stage = 0
+        proc = QProcess(self)
+        proc.setProcessChannelMode(QProcess.SeparateChannels)
+        env = QProcessEnvironment.systemEnvironment()
+        env.insert("PYTHONUNBUFFERED", "1")
+        # the engine package must be importable even when the GUI runs from elsewhere
+        env.insert("PYTHONPATH", os.pathsep.join(p for p in (str(ROOT), env.value("PYTHONPATH")) if p))
+        proc.setProcessEnvironment(env)
+        proc.setWorkingDirectory(str(ROOT))
+        proc.readyReadStandardOutput.connect(self._read_stdout)
+        proc.readyReadStandardError.connect(self._read_stderr)
+        proc.errorOccurred.connect(self._on_error)
+        proc.finished.connect(self._on_finished)
+        self._proc = proc
+        self._set_state("starting")
+        self.started.emit(model)
+        proc.start(sys.executable, ["-u", "-m", "engine", *args])
+        return model
+
+    # ---------------------------------------------------------------- commands
+    def send(self, cmd: str) -> bool:
+        if not self.is_running():
+            return False
+        self._proc.write((json.dumps({"cmd": cmd}) + "\n").encode())
+        return True
+
+    def checkpoint(self) -> bool:
+        return self.send("checkpoint")
+
+    def stop(self) -> None:
+        """Graceful stop: the stop command, then terminate after stop_timeout_ms, then kill."""
+        if not self.is_running():
+            return
+        self.stop_requested = True
+        self._set_state("stopping")
+        self._stage = 1
+        self.send("stop")
+        self._escalate.start(self.stop_timeout_ms)
+
+    def kill(self) -> None:
+        if self.is_running():
+            self.stop_requested = True
+            self._proc.kill()
+
+    def _on_escalate(self) -> None:
+        if not self.is_running():
+            return
+        if self._stage == 1:
+            self._stage = 2
+            self._append_log("[studio] engine did not stop in time: terminating")
+            self._proc.terminate()
+            self._escalate.start(self.term_timeout_ms)
+        else:
+            self._append_log("[studio] engine did not terminate: killing")
+            self._proc.kill()
+
+    def wait_finished(self, timeout_ms: int) -> bool:
+        """Spin the event loop until the process has exited (or the timeout)."""
+        if not self.is_running():
+            return True
+        loop = QEventLoop()
+        self.finished.connect(loop.quit)
+        QTimer.singleShot(timeout_ms, loop.quit)
+        loop.exec()
+        self.finished.disconnect(loop.quit)
+        return not self.is_running()
+
+    def shutdown(self, graceful: bool = True) -> None:
+        """Used when the window closes: never leave an orphan engine."""
+        if not self.is_running():
+            return
+        if graceful:
+            self.stop()
+            if self.wait_finished(self.stop_timeout_ms + self.term_timeout_ms + 2000):
+                return
+        self.kill()
+        self.wait_finished(5000)
+
+    # ---------------------------------------------------------------- streams
+    def _read_stdout(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        evs = []
+        while proc.canReadLine():
+            raw = bytes(proc.readLine())
+            ev = parse_line(raw)
+            if ev is not None:
+                evs.append(ev)
+            elif raw.strip():  # something other than an event on stdout: show it as a log
+                self._append_log("[stdout] " + raw.decode("utf-8", "replace").rstrip())
+        self._ingest(evs)
+
+    def _ingest(self, evs: list[dict]) -> None:
+        if not evs or self.model is None:
+            return
+        had_dir = self.model.run_dir is not None
+        self.model.ingest_many(evs)
+        if self._state == "starting":
+            self._set_state("stopping" if self.stop_requested else "running")
+        if not had_dir or any(e.get("event") == "run_started" for e in evs):
+            for ev in evs:
+                if ev.get("event") == "run_started" and ev.get("run_dir"):
+                    self.model.run_dir = Path(ev["run_dir"])
+                    self.run_dir_known.emit(self.model)
+
+    def _read_stderr(self) -> None:
+        if self._proc is None:
+            return
+        data = self._err_buf + bytes(self._proc.readAllStandardError())
+        *lines, self._err_buf = data.split(b"\n")
+        for raw in lines:
+            self._append_log(raw.decode("utf-8", "replace").rstrip())
+
+    def _append_log(self, line: str) -> None:
+        self.stderr_tail.append(line)
+        self.log_line.emit(line)
+
+    def _on_error(self, err) -> None:
+        if err == QProcess.FailedToStart:
+            self.exit_status = "failed-to-start"
+            msg = f"could not start the engine ({sys.executable} -m engine): {self._proc.errorString()}"
+            self._append_log("[studio] " + msg)
+            if self.model is not None:
+                self.model.ingest({"event": "error", "message": msg, "traceback": ""})
+            self._finish()
+
+    def _on_finished(self, code: int, status) -> None:
+        self._escalate.stop()
+        proc = self._proc
+        if proc is not None:
+            # drain: the last events and log lines can arrive with the exit
+            self._read_stdout()
+            rest = bytes(proc.readAllStandardOutput())
+            if rest.strip():
+                ev = parse_line(rest)
+                self._ingest([ev] if ev else [])
+            self._read_stderr()
+            if self._err_buf:
+                self._append_log(self._err_buf.decode("utf-8", "replace").rstrip())
+                self._err_buf = b""
+        self.exit_code = int(code)
+        self.exit_status = "crashed" if status == QProcess.CrashExit else "normal"
+        m = self.model
+        if m is not None and m.finished is None and m.error is None:
+            # no run_finished: a crash, a kill, or an engine that died before speaking
+            how = "was killed" if status == QProcess.CrashExit else f"exited with code {code}"
+            tail = "\n".join(list(self.stderr_tail)[-40:])
+            m.ingest({"event": "error", "message": f"engine {how} without finishing the run",
+                      "traceback": tail, "source": "studio"})
+        self._finish()
+
+    def _finish(self) -> None:
+        if self.model is not None:
+            self.model.set_process_state(False)
+        if self._tmp_config:
+            try:
+                os.unlink(self._tmp_config)
+            except OSError:
+                pass
+            self._tmp_config = None
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.deleteLater()
+        self._set_state("idle")
+        self.finished.emit(self.model)

@@ -1,0 +1,415 @@
+"""The studio window: configuration and cost preview, runs, the live views of the run in
+focus, and the controls of the engine process."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
+                               QPlainTextEdit, QProgressBar, QPushButton, QSplitter, QTabWidget,
+                               QToolBar, QVBoxLayout, QWidget)
+
+from spfde_gui.config_form import ConfigForm
+from spfde_gui.cost_preview import CostPreview
+from spfde_gui.engine_process import EngineController
+from spfde_gui.run_model import RunModel, is_run_dir
+from spfde_gui.runs_panel import STATUS_COLORS, RunsPanel
+from spfde_gui.views import FlopsView, FreezeView, HardwareView, SieveView, TrainingView
+
+REDRAW_HZ = 15
+CLOSE_CHOICES = ("stop", "kill", "cancel")
+
+
+class RunHeader(QWidget):
+    """Name, status badge, progress and the crash banner of the run in focus."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 4, 6, 2)
+        top = QHBoxLayout()
+        self.title = QLabel("No run open")
+        self.title.setStyleSheet("font-size: 16px; font-weight: bold;")
+        self.badge = QLabel()
+        self.badge.setObjectName("status-badge")
+        self.detail = QLabel()
+        self.detail.setStyleSheet("color: #555;")
+        self.detail.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(260)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        top.addWidget(self.title)
+        top.addWidget(self.badge)
+        top.addWidget(self.detail, 1)
+        top.addWidget(self.progress)
+        lay.addLayout(top)
+        self.banner = QLabel()
+        self.banner.setObjectName("crash-banner")
+        self.banner.setWordWrap(True)
+        self.banner.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.banner.setStyleSheet("background: #fdecea; color: #8a1f11; border: 1px solid #e0a39b; padding: 6px;")
+        self.banner.hide()
+        lay.addWidget(self.banner)
+        self.tail = QPlainTextEdit()
+        self.tail.setObjectName("crash-tail")
+        self.tail.setReadOnly(True)
+        self.tail.setMaximumHeight(130)
+        self.tail.setStyleSheet("font-family: monospace; font-size: 11px; background: #fff8f7;")
+        self.tail.hide()
+        lay.addWidget(self.tail)
+
+    def show_model(self, m: RunModel | None, stderr_tail: list[str] | None = None) -> None:
+        if m is None:
+            self.title.setText("No run open")
+            self.badge.setText("")
+            self.badge.setStyleSheet("")
+            self.detail.setText("")
+            self.progress.hide()
+            self.banner.hide()
+            self.tail.hide()
+            return
+        st = m.status
+        self.title.setText(m.name)
+        self.badge.setText(f" {st} ")
+        self.badge.setStyleSheet(f"background: {STATUS_COLORS.get(st, '#777')}; color: white; "
+                                 "border-radius: 4px; padding: 1px 6px; font-weight: bold;")
+        dev = (m.run_started or {}).get("device")
+        bits = [f"device {dev}" if dev else "", str(m.run_dir) if m.run_dir else ""]
+        self.detail.setText("  ·  ".join(b for b in bits if b))
+        total = m.epochs_planned or 0
+        done = m.n_epochs
+        if total:
+            self.progress.show()
+            self.progress.setRange(0, total * 1000)
+            frac = 0.0
+            pr = m.progress
+            if st == "running" and pr and pr.get("batches"):
+                frac = min(1.0, pr.get("batch", 0) / max(1, pr["batches"]))
+            self.progress.setValue(int(1000 * min(total, done + frac)))
+            self.progress.setFormat(f"epoch {done}/{total}")
+        else:
+            self.progress.hide()
+        if st == "crashed":
+            err = m.error or {}
+            msg = err.get("message") or "the engine stopped without finishing the run (no run_finished event)"
+            self.banner.setText(f"<b>Run crashed:</b> {msg}")
+            self.banner.show()
+            lines = list(stderr_tail or [])[-60:]
+            text = "\n".join(lines) if lines else (err.get("traceback") or "")
+            self.tail.setPlainText(text)
+            self.tail.setVisible(bool(text.strip()))
+            self.tail.verticalScrollBar().setValue(self.tail.verticalScrollBar().maximum())
+        else:
+            self.banner.hide()
+            self.tail.hide()
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, runs_dir: str | Path | None = None, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("SpFDE Studio")
+        self.resize(1440, 900)
+        self.model: RunModel | None = None
+        self.close_policy: str | None = None   # tests: "stop" or "kill" instead of asking
+        self.controller = EngineController(self)
+        self.controller.log_line.connect(self._on_log)
+        self.controller.state_changed.connect(self._update_actions)
+        self.controller.started.connect(self._on_engine_started)
+        self.controller.run_dir_known.connect(self._on_run_dir_known)
+        self.controller.finished.connect(self._on_engine_finished)
+
+        # left: configuration + preview, runs
+        self.form = ConfigForm()
+        if runs_dir is not None:
+            self.form.set_field("run_dir", str(runs_dir))
+        self.preview = CostPreview()
+        self.form.changed.connect(self._schedule_preview)
+        self.form.validity_changed.connect(self._update_actions)
+        cfg_split = QSplitter(Qt.Vertical)
+        cfg_split.addWidget(self.form)
+        cfg_split.addWidget(self.preview)
+        cfg_split.setStretchFactor(0, 3)
+        cfg_split.setStretchFactor(1, 1)
+        launch_row = QWidget()
+        lr = QVBoxLayout(launch_row)
+        lr.setContentsMargins(0, 0, 0, 0)
+        lr.addWidget(cfg_split, 1)
+        self.launch_msg = QLabel()
+        self.launch_msg.setObjectName("launch-message")
+        self.launch_msg.setWordWrap(True)
+        self.launch_msg.setStyleSheet("color: #c0392b;")
+        lr.addWidget(self.launch_msg)
+        self.launch_btn = QPushButton("▶  Launch run")
+        self.launch_btn.setObjectName("launch")
+        self.launch_btn.setStyleSheet("font-weight: bold; padding: 6px;")
+        self.launch_btn.clicked.connect(self.launch)
+        lr.addWidget(self.launch_btn)
+        self.runs = RunsPanel(self._runs_dir())
+        self.runs.open_requested.connect(self.open_model)
+        self.runs.compare_changed.connect(self._on_compare)
+        self.left = QTabWidget()
+        self.left.addTab(launch_row, "Configure")
+        self.left.addTab(self.runs, "Runs")
+
+        # right: the run in focus
+        self.header = RunHeader()
+        self.training = TrainingView()
+        self.freeze = FreezeView()
+        self.sieve = SieveView()
+        self.flops = FlopsView()
+        self.hardware = HardwareView()
+        self.views = [self.training, self.freeze, self.sieve, self.flops, self.hardware]
+        self.tabs = QTabWidget()
+        for v in self.views:
+            self.tabs.addTab(v, v.title)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(5000)
+        self.log.setStyleSheet("font-family: monospace; font-size: 11px;")
+        self.tabs.addTab(self.log, "Engine log")
+        self.tabs.currentChanged.connect(lambda _i: self._tick(force=True))
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(self.header)
+        rl.addWidget(self.tabs, 1)
+
+        split = QSplitter(Qt.Horizontal)
+        split.addWidget(self.left)
+        split.addWidget(right)
+        split.setStretchFactor(0, 0)
+        split.setStretchFactor(1, 1)
+        split.setSizes([470, 970])
+        self.setCentralWidget(split)
+        self._build_actions()
+        self.statusBar().showMessage("Ready")
+
+        self._header_version = -1
+        self.redraw_timer = QTimer(self)
+        self.redraw_timer.setInterval(int(1000 / REDRAW_HZ))
+        self.redraw_timer.timeout.connect(self._tick)
+        self.redraw_timer.start()
+        self.hw_timer = QTimer(self)
+        self.hw_timer.setInterval(1000)
+        self.hw_timer.timeout.connect(self._poll_hardware)
+        self.hw_timer.start()
+        self._schedule_preview()
+        self._update_actions()
+
+    # ------------------------------------------------------------------ actions
+    def _build_actions(self) -> None:
+        tb = QToolBar("Run")
+        tb.setMovable(False)
+        tb.setToolButtonStyle(Qt.ToolButtonTextOnly)
+        self.addToolBar(tb)
+        mk = lambda text, slot, key=None, tip="": self._action(tb, text, slot, key, tip)
+        self.act_launch = mk("Launch", self.launch, "F5", "Start a run with the configuration on the left")
+        self.act_stop = mk("Stop", self.stop, "Ctrl+.", "Stop gracefully: checkpoint and exit (then terminate, then kill)")
+        self.act_ckpt = mk("Checkpoint now", self.controller.checkpoint, None, "Ask the engine to save a checkpoint")
+        self.act_resume = mk("Resume", self.resume, None, "Resume the stopped or crashed run in view from its last checkpoint")
+        self.act_kill = mk("Kill", self.controller.kill, None, "Kill the engine process at once")
+        tb.addSeparator()
+        self.act_open = mk("Open run…", self._open_dialog, "Ctrl+O", "Replay a run directory")
+        self.act_export = mk("Export report…", self.export_report, "Ctrl+E", "HTML, PDF, CSV and JSON report of the run in view")
+        menu = self.menuBar().addMenu("&Run")
+        for a in (self.act_launch, self.act_stop, self.act_ckpt, self.act_resume, self.act_kill, None,
+                  self.act_open, self.act_export):
+            menu.addSeparator() if a is None else menu.addAction(a)
+        quit_act = QAction("Quit", self)
+        quit_act.setShortcut(QKeySequence.Quit)
+        quit_act.triggered.connect(self.close)
+        menu.addAction(quit_act)
+
+    def _action(self, tb: QToolBar, text, slot, key, tip) -> QAction:
+        a = QAction(text, self)
+        if key:
+            a.setShortcut(QKeySequence(key))
+        a.setToolTip(tip)
+        a.setStatusTip(tip)
+        a.triggered.connect(lambda _checked=False: slot())
+        tb.addAction(a)
+        return a
+
+    def _update_actions(self, *_args) -> None:
+        running = self.controller.is_running()
+        valid = self.form.is_valid()
+        self.act_launch.setEnabled(not running)
+        self.launch_btn.setEnabled(not running)
+        self.act_stop.setEnabled(running)
+        self.act_ckpt.setEnabled(running)
+        self.act_kill.setEnabled(running)
+        m = self.model
+        self.act_resume.setEnabled(not running and m is not None and m.run_dir is not None
+                                   and m.status in ("stopped", "crashed"))
+        self.act_export.setEnabled(m is not None and m.run_dir is not None)
+        if valid:
+            self.launch_msg.setText("")
+
+    # ------------------------------------------------------------------ launching
+    def _runs_dir(self) -> Path:
+        cfg = self.form.config()
+        d = cfg.run_dir if cfg is not None else (self.form.raw_dict()[0].get("run_dir") or "runs")
+        return Path(d).expanduser().resolve()
+
+    def launch(self) -> bool:
+        """Start a run with the form's configuration; False (and the fields marked) if invalid."""
+        if self.controller.is_running():
+            self.statusBar().showMessage("A run is already going: stop it first.")
+            return False
+        errors = self.form.validate()
+        cfg = self.form.config()
+        if errors or cfg is None:
+            n = len(errors)
+            self.launch_msg.setText(f"Cannot launch: {n} invalid field{'s' if n != 1 else ''} "
+                                    f"(marked in red): " + "; ".join(f"{f}: {m}" for f, m in errors[:3]))
+            self.statusBar().showMessage("Launch blocked: fix the fields marked in red.")
+            self.left.setCurrentIndex(0)
+            return False
+        runs_dir = self._runs_dir()
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        if self.runs.runs_dir.resolve() != runs_dir:
+            self.runs.set_runs_dir(runs_dir)
+        self.log.clear()
+        self.controller.start_run(cfg, runs_dir)
+        self.statusBar().showMessage(f"Launched {cfg.name} in {runs_dir}")
+        return True
+
+    def stop(self) -> None:
+        self.controller.stop()
+        self.statusBar().showMessage("Stopping: the engine checkpoints and exits…")
+
+    def resume(self) -> bool:
+        m = self.model
+        if self.controller.is_running() or m is None or m.run_dir is None:
+            return False
+        self.log.clear()
+        self.controller.resume(m.run_dir, m)
+        self.statusBar().showMessage(f"Resuming {m.run_dir.name}")
+        return True
+
+    def _on_engine_started(self, model: RunModel) -> None:
+        self.open_model(model)
+        self._update_actions()
+
+    def _on_run_dir_known(self, model: RunModel) -> None:
+        self.runs.register_live(model)
+        self._update_actions()
+
+    def _on_engine_finished(self, model: RunModel) -> None:
+        self.hardware.set_pid(None)
+        self._tick(force=True)
+        self.runs.rescan()
+        st = model.status if model else "?"
+        self.statusBar().showMessage(f"Engine exited ({st})")
+        self._update_actions()
+
+    def _on_log(self, line: str) -> None:
+        self.log.appendPlainText(line)
+
+    # ------------------------------------------------------------------ viewing
+    def open_run(self, run_dir) -> RunModel:
+        m = self.runs.model_for(run_dir)
+        self.open_model(m)
+        return m
+
+    def open_model(self, model: RunModel) -> None:
+        self.model = model
+        for v in self.views:
+            v.set_model(model)
+        self.training.set_overlays([o for o in self.runs.compared() if o is not model])
+        self._header_version = -1
+        self._tick(force=True)
+        self._update_actions()
+
+    def _on_compare(self, models: list) -> None:
+        self.training.set_overlays([m for m in models if m is not self.model])
+        if self.model is None and models:
+            self.open_model(models[0])
+
+    def _open_dialog(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Open run directory", str(self.runs.runs_dir))
+        if not d:
+            return
+        if not is_run_dir(d):
+            QMessageBox.warning(self, "Open run", f"{d} holds no events.jsonl or config.yaml: not a run directory.")
+            return
+        self.open_run(d)
+
+    def export_report(self, out_dir: str | Path | None = None) -> Path | None:
+        m = self.model
+        if m is None or m.run_dir is None:
+            return None
+        try:
+            from spfde_gui.report import export_report
+        except ImportError as exc:
+            QMessageBox.warning(self, "Export report", f"The report module is not available: {exc}")
+            return None
+        out = Path(out_dir) if out_dir else Path(m.run_dir) / "report"
+        try:
+            result = export_report(m.run_dir, out)
+        except Exception as exc:
+            QMessageBox.warning(self, "Export report", f"Could not write the report: {type(exc).__name__}: {exc}")
+            return None
+        self.statusBar().showMessage(f"Report written to {out}")
+        return Path(result) if isinstance(result, (str, Path)) else out
+
+    # ------------------------------------------------------------------ timers
+    def _tick(self, force: bool = False) -> None:
+        """Bounded-rate redraw: the header and the visible view, only if their model changed."""
+        m = self.model
+        if m is not None and (force or m.version != self._header_version):
+            self._header_version = m.version
+            tail = list(self.controller.stderr_tail) if m is self.controller.model else None
+            self.header.show_model(m, tail)
+            self._update_actions()
+        elif m is None and force:
+            self.header.show_model(None)
+        v = self.tabs.currentWidget()
+        if v in self.views:
+            v.refresh(force=force)
+
+    def redraw_all(self) -> None:
+        """Every view now (benchmarks, screenshots, report previews)."""
+        for v in self.views:
+            v.refresh(force=True)
+
+    def _poll_hardware(self) -> None:
+        self.hardware.set_pid(self.controller.pid() if self.controller.is_running() else None)
+        if self.tabs.currentWidget() is self.hardware or self.controller.is_running():
+            self.hardware.poll()
+
+    def _schedule_preview(self) -> None:
+        cfg = self.form.config()
+        self.preview.schedule(cfg, None if cfg is not None else self.form.errors())
+
+    # ------------------------------------------------------------------ closing
+    def closeEvent(self, ev) -> None:
+        if self.controller.is_running():
+            choice = self.close_policy or self._ask_close()
+            if choice == "cancel":
+                ev.ignore()
+                return
+            self.statusBar().showMessage("Stopping the engine before closing…")
+            self.controller.shutdown(graceful=(choice == "stop"))
+        self.redraw_timer.stop()
+        self.hw_timer.stop()
+        self.hardware.monitor.close()
+        self.preview.wait_idle(2000)
+        self.sieve.wait_idle(2000)
+        ev.accept()
+
+    def _ask_close(self) -> str:
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Question)
+        box.setWindowTitle("A run is still going")
+        box.setText("The engine is still training. What should happen to the run?")
+        box.setInformativeText("Stop gracefully saves a checkpoint you can resume; Kill ends it at once.")
+        stop = box.addButton("Stop gracefully", QMessageBox.AcceptRole)
+        kill = box.addButton("Kill", QMessageBox.DestructiveRole)
+        box.addButton(QMessageBox.Cancel)
+        box.setDefaultButton(stop)
+        box.exec()
+        clicked = box.clickedButton()
+        return "stop" if clicked is stop else "kill" if clicked is kill else "cancel"

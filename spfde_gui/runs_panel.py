@@ -1,0 +1,177 @@
+"""The runs folder as a table: every run directory with its status and key results, read
+from its events.jsonl (tailed incrementally, so rescans stay cheap). Double-click opens a
+run; ticking "compare" overlays runs on the accuracy plots."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from spfde_gui.cost_preview import fmt_flops
+from spfde_gui.run_model import EVENTS_FILE, RunModel, scan_runs
+
+STATUS_COLORS = {"running": "#1f77b4", "completed": "#2ca02c", "stopped": "#ff7f0e", "crashed": "#d62728",
+                 "new": "#777777"}
+# A run without run_finished whose file changed this recently is taken as running elsewhere.
+LIVE_WINDOW_S = 120
+COLUMNS = ("compare", "run", "status", "model / data", "epochs", "best acc", "final acc", "FLOPs vs dense")
+
+
+class RunsPanel(QWidget):
+    open_requested = Signal(object)      # RunModel
+    compare_changed = Signal(list)       # list[RunModel]
+
+    def __init__(self, runs_dir: str | os.PathLike, parent=None):
+        super().__init__(parent)
+        self.runs_dir = Path(runs_dir)
+        self.models: dict[Path, RunModel] = {}
+        self.live: dict[Path, RunModel] = {}   # runs this window is driving (their models are shared)
+        self._rows: list[Path] = []
+        self._updating = False
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        top = QHBoxLayout()
+        self.folder_label = QLabel()
+        self.folder_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        top.addWidget(self.folder_label, 1)
+        self.refresh_btn = QPushButton("Rescan")
+        self.refresh_btn.clicked.connect(self.rescan)
+        top.addWidget(self.refresh_btn)
+        lay.addLayout(top)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.cellDoubleClicked.connect(self._open_row)
+        self.table.itemChanged.connect(self._item_changed)
+        lay.addWidget(self.table, 1)
+        self.empty = QLabel()
+        self.empty.setAlignment(Qt.AlignCenter)
+        self.empty.setWordWrap(True)
+        self.empty.setStyleSheet("color: #777; padding: 12px;")
+        lay.addWidget(self.empty)
+        hint = QLabel("Double-click a run to open it; tick <i>compare</i> to overlay runs on the accuracy plots.")
+        hint.setStyleSheet("color: #777;")
+        hint.setWordWrap(True)
+        lay.addWidget(hint)
+        self.timer = QTimer(self)
+        self.timer.setInterval(3000)
+        self.timer.timeout.connect(self.rescan)
+        self.set_runs_dir(self.runs_dir)
+
+    def set_runs_dir(self, d) -> None:
+        self.runs_dir = Path(d)
+        self.folder_label.setText(f"Runs folder: <b>{self.runs_dir}</b>")
+        self.rescan()
+
+    def register_live(self, model: RunModel) -> None:
+        """A run this window launched: the panel shows its live model instead of a replay."""
+        if model.run_dir is not None:
+            self.live[Path(model.run_dir).resolve()] = model
+            self.rescan()
+
+    def model_for(self, run_dir) -> RunModel:
+        p = Path(run_dir).resolve()
+        return self.live.get(p) or self._load(p)
+
+    def _load(self, p: Path) -> RunModel:
+        m = self.models.get(p)
+        if m is None:
+            m = RunModel.load(p)
+            self.models[p] = m
+        else:
+            m.poll_file()
+        self._judge_liveness(m)
+        return m
+
+    def _judge_liveness(self, m: RunModel) -> None:
+        if m.finished is not None or m.error is not None or m.run_dir is None:
+            return
+        try:
+            age = time.time() - os.stat(m.run_dir / EVENTS_FILE).st_mtime
+        except OSError:
+            age = 1e9
+        m.set_process_state(age < LIVE_WINDOW_S)
+
+    def rescan(self) -> None:
+        dirs = [p.resolve() for p in scan_runs(self.runs_dir)]
+        checked = {p for p in self._checked_paths()}
+        self._updating = True
+        try:
+            self.table.setRowCount(len(dirs))
+            self._rows = dirs
+            for r, p in enumerate(dirs):
+                m = self.live.get(p) or self._load(p)
+                s = m.summary()
+                chk = QTableWidgetItem()
+                chk.setFlags(Qt.ItemIsUserCheckable | Qt.ItemIsEnabled | Qt.ItemIsSelectable)
+                chk.setCheckState(Qt.Checked if p in checked else Qt.Unchecked)
+                self.table.setItem(r, 0, chk)
+                dense, spent = s["flops_dense"], s["flops_spent"]
+                cells = [p.name, s["status"], f"{s['model'] or '?'} / {s['dataset'] or '?'}",
+                         f"{s['epochs_done']}/{s['epochs_planned'] or '?'}", _acc(s["best_test_acc"]),
+                         _acc(s["final_test_acc"]),
+                         f"{fmt_flops(spent)} ({100 * spent / dense:.0f}%)" if spent and dense else "–"]
+                for c, text in enumerate(cells, start=1):
+                    it = QTableWidgetItem(str(text))
+                    if c == 2:
+                        it.setForeground(QBrush(QColor(STATUS_COLORS.get(s["status"], "#333"))))
+                        if s.get("error"):
+                            it.setToolTip(s["error"])
+                    if c == 1:
+                        it.setToolTip(str(p))
+                    self.table.setItem(r, c, it)
+        finally:
+            self._updating = False
+        self.empty.setText("" if dirs else f"No runs in {self.runs_dir} yet. Launch one from the configuration tab.")
+        self.empty.setVisible(not dirs)
+
+    def _checked_paths(self) -> list[Path]:
+        out = []
+        for r, p in enumerate(self._rows):
+            it = self.table.item(r, 0)
+            if it is not None and it.checkState() == Qt.Checked:
+                out.append(p)
+        return out
+
+    def compared(self) -> list[RunModel]:
+        return [self.model_for(p) for p in self._checked_paths()]
+
+    def set_compared(self, paths) -> None:
+        want = {Path(p).resolve() for p in paths}
+        self._updating = True
+        for r, p in enumerate(self._rows):
+            self.table.item(r, 0).setCheckState(Qt.Checked if p in want else Qt.Unchecked)
+        self._updating = False
+        self.compare_changed.emit(self.compared())
+
+    def _item_changed(self, item: QTableWidgetItem) -> None:
+        if not self._updating and item.column() == 0:
+            self.compare_changed.emit(self.compared())
+
+    def _open_row(self, row: int, _col: int) -> None:
+        if 0 <= row < len(self._rows):
+            self.open_requested.emit(self.model_for(self._rows[row]))
+
+    def showEvent(self, ev) -> None:
+        self.rescan()
+        self.timer.start()
+        super().showEvent(ev)
+
+    def hideEvent(self, ev) -> None:
+        self.timer.stop()
+        super().hideEvent(ev)
+
+
+def _acc(x) -> str:
+    if x is None:
+        return "–"
+    return f"{100 * x:.2f}%" if x <= 1.0 else f"{x:.2f}"

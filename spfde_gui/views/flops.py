@@ -1,0 +1,112 @@
+"""FLOPs savings: cumulative FLOPs saved by sparsity, freezing and sieving against the
+dense equivalent, and each technique's achieved saving against its target."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from spfde_gui.cost_preview import SOURCE_COLORS, SOURCE_LABELS, fmt_flops
+from spfde_gui.run_model import RunModel
+from spfde_gui.views.base import HoverReadout, RunView, curve, make_plot
+
+SOURCES = ("sparsity", "freeze", "sieve")
+
+
+def achieved_fractions(m: RunModel) -> dict[str, float]:
+    """Each technique's saving in the terms its target is set in: sparsity and sieving as
+    fractions of the dense cost, freezing as a fraction of what the run would have cost
+    without freezing."""
+    spent, dense = m.last("flops_spent"), m.last("flops_dense")
+    sv = {k: m.last("saved_" + k) for k in SOURCES}
+    nan = float("nan")
+    return {
+        "sparsity": sv["sparsity"] / dense if dense else nan,
+        "sieve": sv["sieve"] / (dense - sv["sparsity"]) if dense and dense > sv["sparsity"] else nan,
+        "freeze": sv["freeze"] / (spent + sv["freeze"]) if spent + sv["freeze"] else nan,
+    }
+
+
+def targets(m: RunModel) -> dict[str, float]:
+    c = m.config or {}
+    g = lambda sec, k: float((c.get(sec) or {}).get(k) or 0.0)
+    return {"sparsity": g("sparsity", "target"), "freeze": g("freeze", "target"), "sieve": g("sieve", "ratio")}
+
+
+class FlopsView(RunView):
+    title = "FLOPs savings"
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        box = QWidget()
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.summary = QLabel()
+        self.summary.setObjectName("flops:summary")
+        self.summary.setWordWrap(True)
+        self.summary.setStyleSheet("padding: 4px;")
+        self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        lay.addWidget(self.summary)
+        self.glw = pg.GraphicsLayoutWidget()
+        self.cum = make_plot(self.glw, 0, 0, "Cumulative training FLOPs", "epoch", "FLOPs")
+        self.c_dense = curve(self.cum, "#555555", "dense equivalent", style=Qt.DashLine)
+        self.c_spent = curve(self.cum, SOURCE_COLORS["spent"], "spent", width=2)
+        self.c_saved = {k: curve(self.cum, SOURCE_COLORS[k], SOURCE_LABELS[k]) for k in SOURCES}
+        self.c_proj = curve(self.cum, SOURCE_COLORS["spent"], "projected spent", width=1, style=Qt.DotLine)
+        self.hover = HoverReadout(self.cum)
+        self.bars = make_plot(self.glw, 0, 1, "Saving achieved vs target", "", "% of the reference cost", legend=True)
+        self.glw.ci.layout.setColumnStretchFactor(0, 3)
+        self.glw.ci.layout.setColumnStretchFactor(1, 2)
+        self.bars.getAxis("bottom").setTicks([[(i, s) for i, s in enumerate(SOURCES)]])
+        self.bars.setMouseEnabled(x=False, y=False)
+        self.bar_done = pg.BarGraphItem(x=[], height=[], width=0.38, brushes=[], name="achieved")
+        self.bar_goal = pg.BarGraphItem(x=[], height=[], width=0.38, brush=pg.mkBrush(0, 0, 0, 0),
+                                        pen=pg.mkPen("#333", width=1.5, style=Qt.DashLine), name="target")
+        self.bars.addItem(self.bar_done)
+        self.bars.addItem(self.bar_goal)
+        lay.addWidget(self.glw, 1)
+        self.set_content(box)
+
+    def has_data(self, m: RunModel) -> bool:
+        return m.n_epochs > 0 and np.isfinite(m.column("flops_dense")).any()
+
+    def redraw(self, m: RunModel) -> None:
+        ep = m.column("epoch")
+        self.c_dense.setData(ep, m.column("flops_dense"))
+        self.c_spent.setData(ep, m.column("flops_spent"))
+        for k, c in self.c_saved.items():
+            c.setData(ep, m.column("saved_" + k))
+        proj = _projected_cumulative(m.projected)
+        if proj is not None:
+            self.c_proj.setData(np.arange(len(proj), dtype=float), proj)
+        else:
+            self.c_proj.setData([], [])
+        got, goal = achieved_fractions(m), targets(m)
+        xs = np.arange(len(SOURCES), dtype=float)
+        self.bar_done.setOpts(x=xs - 0.2, height=[100 * np.nan_to_num(got[k]) for k in SOURCES],
+                              brushes=[pg.mkBrush(SOURCE_COLORS[k]) for k in SOURCES])
+        self.bar_goal.setOpts(x=xs + 0.2, height=[100 * goal[k] for k in SOURCES])
+        dense, spent = m.last("flops_dense"), m.last("flops_spent")
+        parts = [f"Spent <b>{fmt_flops(spent)}</b> of a dense-equivalent {fmt_flops(dense)}"
+                 + (f" (<b>{100 * spent / dense:.1f}%</b>)" if dense else "") + "."]
+        for k in SOURCES:
+            parts.append(f"{SOURCE_LABELS[k].capitalize()}: {fmt_flops(m.last('saved_' + k))} "
+                         f"({_pct(got[k])} achieved, target {100 * goal[k]:.1f}%).")
+        self.summary.setText(" ".join(parts))
+
+
+def _pct(x: float) -> str:
+    return "–" if x != x else f"{100 * x:.1f}%"
+
+
+def _projected_cumulative(projected: dict | None) -> np.ndarray | None:
+    """Cumulative projected spent FLOPs per epoch, if the run's projection carries rows."""
+    rows = (projected or {}).get("epochs")
+    if not isinstance(rows, list) or not rows:
+        return None
+    try:
+        per = np.array([float(r["flops"]["spent"]) for r in rows])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return np.cumsum(per)

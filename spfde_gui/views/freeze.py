@@ -1,0 +1,119 @@
+"""Per-block freeze timeline: blocks x epochs, active or frozen, planned (from the freeze
+plan) above actual (from each epoch_end's frozen blocks)."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from spfde_gui.run_model import RunModel
+from spfde_gui.views.base import RunView
+
+# 0 = active, 1 = frozen, 2 = not reached yet (actual only)
+LUT = np.array([[198, 230, 196, 255], [59, 111, 182, 255], [240, 240, 240, 255]], dtype=np.uint8)
+
+
+class _Timeline:
+    def __init__(self, glw: pg.GraphicsLayoutWidget, row: int, title: str):
+        self.plot = glw.addPlot(row=row, col=0, title=title)
+        self.plot.setLabel("bottom", "epoch")
+        self.plot.invertY(True)
+        self.plot.setMouseEnabled(x=True, y=False)
+        self.img = pg.ImageItem(autoDownsample=True)
+        self.img.setLookupTable(LUT)
+        self.img.setLevels([0, 2])
+        self.plot.addItem(self.img)
+        self.names: list[str] = []
+        self._shape = (0, 0)
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.hover = pg.TextItem(color="#222", fill=pg.mkBrush(255, 255, 255, 220))
+        self.hover.hide()
+        self.plot.addItem(self.hover, ignoreBounds=True)
+
+    def set(self, mat: np.ndarray, names: list[str]) -> None:
+        self.img.setImage(mat, autoLevels=False, levels=[0, 2])
+        w, h = max(mat.shape[1], 1), max(mat.shape[0], 1)
+        self.img.setRect(0, 0, w, h)
+        if (w, h) != self._shape:   # new extent: show it all (the user may zoom in afterwards)
+            self._shape = (w, h)
+            self.plot.vb.setLimits(xMin=0, xMax=w, yMin=0, yMax=h)
+            self.plot.setRange(xRange=(0, w), yRange=(0, h), padding=0)
+        if names != self.names:
+            self.names = list(names)
+            step = max(1, len(names) // 20)   # keep the axis readable on deep models
+            self.plot.getAxis("left").setTicks([[(i + 0.5, n) for i, n in enumerate(names) if i % step == 0]])
+
+
+class FreezeView(RunView):
+    title = "Layer freezing"
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        box = QWidget()
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.info = QLabel()
+        self.info.setWordWrap(True)
+        self.info.setStyleSheet("padding: 4px;")
+        lay.addWidget(self.info)
+        self.glw = pg.GraphicsLayoutWidget()
+        self.planned = _Timeline(self.glw, 0, "Planned")
+        self.actual = _Timeline(self.glw, 1, "Actual")
+        self.actual.plot.setXLink(self.planned.plot)
+        self._proxy = pg.SignalProxy(self.glw.scene().sigMouseMoved, rateLimit=30, slot=self._moved)
+        lay.addWidget(self.glw, 1)
+        legend = QLabel("<span style='background:#c6e6c4'>&nbsp;&nbsp;&nbsp;</span> active &nbsp; "
+                        "<span style='background:#3b6fb6'>&nbsp;&nbsp;&nbsp;</span> frozen &nbsp; "
+                        "<span style='background:#f0f0f0'>&nbsp;&nbsp;&nbsp;</span> not run yet")
+        lay.addWidget(legend)
+        self.set_content(box)
+        self._planned_src = None
+
+    def has_data(self, m: RunModel) -> bool:
+        return bool(m.block_names) and (m.n_epochs > 0 or m.freeze_plan is not None)
+
+    def empty_text(self, m: RunModel | None) -> str:
+        if m is not None and m.run_started is not None and not m.block_names:
+            return "This run reported no model blocks."
+        return super().empty_text(m)
+
+    def redraw(self, m: RunModel) -> None:
+        names = m.block_names
+        planned = m.planned_frozen_matrix()
+        total = max(planned.shape[1], m.epochs_planned or 0, m.n_epochs)
+        if self._planned_src != (id(m.freeze_plan), total, len(names)):
+            full = np.zeros((len(names), total), dtype=np.uint8)
+            full[:, :planned.shape[1]] = planned[:, :total]
+            self.planned.set(full, names)
+            self._planned_src = (id(m.freeze_plan), total, len(names))
+        actual = np.full((len(names), total), 2, dtype=np.uint8)
+        actual[:, :m.n_epochs] = m.frozen_matrix()
+        self.actual.set(actual, names)
+        fp = m.freeze_plan
+        cfg_freeze = (m.config or {}).get("freeze") or {}
+        if fp:
+            text = (f"Scheme <b>{fp.get('scheme', cfg_freeze.get('scheme', '?'))}</b>, target "
+                    f"{100 * float(fp.get('target', 0)):.1f}% of training FLOPs, plan achieves "
+                    f"{100 * float(fp.get('achieved', 0)):.1f}%; freezing starts at epoch <b>{fp.get('start_epoch')}</b>.")
+        elif float(cfg_freeze.get("target") or 0) <= 0:
+            text = "Layer freezing is off for this run (freeze.target = 0): every block trains every epoch."
+        else:
+            text = "No freeze plan reported."
+        frozen_now = int(m.frozen_matrix()[:, -1].sum()) if m.n_epochs else 0
+        text += f" Frozen now: {frozen_now} of {len(names)} blocks; {len(m.freeze_events)} freeze events."
+        self.info.setText(text)
+
+    def _moved(self, args) -> None:
+        pos = args[0]
+        for tl in (self.planned, self.actual):
+            if tl.plot.sceneBoundingRect().contains(pos):
+                p = tl.plot.vb.mapSceneToView(pos)
+                e, b = int(np.floor(p.x())), int(np.floor(p.y()))
+                img = tl.img.image
+                if img is not None and 0 <= b < img.shape[0] and 0 <= e < img.shape[1]:
+                    state = ("active", "frozen", "not run yet")[int(img[b, e])]
+                    tl.hover.setText(f"{tl.names[b] if b < len(tl.names) else b} · epoch {e}: {state}")
+                    tl.hover.setPos(p.x(), p.y())
+                    tl.hover.show()
+                    continue
+            tl.hover.hide()

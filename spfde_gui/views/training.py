@@ -1,0 +1,84 @@
+"""Accuracy and loss (train and test) against epoch and against cumulative training FLOPs,
+with other runs overlaid for comparison."""
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+
+from spfde_gui.cost_preview import fmt_flops
+from spfde_gui.run_model import RunModel
+from spfde_gui.views.base import PALETTE, HoverReadout, RunView, curve, finite_xy, make_plot
+
+TRAIN, TEST = "#1f77b4", "#d62728"
+
+
+class TrainingView(RunView):
+    title = "Accuracy && loss"
+
+    def __init__(self, parent=None):
+        self.overlays: list[RunModel] = []
+        self._overlay_items: list = []
+        self._overlay_key: tuple = ()
+        self._overlays_dirty = False
+        super().__init__(parent)
+        self.glw = pg.GraphicsLayoutWidget()
+        self.acc_ep = make_plot(self.glw, 0, 0, "Accuracy vs epoch", "epoch", "accuracy (%)")
+        self.loss_ep = make_plot(self.glw, 0, 1, "Loss vs epoch", "epoch", "loss")
+        self.acc_fl = make_plot(self.glw, 1, 0, "Accuracy vs training FLOPs", "cumulative FLOPs", "accuracy (%)")
+        self.loss_fl = make_plot(self.glw, 1, 1, "Loss vs training FLOPs", "cumulative FLOPs", "loss")
+        self.loss_fl.setXLink(self.acc_fl)
+        self.loss_ep.setXLink(self.acc_ep)
+        self.curves = {}
+        for key, plot, col, x in (("acc_ep", self.acc_ep, "acc", "epoch"), ("loss_ep", self.loss_ep, "loss", "epoch"),
+                                  ("acc_fl", self.acc_fl, "acc", "flops_spent"),
+                                  ("loss_fl", self.loss_fl, "loss", "flops_spent")):
+            self.curves[key] = (x, [(curve(plot, TRAIN, "train", style=Qt.DashLine), "train_" + col),
+                                    (curve(plot, TEST, "test"), "test_" + col)])
+        self.hovers = [HoverReadout(self.acc_ep), HoverReadout(self.loss_ep),
+                       HoverReadout(self.acc_fl, fmt_flops), HoverReadout(self.loss_fl, fmt_flops)]
+        self.set_content(self.glw)
+
+    def set_overlays(self, models: list[RunModel]) -> None:
+        """Runs drawn beside the current one (test accuracy on both accuracy plots)."""
+        self.overlays = [m for m in models if m is not self.model]
+        self._overlay_key = ()
+        self._overlays_dirty = True
+        self.refresh(force=True)
+
+    def has_data(self, m: RunModel) -> bool:
+        return m.n_epochs > 0 or any(o.n_epochs for o in self.overlays)
+
+    def refresh(self, force: bool = False) -> bool:
+        # overlays that are live runs change too
+        key = tuple(o.version for o in self.overlays)
+        if key != self._overlay_key:
+            force = True
+            self._overlay_key = key
+            self._overlays_dirty = True
+        return super().refresh(force)
+
+    def redraw(self, m: RunModel) -> None:
+        for xname, items in self.curves.values():
+            x = m.column(xname)
+            for item, yname in items:
+                item.setData(*finite_xy(x, _scaled(m, yname)))
+        if self._overlays_dirty:
+            self._draw_overlays()
+            self._overlays_dirty = False
+
+    def _draw_overlays(self) -> None:
+        for plot, item in self._overlay_items:
+            plot.removeItem(item)
+        self._overlay_items = []
+        for i, o in enumerate(self.overlays):
+            color = PALETTE[(i + 2) % len(PALETTE)]
+            for plot, xname in ((self.acc_ep, "epoch"), (self.acc_fl, "flops_spent")):
+                item = curve(plot, color, f"{o.name} (test)", width=1.3)
+                item.setData(*finite_xy(o.column(xname), _scaled(o, "test_acc")))
+                self._overlay_items.append((plot, item))
+
+
+def _scaled(m: RunModel, name: str):
+    """Accuracies in percent (the engine reports fractions)."""
+    col = m.column(name)
+    return col * 100.0 if name.endswith("_acc") else col
