@@ -246,3 +246,19 @@ def test_export_keeps_pyqtgraph_options_and_takes_a_live_model(tmp_path, qapp):
     html_text = written["html"].read_text(encoding="utf-8")
     assert 'class="status running"' in html_text and "still going" in html_text
     assert len(_images(html_text)) >= 4
+
+
+def test_run_that_crashed_before_its_first_epoch(tmp_path, qapp):
+    from spfde_gui.report import export_report
+    run = tmp_path / "early"
+    recorded_run(run, finish=False)
+    first = (run / "events.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    err = make_event("error", message="CUDA out of memory <tried 2 GiB>", traceback="Traceback ...\nRuntimeError: OOM")
+    (run / "events.jsonl").write_text(first + "\n" + dumps(err) + "\n", encoding="utf-8")
+    written = export_report(run, tmp_path / "out", formats="html,json")
+    html_text = written["html"].read_text(encoding="utf-8")
+    assert "CUDA out of memory &lt;tried 2 GiB&gt;" in html_text           # escaped, not markup
+    assert "No epoch finished: no curves to show." in html_text and not _images(html_text)
+    data = json.loads(written["json"].read_text(encoding="utf-8"))
+    assert data["status"] == "crashed" and data["epochs"]["epoch"] == []
+    assert data["config"]["name"] == CFG["name"]

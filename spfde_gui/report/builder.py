@@ -450,10 +450,13 @@ def render_html(model, figures: dict[str, Figure], *, image_src: Callable[[Figur
     if by_part:
         body += '<p class="note">Projected training memory by part (cost model):</p>' + by_part.html()
     parts.append(_section("Memory", body, "memory"))
+    curves = ("accuracy_loss", "accuracy_flops", "flops_sources")
     parts.append(_section("Training curves",
-                          fig("accuracy_loss", "No epoch finished: no curves to show.")
+                          fig("accuracy_loss", "No accuracy or loss was recorded.")
                           + fig("accuracy_flops", "No FLOPs were recorded.")
-                          + fig("flops_sources", "No FLOPs were recorded."), "curves"))
+                          + fig("flops_sources", "No FLOPs were recorded.")
+                          if any(k in figures for k in curves) or model.n_epochs
+                          else '<p class="empty">No epoch finished: no curves to show.</p>', "curves"))
     text, table = freeze_section(model)
     body = f"<p>{text}</p>" + (table.html() if table else "")
     if "freeze_timeline" in figures:
