@@ -84,7 +84,8 @@ def erk_densities(shapes: Sequence[tuple[str, Sequence[int]]], density: float) -
 # ---------------------------------------------------------------- segment schedule
 
 def _snap(cfg: RunConfig, fraction: float) -> int:
-    return int(round(fraction * cfg.epochs / cfg.interval)) * cfg.interval
+    # half rounds up (Python's round() would send 4.5 to 4)
+    return int(math.floor(fraction * cfg.epochs / cfg.interval + 0.5)) * cfg.interval
 
 
 def boundaries(cfg: RunConfig) -> tuple[int, int]:
