@@ -1,0 +1,231 @@
+"""SpFDE Studio window (pytest-qt, offscreen): field validation blocks the launch, the cost
+preview follows the form, recorded runs replay into every view and the runs panel, and the
+real engine launched from the window streams data, stops, resumes and shows a kill as a crash."""
+import os
+import signal
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np
+import pytest
+
+from engine.events import dumps, make_event
+
+ROOT = Path(__file__).resolve().parent.parent
+BLOCKS = ["stem", "layer1.0", "layer2.0", "head"]
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    from spfde_gui.main_window import MainWindow
+    w = MainWindow(runs_dir=tmp_path / "runs")
+    w.close_policy = "kill"       # never a modal question, never an orphan engine
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    yield w
+    if w.controller.is_running():
+        w.controller.kill()
+        w.controller.wait_finished(5000)
+    w.close()
+
+
+# ---------------------------------------------------------------- configuration
+def test_invalid_fields_block_launch_with_message_at_the_field(window, qtbot):
+    form = window.form
+    form.editors["epochs"].input.setText("ten")
+    form.editors["sparsity.target"].input.setText("1.5")
+    assert window.launch() is False
+    assert not window.controller.is_running()
+    ep = form.editors["epochs"]
+    assert ep.error_label.isVisible() and "integer" in ep.error_label.text()
+    assert "border" in ep.input.styleSheet()
+    sp = form.editors["sparsity.target"]
+    assert sp.error_label.isVisible() and "< 1" in sp.error_label.text()
+    assert "2 invalid fields" in window.launch_msg.text()
+    assert form.config() is None
+    # a cross-field rule lands on its field too
+    form.editors["epochs"].input.setText("4")
+    form.editors["sparsity.target"].input.setText("0.9")
+    form.editors["interval"].input.setText("9")
+    assert window.launch() is False
+    assert "at most epochs" in form.editors["interval"].error_label.text()
+    assert not form.editors["epochs"].error_label.isVisible()
+    form.editors["interval"].input.setText("2")
+    assert form.is_valid() and form.config().interval == 2
+    assert not form.editors["interval"].error_label.isVisible()
+
+
+def test_cost_preview_follows_the_form(window, qtbot):
+    form, pv = window.form, window.preview
+    form.set_field("epochs", 40)
+    form.set_field("freeze.target", 0.2)
+    qtbot.waitUntil(lambda: pv.result is not None and pv.result["freeze_plan"] is not None, timeout=10000)
+    start = pv.values["freeze_start"].text()
+    assert start.isdigit() and int(start) == pv.result["freeze_plan"]["start_epoch"]
+    assert pv.values["freeze"].text() != "–" and "%" in pv.values["spent"].text()
+    form.set_field("freeze.target", 0.0)
+    qtbot.waitUntil(lambda: pv.values["freeze_start"].text() == "off", timeout=10000)
+    # an invalid field: the preview shows why instead of numbers
+    form.editors["batch_size"].input.setText("-3")
+    qtbot.waitUntil(lambda: pv.error is not None, timeout=5000)
+    assert "batch_size" in pv.message.text() and pv.values["spent"].text() == "–"
+
+
+def test_presets_load_into_the_form(window):
+    from engine import config as cfgmod
+    names = cfgmod.list_presets()
+    if not names:
+        pytest.skip("no presets yet")
+    window.form.load_preset(names[0])
+    want = cfgmod.load_preset(names[0])
+    got = window.form.config()
+    assert got is not None and got.epochs == want.epochs and got.model.name == want.model.name
+
+
+# ---------------------------------------------------------------- recorded runs
+def _record(run_dir: Path, n_epochs=6, finish=True, acc0=0.2, name="rec"):
+    run_dir.mkdir(parents=True)
+    evs = [make_event("run_started", run_id=run_dir.name, run_dir=str(run_dir), device="cpu",
+                      dataset={"train_size": 100}, resumed=False, start_epoch=0,
+                      config={"name": name, "epochs": n_epochs, "model": {"name": "resnet20"},
+                              "data": {"name": "synthetic", "image_size": 8, "train_size": 100, "test_size": 20},
+                              "sparsity": {"target": 0.9}, "freeze": {"target": 0.2}, "sieve": {"ratio": 0.2}},
+                      model={"name": "resnet20", "blocks": [{"name": b} for b in BLOCKS]},
+                      freeze_plan={"start_epoch": 2, "frozen_prefix": [0, 0, 1, 2, 2, 2][:n_epochs],
+                                   "target": 0.2, "achieved": 0.21, "scheme": "single_shot"},
+                      projected=None)]
+    for e in range(n_epochs):
+        if e % 2 == 0:
+            evs.append(make_event("sieve_update", epoch=e, active_size=80, removed_size=20, k=6,
+                                  initial_waiting=max(0, 14 - 6 * e), histogram={"edges": [0, 1, 2, 3], "counts": [50, 20, 10]},
+                                  swapped_in=[1, 2, 3], swapped_out=[4, 5, 6]))
+        frozen = BLOCKS[:min(2, max(0, e - 1))]
+        evs.append(make_event(
+            "epoch_end", epoch=e, epochs=n_epochs, train_loss=2.0 - 0.2 * e, train_acc=0.1 * e, test_loss=2.1 - 0.2 * e,
+            test_acc=acc0 + 0.05 * e, lr=0.1, lrs={}, epoch_time=1.0, samples=80, samples_total=80 * (e + 1),
+            memory={"kind": "cpu", "peak_bytes": 1e8, "rss_bytes": 2e8},
+            flops={"spent": 4e9 * (e + 1), "dense": 1e10 * (e + 1),
+                   "saved": {"sparsity": 4e9 * (e + 1), "freeze": 5e8 * e, "sieve": 1.5e9 * (e + 1)}},
+            flops_epoch={}, density=0.1, frozen_blocks=frozen, active_samples=80))
+    if finish:
+        evs.append(make_event("run_finished", status="completed", epochs_completed=n_epochs, final={},
+                              flops={}, wall_time=6.0))
+    (run_dir / "events.jsonl").write_text("".join(dumps(e) + "\n" for e in evs))
+    return run_dir
+
+
+def test_every_view_shows_an_empty_state_without_data(window):
+    for v in (window.training, window.freeze, window.sieve, window.flops):
+        v.refresh(force=True)
+        assert v.is_empty() and v.empty_label.text()
+    assert "No run" in window.training.empty_label.text()
+
+
+def test_replayed_run_fills_every_view(window, qtbot, tmp_path):
+    run = _record(tmp_path / "runs" / "rec-1")
+    m = window.open_run(run)
+    window.redraw_all()
+    assert m.status == "completed" and m.n_epochs == 6
+    for v in (window.training, window.freeze, window.sieve, window.flops):
+        assert not v.is_empty(), v.title
+    x, y = window.training.curves["acc_ep"][1][1][0].getData()
+    np.testing.assert_allclose(y, 100 * (0.2 + 0.05 * np.arange(6)))
+    assert window.freeze.actual.img.image[0, 5] == 1 and window.freeze.actual.img.image[3, 5] == 0
+    assert window.sieve.numbers["removed_size"].text() == "20"
+    assert "Saved by sieving" in window.flops.summary.text()
+    assert window.header.badge.text().strip() == "completed"
+    assert window.act_export.isEnabled() and not window.act_resume.isEnabled()
+
+
+def test_runs_panel_lists_statuses_and_overlays_runs(window, qtbot, tmp_path):
+    runs = tmp_path / "runs"
+    _record(runs / "a-1", acc0=0.3, name="mest")
+    _record(runs / "b-2", n_epochs=3, finish=False, name="spfde")
+    (runs / "b-2" / "events.jsonl").touch()
+    os.utime(runs / "b-2" / "events.jsonl", (1, 1))   # long silent and unfinished: crashed
+    panel = window.runs
+    panel.rescan()
+    rows = {panel.table.item(r, 1).text(): panel.table.item(r, 2).text() for r in range(panel.table.rowCount())}
+    assert rows == {"a-1": "completed", "b-2": "crashed"}
+    window.open_run(runs / "a-1")
+    panel.set_compared([runs / "b-2"])
+    window.redraw_all()
+    overlay = [it for _p, it in window.training._overlay_items]
+    assert len(overlay) == 2 and overlay[0].name() == "spfde (test)"
+    assert len(overlay[0].getData()[0]) == 3
+
+
+# ---------------------------------------------------------------- the real engine
+TINY = """
+name: tiny
+device: cpu
+epochs: {epochs}
+batch_size: 64
+interval: 1
+model: {{name: resnet20, width: 0.25}}
+data: {{name: synthetic, image_size: 8, train_size: 128, test_size: 32}}
+sparsity: {{target: 0.8}}
+sieve: {{ratio: 0.2}}
+checkpoint: {{every: 1}}
+"""
+
+
+def _need_engine():
+    if not ((ROOT / "engine" / "cli.py").exists() and (ROOT / "engine" / "trainer.py").exists()):
+        pytest.skip("engine CLI/trainer not there yet")
+
+
+def _launch_tiny(window, tmp_path, epochs):
+    _need_engine()
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY.format(epochs=epochs))
+    window.form.load_file(cfg)
+    window.form.set_field("run_dir", str(tmp_path / "runs"))
+    assert window.launch() is True
+    return window.controller.model
+
+
+@pytest.mark.slow
+def test_engine_run_streams_stops_and_resumes(window, qtbot, tmp_path):
+    m = _launch_tiny(window, tmp_path, epochs=5)
+    qtbot.waitUntil(lambda: m.n_epochs >= 1, timeout=60000)
+    window._tick(force=True)
+    assert not window.training.is_empty()
+    assert len(window.training.curves["loss_ep"][1][0][0].getData()[0]) >= 1
+    assert m.run_dir is not None and (m.run_dir / "events.jsonl").is_file()
+    window.stop()
+    qtbot.waitUntil(lambda: not window.controller.is_running(), timeout=60000)
+    assert m.status == "stopped", (m.error, list(window.controller.stderr_tail)[-10:])
+    stopped_at = m.n_epochs
+    assert stopped_at < 5
+    assert window.act_resume.isEnabled()
+    assert window.resume() is True
+    qtbot.waitUntil(lambda: not window.controller.is_running(), timeout=60000)
+    assert m.status == "completed", (m.error, list(window.controller.stderr_tail)[-10:])
+    np.testing.assert_array_equal(m.column("epoch"), np.arange(5))
+    # the replay of the run directory agrees with what the window saw live
+    from spfde_gui.run_model import RunModel
+    replay = RunModel.load(m.run_dir)
+    assert replay.status == "completed" and replay.n_epochs == 5
+
+
+@pytest.mark.slow
+def test_killed_engine_is_shown_as_crashed(window, qtbot, tmp_path):
+    m = _launch_tiny(window, tmp_path, epochs=30)
+    qtbot.waitUntil(lambda: m.run_started is not None, timeout=60000)
+    pid = window.controller.pid()
+    os.kill(pid, signal.SIGKILL)
+    qtbot.waitUntil(lambda: not window.controller.is_running(), timeout=20000)
+    window._tick(force=True)
+    assert m.status == "crashed"
+    assert window.header.banner.isVisible() and "killed" in window.header.banner.text()
+    assert window.act_resume.isEnabled()
+
+
+def test_cli_rejects_unknown_preset_and_missing_run(capsys):
+    from spfde_gui.__main__ import main
+    assert main(["--preset", "no-such-preset"]) == 2
+    assert "no-such-preset" in capsys.readouterr().err
+    assert main(["--open", "/nonexistent/run"]) == 2
