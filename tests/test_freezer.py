@@ -265,6 +265,12 @@ def test_real_trainer_freeze_and_resume_mid_freeze(tmp_path):
         for i in ids:
             assert torch.equal(at_freeze["optimizer"]["state"][i]["momentum_buffer"],
                                opt_final["state"][i]["momentum_buffer"]), name
+    # the ledger's freeze saving of the finished run is the plan's, within 1 point
+    flops = [f for n, f in full_em.events if n == "run_finished"][0]["flops"]
+    realised = flops["saved"]["freeze"] / (flops["spent"] + flops["saved"]["freeze"])
+    print("freeze saving: plan", plan["achieved"], "ledger", realised)
+    assert abs(realised - plan["achieved"]) < 0.01, (realised, plan["achieved"])
+    assert abs(plan["achieved"] - cfg.freeze.target) < 0.02    # 8 coarse epochs: within 2 points
     head = full.block_names[-1]
     start = ckpt.load(tmp_path / "full" / "checkpoints" / "epoch_0003.pt")["model"]
     assert not torch.equal(start[f"{head}.fc.weight"], final[f"{head}.fc.weight"])   # not vacuous
