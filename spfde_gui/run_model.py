@@ -28,6 +28,7 @@ _SIMPLE = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "e
 _NAN = float("nan")
 STATUSES = ("new", "running", "completed", "stopped", "crashed")
 EVENTS_FILE = "events.jsonl"
+_PROGRESS_PREFIX = b'{"event":"progress"'   # how engine.events.dumps starts a progress line
 
 
 def _num(v) -> float:
@@ -106,9 +107,19 @@ class RunModel:
         before = self.n_events
         loads = json.loads
         evs = []
+        # Only the latest progress event is kept by the model, so a replay parses just the
+        # last one (they are most of a long run's lines); run_started/run_finished reset it.
+        skipped_progress = 0
+        last_progress = None
         for raw in data[:end].split(b"\n"):
+            if raw.startswith(_PROGRESS_PREFIX):
+                skipped_progress += 1
+                last_progress = raw
+                continue
             if not raw.strip():
                 continue
+            if last_progress is not None and (raw.startswith(b'{"event":"run_')):
+                last_progress = None
             try:
                 ev = loads(raw)
             except ValueError:
@@ -118,7 +129,14 @@ class RunModel:
                 evs.append(ev)
             else:
                 self.n_skipped += 1
+        if last_progress is not None:
+            try:
+                evs.append(loads(last_progress))
+                skipped_progress -= 1
+            except ValueError:
+                self.n_skipped += 1
         self.ingest_many(evs)
+        self.n_events += skipped_progress
         # An unterminated last line is complete if it parses and the writer is gone; the
         # next poll would otherwise never see it. Keep it pending only when it is torn.
         tail = data[end + 1:]

@@ -229,3 +229,16 @@ def test_cli_rejects_unknown_preset_and_missing_run(capsys):
     assert main(["--preset", "no-such-preset"]) == 2
     assert "no-such-preset" in capsys.readouterr().err
     assert main(["--open", "/nonexistent/run"]) == 2
+
+
+@pytest.mark.slow
+def test_closing_the_window_stops_the_engine(window, qtbot, tmp_path):
+    import psutil
+    m = _launch_tiny(window, tmp_path, epochs=30)
+    qtbot.waitUntil(lambda: m.run_started is not None, timeout=60000)
+    pid = window.controller.pid()
+    window.close_policy = "stop"
+    window.close()
+    assert not window.controller.is_running()
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert m.status == "stopped", (m.error, list(window.controller.stderr_tail)[-10:])

@@ -148,3 +148,12 @@ def test_scan_runs_lists_run_dirs(tmp_path):
     names = {p.name for p in scan_runs(tmp_path)}
     assert names == {"a-1", "b-2"}
     assert scan_runs(tmp_path / "missing") == []
+
+
+def test_replay_keeps_only_the_latest_progress(tmp_path):
+    prog = [make_event("progress", epoch=0, batch=b, batches=4, loss=1.0, images_per_s=10.0) for b in (1, 2, 3)]
+    m = RunModel.load(write(tmp_path / "p", [started()] + prog + [epoch_end(0, 0.1)]))
+    assert m.progress["batch"] == 3 and m.n_events == 5
+    fin = make_event("run_finished", status="completed", epochs_completed=1, final={}, flops={}, wall_time=1.0)
+    m = RunModel.load(write(tmp_path / "q", [started()] + prog + [fin]))
+    assert m.progress is None and m.status == "completed"

@@ -15,6 +15,7 @@ from spfde_gui.views.base import HoverReadout, RunView, curve, make_plot
 
 THUMBS = 10       # per row (swapped in / swapped out)
 THUMB_PX = 48
+_SERIES = ("epoch", "active_size", "removed_size", "initial_waiting")
 
 
 class _ThumbSignals(QObject):
@@ -53,6 +54,8 @@ class SieveView(RunView):
         self._signals.done.connect(self._on_thumbs)
         self._thumb_for = None
         self._rid = 0
+        self._series = np.zeros((4, 0))
+        self._series_src = None
 
         box = QWidget()
         lay = QVBoxLayout(box)
@@ -119,11 +122,9 @@ class SieveView(RunView):
         for key, lab in self.numbers.items():
             v = last.get(key)
             lab.setText(f"{v:,}" if isinstance(v, int) else "–")
-        ups = m.sieve_updates
-        ep = np.array([u.get("epoch", np.nan) for u in ups], dtype=float)
-        for c, key in ((self.c_active, "active_size"), (self.c_removed, "removed_size"),
-                       (self.c_waiting, "initial_waiting")):
-            c.setData(ep, np.array([u.get(key, np.nan) for u in ups], dtype=float))
+        series = self._series_of(m)
+        for i, c in enumerate((self.c_active, self.c_removed, self.c_waiting), start=1):
+            c.setData(series[0], series[i])
         h = last.get("histogram") or {}
         counts = np.asarray(h.get("counts") or [], dtype=float)
         edges = np.asarray(h.get("edges") or [], dtype=float)
@@ -136,6 +137,21 @@ class SieveView(RunView):
         self.hist_plot.setTitle("Forgetting counts in the active set"
                                 + (f" ({never:,} never classified correctly)" if isinstance(never, int) else ""))
         self._request_thumbs(m, last)
+
+    def _series_of(self, m: RunModel) -> np.ndarray:
+        """epoch, active, removed, waiting per update; extended with new updates only."""
+        ups = m.sieve_updates
+        cached = self._series
+        if self._series_src is not m or cached.shape[1] > len(ups) or \
+                (cached.shape[1] and cached[0, -1] != ups[cached.shape[1] - 1].get("epoch")):
+            cached = np.zeros((4, 0))          # another run, or a resume truncated the list
+        new = ups[cached.shape[1]:]
+        if new:
+            add = np.array([[u.get(k, np.nan) if isinstance(u.get(k), (int, float)) else np.nan
+                             for u in new] for k in _SERIES], dtype=float)
+            cached = np.concatenate([cached, add], axis=1)
+        self._series, self._series_src = cached, m
+        return cached
 
     def _request_thumbs(self, m: RunModel, last: dict) -> None:
         key = (id(m), len(m.sieve_updates))
