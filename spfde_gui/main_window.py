@@ -213,9 +213,12 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         self.act_open = mk("Open run…", self._open_dialog, "Ctrl+O", "Replay a run directory")
         self.act_export = mk("Export report…", self.export_report, "Ctrl+E", "HTML, PDF, CSV and JSON report of the run in view")
+        self.act_use_cfg = QAction("Use this run's configuration", self)
+        self.act_use_cfg.setToolTip("Copy the configuration of the run in view into the form")
+        self.act_use_cfg.triggered.connect(self.use_run_config)
         menu = self.menuBar().addMenu("&Run")
         for a in (self.act_launch, self.act_stop, self.act_ckpt, self.act_resume, self.act_kill, None,
-                  self.act_open, self.act_export):
+                  self.act_open, self.act_export, self.act_use_cfg):
             menu.addSeparator() if a is None else menu.addAction(a)
         quit_act = QAction("Quit", self)
         quit_act.setShortcut(QKeySequence.Quit)
@@ -244,6 +247,7 @@ class MainWindow(QMainWindow):
         self.act_resume.setEnabled(not running and m is not None and m.run_dir is not None
                                    and m.status in ("stopped", "crashed"))
         self.act_export.setEnabled(m is not None and m.run_dir is not None)
+        self.act_use_cfg.setEnabled(m is not None and bool(m.config))
         if valid:
             self.launch_msg.setText("")
 
@@ -323,6 +327,17 @@ class MainWindow(QMainWindow):
         self._tick(force=True)
         self._update_actions()
 
+    def use_run_config(self) -> None:
+        m = self.model
+        if m is None or not m.config:
+            return
+        runs_dir = self.form.raw_dict()[0].get("run_dir")
+        self.form.set_config(m.config)
+        if runs_dir:
+            self.form.set_field("run_dir", runs_dir)   # keep launching into this window's runs folder
+        self.left.setCurrentIndex(0)
+        self.statusBar().showMessage(f"Configuration of {m.name} copied into the form")
+
     def _on_compare(self, models: list) -> None:
         self.training.set_overlays([m for m in models if m is not self.model])
         if self.model is None and models:
@@ -348,12 +363,13 @@ class MainWindow(QMainWindow):
             return None
         out = Path(out_dir) if out_dir else Path(m.run_dir) / "report"
         try:
-            result = export_report(m.run_dir, out)
+            written = export_report(m.run_dir, out, model=m)
         except Exception as exc:
             QMessageBox.warning(self, "Export report", f"Could not write the report: {type(exc).__name__}: {exc}")
             return None
-        self.statusBar().showMessage(f"Report written to {out}")
-        return Path(result) if isinstance(result, (str, Path)) else out
+        names = ", ".join(Path(p).name for p in (written or {}).values()) if isinstance(written, dict) else ""
+        self.statusBar().showMessage(f"Report written to {out}" + (f" ({names})" if names else ""))
+        return out
 
     # ------------------------------------------------------------------ timers
     def _tick(self, force: bool = False) -> None:
@@ -376,6 +392,11 @@ class MainWindow(QMainWindow):
             v.refresh(force=True)
 
     def _poll_hardware(self) -> None:
+        m = self.model
+        if m is not None and m is not self.controller.model and m.status == "running" and m.run_dir is not None:
+            # a run another process drives (e.g. the CLI): tail its events.jsonl
+            m.poll_file()
+            self.runs.judge_liveness(m)
         self.hardware.set_pid(self.controller.pid() if self.controller.is_running() else None)
         if self.tabs.currentWidget() is self.hardware or self.controller.is_running():
             self.hardware.poll()

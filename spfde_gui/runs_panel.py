@@ -89,10 +89,10 @@ class RunsPanel(QWidget):
             self.models[p] = m
         else:
             m.poll_file()
-        self._judge_liveness(m)
+        self.judge_liveness(m)
         return m
 
-    def _judge_liveness(self, m: RunModel) -> None:
+    def judge_liveness(self, m: RunModel) -> None:
         if m.finished is not None or m.error is not None or m.run_dir is None:
             return
         try:

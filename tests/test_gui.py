@@ -137,6 +137,18 @@ def test_replayed_run_fills_every_view(window, qtbot, tmp_path):
     assert "Saved by sieving" in window.flops.summary.text()
     assert window.header.badge.text().strip() == "completed"
     assert window.act_export.isEnabled() and not window.act_resume.isEnabled()
+    window.use_run_config()
+    assert window.form.config() is not None and window.form.config().epochs == 6
+
+
+def test_export_report_from_the_window(window, tmp_path):
+    pytest.importorskip("spfde_gui.report")
+    run = _record(tmp_path / "runs" / "rec-2")
+    window.open_run(run)
+    out = window.export_report(tmp_path / "rep")
+    assert out == tmp_path / "rep"
+    assert any(p.suffix == ".html" for p in out.iterdir())
+    assert "Report written" in window.statusBar().currentMessage()
 
 
 def test_runs_panel_lists_statuses_and_overlays_runs(window, qtbot, tmp_path):
