@@ -6,6 +6,10 @@ command, the GUI preview and ``run_started.freeze_plan``; the freezer follows th
 Every scheme is described the same way: ``frozen_prefix[e]`` = number of leading blocks
 frozen in epoch e (the frozen set is always a prefix). A frozen block still runs forward,
 so it saves, per sample, its backward FLOPs = 2 x its forward FLOPs (ALGORITHMS.md §2).
+A frozen block keeps its mask, so it is priced at the FLOPs it froze with, not at the
+densities the schedule prescribes later: ``achieved`` is 1 - (cost of the run with this
+plan) / (cost of the same run without freezing), exactly what ``engine.plan.project``
+projects and the ledger then counts.
 
 Rules (docs/layer-freezing.md explains them and compares with the paper's Tables A4/A5):
 
@@ -34,6 +38,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+from engine import dst_schedule
 from engine.config import RunConfig, freeze_resume_epochs
 
 PERIOD = 4                      # periodic cycle: front 1-in-4, middle 1-in-2
@@ -71,21 +76,25 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
     if len(block_layers) != B:
         raise ValueError(f"block_layers: expected {B} entries (one per block), got {len(block_layers)}")
 
-    # saved[e][k]: FLOPs saved in epoch e with the first k blocks frozen.
-    saved = []
-    for e in range(T):
-        row, acc = [0.0], 0.0
-        for b in range(B):
-            acc += 2.0 * samples[e] * float(block_fwd_flops[e][b])
-            row.append(acc)
-        saved.append(row)
-    cost = sum(1.5 * saved[e][B] for e in range(T))      # 3 x forward = 1.5 x (2 x forward)
+    # Masks (and so block FLOPs) change only at mask-update epochs, and a frozen block skips
+    # them: it keeps, to the end of its frozen run, the density it froze with (under MEST
+    # EM&S often the soft-bound density, above the final one). Price schedules that way, as
+    # engine.plan.project does, so the saving is what the run really saves against the
+    # same run without freezing.
+    updates = [e == 0 or dst_schedule.mask_update(cfg, e) is not None for e in range(T)]
+    flops = [[float(v) for v in row] for row in block_fwd_flops]
+    cost_e = _epoch_costs(T, B, flops, samples, updates, [0] * T)
+    cost = sum(cost_e)
     if cost <= 0:
-        raise ValueError("freeze.target: the run has no training FLOPs to save")
+        raise ValueError("the run has no training FLOPs to save by freezing")
     goal = f * cost * (1 - _REL_TOL)
 
+    def epoch_savings(prefix):
+        spent = _epoch_costs(T, B, flops, samples, updates, prefix)
+        return [c - s for c, s in zip(cost_e, spent)]
+
     def saving(prefix):
-        return sum(saved[e][p] for e, p in enumerate(prefix))
+        return sum(epoch_savings(prefix))
 
     resume_epoch = None
     extra: dict = {}
@@ -118,7 +127,7 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
         raise ValueError(f"freeze.scheme: unknown scheme {scheme!r}; expected single_shot, "
                          "single_shot_resume, periodic or delayed_periodic")
 
-    epoch_saving = [saved[e][p] for e, p in enumerate(prefix)]
+    epoch_saving = epoch_savings(prefix)
     freeze_epochs = {}
     for b, name in enumerate(block_names):
         first = next((e for e, p in enumerate(prefix) if p > b), None)
@@ -163,6 +172,23 @@ def _check_inputs(T, B, flops, samples) -> None:
             raise ValueError(f"block_fwd_flops[{e}]: FLOPs must be finite and non-negative")
     if any(not math.isfinite(s) or s < 0 for s in samples):
         raise ValueError("samples: must be finite and non-negative")
+
+
+def _epoch_costs(T, B, flops, samples, updates, prefix) -> list[float]:
+    """Training FLOPs per epoch with ``prefix[e]`` leading blocks frozen: a frozen block runs
+    forward only (1 x), the others forward and backward (3 x), each at the FLOPs of the last
+    mask-update epoch at which it was training (epoch 0 included)."""
+    since = [0] * B                   # epoch whose densities each block's mask has
+    out = []
+    for e in range(T):
+        p = prefix[e]
+        if updates[e]:
+            for b in range(p, B):
+                since[b] = e
+        frozen = sum(flops[since[b]][b] for b in range(p))
+        rest = sum(flops[since[b]][b] for b in range(p, B))
+        out.append(samples[e] * (frozen + 3.0 * rest))
+    return out
 
 
 def _single_shot_prefix(T, dT, start, m, end, last_delay=0):
