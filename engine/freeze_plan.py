@@ -61,7 +61,8 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
                 samples: Sequence[float], block_layers: Sequence[int] | None = None) -> dict | None:
     """The freeze plan of ``cfg`` (None when ``freeze.target`` is 0).
 
-    block_fwd_flops[e][b]: forward FLOPs per sample of block b in epoch e; samples[e]:
+    block_fwd_flops[e][b]: forward FLOPs per sample of block b in epoch e at the scheduled
+    densities (a frozen block is re-priced at the FLOPs it froze with); samples[e]:
     training samples in epoch e; block_layers[b]: conv/linear layers in block b (default 1).
     Raises ValueError naming the largest reachable target when the target cannot be met.
     """
