@@ -198,7 +198,7 @@ class ConfigForm(QWidget):
                 form.addRow(lab, ed)
             blay.addWidget(box)
         blay.addStretch(1)
-        scroll = QScrollArea()
+        self.scroll = scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(body)
         outer.addWidget(scroll, 1)
@@ -259,6 +259,15 @@ class ConfigForm(QWidget):
             self._valid = valid
             self.validity_changed.emit(valid)
         return errors
+
+    def focus_first_error(self) -> str | None:
+        """Scroll to the first field in error and focus it; its dotted name, or None."""
+        for path, ed in self.editors.items():
+            if ed.error:
+                self.scroll.ensureWidgetVisible(ed)
+                ed.input.setFocus()
+                return path
+        return None
 
     def config(self) -> cfgmod.RunConfig | None:
         """The validated configuration, or None while a field is invalid."""

@@ -270,6 +270,7 @@ class MainWindow(QMainWindow):
                                     f"(marked in red): " + "; ".join(f"{f}: {m}" for f, m in errors[:3]))
             self.statusBar().showMessage("Launch blocked: fix the fields marked in red.")
             self.left.setCurrentIndex(0)
+            self.form.focus_first_error()
             return False
         runs_dir = self._runs_dir()
         runs_dir.mkdir(parents=True, exist_ok=True)

@@ -60,13 +60,19 @@ def test_invalid_fields_block_launch_with_message_at_the_field(window, qtbot):
 def test_cost_preview_follows_the_form(window, qtbot):
     form, pv = window.form, window.preview
     form.set_field("epochs", 40)
-    form.set_field("freeze.target", 0.2)
+    form.set_field("freeze.target", 0.1)
     qtbot.waitUntil(lambda: pv.result is not None and pv.result["freeze_plan"] is not None, timeout=10000)
     start = pv.values["freeze_start"].text()
     assert start.isdigit() and int(start) == pv.result["freeze_plan"]["start_epoch"]
     assert pv.values["freeze"].text() != "–" and "%" in pv.values["spent"].text()
     form.set_field("freeze.target", 0.0)
     qtbot.waitUntil(lambda: pv.values["freeze_start"].text() == "off", timeout=10000)
+    # a configuration the planner rejects: its reason instead of numbers
+    form.set_field("freeze.target", 0.9)
+    qtbot.waitUntil(lambda: pv.error is not None, timeout=10000)
+    assert "freeze.target" in pv.message.text() and pv.values["freeze_start"].text() == "–"
+    form.set_field("freeze.target", 0.0)
+    qtbot.waitUntil(lambda: pv.error is None and pv.result is not None, timeout=10000)
     # an invalid field: the preview shows why instead of numbers
     form.editors["batch_size"].input.setText("-3")
     qtbot.waitUntil(lambda: pv.error is not None, timeout=5000)

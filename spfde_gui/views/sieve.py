@@ -128,7 +128,9 @@ class SieveView(RunView):
         h = last.get("histogram") or {}
         counts = np.asarray(h.get("counts") or [], dtype=float)
         edges = np.asarray(h.get("edges") or [], dtype=float)
-        if counts.size and edges.size == counts.size + 1:
+        if counts.size and edges.size == counts.size + 1 and np.allclose(np.diff(edges), 1):
+            centres, widths = edges[:-1], 0.9      # one bar per count: label it by the count
+        elif counts.size and edges.size == counts.size + 1:
             centres, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges) * 0.9
         else:
             centres, widths = np.arange(counts.size, dtype=float), 0.9
