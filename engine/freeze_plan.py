@@ -6,10 +6,13 @@ command, the GUI preview and ``run_started.freeze_plan``; the freezer follows th
 Every scheme is described the same way: ``frozen_prefix[e]`` = number of leading blocks
 frozen in epoch e (the frozen set is always a prefix). A frozen block still runs forward,
 so it saves, per sample, its backward FLOPs = 2 x its forward FLOPs (ALGORITHMS.md §2).
-A frozen block keeps its mask, so it is priced at the FLOPs it froze with, not at the
-densities the schedule prescribes later: ``achieved`` is 1 - (cost of the run with this
-plan) / (cost of the same run without freezing), exactly what ``engine.plan.project``
-projects and the ledger then counts.
+Masks change only at mask-update epochs and a frozen block skips them. A block entering
+the frozen prefix is pruned to its target densities (``frozen_block_fwd_flops``, the
+sparsifier's early final prune, so every layer ends at the target sparsity; without that
+argument it keeps the FLOPs it froze with); unfrozen again, it keeps them until the next
+mask update. ``achieved`` is the ledger's freeze share of the run's training FLOPs:
+freeze saving / (spent + freeze saving), both under this plan's own densities, exactly
+what ``engine.plan.project`` projects and the ledger then counts.
 
 Rules (docs/layer-freezing.md explains them and compares with the paper's Tables A4/A5):
 
@@ -58,12 +61,15 @@ def freezable_blocks(block_layers: Sequence[int], layer_fraction: float) -> int:
 
 
 def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Sequence[Sequence[float]],
-                samples: Sequence[float], block_layers: Sequence[int] | None = None) -> dict | None:
+                samples: Sequence[float], block_layers: Sequence[int] | None = None,
+                frozen_block_fwd_flops: Sequence[float] | None = None) -> dict | None:
     """The freeze plan of ``cfg`` (None when ``freeze.target`` is 0).
 
     block_fwd_flops[e][b]: forward FLOPs per sample of block b in epoch e at the scheduled
-    densities (a frozen block is re-priced at the FLOPs it froze with); samples[e]:
-    training samples in epoch e; block_layers[b]: conv/linear layers in block b (default 1).
+    densities; samples[e]: training samples in epoch e; block_layers[b]: conv/linear layers
+    in block b (default 1); frozen_block_fwd_flops[b]: block b's forward FLOPs at the target
+    densities, which a block is pruned to when it freezes (default: it keeps the FLOPs it
+    froze with).
     Raises ValueError naming the largest reachable target when the target cannot be met.
     """
     f = float(cfg.freeze.target)
@@ -78,24 +84,30 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
         raise ValueError(f"block_layers: expected {B} entries (one per block), got {len(block_layers)}")
 
     # Masks (and so block FLOPs) change only at mask-update epochs, and a frozen block skips
-    # them: it keeps, to the end of its frozen run, the density it froze with (under MEST
-    # EM&S often the soft-bound density, above the final one). Price schedules that way, as
-    # engine.plan.project does, so the saving is what the run really saves against the
-    # same run without freezing.
+    # them; entering the prefix it drops to its target FLOPs (under MEST EM&S it froze at
+    # the looser soft-bound density). Price schedules that way, as engine.plan.project does.
     updates = [e == 0 or dst_schedule.mask_update(cfg, e) is not None for e in range(T)]
     flops = [[float(v) for v in row] for row in block_fwd_flops]
-    cost_e = _epoch_costs(T, B, flops, samples, updates, [0] * T)
-    cost = sum(cost_e)
+    at_target = None
+    if frozen_block_fwd_flops is not None:
+        at_target = [float(v) for v in frozen_block_fwd_flops]
+        if len(at_target) != B or any(not math.isfinite(v) or v < 0 for v in at_target):
+            raise ValueError(f"frozen_block_fwd_flops: expected {B} finite non-negative FLOPs (one per block)")
+    cost = sum(3.0 * n * t for n, (_, t) in zip(samples, _epoch_prices(T, B, flops, updates, [0] * T, at_target)))
     if cost <= 0:
         raise ValueError("the run has no training FLOPs to save by freezing")
-    goal = f * cost * (1 - _REL_TOL)
+    goal = f * (1 - _REL_TOL)
 
     def epoch_savings(prefix):
-        spent = _epoch_costs(T, B, flops, samples, updates, prefix)
-        return [c - s for c, s in zip(cost_e, spent)]
+        """(freeze saving, spent + freeze saving) per epoch, the ledger's terms."""
+        prices = _epoch_prices(T, B, flops, updates, prefix, at_target)
+        return [2.0 * n * fr for n, (fr, _) in zip(samples, prices)], \
+            [3.0 * n * t for n, (_, t) in zip(samples, prices)]
 
     def saving(prefix):
-        return sum(epoch_savings(prefix))
+        """The freeze share of the run's training FLOPs (what the ledger reports)."""
+        saved, total = epoch_savings(prefix)
+        return sum(saved) / sum(total) if sum(total) > 0 else 0.0
 
     resume_epoch = None
     extra: dict = {}
@@ -110,7 +122,7 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
             if not 0 < dr < T:
                 raise ValueError(f"freeze.resume_epochs: must be in [1, epochs-1] = [1, {T - 1}], got {dr}")
             end = resume_epoch = T - dr
-        prefix, start = _plan_single_shot(T, dT, n, end, saving, goal, cost)
+        prefix, start = _plan_single_shot(T, dT, n, end, saving, goal)
         extra["freezable_blocks"] = n
     elif scheme in ("periodic", "delayed_periodic"):
         start = 0
@@ -118,7 +130,7 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
             start = cfg.freeze.delay_epochs if cfg.freeze.delay_epochs is not None else T // 2
             if not 0 <= start < T:
                 raise ValueError(f"freeze.delay_epochs: must be in [0, epochs-1] = [0, {T - 1}], got {start}")
-        prefix, groups, join = _plan_periodic(T, B, start, saving, goal, cost)
+        prefix, groups, join = _plan_periodic(T, B, start, saving, goal)
         extra["groups"] = {"front": list(block_names[:groups[0]]),
                            "middle": list(block_names[groups[0]:groups[0] + groups[1]])}
         extra["update_every"] = {name: (PERIOD if i < groups[0] else 2 if i < sum(groups) else 1)
@@ -128,7 +140,7 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
         raise ValueError(f"freeze.scheme: unknown scheme {scheme!r}; expected single_shot, "
                          "single_shot_resume, periodic or delayed_periodic")
 
-    epoch_saving = epoch_savings(prefix)
+    epoch_saving, epoch_total = epoch_savings(prefix)
     freeze_epochs = {}
     for b, name in enumerate(block_names):
         first = next((e for e, p in enumerate(prefix) if p > b), None)
@@ -142,8 +154,8 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
     plan = {
         "scheme": scheme,
         "target": f,
-        "achieved": sum(epoch_saving) / cost,
-        "max_reachable": _max_reachable(scheme, T, dT, B, block_layers, cfg, saving, cost, resume_epoch),
+        "achieved": sum(epoch_saving) / sum(epoch_total),
+        "max_reachable": _max_reachable(scheme, T, dT, B, block_layers, cfg, saving, resume_epoch),
         "start_epoch": start,
         "interval": dT,
         "layer_fraction": cfg.freeze.layer_fraction,
@@ -175,20 +187,22 @@ def _check_inputs(T, B, flops, samples) -> None:
         raise ValueError("samples: must be finite and non-negative")
 
 
-def _epoch_costs(T, B, flops, samples, updates, prefix) -> list[float]:
-    """Training FLOPs per epoch with ``prefix[e]`` leading blocks frozen: a frozen block runs
-    forward only (1 x), the others forward and backward (3 x), each at the FLOPs of the last
-    mask-update epoch at which it was training (epoch 0 included)."""
-    since = [0] * B                   # epoch whose densities each block's mask has
+def _epoch_prices(T, B, flops, updates, prefix, at_target) -> list[tuple[float, float]]:
+    """Per epoch, (forward FLOPs per sample of the frozen prefix, of all blocks) with
+    ``prefix[e]`` leading blocks frozen. A block has the FLOPs of the last mask-update epoch
+    at which it was not frozen (epoch 0 included); frozen, it is cut to ``at_target[b]``
+    (None: it keeps what it froze with)."""
+    cur = list(flops[0])
     out = []
     for e in range(T):
         p = prefix[e]
         if updates[e]:
             for b in range(p, B):
-                since[b] = e
-        frozen = sum(flops[since[b]][b] for b in range(p))
-        rest = sum(flops[since[b]][b] for b in range(p, B))
-        out.append(samples[e] * (frozen + 3.0 * rest))
+                cur[b] = flops[e][b]
+        if at_target is not None:
+            for b in range(p):
+                cur[b] = min(cur[b], at_target[b])
+        out.append((sum(cur[:p]), sum(cur)))
     return out
 
 
@@ -199,11 +213,11 @@ def _single_shot_prefix(T, dT, start, m, end, last_delay=0):
     return [0 if e >= end else sum(1 for t in freeze_at if t <= e) for e in range(T)]
 
 
-def _plan_single_shot(T, dT, n, end, saving, goal, cost):
+def _plan_single_shot(T, dT, n, end, saving, goal):
     starts = list(range(dT, end, dT))
     start = next((s for s in reversed(starts) if saving(_single_shot_prefix(T, dT, s, n, end)) >= goal), None)
     if start is None:
-        best = saving(_single_shot_prefix(T, dT, dT, n, end)) / cost if starts else 0.0
+        best = saving(_single_shot_prefix(T, dT, dT, n, end)) if starts else 0.0
         raise _unreachable(best, f"freezing {n} block(s) from epoch {dT}")
     m = next(k for k in range(1, n + 1) if saving(_single_shot_prefix(T, dT, start, k, end)) >= goal)
     delay = 0
@@ -229,10 +243,10 @@ def _periodic_prefix(T, start, k_before, k_after, join):
     return [_periodic_prefix_at(e, start, *(g1 if e >= join else g0)) for e in range(T)]
 
 
-def _plan_periodic(T, B, start, saving, goal, cost):
+def _plan_periodic(T, B, start, saving, goal):
     k = next((k for k in range(1, B) if saving(_periodic_prefix(T, start, k, k, start)) >= goal), None)
     if k is None:
-        best = saving(_periodic_prefix(T, start, B - 1, B - 1, start)) / cost
+        best = saving(_periodic_prefix(T, start, B - 1, B - 1, start))
         raise _unreachable(best, f"periodic freezing of {B - 1} block(s) from epoch {start}")
     join = start
     while join + PERIOD < T and saving(_periodic_prefix(T, start, k - 1, k, join + PERIOD)) >= goal:
@@ -240,15 +254,15 @@ def _plan_periodic(T, B, start, saving, goal, cost):
     return _periodic_prefix(T, start, k - 1, k, join), _groups(k), join
 
 
-def _max_reachable(scheme, T, dT, B, block_layers, cfg, saving, cost, resume_epoch):
+def _max_reachable(scheme, T, dT, B, block_layers, cfg, saving, resume_epoch):
     if scheme in ("single_shot", "single_shot_resume"):
         n = freezable_blocks(block_layers, cfg.freeze.layer_fraction)
         end = resume_epoch if resume_epoch is not None else T
-        return saving(_single_shot_prefix(T, dT, dT, n, end)) / cost if dT < end else 0.0
+        return saving(_single_shot_prefix(T, dT, dT, n, end)) if dT < end else 0.0
     start = 0
     if scheme == "delayed_periodic":
         start = cfg.freeze.delay_epochs if cfg.freeze.delay_epochs is not None else T // 2
-    return saving(_periodic_prefix(T, start, B - 1, B - 1, start)) / cost
+    return saving(_periodic_prefix(T, start, B - 1, B - 1, start))
 
 
 def _unreachable(best: float, how: str) -> ValueError:

@@ -77,20 +77,32 @@ def _scheduled(cfg: RunConfig, arch) -> list[dict]:
     return out
 
 
+def target_densities(cfg: RunConfig, arch) -> dict:
+    """Layer densities at the target sparsity: what a frozen block is pruned to."""
+    return dst_schedule.layer_densities(cfg, arch.layer_specs(), cfg.sparsity.target)
+
+
 def _with_frozen_masks(cfg: RunConfig, arch, scheduled: list[dict], prefix: list[int]) -> list[dict]:
-    """Densities the run trains at: masks change only at mask-update epochs, and a frozen
-    block skips the update (its mask stays as it was when it froze)."""
+    """Densities the run trains at: masks change only at mask-update epochs; a block entering
+    the frozen prefix is pruned to its target densities (never regrown) and skips updates
+    while frozen; unfrozen again, it keeps the target until the next update reaches it."""
+    target = target_densities(cfg, arch) if cfg.sparsity.target > 0 else {}
     out: list[dict] = []
     cur: dict = {}
     for e in range(cfg.epochs):
+        p = prefix[e]
         if e == 0:
             cur = dict(scheduled[0])
         elif dst_schedule.mask_update(cfg, e) is not None:
-            p = prefix[e]
             cur = dict(cur)
             for l in arch.layers:
                 if l.block >= p:
                     cur[l.name] = scheduled[e][l.name]
+        if p and any(l.block < p and cur[l.name] > target.get(l.name, 1.0) for l in arch.layers):
+            cur = dict(cur)
+            for l in arch.layers:
+                if l.block < p:
+                    cur[l.name] = min(cur[l.name], target.get(l.name, 1.0))
         out.append(cur)
     return out
 
@@ -105,9 +117,12 @@ def _plan_freeze(cfg: RunConfig, arch, scheduled: list[dict], samples: list[int]
         return None
     from engine.freeze_plan import plan_freeze  # only when freezing is on
     fwd = [costmodel.block_forward_flops(arch, d) for d in scheduled]
+    at_target = costmodel.block_forward_flops(arch, target_densities(cfg, arch)) \
+        if cfg.sparsity.target > 0 else None
     try:
         return plan_freeze(cfg, arch.block_names, fwd, samples,
-                           block_layers=[len(b.layers) for b in arch.blocks])
+                           block_layers=[len(b.layers) for b in arch.blocks],
+                           frozen_block_fwd_flops=at_target)
     except ValueError as exc:
         raise ConfigError([("freeze.target", str(exc))]) from None
 

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from engine import arch as arch_mod
-from engine import costmodel, plan as plan_mod
+from engine import costmodel, dst_schedule, plan as plan_mod
 from engine.config import ConfigError, ModelConfig, from_dict, sieve_oneshot_epoch
 from engine.datasets_info import dataset_sizes
 from engine.plan import format_plan, project
@@ -109,16 +109,35 @@ def test_freeze_saving_meets_the_target(algorithm):
     assert p["flops"]["saved"]["sieve"] == 0
 
 
-def test_frozen_block_keeps_its_mask_through_later_updates():
+def test_frozen_block_is_pruned_to_target_then_keeps_its_mask():
     cfg = paper_cfg({"target": 0.9}, freeze={"target": 0.2})
     a = arch_mod.describe(cfg.model, 100, 32)
     p = project(cfg)
     prefix = [r["frozen_prefix"] for r in p["epochs"]]
     dens = plan_mod._with_frozen_masks(cfg, a, plan_mod._scheduled(cfg, a), prefix)
-    first = a.layer_by_name["layer1.0.conv1"]   # frozen before epoch 90's update
-    assert prefix[89] > first.block
-    assert dens[-1][first.name] == pytest.approx(0.15)
-    assert dens[-1]["layer3.4.conv2"] == pytest.approx(0.10)   # never frozen: ends at target
+    first = a.layer_by_name["layer1.0.conv1"]
+    at = next(e for e, k in enumerate(prefix) if k > first.block)
+    assert at < 90    # freezes in the first search segment, at the soft-bound density
+    assert dens[at - 1][first.name] == pytest.approx(0.15)
+    # pruned to the target as it freezes, and kept there through the later updates
+    assert all(d[first.name] == pytest.approx(0.10) for d in dens[at:])
+    assert dens[90]["layer3.4.conv2"] == pytest.approx(0.125)   # a training block follows the schedule
+    assert dens[-1] == plan_mod.target_densities(cfg, a)        # every layer ends at the target
+
+
+def test_unfrozen_block_keeps_the_target_until_the_next_update():
+    cfg = paper_cfg({"target": 0.9}, freeze={"target": 0.1, "scheme": "periodic"})
+    a = arch_mod.describe(cfg.model, 100, 32)
+    prefix = [r["frozen_prefix"] for r in project(cfg)["epochs"]]
+    sched = plan_mod._scheduled(cfg, a)
+    dens = plan_mod._with_frozen_masks(cfg, a, sched, prefix)
+    layer = a.layer_by_name["layer1.0.conv1"]
+    unfrozen = [e for e in range(1, 80) if prefix[e - 1] > layer.block >= prefix[e]]
+    quiet = [e for e in unfrozen if dst_schedule.mask_update(cfg, e) is None]
+    updated = [e for e in unfrozen if dst_schedule.mask_update(cfg, e) is not None]
+    assert quiet and updated
+    assert all(dens[e][layer.name] == pytest.approx(0.10) for e in quiet)
+    assert all(dens[e][layer.name] == pytest.approx(sched[e][layer.name]) == pytest.approx(0.15) for e in updated)
 
 
 def test_sieve_samples_per_epoch():

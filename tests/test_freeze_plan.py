@@ -153,11 +153,30 @@ def test_every_scheme_meets_the_same_budget(scheme):
         assert all(b - a >= 3 and (b - a) % 3 == 0 for a, b in zip(eps, eps[1:]))
 
 
-def test_plan_prices_frozen_blocks_at_their_retained_density():
+def test_frozen_blocks_are_priced_at_their_target_flops():
+    # 4 blocks of forward FLOPs 1 that drop to 0.5 (their target densities) once frozen.
+    # achieved = freeze saving / (spent + freeze saving), the ledger's share: with blocks
+    # frozen at s, s+2, s+4 the frozen block-epochs are 54 - 3s, saving (54 - 3s) x 2 x 0.5
+    # out of 3 x (4 x 20 - 0.5 x (54 - 3s)). Target 15%: s = 8 gives 30/195 = 0.154, s = 10
+    # gives 24/204; two blocks from 8 give 22/207, the last block at 14 gives 28/198.
+    c = cfg_of(0.15)
+    p = plan_freeze(c, NAMES4, [[1.0] * 4] * 20, [1] * 20, frozen_block_fwd_flops=[0.5] * 4)
+    assert p["freeze_epochs"] == {"b0": 8, "b1": 10, "b2": 12}
+    assert p["achieved"] == pytest.approx(30 / 195)
+    assert sum(p["epoch_saving"]) == pytest.approx(30)
+    assert p["cost_without_freezing"] == pytest.approx(240)
+    # keeping the FLOPs they froze with (no argument), the same budget starts at 12
+    assert plan_freeze(c, NAMES4, [[1.0] * 4] * 20, [1] * 20)["start_epoch"] == 12
+    with pytest.raises(ValueError, match="frozen_block_fwd_flops"):
+        plan_freeze(c, NAMES4, [[1.0] * 4] * 20, [1] * 20, frozen_block_fwd_flops=[0.5] * 3)
+
+
+def test_plan_prices_frozen_blocks_at_their_target_density():
     # MEST EM&S trains at the soft-bound density (0.15 at s = 0.9) until the late segments;
-    # a block frozen before then keeps that mask to the end. The plan's saving must be what
-    # the run saves against the same run without freezing, as engine.plan.project prices
-    # it (the ledger follows project within rounding: tests/test_ledger_vs_plan.py).
+    # a block frozen before then is pruned to the target (0.1) as it freezes and keeps that
+    # mask. The plan's achieved must be the projection's (and so the ledger's) freeze share
+    # saved / (spent + saved), and every sparse layer must end at the target density.
+    from engine import plan as plan_mod
     from engine.plan import project
     base = {"model": {"name": "resnet32", "width": 1.0}, "epochs": 40, "interval": 2,
             "data": {"name": "synthetic", "image_size": 32, "train_size": 1000},
@@ -166,19 +185,28 @@ def test_plan_prices_frozen_blocks_at_their_retained_density():
     for scheme in ("single_shot", "single_shot_resume", "periodic", "delayed_periodic"):
         c = from_dict({**base, "freeze": {"target": 0.15, "scheme": scheme}})
         proj = project(c)
-        p = proj["freeze_plan"]
-        realised = 1 - proj["flops"]["total"] / no_freeze
-        assert realised == pytest.approx(p["achieved"], abs=1e-9), scheme
+        p, fl = proj["freeze_plan"], proj["flops"]
+        assert p["achieved"] == pytest.approx(fl["saved"]["freeze"] / (fl["total"] + fl["saved"]["freeze"]),
+                                              abs=1e-12), scheme
+        assert sum(p["epoch_saving"]) == pytest.approx(fl["saved"]["freeze"], rel=1e-12), scheme
         assert 0.15 <= p["achieved"] <= 0.16, scheme
-    # not vacuous: pricing frozen blocks at the scheduled densities would count another saving
+        # pruning frozen blocks early saves more than the freeze share alone
+        assert 1 - fl["total"] / no_freeze > p["achieved"] + 0.005, scheme
+        a = arch_mod.describe(c, 10, 32)
+        dens = plan_mod._with_frozen_masks(c, a, plan_mod._scheduled(c, a), p["frozen_prefix"])
+        target = plan_mod.target_densities(c, a)
+        assert dens[-1] == target, scheme
+        blk = a.layer_by_name["layer1.0.conv1"].block
+        first = next(e for e, k in enumerate(p["frozen_prefix"]) if k > blk)
+        assert first < dst_schedule.boundaries(c)[1]          # frozen during the search: not vacuous
+        assert dens[first - 1]["layer1.0.conv1"] > target["layer1.0.conv1"]
+        assert dens[first]["layer1.0.conv1"] == target["layer1.0.conv1"]
+    # not vacuous: keeping the density they froze with would price another plan
     c = from_dict({**base, "freeze": {"target": 0.15}})
     a = arch_mod.describe(c, 10, 32)
-    sched = [costmodel.block_forward_flops(a, dst_schedule.layer_densities(c, a.layer_specs(),
-                                                                          dst_schedule.training_sparsity(c, e)))
-             for e in range(40)]
-    p = project(c)["freeze_plan"]
-    naive = sum(2 * sum(sched[e][:k]) for e, k in enumerate(p["frozen_prefix"])) / sum(3 * sum(r) for r in sched)
-    assert abs(naive - p["achieved"]) > 0.005
+    sched = [costmodel.block_forward_flops(a, d) for d in plan_mod._scheduled(c, a)]
+    kept = plan_freeze(c, a.block_names, sched, [1000] * 40, [len(b.layers) for b in a.blocks])
+    assert kept["frozen_prefix"] != project(c)["freeze_plan"]["frozen_prefix"]
 
 
 def test_layer_fraction_counts_layers():

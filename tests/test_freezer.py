@@ -6,11 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from engine import dst_schedule
 from engine.config import from_dict
 from engine.freezer import Freezer
 from engine.lr_schedule import block_lr
 from engine.models import build_model
 from engine.plan import project
+from engine.sparsity.masks import keep_count
 
 
 
@@ -254,20 +256,32 @@ def test_real_trainer_freeze_and_resume_mid_freeze(tmp_path):
     assert full.fit() == "completed"
     final = full.model.state_dict()
     opt_final = full.optimizer.state_dict()
+    masks = full.sparsifier.masks
+    pruned_at_freeze = 0
     for name, epoch in plan["freeze_epochs"].items():
-        # the checkpoint tagged `epoch` holds the state at the start of that epoch
+        # the checkpoint tagged `epoch` holds the state at the start of that epoch; entering
+        # the frozen prefix the block's sparse layers are pruned to the target (weights and
+        # momentum zeroed where pruned), and nothing changes after that
         at_freeze = ckpt.load(tmp_path / "full" / "checkpoints" / f"epoch_{epoch:04d}.pt")
         before, after = _block_tensors(at_freeze["model"], name), _block_tensors(final, name)
-        assert before and all(torch.equal(before[k], after[k]) for k in before), name
+        keep = lambda k, v: v * masks[k[:-len(".weight")]] if k[:-len(".weight")] in masks else v
+        assert before and all(torch.equal(keep(k, before[k]), after[k]) for k in before), name
+        pruned_at_freeze += sum(not torch.equal(keep(k, v), v) for k, v in before.items())
         assert any(k.endswith("running_var") for k in before)
         b = full.block_names.index(name)
         ids = at_freeze["optimizer"]["param_groups"][b]["params"]
-        for i in ids:
-            assert torch.equal(at_freeze["optimizer"]["state"][i]["momentum_buffer"],
-                               opt_final["state"][i]["momentum_buffer"]), name
-    # the finished run spends (1 - achieved) x what the same run costs without freezing
+        keys = [f"{name}.{pn}" for pn, _ in full.model.blocks[b].named_parameters()]
+        for k, i in zip(keys, ids):
+            assert torch.equal(keep(k, at_freeze["optimizer"]["state"][i]["momentum_buffer"]),
+                               opt_final["state"][i]["momentum_buffer"]), k
+    assert pruned_at_freeze > 0          # blocks froze above the target: the prune happened
+    # every sparse layer ends at exactly its target count, frozen blocks included
+    sp = full.sparsifier
+    target = dst_schedule.layer_densities(cfg, sp._schedule_layers, cfg.sparsity.target)
+    assert masks and all(int(m.sum()) == keep_count(m.numel(), target[n]) for n, m in masks.items())
+    # the finished run's freeze share of its training FLOPs is the planned one
     flops = [f for n, f in full_em.events if n == "run_finished"][0]["flops"]
-    realised = 1 - flops["spent"] / project(cfg.replace(**{"freeze.target": 0.0}))["flops"]["total"]
+    realised = flops["saved"]["freeze"] / (flops["spent"] + flops["saved"]["freeze"])
     assert abs(realised - plan["achieved"]) < 0.01, (realised, plan["achieved"])
     assert abs(plan["achieved"] - cfg.freeze.target) < 0.02    # 8 coarse epochs: within 2 points
     head = full.block_names[-1]

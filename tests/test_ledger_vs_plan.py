@@ -1,7 +1,8 @@
 """A finished run's ledger equals its projection: the real engine (CLI, subprocess) trains a
 tiny demo-like run with every technique on (MEST EM&S, single-shot freezing, circular
 sieving) and its counted FLOPs must match engine.plan.project within 0.5%, in total and
-for every source of saving."""
+for every source of saving. Every sparse layer, frozen blocks included, ends at exactly its
+target sparsity."""
 import json
 import subprocess
 import sys
@@ -10,8 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from engine import checkpoint as ckpt
+from engine import dst_schedule
+from engine.arch import describe
 from engine.config import from_dict
-from engine.plan import project
+from engine.plan import project, target_densities
+from engine.sparsity.masks import keep_count
 
 ROOT = Path(__file__).resolve().parent.parent
 TOL = 0.005
@@ -56,3 +61,17 @@ def test_counted_flops_match_the_projection(tmp_path):
     assert epochs[-1]["flops"]["spent"] == pytest.approx(counted["spent"], rel=1e-12)
     started = next(e for e in events if e["event"] == "run_started")
     assert started["projected"]["flops"]["total"] == pytest.approx(projected["total"], rel=1e-12)
+
+    # blocks froze during the mask search, above the target, and still end at the target
+    cfg = from_dict(CONFIG)
+    plan = project(cfg)["freeze_plan"]
+    assert min(plan["freeze_epochs"].values()) < dst_schedule.boundaries(cfg)[1]
+    assert any(l.get("reason") == "freeze" for e in events if e["event"] == "mask_update" for l in e["layers"])
+    end = [e for e in events if e["event"] == "checkpoint" and e["reason"] == "end"][-1]
+    state = ckpt.load(end["path"])
+    masks = state["components"]["sparsifier"]["masks"]
+    target = target_densities(cfg, describe(cfg.model, 4, 16))
+    assert masks and {n: int(m.sum()) for n, m in masks.items()} == \
+        {n: keep_count(m.numel(), target[n]) for n, m in masks.items()}
+    weights = state["model"]
+    assert all(int((weights[n + ".weight"] != 0).sum()) <= int(m.sum()) for n, m in masks.items())

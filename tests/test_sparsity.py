@@ -299,23 +299,89 @@ def test_dense_run_has_no_masks():
     assert not t.events
 
 
-def test_frozen_blocks_keep_their_masks():
+def _freeze_at(t, k):
+    t.model.frozen_prefix = k
+    t.freezer = SimpleNamespace(frozen_prefix=lambda epoch: k)
+
+
+def test_frozen_blocks_are_pruned_to_target_then_keep_their_masks():
+    # MEST EM&S trains at density 0.15 until the late segment (target 0.1): a block that
+    # freezes at the epoch-2 update is pruned to its target count at once (RM(s) early),
+    # momentum cleared where it pruned, and its mask then stays through later updates.
     cfg = _cfg()
     t, sp = _trainer(cfg)
     sp.on_run_start(t)
     sp.on_epoch_start(t, 0)
-    _steps(t, sp, 1)
+    _steps(t, sp, 2)
     before = sp.masks
-    t.model.frozen_prefix = 4  # stem, layer1.*
-    t.freezer = SimpleNamespace(frozen_prefix=lambda epoch: 4)
+    w = _weights(t)
+    mags = {n: w[n].weight.detach().abs().clone() for n in before}
+    _freeze_at(t, 4)  # stem, layer1.*
     sp.on_epoch_start(t, 2)
     frozen = {n for n in before if sp._block_of[n] < 4}
-    assert frozen and all(torch.equal(before[n], sp.masks[n]) for n in frozen)
-    assert any(not torch.equal(before[n], sp.masks[n]) for n in before if n not in frozen)
+    target = _expected_counts(cfg, sp, 0.9)
+    assert frozen and all(int(before[n].sum()) > target[n] for n in frozen)
+    for n in frozen:
+        new = sp.masks[n]
+        assert int(new.sum()) == target[n] and not (new & ~before[n]).any(), n
+        assert mags[n][new].min() >= mags[n][before[n] & ~new].max(), n   # largest |w| kept
+        assert not w[n].weight[~new].any()
+        buf = t.optimizer.state[w[n].weight]["momentum_buffer"]
+        assert not buf[~new].any(), n
+    assert any(t.optimizer.state[w[n].weight]["momentum_buffer"][new].any() for n in frozen)
     ev = t.events[-1][1]
-    assert {l["name"] for l in ev["layers"] if l["frozen"]} == frozen
+    recs = {l["name"]: l for l in ev["layers"]}
+    assert {n for n, l in recs.items() if l["frozen"]} == frozen
+    assert all(recs[n].get("reason") == "freeze" and recs[n]["changed"] > 0 for n in frozen)
+    assert not any(l.get("reason") for n, l in recs.items() if n not in frozen)
     assert not any(sp._block_of[n] < 4 for n in sp._active_names)
+    pruned = sp.masks
     _steps(t, sp, 1)  # frozen layers have no grads; the hot path skips them
+    sp.on_epoch_start(t, 3)   # no scheduled update, nothing left to prune: no event
+    assert len(t.events) == 1
+    sp.on_epoch_start(t, 4)   # a later update leaves the frozen masks alone
+    assert all(torch.equal(pruned[n], sp.masks[n]) for n in frozen)
+    assert not any(l.get("reason") for l in t.events[-1][1]["layers"])
+    assert any(not torch.equal(pruned[n], sp.masks[n]) for n in pruned if n not in frozen)
+
+
+def test_freeze_between_updates_prunes_once_and_resumes_without_pruning_again():
+    cfg = _cfg()
+    t, sp = _trainer(cfg)
+    sp.on_run_start(t)
+    for epoch in range(3):
+        sp.on_epoch_start(t, epoch)
+        _steps(t, sp, 1)
+    state, model_state = sp.state_dict(), {k: v.clone() for k, v in t.model.state_dict().items()}
+    n_events = len(t.events)
+    _freeze_at(t, 4)
+    sp.on_epoch_start(t, 3)   # epoch 3 has no scheduled update: a freeze-only mask_update
+    ev = t.events[-1][1]
+    assert len(t.events) == n_events + 1 and ev["reason"] == "freeze" and ev["prune_to"] == 0.9
+    frozen = {n for n in sp.masks if sp._block_of[n] < 4}
+    assert {l["name"] for l in ev["layers"]} == frozen
+    target = _expected_counts(cfg, sp, 0.9)
+    assert all(int(sp.masks[n].sum()) == target[n] for n in frozen)
+    assert all(int(sp.masks[n].sum()) > target[n] for n in sp.masks if n not in frozen)
+    sp.on_epoch_start(t, 3)   # the same epoch again (resume inside it): nothing pruned twice
+    assert len(t.events) == n_events + 1
+    # a run resumed from the checkpoint before epoch 3 makes exactly the same prune
+    t2, sp2 = _trainer(cfg)
+    t2.model.load_state_dict(model_state)
+    sp2.load_state_dict(state)
+    sp2.on_run_start(t2)
+    _freeze_at(t2, 4)
+    sp2.on_epoch_start(t2, 3)
+    assert all(torch.equal(sp.masks[n], sp2.masks[n]) for n in sp.masks)
+    assert [l["changed"] for l in t2.events[-1][1]["layers"]] == [l["changed"] for l in ev["layers"]]
+    # mid-epoch resume: the checkpoint holds the pruned masks, on_epoch_start prunes nothing
+    t3, sp3 = _trainer(cfg)
+    t3.model.load_state_dict(t.model.state_dict())
+    sp3.load_state_dict(sp.state_dict())
+    sp3.on_run_start(t3)
+    _freeze_at(t3, 4)
+    sp3.on_epoch_start(t3, 3)
+    assert not t3.events and all(torch.equal(sp.masks[n], sp3.masks[n]) for n in sp.masks)
 
 
 def test_checkpoint_roundtrip_and_midepoch_resume():

@@ -4,6 +4,12 @@ Masks are kept as float tensors shaped like the weights, so the per-step work is
 fused ``torch._foreach_mul_`` calls (gradients after backward, weights after the step)
 over the layers of unfrozen blocks. Schedule numbers come from ``engine.dst_schedule``,
 the same functions the planner uses.
+
+A block entering the frozen prefix has its sparse layers pruned to their target density
+(the final RM(s) of MEST, done early for that block: no regrowth, momentum cleared at the
+pruned positions), then its mask stays fixed while frozen. So every sparse layer of a run
+ends at exactly its target count, even under MEST EM&S when a block freezes during the
+mask search (at the looser soft-bound density). engine.plan prices it the same way.
 """
 from __future__ import annotations
 
@@ -39,6 +45,7 @@ class Sparsifier(Component):
         self._frozen = 0
         self._keep_grad = False
         self._grads: dict[str, torch.Tensor] = {}
+        self._target: dict[str, int] | None = None                # kept count at the target sparsity
 
     # ------------------------------------------------------------ set-up
     def on_run_start(self, trainer) -> None:
@@ -93,6 +100,8 @@ class Sparsifier(Component):
         # epoch > last update: a run resumed mid-epoch must not apply the update twice
         if update is not None and epoch > self._last_update:
             self._update(trainer, epoch, frozen, *update)
+        elif frozen:
+            self._prune_frozen(trainer, epoch, frozen)
         self._refresh_active(frozen)
         # The prune score needs the gradient of the last step before the next update.
         self._keep_grad = self.score_lambda > 0 and dst_schedule.mask_update(self.cfg, epoch + 1) is not None
@@ -104,6 +113,48 @@ class Sparsifier(Component):
             k = max(k, int(freezer.frozen_prefix(epoch)))
         return k
 
+    def _target_counts(self) -> dict[str, int]:
+        if self._target is None:
+            dens = dst_schedule.layer_densities(self.cfg, self._schedule_layers, self.cfg.sparsity.target)
+            self._target = {n: M.keep_count(self._numel[n], dens[n]) for n, _ in self._layers}
+        return self._target
+
+    def _freeze_record(self, n: str, m, opt_state) -> dict:
+        """A layer of a frozen block: pruned to its target count if it is above (MEST EM&S's
+        final RM(s), done early for this block, so the run ends at the target sparsity),
+        otherwise left alone. Idempotent: a layer at its target is never touched again, so a
+        run resumed mid-epoch prunes nothing twice."""
+        target = self._target_counts()[n]
+        if self._kept[n] <= target:
+            return {"name": n, "density": self._kept[n] / self._numel[n], "changed": 0.0, "frozen": True}
+        w = m.weight
+        old = self._fmask[n].bool()
+        keep = M.prune(w, old, target / self._numel[n], self._grads.get(n), self.score_lambda)
+        self._apply_mask(n, w, keep, keep, opt_state)
+        return {"name": n, "density": self._kept[n] / self._numel[n],
+                "changed": M.changed_fraction(old, keep), "frozen": True, "reason": "freeze"}
+
+    def _apply_mask(self, n: str, w: torch.Tensor, keep: torch.Tensor, new: torch.Tensor, opt_state) -> None:
+        keep_f = keep.to(w.dtype)
+        w.mul_(keep_f)  # pruned weights go to 0; regrown ones therefore start at 0
+        buf = opt_state.get(w, {}).get("momentum_buffer")
+        if buf is not None:
+            buf.mul_(keep_f)
+        self._fmask[n] = new.to(w.dtype)
+        self._kept[n] = int(new.sum())
+
+    def _prune_frozen(self, trainer, epoch: int, frozen: int) -> None:
+        """No scheduled update this epoch: still bring newly frozen blocks to the target."""
+        opt_state = trainer.optimizer.state if trainer.optimizer is not None else {}
+        target = self._target_counts()
+        with torch.no_grad():
+            records = [self._freeze_record(n, m, opt_state) for n, m in self._layers
+                       if self._block_of[n] < frozen and self._kept[n] > target[n]]
+        if records:
+            s = self.cfg.sparsity.target
+            trainer.emit("mask_update", epoch=epoch, layers=records, density=self.overall_density(),
+                         prune_to=s, grow_to=s, reason="freeze")
+
     def _update(self, trainer, epoch: int, frozen: int, prune_to: float, grow_to: float) -> None:
         d_prune = dst_schedule.layer_densities(self.cfg, self._schedule_layers, prune_to)
         d_grow = dst_schedule.layer_densities(self.cfg, self._schedule_layers, grow_to)
@@ -111,21 +162,14 @@ class Sparsifier(Component):
         records = []
         with torch.no_grad():
             for n, m in self._layers:
-                if self._block_of[n] < frozen:  # a frozen block keeps its mask
-                    records.append({"name": n, "density": self._kept[n] / self._numel[n],
-                                    "changed": 0.0, "frozen": True})
+                if self._block_of[n] < frozen:  # a frozen block's mask stays at the target
+                    records.append(self._freeze_record(n, m, opt_state))
                     continue
                 w = m.weight
                 old = self._fmask[n].bool()
                 keep = M.prune(w, old, d_prune[n], self._grads.get(n), self.score_lambda)
                 new = M.grow(keep, d_grow[n], gen(self.cfg.seed, "grow", epoch, n))
-                keep_f = keep.to(w.dtype)
-                w.mul_(keep_f)  # pruned weights go to 0; regrown ones therefore start at 0
-                buf = opt_state.get(w, {}).get("momentum_buffer")
-                if buf is not None:
-                    buf.mul_(keep_f)
-                self._fmask[n] = new.to(w.dtype)
-                self._kept[n] = int(new.sum())
+                self._apply_mask(n, w, keep, new, opt_state)
                 records.append({"name": n, "density": self._kept[n] / self._numel[n],
                                 "changed": M.changed_fraction(old, new), "frozen": False})
         self._grads = {}
