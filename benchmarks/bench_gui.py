@@ -137,7 +137,7 @@ def bench_redraw(model, frames: int = 15) -> dict:
 _EPOCH_TEMPLATE: dict = {}
 
 
-def bench_live(seconds: float) -> dict | None:
+def bench_live(seconds: float, train_size: int | None = None) -> dict | None:
     """GUI process CPU while it watches the demo preset train (engine on the CPU)."""
     from PySide6.QtTest import QTest
     from engine import config as cfgmod
@@ -157,6 +157,8 @@ def bench_live(seconds: float) -> dict | None:
         return None
     w.form.set_field("run_dir", runs)
     w.form.set_field("device", "cpu")
+    if train_size:   # a smaller set so a loaded CPU still shows epochs within the window
+        w.form.set_field("data.train_size", train_size)
     if not w.launch():
         return None
     m = w.controller.model
@@ -180,6 +182,8 @@ def main(argv=None) -> int:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--file-lines", type=int, default=200_000)
     ap.add_argument("--live-seconds", type=float, default=20)
+    ap.add_argument("--live-train-size", type=int, default=600,
+                    help="demo preset's training set for the live part (0 = as the preset says)")
     ap.add_argument("--markdown", action="store_true")
     a = ap.parse_args(argv)
     ing = bench_ingest(a.events)
@@ -187,7 +191,7 @@ def main(argv=None) -> int:
     _EPOCH_TEMPLATE = next(ev for ev in reversed(ing["evs"]) if ev["event"] == "epoch_end")
     fr = bench_file_replay(ing["evs"], a.file_lines)
     red = bench_redraw(ing["model"])
-    live = bench_live(a.live_seconds) if a.live_seconds > 0 else None
+    live = bench_live(a.live_seconds, a.live_train_size) if a.live_seconds > 0 else None
     rows = [("events ingested (dicts)", f"{ing['events']:,} ({ing['epochs']:,} epochs)", ""),
             ("ingest rate, one by one", f"{ing['rate_one']:,.0f} events/s", "goal >= 100,000"),
             ("ingest rate, ingest_many", f"{ing['rate_many']:,.0f} events/s", "goal >= 100,000"),

@@ -35,7 +35,7 @@ def finite_xy(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_plot(layout: pg.GraphicsLayoutWidget, row: int, col: int, title: str, xlabel: str,
-              ylabel: str, legend: bool = True) -> pg.PlotItem:
+              ylabel: str, legend: bool = True, legend_bottom: bool = False) -> pg.PlotItem:
     p = layout.addPlot(row=row, col=col, title=title)
     # FLOPs axes keep SI prefixes (GFLOPs, TFLOPs); epochs, %, samples read better plain
     for side, text in (("bottom", xlabel), ("left", ylabel)):
@@ -47,7 +47,9 @@ def make_plot(layout: pg.GraphicsLayoutWidget, row: int, col: int, title: str, x
     p.showGrid(x=True, y=True, alpha=0.2)
     p.setMenuEnabled(True)
     if legend:
-        p.addLegend(offset=(-8, 8), labelTextSize="8pt")
+        # rising curves (accuracy) leave the bottom right free, falling ones the top right
+        p.addLegend(offset=(-8, -8) if legend_bottom else (-8, 8), labelTextSize="8pt",
+                    brush=pg.mkBrush(255, 255, 255, 200))
     return p
 
 

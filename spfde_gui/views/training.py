@@ -22,9 +22,9 @@ class TrainingView(RunView):
         self._overlays_dirty = False
         super().__init__(parent)
         self.glw = pg.GraphicsLayoutWidget()
-        self.acc_ep = make_plot(self.glw, 0, 0, "Accuracy vs epoch", "epoch", "accuracy (%)")
+        self.acc_ep = make_plot(self.glw, 0, 0, "Accuracy vs epoch", "epoch", "accuracy (%)", legend_bottom=True)
         self.loss_ep = make_plot(self.glw, 0, 1, "Loss vs epoch", "epoch", "loss")
-        self.acc_fl = make_plot(self.glw, 1, 0, "Accuracy vs training FLOPs", "cumulative FLOPs", "accuracy (%)")
+        self.acc_fl = make_plot(self.glw, 1, 0, "Accuracy vs training FLOPs", "cumulative FLOPs", "accuracy (%)", legend_bottom=True)
         self.loss_fl = make_plot(self.glw, 1, 1, "Loss vs training FLOPs", "cumulative FLOPs", "loss")
         self.loss_fl.setXLink(self.acc_fl)
         self.loss_ep.setXLink(self.acc_ep)
