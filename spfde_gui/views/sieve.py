@@ -125,11 +125,18 @@ class SieveView(RunView):
         series = self._series_of(m)
         for i, c in enumerate((self.c_active, self.c_removed, self.c_waiting), start=1):
             c.setData(series[0], series[i])
+        top = np.nanmax(series[1:]) if series.shape[1] and np.isfinite(series[1:]).any() else 1.0
+        self.size_plot.setYRange(0, top * 1.35, padding=0)   # headroom for the legend
         h = last.get("histogram") or {}
         counts = np.asarray(h.get("counts") or [], dtype=float)
         edges = np.asarray(h.get("edges") or [], dtype=float)
+        axis = self.hist_plot.getAxis("bottom")
         if counts.size and edges.size == counts.size + 1 and np.allclose(np.diff(edges), 1):
             centres, widths = edges[:-1], 0.9      # one bar per count: label it by the count
+            if counts.size <= 30:
+                axis.setTickSpacing(major=1, minor=1)
+            else:
+                axis.setTickSpacing()
         elif counts.size and edges.size == counts.size + 1:
             centres, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges) * 0.9
         else:
