@@ -420,6 +420,7 @@ class MainWindow(QMainWindow):
         self.hardware.monitor.close()
         self.preview.wait_idle(2000)
         self.sieve.wait_idle(2000)
+        self.runs.wait_idle(2000)
         ev.accept()
 
     def _ask_close(self) -> str:

@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
@@ -33,6 +33,11 @@ class RunsPanel(QWidget):
         self.live: dict[Path, RunModel] = {}   # runs this window is driving (their models are shared)
         self._rows: list[Path] = []
         self._updating = False
+        self._loading: set[Path] = set()
+        self._signals = _LoadSignals()
+        self._signals.loaded.connect(self._on_loaded)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         top = QHBoxLayout()
@@ -84,7 +89,7 @@ class RunsPanel(QWidget):
 
     def _load(self, p: Path) -> RunModel:
         m = self.models.get(p)
-        if m is None:
+        if m is None:   # asked for now (opened or compared): replay here rather than wait
             m = RunModel.load(p)
             self.models[p] = m
         else:
@@ -102,6 +107,8 @@ class RunsPanel(QWidget):
         m.set_process_state(age < LIVE_WINDOW_S)
 
     def rescan(self) -> None:
+        """List the folder. Runs seen before are tailed here (cheap: only new lines); runs
+        not seen yet are replayed off the GUI thread and fill their row when ready."""
         dirs = [p.resolve() for p in scan_runs(self.runs_dir)]
         checked = {p for p in self._checked_paths()}
         self._updating = True
@@ -109,15 +116,23 @@ class RunsPanel(QWidget):
             self.table.setRowCount(len(dirs))
             self._rows = dirs
             for r, p in enumerate(dirs):
-                m = self.live.get(p) or self._load(p)
-                s = m.summary()
+                m = self.live.get(p)
+                if m is None and p in self.models:
+                    m = self._load(p)
+                if m is None:
+                    self._load_later(p)
+                    s = {"status": "loading…", "model": None, "dataset": None, "epochs_done": "",
+                         "epochs_planned": "", "best_test_acc": None, "final_test_acc": None,
+                         "flops_dense": None, "flops_spent": None}
+                else:
+                    s = m.summary()
                 chk = QTableWidgetItem()
                 chk.setFlags(Qt.ItemIsUserCheckable | Qt.ItemIsEnabled | Qt.ItemIsSelectable)
                 chk.setCheckState(Qt.Checked if p in checked else Qt.Unchecked)
                 self.table.setItem(r, 0, chk)
                 dense, spent = s["flops_dense"], s["flops_spent"]
                 cells = [p.name, s["status"], f"{s['model'] or '?'} / {s['dataset'] or '?'}",
-                         f"{s['epochs_done']}/{s['epochs_planned'] or '?'}", _acc(s["best_test_acc"]),
+                         f"{s['epochs_done']}/{s['epochs_planned'] or '?'}" if m is not None else "", _acc(s["best_test_acc"]),
                          _acc(s["final_test_acc"]),
                          f"{fmt_flops(spent)} ({100 * spent / dense:.0f}%)" if spent and dense else "–"]
                 for c, text in enumerate(cells, start=1):
@@ -133,6 +148,24 @@ class RunsPanel(QWidget):
             self._updating = False
         self.empty.setText("" if dirs else f"No runs in {self.runs_dir} yet. Launch one from the configuration tab.")
         self.empty.setVisible(not dirs)
+
+    def _load_later(self, p: Path) -> None:
+        if p in self._loading:
+            return
+        self._loading.add(p)
+        self._pool.start(_LoadTask(p, self._signals))
+
+    def _on_loaded(self, path: str, model) -> None:
+        p = Path(path)
+        self._loading.discard(p)
+        if isinstance(model, RunModel) and p not in self.models:
+            self.models[p] = model
+            self.judge_liveness(model)
+        if not self._loading:
+            self.rescan()
+
+    def loading(self) -> bool:
+        return bool(self._loading)
 
     def _checked_paths(self) -> list[Path]:
         out = []
@@ -169,6 +202,26 @@ class RunsPanel(QWidget):
     def hideEvent(self, ev) -> None:
         self.timer.stop()
         super().hideEvent(ev)
+
+    def wait_idle(self, ms: int = 5000) -> None:
+        self._pool.waitForDone(ms)
+
+
+class _LoadSignals(QObject):
+    loaded = Signal(str, object)
+
+
+class _LoadTask(QRunnable):
+    def __init__(self, path: Path, signals: _LoadSignals):
+        super().__init__()
+        self.path, self.signals = path, signals
+
+    def run(self) -> None:
+        try:
+            model = RunModel.load(self.path)
+        except Exception:   # unreadable folder: leave the row loading, the next scan retries
+            model = 0
+        self.signals.loaded.emit(str(self.path), model)
 
 
 def _acc(x) -> str:

@@ -164,7 +164,8 @@ def test_runs_panel_lists_statuses_and_overlays_runs(window, qtbot, tmp_path):
     (runs / "b-2" / "events.jsonl").touch()
     os.utime(runs / "b-2" / "events.jsonl", (1, 1))   # long silent and unfinished: crashed
     panel = window.runs
-    panel.rescan()
+    panel.rescan()            # new runs are replayed off the GUI thread
+    qtbot.waitUntil(lambda: not panel.loading(), timeout=10000)
     rows = {panel.table.item(r, 1).text(): panel.table.item(r, 2).text() for r in range(panel.table.rowCount())}
     assert rows == {"a-1": "completed", "b-2": "crashed"}
     window.open_run(runs / "a-1")
@@ -173,6 +174,19 @@ def test_runs_panel_lists_statuses_and_overlays_runs(window, qtbot, tmp_path):
     overlay = [it for _p, it in window.training._overlay_items]
     assert len(overlay) == 2 and overlay[0].name() == "spfde (test)"
     assert len(overlay[0].getData()[0]) == 3
+    # hovering the accuracy plot reads the values under the mouse
+    plot = window.training.acc_ep
+    window.tabs.setCurrentIndex(0)
+    plot.vb.setRange(xRange=(0, 5), yRange=(0, 100), padding=0)
+    scene_pt = plot.vb.mapViewToScene(pg_point(2.0, 50.0))
+    window.training.hovers[0]._moved((scene_pt,))
+    assert window.training.hovers[0].label.isVisible()
+    assert "test: 40" in window.training.hovers[0].label.toPlainText()
+
+
+def pg_point(x, y):
+    from PySide6.QtCore import QPointF
+    return QPointF(x, y)
 
 
 # ---------------------------------------------------------------- the real engine
@@ -240,6 +254,14 @@ def test_killed_engine_is_shown_as_crashed(window, qtbot, tmp_path):
     assert m.status == "crashed"
     assert window.header.banner.isVisible() and "killed" in window.header.banner.text()
     assert window.act_resume.isEnabled()
+
+
+def test_cli_dispatches_report(tmp_path):
+    pytest.importorskip("spfde_gui.report.cli")
+    from spfde_gui.__main__ import main
+    run = _record(tmp_path / "runs" / "rep-1")
+    assert main(["report", str(run), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out").is_dir() and any((tmp_path / "out").iterdir())
 
 
 def test_cli_rejects_unknown_preset_and_missing_run(capsys):
