@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import yaml
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox,
                                QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton,
@@ -352,7 +351,3 @@ def _deep_update(base: dict, new: dict) -> None:
             _deep_update(base[k], v)
         else:
             base[k] = copy.deepcopy(v)
-
-
-def dump_yaml(d: dict) -> str:
-    return yaml.safe_dump(d, sort_keys=False)
