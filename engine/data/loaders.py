@@ -78,7 +78,9 @@ class DeviceDataset:
         bi = torch.arange(n, device=self.device)[:, None, None]
         # advanced indexing on dims 0,2,3 -> (n, h, w, c)
         out = xp.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]]
-        return out.permute(0, 3, 1, 2)
+        # Back to plain NCHW: a channels-last batch crashes the CPU conv backward of
+        # torch 2.14 (heap corruption in oneDNN, reproduced with a bare training loop).
+        return out.permute(0, 3, 1, 2).contiguous()
 
 
 class InMemoryLoader:
