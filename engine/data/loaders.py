@@ -120,7 +120,7 @@ class _FolderTorchDataset(torch.utils.data.Dataset):
             w, h = img.size
             left, top = (w - self.size) // 2, (h - self.size) // 2
             img = img.crop((left, top, left + self.size, top + self.size))
-        arr = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
+        arr = torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).contiguous()   # NCHW (see _augment)
         return arr, int(self.data.labels[index]), index
 
 
