@@ -224,3 +224,22 @@ def test_mid_epoch_stop_and_resume_in_process(tmp_path):
     _assert_same_epochs(res_evs, ref_evs, (1, 2, 3))
     # the resumed run repeats no mask or sieve update of the interrupted epoch
     assert not [e for e in res_evs if e["event"] in ("mask_update", "sieve_update") and e["epoch"] == 1]
+
+
+def test_a_failed_periodic_checkpoint_is_not_fatal(tmp_path, monkeypatch):
+    from engine import checkpoint as ck
+    real = ck.save
+
+    def full_disk_at_epoch_2(run_dir, state, epoch_tag=None, keep=2):
+        if epoch_tag == 2:
+            raise ck.CheckpointError("could not write checkpoint epoch_0002.pt: [Errno 28] No space left on device")
+        return real(run_dir, state, epoch_tag=epoch_tag, keep=keep)
+
+    monkeypatch.setattr(ck, "save", full_disk_at_epoch_2)
+    tr, out = _trainer(tmp_path, "flaky")
+    assert tr.fit() == "completed"
+    evs = [json.loads(l) for l in out.getvalue().splitlines()]
+    errors = [e for e in evs if e["event"] == "error"]
+    assert len(errors) == 1 and errors[0]["fatal"] is False and "No space" in errors[0]["message"]
+    assert [e["epoch"] for e in evs if e["event"] == "checkpoint"] == [1, 3, 4]
+    assert evs[-1]["event"] == "run_finished" and evs[-1]["status"] == "completed"

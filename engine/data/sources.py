@@ -137,14 +137,15 @@ def _synthetic(split: str, size: int, train_size: int, test_size: int, num_class
     phase = rng.random(n) * 2 * np.pi
     theta = rec["theta"][labels] + rng.normal(0, 1, n) * np.where(hard, 0.30, 0.12)
     freq = rec["freq"][labels] * (1 + rng.normal(0, 1, n) * np.where(hard, 0.15, 0.06))
-    contrast = np.where(hard, rng.uniform(0.25, 0.5, n), rng.uniform(0.7, 1.0, n))
-    cjit = rng.normal(0, 1, (n, 2, 3)) * np.where(hard, 0.15, 0.05)[:, None, None]
+    contrast = np.where(hard, rng.uniform(0.2, 0.45, n), rng.uniform(0.5, 1.0, n))
+    # Colour jitter large enough that colour alone is a weak cue: the pattern matters.
+    cjit = rng.normal(0, 1, (n, 2, 3)) * np.where(hard, 0.3, 0.18)[:, None, None]
     fg = np.clip(rec["fg"][labels] + cjit[:, 0], 0, 1)
     bg = np.clip(rec["bg"][labels] + cjit[:, 1], 0, 1)
     # Hard samples are blended with another class's pattern and colours.
     other = (labels + rng.integers(1, num_classes, n)) % num_classes
     mix = np.where(hard, rng.uniform(0.25, 0.45, n), 0.0)
-    noise_sigma = np.where(hard, 0.12, 0.04).astype(np.float32)
+    noise_sigma = np.where(hard, 0.15, 0.06).astype(np.float32)
     noise_seed = rng.integers(0, 2**63 - 1)
 
     f32 = np.float32
