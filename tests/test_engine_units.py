@@ -154,3 +154,16 @@ def test_block_lr_warmup_cosine_and_end():
     assert lrs[20:] == [0.001] * 5                               # end_lr at and after the end
     # a block that freezes at epoch 10 reaches end_lr there
     assert block_lr(cfg, 10, 10) == 0.001 and block_lr(cfg, 9, 10) < block_lr(cfg, 9)
+
+
+def test_progress_bar_goes_to_stderr_only(capsys):
+    out = io.StringIO()
+    em = Emitter(None, stream=out, progress_bar=True)
+    em.emit("run_started", config={"epochs": 3})
+    em.progress(0, 5, 10, loss_fn=lambda: 1.25, images_per_s=100.0, force=True)
+    em.emit("epoch_end", epoch=0, epochs=3, train_loss=1.0, train_acc=0.5, test_acc=0.4, epoch_time=2.0)
+    em.close()
+    err = capsys.readouterr().err
+    assert "epoch 1/3" in err and "loss 1.250" in err and "test acc 0.400" in err
+    assert all(parse_line(l) for l in out.getvalue().splitlines())   # stdout: events only
+    assert Emitter(None, stream=io.StringIO()).bar is None           # not a terminal: no bar
