@@ -243,3 +243,18 @@ def test_a_failed_periodic_checkpoint_is_not_fatal(tmp_path, monkeypatch):
     assert len(errors) == 1 and errors[0]["fatal"] is False and "No space" in errors[0]["message"]
     assert [e["epoch"] for e in evs if e["event"] == "checkpoint"] == [1, 3, 4]
     assert evs[-1]["event"] == "run_finished" and evs[-1]["status"] == "completed"
+
+
+def test_demo_preset_end_to_end_shrunk(tmp_path):
+    """The demo preset as shipped (schedule, freezing, sieving, sparsity), on less data."""
+    rc, out, err = _finish(_spawn("run", "--preset", "demo", "--run-dir", str(tmp_path), "--set", "device=cpu",
+                                  "--set", "data.train_size=320", "--set", "data.test_size=64",
+                                  "--set", "data.image_size=12", "--set", "model.width=0.25"))
+    assert rc == 0, err
+    evs = _events(out)
+    demo = C.load_preset("demo")
+    names = [e["event"] for e in evs]
+    assert names.count("epoch_end") == demo.epochs and evs[-1]["status"] == "completed"
+    assert names.count("freeze") >= 1 and names.count("sieve_update") >= 1 and names.count("mask_update") >= 1
+    last = _by_epoch(evs)[demo.epochs - 1]
+    assert abs(last["density"] - (1 - demo.sparsity.target)) < 0.01   # ends at the target sparsity
