@@ -111,10 +111,11 @@ def test_missing_config_file_exits_2(tmp_path, capsys):
     assert "nope.yaml" in capsys.readouterr().err
 
 
-def test_validate_and_plan_do_not_import_torch():
+def test_validate_plan_and_data_sources_do_not_import_torch():
     code = ("import sys; from engine.cli import main; "
             "assert main(['validate', '--preset', 'demo']) == 0; "
             "assert main(['plan', '--preset', 'demo', '--json']) == 0; "
+            "from engine.data import sources; sources.sample_image({'data': {'train_size': 20, 'test_size': 5}}, 'train', 3); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

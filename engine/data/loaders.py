@@ -155,6 +155,13 @@ def _random_resized_crop(img, size: int, seed: int, scale=(0.08, 1.0), ratio=(3 
     return out
 
 
+def _worker_init(_worker_id: int) -> None:
+    # Ctrl-C reaches the whole process group: the main process turns it into a graceful
+    # stop, so the decoding workers must not die of it.
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class _OrderSampler:
     """A batch sampler whose content the loader swaps each epoch (works with persistent workers)."""
 
@@ -177,6 +184,7 @@ class FolderLoader:
         self.loader = torch.utils.data.DataLoader(
             self.dataset, batch_sampler=self.sampler, num_workers=workers,
             pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+            worker_init_fn=_worker_init if workers > 0 else None,
             prefetch_factor=4 if workers > 0 else None)
         std = torch.tensor(data.std, dtype=torch.float32)
         self.scale = (1.0 / (255.0 * std)).view(1, 3, 1, 1).to(device)
