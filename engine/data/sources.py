@@ -153,23 +153,30 @@ def _synthetic(split: str, size: int, train_size: int, test_size: int, num_class
     rfg, rbg = rec["fg"].astype(f32), rec["bg"].astype(f32)
     images = np.empty((n, size, size, 3), dtype=np.uint8)
     nrng = np.random.default_rng(noise_seed)
+    dfg, rdfg = fg - bg, rfg - rbg
     for lo in range(0, n, _SYN_CHUNK):
         hi = min(n, lo + _SYN_CHUNK)
         own = _grating(theta[lo:hi], freq[lo:hi], phase[lo:hi], size)
         own *= 0.5 * contrast[lo:hi, None, None]
         own += 0.5
-        img = bg[lo:hi, None, None, :] + (fg[lo:hi] - bg[lo:hi])[:, None, None, :] * own[..., None]
         h = np.flatnonzero(hard[lo:hi])
         if h.size:
-            o, m = other[lo:hi][h], mix[lo:hi][h][:, None, None, None]
+            o, m = other[lo:hi][h], mix[lo:hi][h][:, None, None]
             alt = 0.5 + 0.5 * _grating(rec["theta"][o], rec["freq"][o], phase[lo:hi][h] * 1.7, size)
-            alt_img = rbg[o][:, None, None, :] + (rfg[o] - rbg[o])[:, None, None, :] * alt[..., None]
-            img[h] = img[h] * (1 - m) + alt_img * m
-        img += nrng.standard_normal((hi - lo, size, size, 1), dtype=f32) * noise_sigma[lo:hi, None, None, None]
-        img *= 255.0
-        img += 0.5
-        np.clip(img, 0, 255, out=img)
-        images[lo:hi] = img
+        noise = nrng.standard_normal((hi - lo, size, size), dtype=f32)
+        noise *= noise_sigma[lo:hi, None, None]
+        # One colour channel at a time: (chunk, H, W) temporaries stay small.
+        for c in range(3):
+            v = dfg[lo:hi, c, None, None] * own
+            v += bg[lo:hi, c, None, None]
+            if h.size:
+                alt_c = rbg[o, c, None, None] + rdfg[o, c, None, None] * alt
+                v[h] = v[h] * (1 - m) + alt_c * m
+            v += noise
+            v *= 255.0
+            v += 0.5
+            np.clip(v, 0, 255, out=v)
+            images[lo:hi, :, :, c] = v
     kinds = hard.astype(np.uint8)
     if split == "train" and label_noise > 0:
         flip = rng.choice(n, size=int(round(label_noise * n)), replace=False)
