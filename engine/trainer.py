@@ -247,14 +247,14 @@ class Trainer:
             "epoch_time": train_time, "eval_time": eval_time,
             "samples": len(order), "samples_total": self.samples_total,
             "memory": self._memory(), "flops": {}, "flops_epoch": {},
-            "density": float(self._density()),
+            "density": float(self._density()), "sparse_density": float(self._sparse_density()),
             "frozen_blocks": self.block_names[:model.frozen_prefix],
             "active_samples": int(len(active)),
         }
         for hook in self._hooks["on_epoch_end"]:
             hook(self, epoch, record)
         self.last_record = {k: record[k] for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc",
-                                                   "density", "lr")}
+                                                   "density", "sparse_density", "lr")}
         self.emit("epoch_end", **record)
 
     @torch.no_grad()
@@ -276,12 +276,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ reporting
     def _density(self) -> float:
+        """Fraction of weights kept over all prunable layers, kept-dense ones included: the
+        convention of engine.plan, so the measured and the projected curves compare."""
+        from engine.plan import overall_density
+        return overall_density(self.arch, self.sparsifier.densities())
+
+    def _sparse_density(self) -> float:
+        """Fraction kept over the sparse layers only (the target is 1 - sparsity.target)."""
         sp = self.sparsifier
-        if hasattr(sp, "overall_density"):
-            return sp.overall_density()
-        d = sp.densities()
-        total = sum(l.params for l in self.arch.layers)
-        return sum(l.params * d.get(l.name, 1.0) for l in self.arch.layers) / total
+        return sp.overall_density() if hasattr(sp, "overall_density") else self._density()
 
     def _sample_rss(self) -> int:
         try:

@@ -257,4 +257,7 @@ def test_demo_preset_end_to_end_shrunk(tmp_path):
     assert names.count("epoch_end") == demo.epochs and evs[-1]["status"] == "completed"
     assert names.count("freeze") >= 1 and names.count("sieve_update") >= 1 and names.count("mask_update") >= 1
     last = _by_epoch(evs)[demo.epochs - 1]
-    assert abs(last["density"] - (1 - demo.sparsity.target)) < 0.01   # ends at the target sparsity
+    assert abs(last["sparse_density"] - (1 - demo.sparsity.target)) < 0.01   # ends at the target sparsity
+    assert last["sparse_density"] < last["density"] < 1                      # the stem stays dense
+    projected = evs[0]["projected"]["epochs"][demo.epochs - 1]["density"]
+    assert abs(last["density"] - projected) < 0.01                          # measured matches the plan
