@@ -32,10 +32,15 @@ HOOKS = ("on_epoch_start", "after_backward", "after_step", "on_batch_end", "on_e
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={name!r} but CUDA is not available on this machine (use device: auto or cpu)")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device={name!r} but CUDA is not available on this machine (use device: auto or cpu)")
+        if dev.index is None:            # an explicit index: torch.cuda.set_device needs one
+            dev = torch.device("cuda", torch.cuda.current_device())
+        elif dev.index >= torch.cuda.device_count():
+            raise RuntimeError(f"device={name!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
     if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise RuntimeError(f"device={name!r} but MPS is not available on this machine")
     return dev
