@@ -122,7 +122,9 @@ class Trainer:
     def load_checkpoint(self, state: dict | None = None) -> None:
         """Restore a checkpoint (default: <run_dir>/checkpoints/last.pt) before fit()."""
         if state is None:
-            state = ckpt.load(self.run_dir, map_location=self.device)
+            # On the CPU: RNG states must stay CPU tensors, and each component moves its own
+            # state to where it keeps it (model and optimizer state follow their parameters).
+            state = ckpt.load(self.run_dir, map_location="cpu")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         for c in self.components:
