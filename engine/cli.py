@@ -58,7 +58,11 @@ def _load(args) -> config_mod.RunConfig:
 
 
 def cmd_validate(args) -> int:
-    _load(args)
+    cfg = _load(args)
+    # The projection catches what the fields alone cannot: an unreachable freeze target,
+    # unknown dense_layers names, an imagefolder tree without images.
+    from engine import plan as plan_mod
+    plan_mod.project(cfg)
     print("OK")
     return EXIT_OK
 

@@ -106,6 +106,13 @@ def test_validate_cli_reports_every_error_and_exits_2(tmp_path, capsys):
     assert "sieve.ratio" in capsys.readouterr().err
 
 
+def test_validate_cli_reports_plan_errors(capsys):
+    assert cli_main(["validate", "--preset", "demo", "--set", "freeze.target=0.9"]) == 2
+    assert "freeze.target" in capsys.readouterr().err
+    assert cli_main(["validate", "--preset", "demo", "--set", "sparsity.dense_layers=[stem, nosuchlayer]"]) == 2
+    assert "nosuchlayer" in capsys.readouterr().err
+
+
 def test_missing_config_file_exits_2(tmp_path, capsys):
     assert cli_main(["validate", "--config", str(tmp_path / "nope.yaml")]) == 2
     assert "nope.yaml" in capsys.readouterr().err
