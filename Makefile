@@ -4,7 +4,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
-export QT_QPA_PLATFORM ?= $(if $(DISPLAY)$(WAYLAND_DISPLAY),,offscreen)
 
 .PHONY: run test install demo-cli bench clean
 
@@ -22,9 +21,16 @@ $(TEST_STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
-# Opens the studio on the embedded demo preset (needs a display; headless it runs offscreen).
+# Opens the studio on the embedded demo preset. Without a display there is no window to
+# open: say so and run the demo in the terminal instead (xvfb-run make run gives a screen).
 run: $(STAMP)
-	$(BIN)/spfde-gui --preset demo
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || [ "$$QT_QPA_PLATFORM" = offscreen ]; then \
+		$(BIN)/spfde-gui --preset demo; \
+	else \
+		echo "No display found (DISPLAY is unset): running the demo in the terminal instead."; \
+		echo "For the window: xvfb-run make run, or run make run on a desktop."; \
+		$(BIN)/spfde-train run --preset demo; \
+	fi
 
 # Runs the demo training in the terminal (no window).
 demo-cli: $(STAMP)

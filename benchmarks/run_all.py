@@ -1,0 +1,24 @@
+"""Run every benchmark at its small CPU setting, one after another (each prints its table).
+
+GPU figures: run the scripts one by one with ``--device cuda`` and larger sizes (see
+docs/benchmarks.md for the commands).
+"""
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RUNS = [
+    ["bench_engine_overhead.py", "--device", "cpu", "--model", "resnet20", "--width", "0.5",
+     "--image-size", "32", "--train-size", "3000", "--batch-size", "128", "--epochs", "3", "--rounds", "3"],
+    ["bench_freezing.py", "--device", "cpu"],
+    ["bench_sieving.py", "--device", "cpu"],
+    ["bench_gui.py"],
+]
+
+if __name__ == "__main__":
+    failed = 0
+    for args in RUNS:
+        print(f"\n=== {' '.join(args)}", flush=True)
+        failed += subprocess.call([sys.executable, str(HERE / args[0]), *args[1:]]) != 0
+    sys.exit(1 if failed else 0)
