@@ -165,8 +165,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1,
-                    help="CPU threads (1: steadier timings on a shared machine; with 2 threads this "
-                         "torch build aborted with heap corruption at odd last-batch sizes)")
+                    help="CPU threads (1 gives steadier timings on a shared machine)")
     ap.add_argument("--append", action="store_true", help="append the figures to docs/benchmarks.md")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)

@@ -12,7 +12,8 @@ GUI preview show. A block in the frozen prefix
 * runs in eval mode: BatchNorm running statistics stop. ``BlockModel.train()`` re-applies
   this after the trainer's per-epoch ``model.train()``, so the order of the calls does not
   matter;
-* keeps its mask: the sparsifier reads ``frozen_prefix(epoch)`` and skips it.
+* is pruned once to its target density when it joins the frozen prefix (the sparsifier does
+  it), then keeps that mask: the sparsifier reads ``frozen_prefix(epoch)`` and skips it.
 
 Per-block learning rates: ``trainer.block_lr_end[b]`` is the epoch at which block b's
 cosine reaches end_lr (its freeze epoch); ``trainer.lr_override`` holds
