@@ -292,7 +292,7 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
     if "data.num_classes" not in bad and "data.train_size" not in bad and cfg.data.name == "synthetic" \
             and cfg.data.train_size < cfg.data.num_classes:
         errors.append(("data.train_size", f"must be at least data.num_classes ({cfg.data.num_classes}), got {cfg.data.train_size}"))
-    if cfg.sieve.ratio > 0 and "sieve.oneshot_epoch" not in bad and cfg.sieve.mode == "oneshot" \
+    if not {"sieve.ratio", "sieve.mode", "sieve.oneshot_epoch"} & bad and cfg.sieve.ratio > 0 and cfg.sieve.mode == "oneshot" \
             and cfg.sieve.oneshot_epoch is not None and "epochs" not in bad and cfg.sieve.oneshot_epoch >= cfg.epochs:
         errors.append(("sieve.oneshot_epoch", f"must be smaller than epochs ({cfg.epochs}), got {cfg.sieve.oneshot_epoch}"))
     return errors

@@ -126,3 +126,16 @@ def test_validate_plan_and_data_sources_do_not_import_torch():
             "assert 'torch' not in sys.modules, 'torch imported'")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_every_field_with_a_wrong_type_is_reported_not_crashed():
+    """Cross-field checks must not trip over a field that already failed its own check."""
+    from engine import config as C
+    for spec in C.FIELDS:
+        bad = [1, 2] if spec.kind != "list" else 3
+        try:
+            C.load_preset("demo", [f"{spec.path}={bad}"])
+        except C.ConfigError as exc:
+            assert any(f == spec.path for f, _ in exc.errors), (spec.path, exc.errors)
+        else:
+            raise AssertionError(f"{spec.path}={bad} was accepted")
