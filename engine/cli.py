@@ -35,6 +35,12 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
                         "sparsity.dense_layers=[stem,head], sieve.oneshot_epoch=null); repeatable")
 
 
+def _add_supervision_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stop-on-eof", action="store_true",
+                   help="stop gracefully (checkpoint, exit) when stdin closes; the studio passes it so "
+                        "that an engine whose window died does not train on as an orphan")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="spfde-train", description="SpFDE sparse training engine "
                                  "(events as JSON lines on stdout, logs on stderr)")
@@ -42,8 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="start a new run")
     _add_config_args(p)
     p.add_argument("--run-dir", help="folder in which the run directory is created (default: the config's run_dir)")
+    _add_supervision_args(p)
     p = sub.add_parser("resume", help="continue a stopped or killed run from its last checkpoint")
     p.add_argument("run_dir", metavar="RUN_DIR")
+    _add_supervision_args(p)
     p = sub.add_parser("validate", help="check a configuration; prints OK or every error")
     _add_config_args(p)
     p = sub.add_parser("plan", help="project the run's FLOPs, memory and freeze plan without training")
@@ -83,22 +91,22 @@ def cmd_run(args) -> int:
     cfg = _load(args)
     d = run_dir_mod.create(cfg, args.run_dir)
     log.info("run directory %s", d)
-    return _train(cfg, d, resume=False)
+    return _train(cfg, d, resume=False, stop_on_eof=args.stop_on_eof)
 
 
 def cmd_resume(args) -> int:
     from engine import run_dir as run_dir_mod
     d = Path(args.run_dir)
     cfg = run_dir_mod.read_config(d)
-    return _train(cfg, d, resume=True)
+    return _train(cfg, d, resume=True, stop_on_eof=args.stop_on_eof)
 
 
-def _train(cfg, run_dir: Path, resume: bool) -> int:
+def _train(cfg, run_dir: Path, resume: bool, stop_on_eof: bool = False) -> int:
     from engine.commands import CommandChannel
     from engine.telemetry import Emitter
     emitter = Emitter(run_dir)
     commands = CommandChannel()
-    commands.start_stdin()
+    commands.start_stdin(stop_on_eof=stop_on_eof)
     commands.install_signal_handlers()
     try:
         from engine.trainer import Trainer   # torch is imported here, not before

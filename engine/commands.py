@@ -54,7 +54,10 @@ class CommandChannel:
             log.info("checkpoint requested (%s)", source)
             self._checkpoint.set()
 
-    def start_stdin(self, stream: IO[str] | None = None) -> None:
+    def start_stdin(self, stream: IO[str] | None = None, stop_on_eof: bool = False) -> None:
+        """Read commands from ``stream`` (stdin) in a daemon thread. With ``stop_on_eof``, the end
+        of the stream is a graceful stop: a supervisor (the studio) that dies closes the pipe,
+        and the engine checkpoints and exits instead of training on unwatched."""
         stream = stream if stream is not None else sys.stdin
         if stream is None:
             return
@@ -71,7 +74,10 @@ class CommandChannel:
                     self.request(cmd)
             except (OSError, ValueError):
                 pass
-            # EOF: keep training; commands can still come as signals.
+            if stop_on_eof:
+                log.warning("stdin closed (the supervising process is gone): stopping with a checkpoint")
+                self.request("stop", source="eof")
+            # Otherwise EOF keeps training (e.g. started with </dev/null); signals still stop it.
 
         self._thread = threading.Thread(target=reader, name="stdin-commands", daemon=True)
         self._thread.start()

@@ -87,7 +87,7 @@ class Emitter:
         self._pending.append(line)
         try:
             if self._fh is None:
-                self._fh = open(self.path, "a", encoding="utf-8")
+                self._fh = _open_append(self.path)
             self._fh.write("\n".join(self._pending) + "\n")
             self._fh.flush()
             self._pending.clear()
@@ -124,11 +124,28 @@ class Emitter:
 
     def _write_file_flush_only(self) -> None:
         try:
-            with open(self.path, "a", encoding="utf-8") as fh:
+            with _open_append(self.path) as fh:
                 fh.write("\n".join(self._pending) + "\n")
             self._pending.clear()
         except OSError:
             pass
+
+
+def _open_append(path):
+    """Open events.jsonl for appending, first ending a torn last line (a kill or a full disk
+    mid-write) so that the next event, e.g. a resume's run_started, is not glued onto it."""
+    fh = open(path, "a", encoding="utf-8")
+    try:
+        if fh.tell() > 0:
+            with open(path, "rb") as rb:
+                rb.seek(-1, 2)
+                torn = rb.read(1) != b"\n"
+            if torn:
+                fh.write("\n")
+    except OSError:
+        fh.close()
+        raise
+    return fh
 
 
 def _isatty(stream) -> bool:

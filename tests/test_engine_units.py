@@ -167,3 +167,31 @@ def test_progress_bar_goes_to_stderr_only(capsys):
     assert "epoch 1/3" in err and "loss 1.250" in err and "test acc 0.400" in err
     assert all(parse_line(l) for l in out.getvalue().splitlines())   # stdout: events only
     assert Emitter(None, stream=io.StringIO()).bar is None           # not a terminal: no bar
+
+
+def test_emitter_ends_a_torn_last_line_before_appending(tmp_path):
+    """A killed run can leave half a line; the resume's first event must still parse."""
+    import io
+    from engine.events import read_events
+    from engine.telemetry import Emitter
+    (tmp_path / "events.jsonl").write_text('{"event":"epoch_end","v":1,"time":1}\n{"event":"epoch_e')
+    em = Emitter(tmp_path, stream=io.StringIO(), progress_bar=False)
+    em.emit("run_started", resumed=True)
+    em.close()
+    evs = list(read_events(tmp_path / "events.jsonl"))
+    assert [e["event"] for e in evs] == ["epoch_end", "run_started"]
+
+
+def test_stop_on_eof_turns_a_closed_stdin_into_a_stop():
+    import io
+    import time
+    from engine.commands import CommandChannel
+    kept, stopping = CommandChannel(), CommandChannel()
+    kept.start_stdin(io.StringIO('{"cmd": "checkpoint"}\n'))
+    stopping.start_stdin(io.StringIO(""), stop_on_eof=True)
+    deadline = time.monotonic() + 5
+    while not stopping.should_stop and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stopping.should_stop
+    time.sleep(0.05)
+    assert kept.take_checkpoint_request() and not kept.should_stop
