@@ -127,10 +127,27 @@ def _plan_freeze(cfg: RunConfig, arch, scheduled: list[dict], samples: list[int]
         raise ConfigError([("freeze.target", str(exc))]) from None
 
 
+def _check_sieve(cfg: RunConfig, train_size: int) -> None:
+    """Sieve settings that would silently do nothing on this dataset are errors."""
+    if cfg.sieve.ratio <= 0:
+        return
+    removed = int(round(cfg.sieve.ratio * train_size))
+    if removed < 1:
+        raise ConfigError([("sieve.ratio", f"{cfg.sieve.ratio:g} of {train_size} training samples rounds to 0 "
+                            f"removed; use at least {1 / train_size:.2g} or 0 to switch sieving off")])
+    if removed >= train_size:
+        raise ConfigError([("sieve.ratio", f"{cfg.sieve.ratio:g} removes all {train_size} training samples")])
+    if cfg.sieve.mode == "circular" and int(round(cfg.sieve.update_ratio * removed)) < 1:
+        raise ConfigError([("sieve.update_ratio", f"{cfg.sieve.update_ratio:g} of the {removed} removed samples "
+                            f"rounds to 0 swapped per update, so the removed samples would never return; "
+                            f"use at least {0.5 / removed:.2g}")])
+
+
 def project(cfg: RunConfig) -> dict:
     """The whole run projected epoch by epoch (see the module docstring)."""
     sizes, arch = describe_run(cfg)
     n_train = sizes["train_size"]
+    _check_sieve(cfg, n_train)
     samples = samples_per_epoch(cfg, n_train)
     scheduled = _scheduled(cfg, arch)
     fplan = _plan_freeze(cfg, arch, scheduled, samples)

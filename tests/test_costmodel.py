@@ -224,3 +224,14 @@ def test_resnet50_width_must_be_one():
     with pytest.raises(ConfigError) as err:
         arch_mod.describe(ModelConfig("resnet50", 2.0), 10, 64)
     assert err.value.errors[0][0] == "model.width"
+
+
+def test_sieve_settings_that_would_do_nothing_are_errors():
+    from engine.config import ConfigError, load_preset
+    from engine.plan import project
+    for override, field in (("sieve.update_ratio=0.0001", "sieve.update_ratio"), ("sieve.ratio=0.00001", "sieve.ratio")):
+        cfg = load_preset("demo", [override])
+        with pytest.raises(ConfigError) as info:
+            project(cfg)
+        assert info.value.errors[0][0] == field
+    project(load_preset("demo", ["sieve.update_ratio=0.001"]))   # 0.001 x 1000 removed = 1 swap: fine
