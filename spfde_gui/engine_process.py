@@ -3,6 +3,8 @@
 ``python -u -m engine ...``: stdout carries JSON Lines events only (read with a canReadLine
 loop, fed to a RunModel), stderr carries logs (kept apart, last lines remembered so a crash
 can be shown with its traceback). Stop escalates: stop command, wait, terminate, wait, kill.
+The engine runs with ``--stop-on-eof``: if the studio dies (segfault, SIGKILL), the OS closes
+the stdin pipe and the engine stops with a checkpoint instead of training on as an orphan.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from spfde_gui.run_model import RunModel
 
 ROOT = Path(__file__).resolve().parent.parent
 STDERR_LINES = 400
+STOP_ON_EOF = "--stop-on-eof"   # engine flag: EOF on stdin (our death) is a graceful stop
 
 
 class EngineController(QObject):
@@ -78,7 +81,7 @@ class EngineController(QObject):
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(cfgmod.to_yaml(cfg))
         self._tmp_config = path
-        return self._launch(["run", "--config", path], RunModel())
+        return self._launch(["run", "--config", path, STOP_ON_EOF], RunModel())
 
     def resume(self, run_dir: str | os.PathLike, model: RunModel | None = None) -> RunModel:
         """Resume a stopped or crashed run from its last checkpoint; the events keep
@@ -87,7 +90,7 @@ class EngineController(QObject):
         if model is None:
             model = RunModel.load(run_dir)
         model.run_dir = run_dir
-        return self._launch(["resume", str(run_dir)], model)
+        return self._launch(["resume", str(run_dir), STOP_ON_EOF], model)
 
     def _launch(self, args: list[str], model: RunModel) -> RunModel:
         if self.is_running():
@@ -196,6 +199,9 @@ class EngineController(QObject):
             return
         had_dir = self.model.run_dir is not None
         self.model.ingest_many(evs)
+        for ev in evs:
+            if ev.get("event") == "error" and ev.get("fatal") is False:
+                self._append_log(f"[engine warning] {ev.get('message', '')}")
         if self._state == "starting":
             self._set_state("stopping" if self.stop_requested else "running")
         if not had_dir or any(e.get("event") == "run_started" for e in evs):

@@ -49,7 +49,8 @@ class RunModel:
         self.config: dict | None = None
         self.run_started: dict | None = None
         self.finished: dict | None = None
-        self.error: dict | None = None
+        self.error: dict | None = None           # the fatal error that ended the run
+        self.warnings: list[dict] = []           # non-fatal error events (run went on)
         self.freeze_plan: dict | None = None
         self.projected: dict | None = None
         self.progress: dict | None = None        # latest in-epoch progress event
@@ -200,7 +201,10 @@ class RunModel:
             # Events the killed/stopped run wrote after its last checkpoint are superseded.
             start = _num(ev.get("start_epoch"))
             if start == start:
-                self._truncate_from_epoch(start)
+                # Resumed mid-epoch (start_batch > 0), the engine does not re-emit the
+                # start-of-epoch updates (freeze, sieve, mask) of the start epoch: keep them.
+                mid_epoch = _num(ev.get("start_batch")) > 0
+                self._truncate_from_epoch(start, keep_updates_of_epoch=mid_epoch)
 
     def _set_blocks(self, names: list[str]) -> None:
         self.block_names = list(names)
@@ -210,15 +214,18 @@ class RunModel:
             grown[:, :self._frozen.shape[1]] = self._frozen
             self._frozen = grown
 
-    def _truncate_from_epoch(self, epoch: float) -> None:
+    def _truncate_from_epoch(self, epoch: float, keep_updates_of_epoch: bool = False) -> None:
+        """Drop the epoch rows at ``epoch`` and later, and the update events from ``epoch``
+        on (after ``epoch`` only, when ``keep_updates_of_epoch``)."""
         n = self._n
         if n and self._data[0, n - 1] >= epoch:
             keep = int(np.searchsorted(self._data[0, :n], epoch, side="left"))
             self._data[:, keep:n] = np.nan
             self._frozen[keep:n] = 0
             self._n = keep
+        first_dropped = epoch + 1 if keep_updates_of_epoch else epoch
         for lst in (self.freeze_events, self.unfreeze_events, self.sieve_updates, self.mask_updates):
-            lst[:] = [e for e in lst if not _num(e.get("epoch")) >= epoch]
+            lst[:] = [e for e in lst if not _num(e.get("epoch")) >= first_dropped]
 
     def _on_epoch_end(self, ev: dict) -> None:
         epoch = _num(ev.get("epoch"))
@@ -275,18 +282,28 @@ class RunModel:
     def _on_run_finished(self, ev: dict) -> None:
         self.finished = ev
         self.progress = None
+        if self.error is not None:
+            # the run went on after it (an engine that did not flag it non-fatal): a warning
+            self.warnings.append(self.error)
+            self.error = None
 
     def _on_error(self, ev: dict) -> None:
-        self.error = ev
+        # A failed periodic checkpoint write (full disk) is reported with fatal=false while
+        # training goes on: a warning, not a crash. A missing flag means fatal.
+        if ev.get("fatal") is False:
+            self.warnings.append(ev)
+        else:
+            self.error = ev
 
     # ---------------------------------------------------------------- answers
     @property
     def status(self) -> str:
-        if self.error is not None:
-            return "crashed"
+        # run_finished is the engine's own last word: it outranks an error reported before it
         if self.finished is not None:
             st = self.finished.get("status")
             return st if st in ("completed", "stopped") else "crashed"
+        if self.error is not None:
+            return "crashed"
         if self.run_started is None and self._n == 0:
             return "crashed" if self._alive is False and self.n_events else "new"
         return "crashed" if self._alive is False else "running"
@@ -375,6 +392,7 @@ class RunModel:
             "flops_saved": {k: _none_if_nan(v) for k, v in saved.items()},
             "wall_time": fin.get("wall_time"),
             "error": (self.error or {}).get("message"),
+            "warnings": [str(w.get("message", "")) for w in self.warnings],
         }
 
     def __repr__(self) -> str:

@@ -256,6 +256,19 @@ def test_killed_engine_is_shown_as_crashed(window, qtbot, tmp_path):
     assert window.act_resume.isEnabled()
 
 
+@pytest.mark.slow
+def test_engine_stops_with_a_checkpoint_when_its_stdin_closes(window, qtbot, tmp_path):
+    # What the OS does to the pipe when the studio dies: the engine must not train on orphaned.
+    m = _launch_tiny(window, tmp_path, epochs=30)
+    assert "--stop-on-eof" in window.controller._proc.arguments()
+    qtbot.waitUntil(lambda: m.run_started is not None, timeout=60000)
+    window.controller._proc.closeWriteChannel()
+    qtbot.waitUntil(lambda: not window.controller.is_running(), timeout=60000)
+    assert not window.controller.stop_requested     # nobody pressed Stop
+    assert m.status == "stopped", (m.error, list(window.controller.stderr_tail)[-10:])
+    assert m.n_epochs < 30 and m.checkpoints and m.checkpoints[-1]["reason"] == "stop"
+
+
 def test_cli_dispatches_report(tmp_path):
     pytest.importorskip("spfde_gui.report.cli")
     from spfde_gui.__main__ import main

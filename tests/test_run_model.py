@@ -107,6 +107,79 @@ def test_resume_truncates_superseded_epochs(tmp_path):
     assert s["flops_saved"]["freeze"] == 9.0 and s["epochs_done"] == 4
 
 
+def _updates(epoch):
+    return [make_event("freeze", epoch=epoch, block="stem", block_index=0, flops_saved=1.0),
+            make_event("sieve_update", epoch=epoch, active_size=80, removed_size=20, k=1,
+                       initial_waiting=0, histogram={"edges": [0, 1], "counts": [80]},
+                       swapped_in=[], swapped_out=[]),
+            make_event("mask_update", epoch=epoch, layers=[], density=0.1)]
+
+
+@pytest.mark.parametrize("start_batch", [3, 0, None])
+def test_resume_keeps_the_start_epochs_updates_only_when_resumed_mid_epoch(tmp_path, start_batch):
+    # Epoch 2's updates are emitted at its start; the GUI's Stop checkpoints mid-epoch 2.
+    evs = [started(), epoch_end(0, 0.1), epoch_end(1, 0.2)] + _updates(2) + [
+        make_event("progress", epoch=2, batch=3, batches=8, loss=1.0, images_per_s=10.0),
+        make_event("checkpoint", epoch=2, batch=3, path="c", reason="stop", bytes=1),
+        make_event("run_finished", status="stopped", epochs_completed=2, final={}, flops={}, wall_time=1.0)]
+    resumed = started(resumed=True, start_epoch=2)
+    if start_batch is not None:
+        resumed["start_batch"] = start_batch
+    evs.append(resumed)
+    m = RunModel.load(write(tmp_path / "r", evs))
+    lists = (m.freeze_events, m.sieve_updates, m.mask_updates)
+    if start_batch:
+        # the engine resumes inside epoch 2 and does not re-emit its updates: they must survive
+        assert [[e["epoch"] for e in lst] for lst in lists] == [[2], [2], [2]]
+    else:
+        # resumed at the epoch's start, the engine re-emits them: the old ones are superseded
+        assert all(lst == [] for lst in lists)
+    np.testing.assert_array_equal(m.column("epoch"), [0, 1])
+    # the resumed run's own events follow; later-epoch updates of a superseded run still go
+    m.ingest_many(([] if start_batch else _updates(2)) + [epoch_end(2, 0.3, frozen=["stem"])] + _updates(3))
+    assert [e["epoch"] for e in m.freeze_events] == [2, 3]
+    assert m.sieve_latest()["epoch"] == 3
+    m.ingest(started(resumed=True, start_epoch=3))      # a later resume at an epoch's start
+    assert [e["epoch"] for e in m.freeze_events] == [2]
+    np.testing.assert_array_equal(m.column("epoch"), [0, 1, 2])
+
+
+def test_non_fatal_error_is_a_warning_not_a_crash():
+    m = RunModel()
+    m.ingest(started())
+    m.set_process_state(True)
+    m.ingest(epoch_end(0, 0.1))
+    m.ingest(make_event("error", message="No space left on device", traceback="tb", fatal=False))
+    assert m.status == "running" and m.error is None
+    assert [w["message"] for w in m.warnings] == ["No space left on device"]
+    m.ingest(epoch_end(1, 0.2))
+    m.ingest(make_event("run_finished", status="completed", epochs_completed=2, final={}, flops={}, wall_time=1.0))
+    m.set_process_state(False)
+    assert m.status == "completed"
+    s = m.summary()
+    assert s["error"] is None and s["warnings"] == ["No space left on device"]
+    # a fatal error (explicit or without the flag) still crashes the run
+    for fatal in ({"fatal": True}, {}):
+        c = RunModel()
+        c.ingest(started())
+        c.ingest(make_event("error", message="boom", traceback="tb", **fatal))
+        assert c.status == "crashed" and c.error["message"] == "boom" and c.warnings == []
+
+
+def test_run_finished_outranks_an_earlier_error(tmp_path):
+    # an engine that did not flag its checkpoint failure non-fatal, then finished the run
+    evs = [started(), epoch_end(0, 0.1),
+           make_event("error", message="checkpoint write failed", traceback="tb"),
+           epoch_end(1, 0.2),
+           make_event("run_finished", status="completed", epochs_completed=2, final={}, flops={}, wall_time=1.0)]
+    m = RunModel.load(write(tmp_path / "r", evs))
+    assert m.status == "completed" and m.error is None
+    assert [w["message"] for w in m.warnings] == ["checkpoint write failed"]
+    # without the run_finished the same error is a crash
+    m = RunModel.load(write(tmp_path / "s", evs[:-1]))
+    assert m.status == "crashed"
+
+
 def test_freeze_matrices_actual_and_planned():
     m = RunModel()
     m.ingest(started())
