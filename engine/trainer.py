@@ -205,7 +205,9 @@ class Trainer:
         t_start = time.monotonic()
         t_mark, seen_mark = t_start, seen
         b = start
+        self.batches_in_epoch = batches
         for b, (x, y, idx) in enumerate(self.data.train_batches(order, epoch, start), start=start):
+            self.batch_index = b
             logits = model(x)
             loss = F.cross_entropy(logits, y)
             loss.backward()

@@ -199,7 +199,9 @@ class Sparsifier(Component):
             if not grads:
                 return
         torch._foreach_mul_(grads, masks)
-        if self._keep_grad:
+        # Only the epoch's last step's gradient feeds the next update's score: copy just that one
+        # (trainers that do not say where the epoch ends get a copy every step).
+        if self._keep_grad and getattr(trainer, "batch_index", -1) == getattr(trainer, "batches_in_epoch", 0) - 1:
             self._store_grads()
 
     def _store_grads(self) -> None:
