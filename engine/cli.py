@@ -36,6 +36,9 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_supervision_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--events", action="store_true",
+                   help="write the JSON events on stdout even when it is a terminal (they always go "
+                        "to stdout when it is a pipe or a file, and always to events.jsonl)")
     p.add_argument("--stop-on-eof", action="store_true",
                    help="stop gracefully (checkpoint, exit) when stdin closes; the studio passes it so "
                         "that an engine whose window died does not train on as an orphan")
@@ -91,20 +94,20 @@ def cmd_run(args) -> int:
     cfg = _load(args)
     d = run_dir_mod.create(cfg, args.run_dir)
     log.info("run directory %s", d)
-    return _train(cfg, d, resume=False, stop_on_eof=args.stop_on_eof)
+    return _train(cfg, d, resume=False, stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
 
 
 def cmd_resume(args) -> int:
     from engine import run_dir as run_dir_mod
     d = Path(args.run_dir)
     cfg = run_dir_mod.read_config(d)
-    return _train(cfg, d, resume=True, stop_on_eof=args.stop_on_eof)
+    return _train(cfg, d, resume=True, stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
 
 
-def _train(cfg, run_dir: Path, resume: bool, stop_on_eof: bool = False) -> int:
+def _train(cfg, run_dir: Path, resume: bool, stop_on_eof: bool = False, events_on_tty: bool = False) -> int:
     from engine.commands import CommandChannel
     from engine.telemetry import Emitter
-    emitter = Emitter(run_dir)
+    emitter = Emitter(run_dir, stream_events=True if events_on_tty else None)
     commands = CommandChannel()
     commands.start_stdin(stop_on_eof=stop_on_eof)
     commands.install_signal_handlers()

@@ -34,7 +34,7 @@ def setup_logging(level: int = logging.INFO) -> None:
 
 class Emitter:
     def __init__(self, run_dir: str | Path | None, stream: IO[str] | None = None,
-                 progress_bar: bool | None = None):
+                 progress_bar: bool | None = None, stream_events: bool | None = None):
         self.stream = stream if stream is not None else sys.stdout
         self.path = Path(run_dir) / "events.jsonl" if run_dir is not None else None
         self._lock = threading.Lock()
@@ -46,6 +46,9 @@ class Emitter:
         tty = _isatty(self.stream)
         # A bar only for humans: never when stdout is a pipe (the GUI reads events there).
         self.bar = _ProgressBar(sys.stderr) if (progress_bar if progress_bar is not None else tty) else None
+        # A person at a terminal gets the bar and epoch lines, not screens of JSON; the events
+        # still go to events.jsonl, and --events puts them on the terminal too.
+        self.stream_events = (not tty) if stream_events is None else stream_events
 
     # -- events -----------------------------------------------------------------------------
     def emit(self, name: str, **fields) -> dict:
@@ -71,7 +74,7 @@ class Emitter:
         return True
 
     def _write_stream(self, line: str) -> None:
-        if not self._stream_ok:
+        if not self._stream_ok or not self.stream_events:
             return
         try:
             self.stream.write(line + "\n")

@@ -195,3 +195,21 @@ def test_stop_on_eof_turns_a_closed_stdin_into_a_stop():
     assert stopping.should_stop
     time.sleep(0.05)
     assert kept.take_checkpoint_request() and not kept.should_stop
+
+
+def test_a_terminal_gets_no_json_unless_asked(tmp_path):
+    import io
+    from engine.telemetry import Emitter
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    quiet, loud = Tty(), Tty()
+    for out, flag in ((quiet, None), (loud, True)):
+        em = Emitter(tmp_path / ("q" if flag is None else "l"), stream=out, progress_bar=False, stream_events=flag)
+        (tmp_path / ("q" if flag is None else "l")).mkdir()
+        em.emit("checkpoint", epoch=1, batch=0, path="x", reason="end", bytes=1)
+        em.close()
+    assert quiet.getvalue() == "" and '"checkpoint"' in loud.getvalue()
+    assert '"checkpoint"' in (tmp_path / "q" / "events.jsonl").read_text()   # the file always has them
