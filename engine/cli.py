@@ -93,6 +93,10 @@ def cmd_plan(args) -> int:
 def cmd_run(args) -> int:
     from engine import run_dir as run_dir_mod
     cfg = _load(args)
+    # What only the projection can catch (an unreachable freeze target, unknown dense layers)
+    # is a configuration error before any run directory exists, as in `validate`.
+    from engine import plan as plan_mod
+    plan_mod.project(cfg)
     d = run_dir_mod.create(cfg, args.run_dir)
     log.info("run directory %s", d)
     return _train(cfg, d, resume=False, stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
