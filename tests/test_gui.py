@@ -184,6 +184,67 @@ def test_runs_panel_lists_statuses_and_overlays_runs(window, qtbot, tmp_path):
     assert "test: 40" in window.training.hovers[0].label.toPlainText()
 
 
+def test_non_fatal_error_shows_a_warning_not_a_crash(window):
+    from spfde_gui.run_model import RunModel
+    m = RunModel()
+    m.ingest_many([
+        make_event("run_started", run_id="w", run_dir="w", device="cpu", dataset={}, resumed=False, start_epoch=0,
+                   config={"name": "warned", "epochs": 2}, model={"blocks": [{"name": b} for b in BLOCKS]},
+                   freeze_plan=None, projected=None),
+        make_event("error", message="checkpoint not written: No space left on device", fatal=False, epoch=1),
+        make_event("run_finished", status="completed", epochs_completed=2, final={}, flops={}, wall_time=1.0)])
+    window.open_model(m)
+    assert m.status == "completed"
+    assert window.header.warning.isVisible()
+    assert "No space left on device" in window.header.warning.text()
+    assert not window.header.banner.isVisible()
+    m.ingest(make_event("error", message="checkpoint not written again", fatal=False))
+    window._tick()
+    assert "2 warnings" in window.header.warning.text() and "again" in window.header.warning.text()
+    window.open_model(RunModel())       # another run: its own (no) warnings
+    assert not window.header.warning.isVisible()
+
+
+def test_long_curves_are_sent_as_an_envelope_and_hover_reads_true_values(window):
+    from spfde_gui.run_model import RunModel
+    from spfde_gui.views.base import ENVELOPE_BUCKETS
+    n = 20_000
+    m = RunModel()
+    evs = [make_event("run_started", run_id="long", run_dir="long", device="cpu", dataset={}, resumed=False,
+                      start_epoch=0, config={"name": "long", "epochs": n}, model={"blocks": []},
+                      freeze_plan=None, projected=None)]
+    spike = 12_345
+    for e in range(n):
+        acc = 0.99 if e == spike else 0.5 + 0.1 * ((e * 7919) % 13) / 13
+        evs.append({"event": "epoch_end", "epoch": e, "test_acc": acc, "train_acc": 0.4, "time": float(e)})
+    m.ingest_many(evs)
+    window.open_model(m)
+    window.tabs.setCurrentIndex(0)
+    window.redraw_all()
+    item = window.training.curves["acc_ep"][1][1][0]
+    x, y = item.getData()
+    assert len(x) <= 2 * ENVELOPE_BUCKETS + 6 < n
+    assert y.max() == pytest.approx(99.0)                # the one-epoch spike survives decimation
+    assert np.all(np.diff(x) >= 0) and x[0] == 0 and x[-1] == n - 1
+    # zoomed in, the visible range is sent in full detail
+    plot = window.training.acc_ep
+    plot.vb.setRange(xRange=(spike - 50, spike + 50), padding=0)
+    x, y = item.getData()
+    inside = (x >= spike - 50) & (x <= spike + 50)
+    assert inside.sum() >= 100
+    # the hover read-out gives the true value of the epoch under the mouse, not an envelope point
+    e = 777
+    plot.vb.setRange(xRange=(0, n), yRange=(0, 100), padding=0)
+    true = 100 * m.column("test_acc")[e]
+    window.training.hovers[0]._moved((plot.vb.mapViewToScene(pg_point(float(e), 50.0)),))
+    assert f"test: {true:.4g} @ {e}" in window.training.hovers[0].label.toPlainText()
+    # growing during a live run: the new epoch is drawn
+    m.ingest({"event": "epoch_end", "epoch": n, "test_acc": 0.01, "time": float(n)})
+    window._tick()
+    x, y = item.getData()
+    assert x[-1] == n and y.min() == pytest.approx(1.0)
+
+
 def pg_point(x, y):
     from PySide6.QtCore import QPointF
     return QPointF(x, y)

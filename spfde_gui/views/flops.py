@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from spfde_gui.cost_preview import SOURCE_COLORS, SOURCE_LABELS, fmt_flops
 from spfde_gui.run_model import RunModel
-from spfde_gui.views.base import HoverReadout, RunView, curve, make_plot
+from spfde_gui.views.base import HoverReadout, RunView, curve, make_plot, set_long_data
 
 SOURCES = ("sparsity", "freeze", "sieve")
 
@@ -18,8 +18,8 @@ def achieved_fractions(m: RunModel) -> dict[str, float]:
     """Each technique's saving in the terms its target is set in: sparsity and sieving as
     fractions of the dense cost, freezing as a fraction of what the run would have cost
     without freezing."""
-    spent, dense = m.last("flops_spent"), m.last("flops_dense")
-    sv = {k: m.last("saved_" + k) for k in SOURCES}
+    spent, dense = _last(m, "flops_spent"), _last(m, "flops_dense")
+    sv = {k: _last(m, "saved_" + k) for k in SOURCES}
     nan = float("nan")
     return {
         "sparsity": sv["sparsity"] / dense if dense else nan,
@@ -67,33 +67,47 @@ class FlopsView(RunView):
         self.bars.addItem(self.bar_goal)
         lay.addWidget(self.glw, 1)
         self.set_content(box)
+        self._proj_src = None
 
     def has_data(self, m: RunModel) -> bool:
-        return m.n_epochs > 0 and np.isfinite(m.column("flops_dense")).any()
+        if m.n_epochs == 0:
+            return False
+        dense = m.column("flops_dense")
+        return dense[-1] == dense[-1] or bool(np.isfinite(dense).any())
 
     def redraw(self, m: RunModel) -> None:
         ep = m.column("epoch")
-        self.c_dense.setData(ep, m.column("flops_dense"))
-        self.c_spent.setData(ep, m.column("flops_spent"))
+        set_long_data(self.c_dense, ep, m.column("flops_dense"))
+        set_long_data(self.c_spent, ep, m.column("flops_spent"))
         for k, c in self.c_saved.items():
-            c.setData(ep, m.column("saved_" + k))
-        proj = _projected_cumulative(m.projected)
-        if proj is not None:
-            self.c_proj.setData(np.arange(len(proj), dtype=float), proj)
-        else:
-            self.c_proj.setData([], [])
+            set_long_data(c, ep, m.column("saved_" + k))
+        if self._proj_src != (id(m), id(m.projected)):   # fixed for a run: not every frame
+            self._proj_src = (id(m), id(m.projected))
+            proj = _projected_cumulative(m.projected)
+            if proj is not None:
+                set_long_data(self.c_proj, np.arange(len(proj), dtype=float), proj)
+            else:
+                set_long_data(self.c_proj, [], [])
         got, goal = achieved_fractions(m), targets(m)
         xs = np.arange(len(SOURCES), dtype=float)
         self.bar_done.setOpts(x=xs - 0.2, height=[100 * np.nan_to_num(got[k]) for k in SOURCES],
                               brushes=[pg.mkBrush(SOURCE_COLORS[k]) for k in SOURCES])
         self.bar_goal.setOpts(x=xs + 0.2, height=[100 * goal[k] for k in SOURCES])
-        dense, spent = m.last("flops_dense"), m.last("flops_spent")
+        dense, spent = _last(m, "flops_dense"), _last(m, "flops_spent")
         parts = [f"Spent <b>{fmt_flops(spent)}</b> of a dense-equivalent {fmt_flops(dense)}"
                  + (f" (<b>{100 * spent / dense:.1f}%</b>)" if dense else "") + "."]
         for k in SOURCES:
-            parts.append(f"{SOURCE_LABELS[k].capitalize()}: {fmt_flops(m.last('saved_' + k))} "
+            parts.append(f"{SOURCE_LABELS[k].capitalize()}: {fmt_flops(_last(m, 'saved_' + k))} "
                          f"({_pct(got[k])} achieved, target {100 * goal[k]:.1f}%).")
         self.summary.setText(" ".join(parts))
+
+
+def _last(m: RunModel, name: str) -> float:
+    """m.last without scanning the column when the last row has the value (the usual case)."""
+    c = m.column(name)
+    if len(c) and c[-1] == c[-1]:
+        return float(c[-1])
+    return m.last(name)
 
 
 def _pct(x: float) -> str:

@@ -68,6 +68,8 @@ class FreezeView(RunView):
         lay.addWidget(legend)
         self.set_content(box)
         self._planned_src = None
+        self._actual_buf = None
+        self._actual_filled = 0
 
     def has_data(self, m: RunModel) -> bool:
         return bool(m.block_names) and (m.n_epochs > 0 or m.freeze_plan is not None)
@@ -86,8 +88,15 @@ class FreezeView(RunView):
             full[:, :planned.shape[1]] = planned[:, :total]
             self.planned.set(full, names)
             self._planned_src = (id(m.freeze_plan), total, len(names))
-        actual = np.full((len(names), total), 2, dtype=np.uint8)
-        actual[:, :m.n_epochs] = m.frozen_matrix()
+        frozen = m.frozen_matrix()
+        # one image buffer per shape, rewritten in place: no new 2 MB array per frame
+        actual = self._actual_buf
+        if actual is None or actual.shape != (len(names), total):
+            actual = self._actual_buf = np.full((len(names), total), 2, dtype=np.uint8)
+        n = m.n_epochs
+        actual[:, :n] = frozen
+        actual[:, n:self._actual_filled] = 2      # rows a resume took back
+        self._actual_filled = n
         self.actual.set(actual, names)
         fp = m.freeze_plan
         cfg_freeze = (m.config or {}).get("freeze") or {}
@@ -99,7 +108,7 @@ class FreezeView(RunView):
             text = "Layer freezing is off for this run (freeze.target = 0): every block trains every epoch."
         else:
             text = "No freeze plan reported."
-        frozen_now = int(m.frozen_matrix()[:, -1].sum()) if m.n_epochs else 0
+        frozen_now = int(frozen[:, -1].sum()) if m.n_epochs else 0
         text += f" Frozen now: {frozen_now} of {len(names)} blocks; {len(m.freeze_events)} freeze events."
         self.info.setText(text)
 

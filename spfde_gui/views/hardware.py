@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 from spfde_gui.cost_preview import fmt_bytes
 from spfde_gui.hw_monitor import HardwareMonitor
 from spfde_gui.run_model import RunModel
-from spfde_gui.views.base import HoverReadout, RunView, curve, make_plot
+from spfde_gui.views.base import HoverReadout, RunView, curve, make_plot, set_long_data
 
 HISTORY = 900   # samples kept (15 minutes at 1 Hz)
 
@@ -124,20 +124,21 @@ class HardwareView(RunView):
     def redraw(self, m: RunModel) -> None:
         if m.n_epochs:
             ep = m.column("epoch")
-            self.c_peak.setData(ep, m.column("memory_peak") / 2**20)
-            self.c_erss.setData(ep, m.column("memory_rss") / 2**20)
-            self.labels["peak"].setText(fmt_bytes(float(np.nanmax(m.column("memory_peak")))
-                                                  if np.isfinite(m.column("memory_peak")).any() else None))
+            peak = m.column("memory_peak")
+            set_long_data(self.c_peak, ep, peak / 2**20)
+            set_long_data(self.c_erss, ep, m.column("memory_rss") / 2**20)
+            top = np.nanmax(peak) if np.isfinite(peak).any() else None
+            self.labels["peak"].setText(fmt_bytes(float(top) if top is not None else None))
         else:
-            self.c_peak.setData([], [])
-            self.c_erss.setData([], [])
+            set_long_data(self.c_peak, [], [])
+            set_long_data(self.c_erss, [], [])
             self.labels["peak"].setText("no epoch yet")
 
     def refresh(self, force: bool = False) -> bool:
         if self.model is None:   # device state shows even before any run
             self._stack.setCurrentIndex(1)
-            self.c_peak.setData([], [])
-            self.c_erss.setData([], [])
+            set_long_data(self.c_peak, [], [])
+            set_long_data(self.c_erss, [], [])
             self.labels["peak"].setText("no run open")
             self._drawn_version = -2
             return False

@@ -11,7 +11,7 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from spfde_gui.run_model import RunModel
-from spfde_gui.views.base import HoverReadout, RunView, curve, make_plot
+from spfde_gui.views.base import HoverReadout, RunView, curve, make_plot, set_long_data
 
 THUMBS = 10       # per row (swapped in / swapped out)
 THUMB_PX = 48
@@ -56,6 +56,7 @@ class SieveView(RunView):
         self._rid = 0
         self._series = np.zeros((4, 0))
         self._series_src = None
+        self._series_drawn = None
 
         box = QWidget()
         lay = QVBoxLayout(box)
@@ -123,10 +124,12 @@ class SieveView(RunView):
             v = last.get(key)
             lab.setText(f"{v:,}" if isinstance(v, int) else "–")
         series = self._series_of(m)
-        for i, c in enumerate((self.c_active, self.c_removed, self.c_waiting), start=1):
-            c.setData(series[0], series[i])
-        top = np.nanmax(series[1:]) if series.shape[1] and np.isfinite(series[1:]).any() else 1.0
-        self.size_plot.setYRange(0, top * 1.35, padding=0)   # headroom for the legend
+        if series is not self._series_drawn:     # the queue changes only with sieve updates
+            self._series_drawn = series
+            for i, c in enumerate((self.c_active, self.c_removed, self.c_waiting), start=1):
+                set_long_data(c, series[0], series[i])
+            top = np.nanmax(series[1:]) if series.shape[1] and np.isfinite(series[1:]).any() else 1.0
+            self.size_plot.setYRange(0, top * 1.35, padding=0)   # headroom for the legend
         h = last.get("histogram") or {}
         counts = np.asarray(h.get("counts") or [], dtype=float)
         edges = np.asarray(h.get("edges") or [], dtype=float)

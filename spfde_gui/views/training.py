@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 
 from spfde_gui.cost_preview import fmt_flops
 from spfde_gui.run_model import RunModel
-from spfde_gui.views.base import PALETTE, HoverReadout, RunView, curve, finite_xy, make_plot
+from spfde_gui.views.base import PALETTE, HoverReadout, RunView, curve, drop_curve, make_plot, set_long_data
 
 TRAIN, TEST = "#1f77b4", "#d62728"
 
@@ -61,20 +61,20 @@ class TrainingView(RunView):
         for xname, items in self.curves.values():
             x = m.column(xname)
             for item, yname in items:
-                item.setData(*finite_xy(x, _scaled(m, yname)))
+                set_long_data(item, x, _scaled(m, yname))
         if self._overlays_dirty:
             self._draw_overlays()
             self._overlays_dirty = False
 
     def _draw_overlays(self) -> None:
         for plot, item in self._overlay_items:
-            plot.removeItem(item)
+            drop_curve(plot, item)
         self._overlay_items = []
         for i, o in enumerate(self.overlays):
             color = PALETTE[(i + 2) % len(PALETTE)]
             for plot, xname in ((self.acc_ep, "epoch"), (self.acc_fl, "flops_spent")):
                 item = curve(plot, color, f"{o.name} (test)", width=1.3)
-                item.setData(*finite_xy(o.column(xname), _scaled(o, "test_acc")))
+                set_long_data(item, o.column(xname), _scaled(o, "test_acc"))
                 self._overlay_items.append((plot, item))
 
 
