@@ -2,6 +2,7 @@
 focus, and the controls of the engine process."""
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -52,6 +53,14 @@ class RunHeader(QWidget):
         self.banner.setStyleSheet("background: #fdecea; color: #8a1f11; border: 1px solid #e0a39b; padding: 6px;")
         self.banner.hide()
         lay.addWidget(self.banner)
+        # non-fatal engine errors (e.g. a checkpoint the full disk refused): the run goes on
+        self.warning = QLabel()
+        self.warning.setObjectName("run-warning")
+        self.warning.setWordWrap(True)
+        self.warning.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.warning.setStyleSheet("background: #fff8d6; color: #6b5200; border: 1px solid #e6cf7a; padding: 4px;")
+        self.warning.hide()
+        lay.addWidget(self.warning)
         self.tail = QPlainTextEdit()
         self.tail.setObjectName("crash-tail")
         self.tail.setReadOnly(True)
@@ -68,6 +77,7 @@ class RunHeader(QWidget):
             self.detail.setText("")
             self.progress.hide()
             self.banner.hide()
+            self.warning.hide()
             self.tail.hide()
             return
         st = m.status
@@ -91,6 +101,7 @@ class RunHeader(QWidget):
             self.progress.setFormat(f"epoch {done}/{total}")
         else:
             self.progress.hide()
+        self._show_warnings(m.warnings)
         if st == "crashed":
             err = m.error or {}
             msg = err.get("message") or "the engine stopped without finishing the run (no run_finished event)"
@@ -104,6 +115,17 @@ class RunHeader(QWidget):
         else:
             self.banner.hide()
             self.tail.hide()
+
+    def _show_warnings(self, warnings: list[dict]) -> None:
+        if not warnings:
+            self.warning.hide()
+            return
+        last = warnings[-1]
+        msg = str(last.get("message") or last.get("type") or "the engine reported a non-fatal error")
+        where = f" (epoch {last['epoch']})" if isinstance(last.get("epoch"), int) else ""
+        count = f"{len(warnings)} warnings, latest" if len(warnings) > 1 else "Warning"
+        self.warning.setText(f"⚠ <b>{count}{where}:</b> {html.escape(msg)} — the run went on.")
+        self.warning.show()
 
 
 class MainWindow(QMainWindow):
