@@ -93,6 +93,7 @@ def _send(item: pg.PlotDataItem) -> None:
         return
     x, y, monotonic = full
     n = len(x)
+    _mark_points(item, n)
     if n <= 2 * ENVELOPE_BUCKETS:
         key = (id(x), n)
         if key != item._sent_key:
@@ -127,6 +128,25 @@ def _send(item: pg.PlotDataItem) -> None:
         parts.append(i1 + envelope_indices(y[i1:], OFFVIEW_BUCKETS))
     idx = parts[0] if len(parts) == 1 else np.concatenate(parts)
     item.setData(x[idx], y[idx])
+
+
+# Up to this many points a curve also draws its points: a run's first epochs (one point
+# draws no line at all) and short runs read better; long curves stay plain lines.
+FEW_POINTS = 40
+
+
+def _mark_points(item: pg.PlotDataItem, n: int) -> None:
+    want = "o" if 0 < n <= FEW_POINTS else None
+    if item.opts.get("symbol") == want:
+        return
+    if want is None:
+        item.setSymbol(None)
+    else:
+        color = item.opts["pen"].color()
+        item.setSymbol(want)
+        item.setSymbolSize(5)
+        item.setSymbolPen(None)
+        item.setSymbolBrush(color)
 
 
 def full_data(item: pg.PlotDataItem) -> tuple[np.ndarray | None, np.ndarray | None]:

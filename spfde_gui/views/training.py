@@ -34,6 +34,7 @@ class TrainingView(RunView):
                                   ("loss_fl", self.loss_fl, "loss", "flops_spent")):
             self.curves[key] = (x, [(curve(plot, TRAIN, "train", style=Qt.DashLine), "train_" + col),
                                     (curve(plot, TEST, "test"), "test_" + col)])
+        self._flops_pinned = False
         self.hovers = [HoverReadout(self.acc_ep), HoverReadout(self.loss_ep),
                        HoverReadout(self.acc_fl, fmt_flops), HoverReadout(self.loss_fl, fmt_flops)]
         self.set_content(self.glw)
@@ -62,6 +63,15 @@ class TrainingView(RunView):
             x = m.column(xname)
             for item, yname in items:
                 set_long_data(item, x, _scaled(m, yname))
+        # One epoch is one x value: auto-range would zoom to +-0.5 FLOPs around it and print
+        # ten-digit ticks. Show 0..2x until there is a second point, then auto-range again.
+        fl = m.column("flops_spent")
+        if m.n_epochs == 1 and not self.overlays and fl[0] > 0:
+            self.acc_fl.setXRange(0.0, 2.0 * float(fl[0]), padding=0)
+            self._flops_pinned = True
+        elif self._flops_pinned:
+            self.acc_fl.enableAutoRange(axis="x")
+            self._flops_pinned = False
         if self._overlays_dirty:
             self._draw_overlays()
             self._overlays_dirty = False
