@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RUNS = [
+RUNS = [   # the settings behind the figures in docs/benchmarks.md (about 7 minutes on 2 cores)
     ["bench_engine_overhead.py", "--device", "cpu", "--model", "resnet20", "--width", "0.5",
-     "--image-size", "32", "--train-size", "3000", "--batch-size", "128", "--epochs", "3", "--rounds", "3"],
-    ["bench_freezing.py", "--device", "cpu"],
-    ["bench_sieving.py", "--device", "cpu"],
+     "--image-size", "32", "--train-size", "2000", "--batch-size", "128", "--epochs", "4", "--rounds", "5"],
+    ["bench_freezing.py", "--device", "cpu", "--threads", "2", "--train-size", "2048", "--epochs", "10",
+     "--rounds", "3"],
+    ["bench_sieving.py", "--device", "cpu", "--threads", "2", "--train-size", "2048", "--width", "0.5",
+     "--epochs", "8"],
     ["bench_gui.py"],
 ]
 
