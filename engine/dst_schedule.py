@@ -33,6 +33,19 @@ def dense_layer_names(cfg: RunConfig, layers: Sequence[Layer]) -> set[str]:
     return {name for name, _, tags in layers if name in wanted or wanted & set(tags)}
 
 
+def keep_count(numel: int, density: float) -> int:
+    """Positions a layer of ``numel`` weights keeps at ``density`` (the masks' exact count)."""
+    return max(0, min(numel, int(round(density * numel))))
+
+
+def mask_densities(cfg: RunConfig, layers: Sequence[Layer], sparsity: float | None = None) -> dict[str, float]:
+    """The densities the masks really have: ``layer_densities`` rounded to whole weights, so
+    the planner prices exactly what the sparsifier keeps (it matters for narrow layers)."""
+    dens = layer_densities(cfg, layers, sparsity)
+    numel = {name: math.prod(int(d) for d in shape) for name, shape, _ in layers}
+    return {n: (keep_count(numel[n], d) / numel[n] if numel[n] else d) for n, d in dens.items()}
+
+
 def layer_densities(cfg: RunConfig, layers: Sequence[Layer], sparsity: float | None = None) -> dict[str, float]:
     """Density (fraction of weights kept) of every layer at one overall sparsity.
 

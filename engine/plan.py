@@ -70,7 +70,7 @@ def _scheduled(cfg: RunConfig, arch) -> list[dict]:
         s = dst_schedule.training_sparsity(cfg, e)
         if s not in by_sparsity:
             try:
-                by_sparsity[s] = dst_schedule.layer_densities(cfg, specs, s)
+                by_sparsity[s] = dst_schedule.mask_densities(cfg, specs, s)
             except ValueError as exc:
                 raise ConfigError([("sparsity.dense_layers", str(exc))]) from None
         out.append(by_sparsity[s])
@@ -79,7 +79,7 @@ def _scheduled(cfg: RunConfig, arch) -> list[dict]:
 
 def target_densities(cfg: RunConfig, arch) -> dict:
     """Layer densities at the target sparsity: what a frozen block is pruned to."""
-    return dst_schedule.layer_densities(cfg, arch.layer_specs(), cfg.sparsity.target)
+    return dst_schedule.mask_densities(cfg, arch.layer_specs(), cfg.sparsity.target)
 
 
 def _with_frozen_masks(cfg: RunConfig, arch, scheduled: list[dict], prefix: list[int]) -> list[dict]:

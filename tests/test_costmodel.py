@@ -38,7 +38,8 @@ def test_dense_paper_figures():
 def test_static_uniform_on_every_layer(s, expected):
     p = project(paper_cfg({"target": s, "algorithm": "static", "dense_layers": []}))
     assert close(p["flops"]["total"], expected), p["flops"]["total"]
-    assert close(p["flops"]["saved"]["sparsity"], p["flops"]["dense"] * s, rel=1e-6)
+    # masks keep whole weights, so a layer's density is 1-s up to half a weight (< 0.1% here)
+    assert close(p["flops"]["saved"]["sparsity"], p["flops"]["dense"] * s, rel=1e-3)
 
 
 def test_mest_ems_without_data_efficiency():
@@ -118,10 +119,11 @@ def test_frozen_block_is_pruned_to_target_then_keeps_its_mask():
     first = a.layer_by_name["layer1.0.conv1"]
     at = next(e for e, k in enumerate(prefix) if k > first.block)
     assert at < 90    # freezes in the first search segment, at the soft-bound density
-    assert dens[at - 1][first.name] == pytest.approx(0.15)
+    # (densities are exact mask counts: within half a weight of the nominal value)
+    assert dens[at - 1][first.name] == pytest.approx(0.15, abs=1e-4)
     # pruned to the target as it freezes, and kept there through the later updates
-    assert all(d[first.name] == pytest.approx(0.10) for d in dens[at:])
-    assert dens[90]["layer3.4.conv2"] == pytest.approx(0.125)   # a training block follows the schedule
+    assert all(d[first.name] == pytest.approx(0.10, abs=1e-4) for d in dens[at:])
+    assert dens[90]["layer3.4.conv2"] == pytest.approx(0.125, abs=1e-4)   # a training block follows the schedule
     assert dens[-1] == plan_mod.target_densities(cfg, a)        # every layer ends at the target
 
 
@@ -136,8 +138,9 @@ def test_unfrozen_block_keeps_the_target_until_the_next_update():
     quiet = [e for e in unfrozen if dst_schedule.mask_update(cfg, e) is None]
     updated = [e for e in unfrozen if dst_schedule.mask_update(cfg, e) is not None]
     assert quiet and updated
-    assert all(dens[e][layer.name] == pytest.approx(0.10) for e in quiet)
-    assert all(dens[e][layer.name] == pytest.approx(sched[e][layer.name]) == pytest.approx(0.15) for e in updated)
+    assert all(dens[e][layer.name] == pytest.approx(0.10, abs=1e-4) for e in quiet)
+    assert all(dens[e][layer.name] == pytest.approx(sched[e][layer.name]) == pytest.approx(0.15, abs=1e-4)
+               for e in updated)
 
 
 def test_sieve_samples_per_epoch():

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import pytest
 
 from engine import arch as arch_mod
+from engine import dst_schedule
 from engine.config import from_dict
 from engine.ledger import Ledger
 from engine.plan import project
@@ -39,7 +40,8 @@ def test_counts_what_the_plan_projects_for_the_same_schedule():
                      "model": {"width": 0.25}, "sparsity": {"target": 0.8, "algorithm": "static"},
                      "sieve": {"ratio": 0.25}})
     p = project(cfg)
-    t = _trainer(cfg, {l.name: (1.0 if "stem" in l.tags else 0.2) for l in arch_mod.describe(cfg.model, 4, 16).layers})
+    # the measured densities a static 80% sparsifier reports: exact mask counts
+    t = _trainer(cfg, dst_schedule.mask_densities(cfg, arch_mod.describe(cfg.model, 4, 16).layer_specs()))
     ledger = Ledger(cfg)
     ledger.on_run_start(t)
     for e in range(3):

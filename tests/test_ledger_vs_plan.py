@@ -1,5 +1,5 @@
-"""A finished run's ledger equals its projection: the real engine (CLI, subprocess) trains a
-tiny demo-like run with every technique on (MEST EM&S, single-shot freezing, circular
+"""A finished run's ledger equals its projection: the real engine (CLI, subprocess) trains the
+demo preset, shortened, with every technique on (MEST EM&S, single-shot freezing, circular
 sieving) and its counted FLOPs must match engine.plan.project within 0.5%, in total and
 for every source of saving. Every sparse layer, frozen blocks included, ends at exactly its
 target sparsity."""
@@ -14,23 +14,18 @@ import yaml
 from engine import checkpoint as ckpt
 from engine import dst_schedule
 from engine.arch import describe
-from engine.config import from_dict
+from engine.config import from_dict, load_preset
 from engine.plan import project, target_densities
 from engine.sparsity.masks import keep_count
 
 ROOT = Path(__file__).resolve().parent.parent
 TOL = 0.005
 
-CONFIG = {
-    "name": "ledger-check", "seed": 0, "device": "cpu", "epochs": 6, "batch_size": 64, "interval": 1,
-    "model": {"name": "resnet20", "width": 0.25},
-    "data": {"name": "synthetic", "image_size": 16, "train_size": 256, "test_size": 64, "num_classes": 4,
-             "augment": False},
-    "sparsity": {"target": 0.8, "algorithm": "mest_ems", "dense_layers": ["stem"]},
-    "freeze": {"target": 0.1, "scheme": "single_shot"},
-    "sieve": {"ratio": 0.25, "mode": "circular"},
-    "checkpoint": {"every": 0},
-}
+# The demo preset (MEST EM&S 90%, 20% freeze, 20% circular sieve), shortened to seconds.
+SHORTEN = ["name=ledger-check", "device=cpu", "epochs=6", "interval=1", "model.width=0.25",
+           "data.image_size=16", "data.train_size=256", "data.test_size=64", "data.num_classes=4",
+           "data.augment=false", "freeze.target=0.1", "sieve.ratio=0.25", "checkpoint.every=0"]
+CONFIG = load_preset("demo", SHORTEN).to_dict()
 
 
 @pytest.mark.slow

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from engine.dst_schedule import keep_count  # noqa: F401 - one rounding rule for masks and planner
 
-def keep_count(numel: int, density: float) -> int:
-    """Positions a layer of ``numel`` weights keeps at ``density``."""
-    return max(0, min(numel, int(round(density * numel))))
 
 
 def random_mask(shape, density: float, generator: torch.Generator, device=None) -> torch.Tensor:
