@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
+from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
                                QPlainTextEdit, QProgressBar, QPushButton, QSplitter, QTabWidget,
                                QToolBar, QVBoxLayout, QWidget)
 
@@ -385,11 +385,18 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Export report", f"The report module is not available: {exc}")
             return None
         out = Path(out_dir) if out_dir else Path(m.run_dir) / "report"
+        # Rendering the figures needs the GUI thread (pyqtgraph exporters): a second or two
+        # with a busy cursor and a status line, rather than a window that seems frozen.
+        self.statusBar().showMessage(f"Writing the report of {m.name}…")
+        QApplication.setOverrideCursor(Qt.WaitCursor)
+        QApplication.processEvents()
         try:
             written = export_report(m.run_dir, out, model=m)
         except Exception as exc:
+            QApplication.restoreOverrideCursor()
             QMessageBox.warning(self, "Export report", f"Could not write the report: {type(exc).__name__}: {exc}")
             return None
+        QApplication.restoreOverrideCursor()
         names = ", ".join(Path(p).name for p in (written or {}).values()) if isinstance(written, dict) else ""
         self.statusBar().showMessage(f"Report written to {out}" + (f" ({names})" if names else ""))
         return out
