@@ -98,15 +98,8 @@ class Emitter:
                 log.info("writing %s again", self.path)
                 self._file_warned = False
         except OSError as exc:
-            # A partial write may have left a torn line: start the retry on a fresh line.
-            if self._fh is not None:
-                try:
-                    self._fh.close()
-                except OSError:
-                    pass
-                self._fh = None
-            if self._pending and not self._pending[0].startswith("\n"):
-                self._pending[0] = "\n" + self._pending[0]
+            # Reopened on the next event: _open_append ends a torn line a partial write left.
+            self._close_file()
             if not self._file_warned:
                 log.warning("cannot write %s (%s); training continues and events still stream on stdout; "
                             "retrying with the next event", self.path, exc)
@@ -116,14 +109,17 @@ class Emitter:
         with self._lock:
             if self._pending and self.path is not None:
                 self._write_file_flush_only()
-            if self._fh is not None:
-                try:
-                    self._fh.close()
-                except OSError:
-                    pass
-                self._fh = None
+            self._close_file()
         if self.bar is not None:
             self.bar.close()
+
+    def _close_file(self) -> None:
+        if self._fh is not None:
+            try:
+                self._fh.close()
+            except OSError:
+                pass
+            self._fh = None
 
     def _write_file_flush_only(self) -> None:
         try:
