@@ -126,9 +126,6 @@ def cmd_run(args) -> int:
     # is a configuration error before any run directory exists, as in `validate`.
     from engine import plan as plan_mod
     plan_mod.project(cfg)
-    from engine.data.checks import check_dataset
-    for problem in check_dataset(cfg):   # a scan: a missing val/ or one class stops here, not later
-        log.warning("%s", problem)
     base = args.run_dir if args.run_dir is not None else cfg.run_dir
     warning = resources.check_disk(est, base)
     if warning:

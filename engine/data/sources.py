@@ -317,6 +317,9 @@ def _imagefolder(root: str | None, split: str) -> FolderData:
     classes = _scan_classes(train_dir)   # class indices always come from train/
     if not classes:
         raise DatasetError(f"malformed imagefolder dataset: {train_dir} has no class subfolders. Expected {IMAGEFOLDER_LAYOUT}")
+    if len(classes) < 2:
+        raise DatasetError(f"imagefolder dataset {train_dir} has a single class ({classes[0]}); classification "
+                           "needs at least 2 (with one, every prediction is right)")
     index = {c: i for i, c in enumerate(classes)}
     extra = [c for c in _scan_classes(sub) if c not in index]
     if extra:
