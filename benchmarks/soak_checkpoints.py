@@ -108,7 +108,8 @@ def soak_run(i: int, args, ref: dict[int, dict], work: Path, rng: random.Random,
     attempts = 0
     while rc != 0 and attempts < args.kills + 4:
         attempts += 1
-        if corrupt and not damaged and (run_dir / "checkpoints" / "epoch_0001.pt").exists():
+        ck = run_dir / "checkpoints"
+        if corrupt and not damaged and (ck / "last.pt").exists() and list(ck.glob("epoch_*.pt")):
             kind = damage(run_dir / "checkpoints" / "last.pt", rng)
             damaged = True
             rc, out, err = engine("resume", str(run_dir))
@@ -138,27 +139,37 @@ def soak_run(i: int, args, ref: dict[int, dict], work: Path, rng: random.Random,
 
 
 def full_disk(work: Path, epochs: int) -> str:
-    """Run on a 3 MiB tmpfs: the engine must refuse or fail cleanly, never with a traceback or
-    half-made folder. Returns a one-line verdict."""
+    """Run on an 8 MiB tmpfs where the checkpoints (about 2.4 MiB each) do not all fit: the
+    engine must warn at start, report each failed checkpoint, fail cleanly at worst (never a
+    traceback or a temporary file left), and keep a checkpoint that resume verifies.
+    Returns a one-line verdict."""
     mnt = work / "tmpfs"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], capture_output=True, text=True)
     if r.returncode != 0:
         return f"not run: cannot mount a tmpfs here ({(r.stderr or r.stdout).strip() or 'mount failed'})"
     try:
         cfg = work / "cfg_disk.yaml"
         d = tiny(epochs, mnt / "runs")
-        d["model"]["width"] = 1.0            # checkpoints of ~1 MiB: the 3 MiB fill up
+        d["model"]["width"] = 1.0            # checkpoints of about 2.4 MiB: not all fit in 8 MiB
         cfg.write_text(yaml.safe_dump(d))
-        # fill most of the disk so the run starts but its checkpoints do not all fit
-        (mnt / "filler").write_bytes(b"\0" * (int(2.2 * 2**20)))
         rc, out, err = engine("run", "--config", str(cfg))
         evs = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
         errors = [e for e in evs if e["event"] == "error"]
+        saved = [e for e in evs if e["event"] == "checkpoint"]
         tmp_left = list(mnt.rglob("*.tmp"))
         clean = "Traceback (most recent call last)" not in err and not tmp_left
-        return (f"rc={rc}, {len(errors)} error event(s) ({errors[0]['message'][:90] if errors else '-'}), "
-                f"{'clean' if clean else 'NOT clean'}; stderr: {err.strip().splitlines()[-1][:120] if err.strip() else '-'}")
+        warned = "free" in err
+        run_dir = find_run(mnt / "runs")
+        verifies = "-"
+        if run_dir is not None:
+            r = subprocess.run([sys.executable, "-c", "import sys; from engine import checkpoint as c; "
+                                "s, p, _ = c.load_newest(sys.argv[1]); print(p.name, s['position']['epoch'])",
+                                str(run_dir)], cwd=ROOT, env=env(), capture_output=True, text=True)
+            verifies = r.stdout.strip() or r.stderr.strip().splitlines()[-1][:100]
+        return (f"rc={rc}, start warning {'yes' if warned else 'no'}, {len(saved)} checkpoint(s) written, "
+                f"{len(errors)} error event(s) ({sum(1 for e in errors if e.get('fatal') is False)} non-fatal), "
+                f"{'clean' if clean else 'NOT clean'}, newest verifying checkpoint: {verifies}")
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
 

@@ -174,9 +174,18 @@ def save(run_dir: str | Path, state: dict[str, Any], epoch_tag: int | None = Non
         return path, atomic_write(data, path)
     path = d / f"epoch_{epoch_tag:04d}.pt"
     size = atomic_write(data, path)
+    _prune(d, keep)        # before the second write: on a nearly full disk it frees the room
     # A second, separate file rather than a hard link: one corruption must not hit both.
-    atomic_write(data, d / LAST)
-    _prune(d, keep)
+    try:
+        atomic_write(data, d / LAST)
+    except CheckpointError:
+        # last.pt is now older than the epoch file just written: remove it, so that resume
+        # takes the newest state (the epoch file) instead of a stale one.
+        try:
+            (d / LAST).unlink()
+        except OSError:
+            pass
+        raise
     return path, size
 
 

@@ -391,3 +391,20 @@ def test_stdin_lines_are_read_in_bounded_pieces():
     pieces = list(_lines(io.BytesIO(b"z" * 1_000_000 + b"\nstop\n")))
     assert pieces == [b"stop\n"]                      # the overlong line is dropped, never held whole
     assert parse_command("{" * 50 + "}" * 50) is None and parse_command(" " + "a" * (MAX_LINE + 1)) is None
+
+
+def test_a_failed_last_write_leaves_no_stale_last(tmp_path, monkeypatch):
+    """A full disk after the epoch file: last.pt (older) is removed so resume takes the newest."""
+    ckpt.save(tmp_path, {"position": {"epoch": 1, "batch": 0}}, epoch_tag=1)
+    real = ckpt.atomic_write
+
+    def last_fails(data, path):
+        if path.name == ckpt.LAST:
+            raise ckpt.CheckpointError(f"could not write checkpoint {path}: [Errno 28] No space left on device")
+        return real(data, path)
+
+    monkeypatch.setattr(ckpt, "atomic_write", last_fails)
+    with pytest.raises(ckpt.CheckpointError, match="No space"):
+        ckpt.save(tmp_path, {"position": {"epoch": 2, "batch": 0}}, epoch_tag=2)
+    state, path, _ = ckpt.load_newest(tmp_path)
+    assert path.name == "epoch_0002.pt" and state["position"]["epoch"] == 2
