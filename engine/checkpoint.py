@@ -99,13 +99,13 @@ def check_plain(obj: Any, where: str = "state") -> None:
                 "so that they load with weights_only=True")
 
 
-def serialize(state: dict[str, Any]) -> bytes:
-    """The bytes of one checkpoint file: header line + torch.save payload."""
+def serialize(state: dict[str, Any]) -> list:
+    """One checkpoint file as [header line, torch.save payload] (not joined: no extra copy)."""
     buf = io.BytesIO()
     torch.save(state, buf)
-    payload = buf.getvalue()
+    payload = buf.getbuffer()
     digest = hashlib.sha256(payload).hexdigest()
-    return b"%s %d %s %d\n" % (MAGIC, FORMAT, digest.encode(), len(payload)) + payload
+    return [b"%s %d %s %d\n" % (MAGIC, FORMAT, digest.encode(), len(payload)), payload]
 
 
 def _fsync_dir(d: Path) -> None:
@@ -121,20 +121,23 @@ def _fsync_dir(d: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(data: bytes, path: Path) -> int:
-    """Write ``data`` to ``path`` atomically through a uniquely named temporary file (two
-    writers never share one); returns the size. Raises CheckpointError."""
+def atomic_write(data, path: Path) -> int:
+    """Write ``data`` (bytes, or a list of byte chunks) to ``path`` atomically through a
+    uniquely named temporary file (two writers never share one); returns the size. Raises
+    CheckpointError."""
+    parts = data if isinstance(data, list) else [data]
     tmp = None
     try:
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         tmp = Path(tmp_name)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            for part in parts:
+                fh.write(part)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-        return len(data)
+        return sum(len(p) for p in parts)
     except Exception as exc:
         if tmp is not None:
             try:
