@@ -5,7 +5,8 @@
     spfde-train validate (--config F | --preset NAME) [--set k=v ...]
     spfde-train plan (--config F | --preset NAME) [--set k=v ...] [--json]
 
-torch is imported only by run and resume, so validate and plan answer in milliseconds.
+torch is imported only by run and resume (and by validate to check an explicit cuda or mps
+device), so validate and plan answer in milliseconds.
 Exit status: 0 done (completed or stopped), 1 the run failed (an ``error`` event was
 written), 2 bad configuration or arguments.
 """
