@@ -63,6 +63,25 @@ def engine(*args, kill_after: float | None = None) -> tuple[int | None, str, str
         return None, out, err
 
 
+def engine_until(args: list, ready) -> tuple[int | None, str, str]:
+    """Run the engine CLI and SIGKILL it as soon as ``ready()`` is true (polled every 0.1 s);
+    (rc or None if killed, stdout, stderr)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen([sys.executable, "-m", "engine", *args], cwd=ROOT, env=env(),
+                             stdin=subprocess.DEVNULL, stdout=out, stderr=err, text=True)
+        killed = False
+        while p.poll() is None:
+            if ready():
+                p.send_signal(signal.SIGKILL)
+                killed = True
+                break
+            time.sleep(0.1)
+        p.wait()
+        out.seek(0)
+        err.seek(0)
+        return (None if killed else p.returncode), out.read(), err.read()
+
+
 def epochs_of(run_dir: Path) -> dict[int, dict]:
     """The last epoch_end record of each epoch in events.jsonl (a redone epoch supersedes)."""
     from engine.events import read_events
@@ -120,6 +139,12 @@ def soak_run(i: int, args, ref: dict[int, dict], work: Path, rng: random.Random,
             tally["caught"] += caught
             print(f"  run {i}: last.pt {kind}: {'caught, resumed from ' + Path(info['checkpoint']).name if caught else 'NOT caught'}"
                   f" ({info.get('epochs_redone')} epoch(s) redone)", flush=True)
+            continue
+        if corrupt and not damaged and kills >= args.kills:
+            # the random kills never left an epoch file to fall back to: kill once there is one
+            rc, out, err = engine_until(["resume", str(run_dir)], lambda: (ck / "last.pt").exists()
+                                        and bool(list(ck.glob("epoch_*.pt"))))
+            kills += rc is None
             continue
         delay = rng.uniform(0.1, 1.0) * duration if kills < args.kills else None
         rc, out, err = engine("resume", str(run_dir), kill_after=delay)
