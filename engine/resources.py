@@ -26,16 +26,32 @@ SYNTH_TEMP_FACTOR = 4                # synthetic generation: float32 temporaries
 
 
 def total_memory() -> int | None:
-    """Physical memory of the machine in bytes (None when unknown)."""
+    """Memory this process may use, in bytes: the machine's physical memory, or a container's
+    cgroup limit when lower (None when unknown)."""
+    phys = None
     try:
         import psutil
-        return int(psutil.virtual_memory().total)
+        phys = int(psutil.virtual_memory().total)
     except Exception:  # noqa: BLE001 - psutil missing or no /proc
-        pass
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):
-        return None
+        try:
+            phys = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        except (ValueError, OSError, AttributeError):
+            pass
+    limit = _cgroup_limit()
+    if limit is not None and (phys is None or limit < phys):
+        return limit
+    return phys
+
+
+def _cgroup_limit() -> int | None:
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 2**60:      # "max" or a huge number: no limit
+            return int(text)
+    return None
 
 
 def estimate(cfg: RunConfig, sizes: dict, params: int, batch_bytes: float) -> dict:
