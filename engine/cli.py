@@ -120,7 +120,7 @@ def cmd_plan(args) -> int:
 def cmd_run(args) -> int:
     from engine import resources
     from engine import run_dir as run_dir_mod
-    from engine.run_lock import RunLock
+    from engine.run_lock import RunLock, RunLockedError
     cfg = _load(args)
     est = resources.preflight(cfg)        # refuses a run that cannot fit in memory
     # What only the projection can catch (an unreachable freeze target, unknown dense layers)
@@ -136,8 +136,14 @@ def cmd_run(args) -> int:
     except run_dir_mod.RunDirError as exc:
         return _fail_at_start(str(exc))
     log.info("run directory %s", d)
-    with RunLock(d):
+    try:
+        lock = RunLock(d).acquire()
+    except (RunLockedError, OSError) as exc:
+        return _fail_at_start(f"cannot lock run folder {d}: {exc}")
+    try:
         return _train(cfg, d, None, stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
+    finally:
+        lock.release()
 
 
 def cmd_resume(args) -> int:

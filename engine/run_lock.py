@@ -32,8 +32,11 @@ class RunLock:
             who = f"engine pid {holder}" if holder else "another engine"
             raise RunLockedError(f"run folder {self.path.parent} is in use by {who} (lock {self.path}); "
                                  "stop that engine first, or wait for it to finish") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:                             # the pid only informs a refused engine
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass
         self._fd = fd
         return self
 
