@@ -1,11 +1,12 @@
 """``spfde-train``: run, resume, validate and plan training runs.
 
     spfde-train run (--config F | --preset NAME) [--set k=v ...] [--run-dir D]
-    spfde-train resume RUN_DIR
+    spfde-train resume RUN_DIR [--allow-change FIELD,...]
     spfde-train validate (--config F | --preset NAME) [--set k=v ...]
     spfde-train plan (--config F | --preset NAME) [--set k=v ...] [--json]
 
-torch is imported only by run and resume, so validate and plan answer in milliseconds.
+torch is imported only by run and resume (and by validate to check an explicit cuda or mps
+device), so validate and plan answer in milliseconds.
 Exit status: 0 done (completed or stopped), 1 the run failed (an ``error`` event was
 written), 2 bad configuration or arguments.
 """
@@ -55,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_supervision_args(p)
     p = sub.add_parser("resume", help="continue a stopped or killed run from its last checkpoint")
     p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--allow-change", action="append", default=[], metavar="FIELD[,FIELD]",
+                   help="accept these fields of the run folder's config.yaml differing from the checkpoint's "
+                        "configuration (e.g. epochs); without it a changed config.yaml is refused; repeatable")
     _add_supervision_args(p)
     p = sub.add_parser("validate", help="check a configuration; prints OK or every error")
     _add_config_args(p)
@@ -71,12 +75,35 @@ def _load(args) -> config_mod.RunConfig:
 
 def cmd_validate(args) -> int:
     cfg = _load(args)
+    from engine import resources
+    resources.preflight(cfg)              # memory: before the projection allocates anything
     # The projection catches what the fields alone cannot: an unreachable freeze target,
     # unknown dense_layers names, an imagefolder tree without images.
     from engine import plan as plan_mod
     plan_mod.project(cfg)
+    # What `run` would otherwise find only later: the device and the dataset's layout (a scan).
+    _check_device(cfg.device)
+    from engine.data.checks import check_dataset
+    for warning in check_dataset(cfg):
+        print(f"warning: {warning}", file=sys.stderr)
     print("OK")
     return EXIT_OK
+
+
+def _check_device(name: str) -> None:
+    """ConfigError when the configured device is not on this machine (imports torch only for
+    an explicit cuda or mps device)."""
+    if not name.startswith(("cuda", "mps")):
+        return
+    import torch
+    if name.startswith("cuda"):
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        idx = int(name.split(":")[1]) if ":" in name else 0
+        if idx >= n:
+            raise ConfigError([("device", f"{name!r} but this machine has {n} CUDA device(s) "
+                                          "(use device: auto or cpu)")])
+    elif not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ConfigError([("device", f"{name!r} but MPS is not available on this machine")])
 
 
 def cmd_plan(args) -> int:
@@ -91,25 +118,70 @@ def cmd_plan(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from engine import resources
     from engine import run_dir as run_dir_mod
+    from engine.run_lock import RunLock, RunLockedError
     cfg = _load(args)
+    est = resources.preflight(cfg)        # refuses a run that cannot fit in memory
     # What only the projection can catch (an unreachable freeze target, unknown dense layers)
     # is a configuration error before any run directory exists, as in `validate`.
     from engine import plan as plan_mod
     plan_mod.project(cfg)
-    d = run_dir_mod.create(cfg, args.run_dir)
+    base = args.run_dir if args.run_dir is not None else cfg.run_dir
+    warning = resources.check_disk(est, base)
+    if warning:
+        log.warning("%s", warning)
+    try:
+        d = run_dir_mod.create(cfg, args.run_dir)
+    except run_dir_mod.RunDirError as exc:
+        return _fail_at_start(str(exc))
     log.info("run directory %s", d)
-    return _train(cfg, d, resume=False, stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
+    try:
+        lock = RunLock(d).acquire()
+    except (RunLockedError, OSError) as exc:
+        return _fail_at_start(f"cannot lock run folder {d}: {exc}")
+    try:
+        return _train(cfg, d, None, stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
+    finally:
+        lock.release()
 
 
 def cmd_resume(args) -> int:
-    from engine import run_dir as run_dir_mod
+    from engine.run_lock import RunLock, RunLockedError
     d = Path(args.run_dir)
-    cfg = run_dir_mod.read_config(d)
-    return _train(cfg, d, resume=True, stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
+    if not d.is_dir():
+        raise ConfigError([("RUN_DIR", f"not a directory: {d}")])
+    try:
+        lock = RunLock(d).acquire()
+    except RunLockedError as exc:
+        return _fail_at_start(str(exc))      # not into events.jsonl: the holder owns it
+    except OSError as exc:
+        return _fail_at_start(f"cannot lock run folder {d}: {exc}")
+    try:
+        from engine import checkpoint as ckpt   # torch is imported here
+        from engine.resume import prepare
+        try:
+            point = prepare(d, args.allow_change)
+        except ckpt.CheckpointError as exc:
+            return _fail_at_start(f"cannot resume {d}: {exc}", run_dir=d)
+        return _train(point.cfg, d, point, stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
+    finally:
+        lock.release()
 
 
-def _train(cfg, run_dir: Path, resume: bool, stop_on_eof: bool = False, events_on_tty: bool = False) -> int:
+def _fail_at_start(message: str, run_dir: Path | None = None) -> int:
+    """A failure before training: one clear line on stderr and an ``error`` event (on stdout,
+    and in the run's events.jsonl when ``run_dir`` is given)."""
+    from engine.telemetry import Emitter
+    log.error("%s", message)
+    em = Emitter(run_dir, stream_events=None)
+    em.emit("error", message=message, traceback="")
+    em.close()
+    return EXIT_FAILED
+
+
+def _train(cfg, run_dir: Path, point=None, stop_on_eof: bool = False, events_on_tty: bool = False) -> int:
+    """Train ``cfg`` in ``run_dir`` (locked by the caller); ``point`` is a resume.ResumePoint."""
     from engine.commands import CommandChannel
     from engine.telemetry import Emitter
     emitter = Emitter(run_dir, stream_events=True if events_on_tty else None)
@@ -119,8 +191,12 @@ def _train(cfg, run_dir: Path, resume: bool, stop_on_eof: bool = False, events_o
     try:
         from engine.trainer import Trainer   # torch is imported here, not before
         trainer = Trainer(cfg, run_dir, emitter, commands)
-        if resume:
-            trainer.load_checkpoint()
+        if point is not None:
+            if point.state is not None:
+                trainer.load_checkpoint(point.state)
+            else:
+                trainer.resumed = True       # restarted from epoch 0: readers drop the old epochs
+            trainer.resume_info = point.info
         status = trainer.fit()
         log.info("run %s: %s", status, run_dir)
         return EXIT_OK

@@ -18,21 +18,59 @@ from engine.events import COMMANDS
 
 log = logging.getLogger("engine.commands")
 
+# A command is a short flat object: longer lines are dropped unread, deeper JSON is not parsed
+# (json.loads recurses, and a deep enough line would kill the reader with RecursionError).
+MAX_LINE = 4096
+MAX_DEPTH = 4
 
-def parse_command(line: str) -> str | None:
-    """The command named by one stdin line, or None (blank or unknown lines are ignored)."""
+
+def _depth(text: str) -> int:
+    """Nesting depth of brackets, an upper bound of the JSON depth (strings not excluded)."""
+    depth = top = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            top = max(top, depth)
+        elif ch in "]}":
+            depth -= 1
+    return top
+
+
+def parse_command(line: str | bytes) -> str | None:
+    """The command named by one stdin line, or None (blank, unknown, overlong, too deeply
+    nested or undecodable lines are ignored)."""
+    if isinstance(line, bytes):
+        line = line.decode("utf-8", errors="replace")
     text = line.strip()
-    if not text:
+    if not text or len(text) > MAX_LINE:
         return None
     if text.startswith("{"):
+        if _depth(text) > MAX_DEPTH:
+            return None
         try:
             obj = json.loads(text)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             return None
         cmd = obj.get("cmd") if isinstance(obj, dict) else None
     else:
         cmd = text.lower()
-    return cmd if cmd in COMMANDS else None
+    return cmd if isinstance(cmd, str) and cmd in COMMANDS else None
+
+
+def _lines(stream, limit: int = MAX_LINE):
+    """Lines of a text or binary stream, each at most ``limit`` + 1 characters: the rest of
+    an overlong line is read and dropped in bounded pieces, never held whole in memory."""
+    src = getattr(stream, "buffer", stream)      # sys.stdin: read bytes, decode per line
+    while True:
+        piece = src.readline(limit + 1)
+        if not piece:
+            return
+        if len(piece) > limit and not piece.endswith(b"\n" if isinstance(piece, bytes) else "\n"):
+            while piece and not piece.endswith(b"\n" if isinstance(piece, bytes) else "\n"):
+                piece = src.readline(limit + 1)
+            log.warning("ignoring an overlong line on stdin (more than %d characters)", limit)
+            continue
+        yield piece
 
 
 class CommandChannel:
@@ -64,15 +102,18 @@ class CommandChannel:
 
         def reader():
             try:
-                for line in stream:
-                    cmd = parse_command(line)
-                    if cmd is None:
-                        if line.strip():
-                            log.warning("ignoring unknown command on stdin: %r (expected %s)",
-                                        line.strip()[:80], ", ".join(f'{{"cmd": "{c}"}}' for c in COMMANDS))
-                        continue
-                    self.request(cmd)
-            except (OSError, ValueError):
+                for line in _lines(stream):
+                    try:                 # one bad line must never end the reader
+                        cmd = parse_command(line)
+                        if cmd is None:
+                            if line.strip():
+                                log.warning("ignoring unknown command on stdin: %r (expected %s)",
+                                            line.strip()[:80], ", ".join(f'{{"cmd": "{c}"}}' for c in COMMANDS))
+                            continue
+                        self.request(cmd)
+                    except Exception:  # noqa: BLE001
+                        log.warning("ignoring an unreadable line on stdin", exc_info=True)
+            except Exception:  # noqa: BLE001 - the stream itself failed: treat as its end
                 pass
             if stop_on_eof:
                 log.warning("stdin closed (the supervising process is gone): stopping with a checkpoint")

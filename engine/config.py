@@ -11,7 +11,9 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,11 @@ DST_ALGORITHMS = ("mest_ems", "mest_em", "static")
 DISTRIBUTIONS = ("uniform", "erk")
 FREEZE_SCHEMES = ("single_shot", "single_shot_resume", "periodic", "delayed_periodic")
 SIEVE_MODES = ("circular", "oneshot")
+BAD_SAMPLE_POLICIES = ("skip", "error")
+# Size bounds: generous, but they keep a typo (epochs=10000000) from exhausting memory.
+MAX_EPOCHS = 100_000
+MAX_SAMPLES = 50_000_000
+MAX_SEED = 2**63 - 1
 # Names that ``sparsity.dense_layers`` accepts besides exact layer names.
 LAYER_GROUPS = ("stem", "head", "shortcut")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
@@ -59,6 +66,7 @@ class DataConfig:
     label_noise: float = 0.04  # synthetic: fraction of training labels flipped
     augment: bool = True
     workers: int = 2         # imagefolder decoding workers (in-memory datasets use none)
+    on_bad_sample: str = "skip"   # imagefolder: a corrupt image is skipped (and counted) or an error
 
 
 @dataclass
@@ -171,19 +179,19 @@ def _f(path, kind, help, group, **kw) -> FieldSpec:
 # Groups follow the GUI form: model & data, sparsity & DST, freezing, sieving, training, device.
 FIELDS: tuple[FieldSpec, ...] = (
     _f("name", "str", "Run name (the run directory starts with it)", "training"),
-    _f("seed", "int", "Random seed: data split, masks, sieve and data order", "training", min=0),
+    _f("seed", "int", "Random seed: data split, masks, sieve and data order", "training", min=0, max=MAX_SEED),
     _f("device", "str", "auto, cpu, cuda or cuda:N", "device"),
-    _f("epochs", "int", "Training epochs", "training", min=1),
-    _f("batch_size", "int", "Mini-batch size", "training", min=1),
-    _f("interval", "int", "ΔT: epochs between DST mask updates, freeze steps and sieve updates", "training", min=1),
+    _f("epochs", "int", "Training epochs", "training", min=1, max=MAX_EPOCHS),
+    _f("batch_size", "int", "Mini-batch size", "training", min=1, max=1_000_000),
+    _f("interval", "int", "ΔT: epochs between DST mask updates, freeze steps and sieve updates", "training", min=1, max=MAX_EPOCHS),
     _f("run_dir", "path", "Folder where run directories are created", "training"),
     _f("model.name", "choice", "Network", "model", choices=MODELS),
-    _f("model.width", "float", "Width multiplier (2 = the paper's 2x ResNet-32)", "model", min=0, min_inclusive=False, max=16),
+    _f("model.width", "float", "Width multiplier (2 = the paper's 2x ResNet-32)", "model", min=0.0625, max=16),
     _f("data.name", "choice", "Dataset", "model", choices=DATASETS),
     _f("data.root", "path", "Dataset folder (cifar10/cifar100 pickles or an ImageFolder tree)", "model", optional=True),
     _f("data.image_size", "int", "Input resolution (images are resized to it)", "model", min=8, max=1024),
-    _f("data.train_size", "int", "Synthetic: training samples", "model", min=1),
-    _f("data.test_size", "int", "Synthetic: test samples", "model", min=1),
+    _f("data.train_size", "int", "Synthetic: training samples", "model", min=1, max=MAX_SAMPLES),
+    _f("data.test_size", "int", "Synthetic: test samples", "model", min=1, max=MAX_SAMPLES),
     _f("data.num_classes", "int", "Synthetic: classes", "model", min=2, max=1000),
     _f("data.label_noise", "float", "Synthetic: fraction of mislabelled training samples", "model", min=0, max=0.5),
     _f("data.augment", "bool", "Random crop and horizontal flip", "model"),
@@ -192,7 +200,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("optim.end_lr", "float", "Learning rate at the end of the cosine schedule", "training", min=0),
     _f("optim.momentum", "float", "SGD momentum", "training", min=0, max=1, max_inclusive=False),
     _f("optim.weight_decay", "float", "Weight decay", "training", min=0),
-    _f("optim.warmup_epochs", "int", "Linear warm-up epochs", "training", min=0),
+    _f("optim.warmup_epochs", "int", "Linear warm-up epochs", "training", min=0, max=MAX_EPOCHS),
     _f("optim.nesterov", "bool", "Nesterov momentum", "training"),
     _f("sparsity.target", "float", "Target weight sparsity of the sparse layers (0 = dense)", "sparsity", min=0, max=1, max_inclusive=False),
     _f("sparsity.algorithm", "choice", "mest_ems (soft memory bound), mest_em or static mask", "sparsity", choices=DST_ALGORITHMS),
@@ -207,15 +215,16 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("freeze.target", "float", "Training FLOPs to save by layer freezing (0 = off)", "freeze", min=0, max=1, max_inclusive=False),
     _f("freeze.scheme", "choice", "Freezing scheme (Appendix B)", "freeze", choices=FREEZE_SCHEMES),
     _f("freeze.layer_fraction", "float", "Fraction of the layers allowed to freeze", "freeze", min=0, max=1, min_inclusive=False),
-    _f("freeze.resume_epochs", "int", "single_shot_resume: epochs all blocks train again at the end", "freeze", min=1, optional=True),
+    _f("freeze.resume_epochs", "int", "single_shot_resume: epochs all blocks train again at the end", "freeze", min=1, max=MAX_EPOCHS, optional=True),
     _f("freeze.resume_lr", "float", "single_shot_resume: LR of that final phase", "freeze", min=0),
-    _f("freeze.delay_epochs", "int", "delayed_periodic: epochs before the periods start", "freeze", min=0, optional=True),
-    _f("sieve.ratio", "float", "Fraction of the training set removed (0 = off)", "sieve", min=0, max=1, max_inclusive=False),
+    _f("freeze.delay_epochs", "int", "delayed_periodic: epochs before the periods start", "freeze", min=0, max=MAX_EPOCHS, optional=True),
+    _f("sieve.ratio", "float", "Fraction of the training set removed (0 = off; at most 0.95, so that something is left to train on)", "sieve", min=0, max=0.95),
     _f("sieve.update_ratio", "float", "Fraction of the removed set swapped each update", "sieve", min=0, max=1, min_inclusive=False),
     _f("sieve.mode", "choice", "circular (SpFDE) or oneshot (MEST's data efficiency)", "sieve", choices=SIEVE_MODES),
-    _f("sieve.oneshot_epoch", "int", "oneshot: epoch of the removal", "sieve", min=0, optional=True),
-    _f("checkpoint.every", "int", "Epochs between checkpoints (0 = end and stop only)", "training", min=0),
-    _f("checkpoint.keep", "int", "Periodic checkpoints kept besides the last", "training", min=0),
+    _f("sieve.oneshot_epoch", "int", "oneshot: epoch of the removal", "sieve", min=0, max=MAX_EPOCHS, optional=True),
+    _f("checkpoint.every", "int", "Epochs between checkpoints (0 = end and stop only)", "training", min=0, max=MAX_EPOCHS),
+    _f("checkpoint.keep", "int", "Periodic checkpoints kept besides the last", "training", min=0, max=1000),
+    _f("data.on_bad_sample", "choice", "A corrupt image in training: skip it (counted in a bad_samples event) or stop with an error", "model", choices=BAD_SAMPLE_POLICIES),
 )
 FIELD_BY_PATH = {f.path: f for f in FIELDS}
 
@@ -240,7 +249,7 @@ def _check_field(spec: FieldSpec, value: Any) -> str | None:
         if not math.isfinite(value):
             return f"expected a finite number, got {_fmt(value)}"
     elif kind in ("str", "path"):
-        if not isinstance(value, str) or (kind == "str" and not value.strip()):
+        if not isinstance(value, str) or not value.strip():
             return f"expected a non-empty string, got {_fmt(value)}"
     elif kind == "choice":
         if value not in spec.choices:
@@ -268,7 +277,7 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
         if msg:
             errors.append((spec.path, msg))
     bad = {f for f, _ in errors}
-    if "device" not in bad and not _DEVICE_RE.match(cfg.device):
+    if "device" not in bad and not _DEVICE_RE.fullmatch(cfg.device):
         errors.append(("device", f"expected auto, cpu, cuda or cuda:N, got {_fmt(cfg.device)}"))
     if cfg.data.name != "synthetic" and "data.name" not in bad and not cfg.data.root:
         errors.append(("data.root", f"is required for data.name={cfg.data.name} (the folder holding the dataset; nothing is downloaded)"))
@@ -390,16 +399,41 @@ def read_file(path: str | Path) -> dict:
     p = Path(path)
     if not p.is_file():
         raise ConfigError([("--config", f"file not found: {p}")], str(p))
-    text = p.read_text(encoding="utf-8")
     try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([("<file>", f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                                      "save the file as UTF-8")], str(p)) from None
+    except OSError as exc:
+        raise ConfigError([("<file>", f"cannot be read: {exc}")], str(p)) from None
+    try:
+        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.load(text, Loader=_UniqueKeyLoader)
+    except (json.JSONDecodeError, yaml.YAMLError, RecursionError) as exc:
         raise ConfigError([("<file>", f"not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}: {exc}")], str(p)) from None
     if data is None:
-        data = {}
+        # An empty file is almost always a mistake (a failed save, a wrong path): not "all defaults".
+        raise ConfigError([("<file>", "is empty; write at least one field (e.g. name: myrun) to use the defaults "
+                                      "for the rest")], str(p))
     if not isinstance(data, dict):
         raise ConfigError([("<root>", f"expected a mapping of fields, got {type(data).__name__}")], str(p))
     return data
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (YAML keeps the last silently)."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
 def load(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
@@ -430,9 +464,18 @@ def to_yaml(cfg: RunConfig) -> str:
 def save(cfg: RunConfig, path: str | Path) -> None:
     p = Path(path)
     text = json.dumps(cfg.to_dict(), indent=2) if p.suffix.lower() == ".json" else to_yaml(cfg)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(p)
+    # A unique temporary name (two writers never share one), removed if the write fails.
+    fd, tmp_name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp_name, p)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except OSError:
+            pass
+        raise
 
 
 # Derived quantities shared by the planner and the engine, so both use one definition.

@@ -22,6 +22,28 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".t
 _IMAGENET_HINTS = ("imagenet", "ilsvrc")
 
 
+def walk_files(top: str, loops: list | None = None):
+    """os.walk(top, followlinks=True) that enters each real directory once: a symlink loop
+    (a link to a parent) is skipped and its path appended to ``loops`` instead of being
+    walked again and again. Yields (dirpath, sorted file names), in sorted order."""
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+        try:
+            st = os.stat(dirpath)
+        except OSError:
+            dirnames[:] = []
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            dirnames[:] = []
+            if loops is not None:
+                loops.append(dirpath)
+            continue
+        seen.add(key)
+        dirnames.sort()
+        yield dirpath, sorted(filenames)
+
+
 def _count_images(split_dir: str) -> tuple[int, int]:
     """(images, classes) of an ImageFolder split: one sub-folder per class (an empty one
     still counts as a class, as in engine.data.sources and torchvision)."""
@@ -29,7 +51,7 @@ def _count_images(split_dir: str) -> tuple[int, int]:
         class_dirs = [e.path for e in it if e.is_dir()]
     images = 0
     for d in class_dirs:
-        for _root, _dirs, files in os.walk(d, followlinks=True):
+        for _root, files in walk_files(d):
             images += sum(1 for f in files if f.lower().endswith(IMAGE_EXTENSIONS))
     return images, len(class_dirs)
 

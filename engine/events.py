@@ -49,6 +49,8 @@ EVENT_FIELDS: dict[str, dict[str, str]] = {
     "run_finished": {"status": "str", "epochs_completed": "int", "final": "dict", "flops": "dict",
                      "wall_time": "num"},
     "error": {"message": "str", "traceback": "str"},
+    # Corrupt images skipped (data.on_bad_sample: skip) in one epoch; samples: [{path, reason}] (at most 20).
+    "bad_samples": {"epoch": "int", "split": "str", "count": "int", "total": "int", "samples": "list"},
 }
 RUN_STATUSES = ("completed", "stopped")
 CHECKPOINT_REASONS = ("periodic", "end", "stop", "command")
@@ -118,7 +120,7 @@ def parse_line(line: str | bytes) -> dict | None:
         return None
     try:
         ev = json.loads(line)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):   # a deeply nested line is not an event
         return None
     return ev if isinstance(ev, dict) and isinstance(ev.get("event"), str) else None
 

@@ -3,6 +3,7 @@ events.jsonl, checkpoints/ and (written by the GUI) report/."""
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -10,22 +11,43 @@ from engine import config as config_mod
 
 CONFIG_FILE = "config.yaml"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+NAME_MAX = 80
+
+
+class RunDirError(RuntimeError):
+    """The run directory could not be created (nothing is left behind)."""
+
+
+def safe_name(name: str) -> str:
+    """A run name as a file-name part: letters, digits, '.', '_' and '-' only (no '/', no
+    leading dot), at most NAME_MAX characters. The one rule for the engine and the studio."""
+    return _SAFE.sub("_", str(name)).strip("_.")[:NAME_MAX].strip("_.") or "run"
 
 
 def create(cfg, runs_dir: str | Path | None = None) -> Path:
-    """A fresh run directory with the configuration saved in it."""
+    """A fresh run directory with the configuration saved in it. Raises RunDirError (with
+    nothing half-made left behind) when the folder or its config cannot be written."""
     base = Path(runs_dir if runs_dir is not None else cfg.run_dir).expanduser()
-    base.mkdir(parents=True, exist_ok=True)
-    stem = f"{_SAFE.sub('_', cfg.name).strip('_') or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create the runs folder {base}: {exc}") from None
+    stem = f"{safe_name(cfg.name)}-{time.strftime('%Y%m%d-%H%M%S')}"
     for n in range(1000):
         d = base / (stem if n == 0 else f"{stem}-{n}")
         try:
             d.mkdir()
         except FileExistsError:
             continue
-        config_mod.save(cfg, d / CONFIG_FILE)
+        except OSError as exc:
+            raise RunDirError(f"cannot create run directory {d}: {exc}") from None
+        try:
+            config_mod.save(cfg, d / CONFIG_FILE)
+        except OSError as exc:
+            shutil.rmtree(d, ignore_errors=True)
+            raise RunDirError(f"cannot write {d / CONFIG_FILE}: {exc} (nothing was left behind)") from None
         return d
-    raise RuntimeError(f"could not create a run directory under {base}")
+    raise RunDirError(f"could not create a run directory under {base}")
 
 
 def read_config(run_dir: str | Path):

@@ -98,6 +98,7 @@ class Trainer:
         self.wall_before = 0.0               # wall time of earlier sessions of this run
         self._partial = None                 # (loss_sum, correct_sum, seen, elapsed) after a mid-epoch resume
         self.resumed = False
+        self.resume_info: dict | None = None   # set by a resume: checkpoint used, epochs redone
         self.last_record: dict | None = None
         self._rss_peak = 0
 
@@ -262,6 +263,7 @@ class Trainer:
         }
         for hook in self._hooks["on_epoch_end"]:
             hook(self, epoch, record)
+        self._report_bad_samples(epoch)
         self.last_record = {k: record[k] for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc",
                                                    "density", "sparse_density", "lr")}
         self.emit("epoch_end", **record)
@@ -284,6 +286,14 @@ class Trainer:
         return float(loss_sum.item() / n), float(correct.item() / n)
 
     # ------------------------------------------------------------------ reporting
+    def _report_bad_samples(self, epoch: int) -> None:
+        """Corrupt images skipped this epoch (data.on_bad_sample: skip) as one event."""
+        for split, bad in self.data.take_bad_samples().items():
+            self._bad_total = getattr(self, "_bad_total", 0) + len(bad)
+            log.warning("%d unreadable image(s) skipped in %s, e.g. %s", len(bad), split, bad[0][1])
+            self.emit("bad_samples", epoch=epoch, split=split, count=len(bad), total=self._bad_total,
+                      samples=[{"path": p, "reason": r} for p, r in bad[:20]])
+
     def _density(self) -> float:
         """Fraction of weights kept over all prunable layers, kept-dense ones included: the
         convention of engine.plan, so the measured and the projected curves compare."""
@@ -345,7 +355,8 @@ class Trainer:
             freeze_plan=self.plan.get("freeze_plan"),
             projected={k: self.plan[k] for k in ("flops", "memory", "epochs") if k in self.plan},
             resumed=self.resumed, start_epoch=int(self.epoch), start_batch=int(self.batch),
-            pid=os.getpid(), torch_version=torch.__version__)
+            pid=os.getpid(), torch_version=torch.__version__,
+            **({"resume": self.resume_info} if self.resume_info else {}))
 
     # ------------------------------------------------------------------ checkpoints
     def _state(self, mid_epoch: bool, partial=None) -> dict:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
                                QScrollArea, QToolButton, QVBoxLayout, QWidget)
 
 from engine import config as cfgmod
+from engine.run_dir import safe_name
 
 GROUPS = (("model", "Model && data"), ("sparsity", "Sparsity && DST"), ("freeze", "Layer freezing"),
           ("sieve", "Data sieving"), ("training", "Training"), ("device", "Device"))
@@ -322,7 +323,7 @@ class ConfigForm(QWidget):
         if cfg is None:
             QMessageBox.warning(self, "Save configuration", "Fix the fields marked in red first.")
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Save configuration", f"{cfg.name}.yaml",
+        path, _ = QFileDialog.getSaveFileName(self, "Save configuration", f"{safe_name(cfg.name)}.yaml",
                                               "YAML (*.yaml);;JSON (*.json)")
         if path:
             cfgmod.save(cfg, path)

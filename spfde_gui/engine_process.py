@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signa
 
 from engine import config as cfgmod
 from engine.events import parse_line
+from engine.run_dir import safe_name
 from spfde_gui.run_model import RunModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,7 +78,7 @@ class EngineController(QObject):
         """Launch a new run of ``cfg`` (its runs folder replaced by ``runs_dir`` if given)."""
         if runs_dir is not None:
             cfg = cfg.replace(run_dir=str(Path(runs_dir).resolve()))
-        fd, path = tempfile.mkstemp(prefix=f"spfde-{cfg.name}-", suffix=".yaml")
+        fd, path = tempfile.mkstemp(prefix=f"spfde-{safe_name(cfg.name)}-", suffix=".yaml")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(cfgmod.to_yaml(cfg))
         self._tmp_config = path

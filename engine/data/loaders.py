@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from engine.seeding import gen, key_seed
 
-from .sources import FolderData, InMemoryData, load_split, read_image
+from .sources import DatasetError, FolderData, InMemoryData, load_split, read_image
 
 CROP_PAD = 4
 
@@ -110,7 +110,16 @@ class _FolderTorchDataset(torch.utils.data.Dataset):
         return len(self.data)
 
     def __getitem__(self, key):
+        # A corrupt image comes back as a flagged blank (with its one-line reason) instead of an
+        # exception, which a worker would wrap in a traceback; the main process decides.
         epoch, index = key
+        try:
+            return self._load(epoch, index) + ("",)
+        except DatasetError as exc:
+            blank = torch.zeros(3, self.size, self.size, dtype=torch.uint8)
+            return blank, int(self.data.labels[index]), index, str(exc) or "unreadable"
+
+    def _load(self, epoch: int, index: int):
         path = self.data.paths[index]
         if self.augment:
             img = _random_resized_crop(read_image(path, None), self.size, key_seed(self.seed, "aug", epoch, index))
@@ -177,8 +186,10 @@ class _OrderSampler:
 
 class FolderLoader:
     def __init__(self, data: FolderData, device: torch.device, image_size: int, batch_size: int,
-                 augment: bool, seed: int, workers: int):
+                 augment: bool, seed: int, workers: int, on_bad_sample: str = "skip"):
         self.device, self.batch_size = device, batch_size
+        self.on_bad_sample = on_bad_sample
+        self.bad: dict[int, str] = {}          # dataset index -> reason, not yet reported
         self.sampler = _OrderSampler()
         self.dataset = _FolderTorchDataset(data, image_size, augment, seed)
         self.loader = torch.utils.data.DataLoader(
@@ -198,7 +209,16 @@ class FolderLoader:
         bs = self.batch_size
         self.sampler.batches = [[(epoch, i) for i in order[b * bs:(b + 1) * bs]]
                                 for b in range(start_batch, num_batches(len(order), bs))]
-        for x, y, idx in self.loader:
+        for x, y, idx, err in self.loader:
+            if any(err):
+                ok = torch.tensor([not e for e in err])
+                bad = [(int(i), e) for i, e in zip(idx.tolist(), err) if e]
+                if self.on_bad_sample == "error":
+                    raise DatasetError(f"{bad[0][1]} (data.on_bad_sample: error; use skip to train without it)")
+                self.bad.update(bad)
+                if not ok.any():
+                    raise DatasetError(f"every image of a batch is unreadable, e.g. {bad[0][1]}")
+                x, y, idx = x[ok], y[ok], idx[ok]
             x = x.to(self.device, non_blocking=True)
             x = torch.addcmul(self.shift, x.float(), self.scale)
             yield x, y.to(self.device, non_blocking=True), idx.to(self.device, non_blocking=True)
@@ -224,8 +244,20 @@ class Data:
             self.train = InMemoryLoader(tr, cfg.batch_size, d.augment, cfg.seed)
             self.test = InMemoryLoader(te, eval_bs, False, cfg.seed)
         else:
-            self.train = FolderLoader(train, device, d.image_size, cfg.batch_size, d.augment, cfg.seed, d.workers)
-            self.test = FolderLoader(test, device, d.image_size, eval_bs, False, cfg.seed, d.workers)
+            policy = getattr(d, "on_bad_sample", "skip")
+            self.train = FolderLoader(train, device, d.image_size, cfg.batch_size, d.augment, cfg.seed, d.workers, policy)
+            self.test = FolderLoader(test, device, d.image_size, eval_bs, False, cfg.seed, d.workers, policy)
+        self._train_data, self._test_data = train, test
+
+    def take_bad_samples(self) -> dict[str, list]:
+        """Corrupt images skipped since the last call, by split: {split: [(path, reason)]}."""
+        out: dict[str, list] = {}
+        for split, loader, data in (("train", self.train, self._train_data), ("test", self.test, self._test_data)):
+            bad = getattr(loader, "bad", None)
+            if bad:
+                out[split] = [(data.paths[i], reason) for i, reason in sorted(bad.items())]
+                bad.clear()
+        return out
 
     def train_batches(self, order: torch.Tensor, epoch: int, start_batch: int = 0):
         return self.train.batches(order, epoch, start_batch)

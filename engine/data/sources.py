@@ -13,6 +13,7 @@ the path and the expected layout.
 """
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import threading
@@ -21,6 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from engine.datasets_info import walk_files
+
+log = logging.getLogger("engine.data")
 
 SPLITS = ("train", "test")
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -208,12 +213,41 @@ def _resolve(root: str | None, folder: str, marker: str, layout: str, name: str)
                        f"Expected {layout} (data.root may point at that folder or at its parent).")
 
 
+# What a CIFAR batch may reference: numpy arrays and builtin containers, never a callable
+# that could run code (pickle.load alone would import and call anything a file names).
+_SAFE_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+} | {(m, n) for m in ("builtins", "__builtin__")
+     for n in ("list", "dict", "tuple", "set", "frozenset", "bytearray", "bytes", "str", "int", "float", "complex")}
+
+
+class UnsafePickleError(DatasetError):
+    """A pickle that names something other than arrays and builtin containers."""
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _SAFE_GLOBALS:
+            raise UnsafePickleError(f"refused {module}.{name}: only numpy arrays, bytes, strings, numbers "
+                                    "and builtin containers are allowed")
+        return super().find_class(module, name)
+
+
+def safe_unpickle(fh) -> Any:
+    """pickle.load restricted to numpy arrays and builtin containers (CIFAR batches)."""
+    return _RestrictedUnpickler(fh, encoding="bytes").load()
+
+
 def _unpickle(path: Path, layout: str) -> dict:
     if not path.is_file():
         raise DatasetError(f"malformed CIFAR folder: {path} is missing. Expected {layout}")
     try:
         with open(path, "rb") as fh:
-            d = pickle.load(fh, encoding="bytes")
+            d = safe_unpickle(fh)
+    except UnsafePickleError as exc:
+        raise DatasetError(f"unsafe CIFAR file {path}: {exc}. Expected {layout}") from None
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
         raise DatasetError(f"malformed CIFAR file {path}: cannot be read as a python pickle ({exc}). "
                            f"Expected {layout}") from None
@@ -227,7 +261,13 @@ def _cifar_arrays(d: dict, path: Path, label_key: str, layout: str) -> tuple[np.
         raise DatasetError(f"malformed CIFAR file {path}: expected keys 'data' and '{label_key}', "
                            f"found {sorted(map(str, d))}. Expected {layout}")
     data = np.asarray(d["data"])
-    labels = np.asarray(d[label_key], dtype=np.int64)
+    try:
+        labels = np.asarray(d[label_key], dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise DatasetError(f"malformed CIFAR file {path}: '{label_key}' must be a list of integer class "
+                           f"indices, got {str(d[label_key])[:60]}") from None
+    if labels.ndim != 1:
+        raise DatasetError(f"malformed CIFAR file {path}: '{label_key}' must be a flat list, got shape {labels.shape}")
     if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] != labels.shape[0]:
         raise DatasetError(f"malformed CIFAR file {path}: 'data' has shape {data.shape} for "
                            f"{labels.shape[0]} labels; expected (N, 3072) uint8 rows of 32x32 RGB")
@@ -277,6 +317,9 @@ def _imagefolder(root: str | None, split: str) -> FolderData:
     classes = _scan_classes(train_dir)   # class indices always come from train/
     if not classes:
         raise DatasetError(f"malformed imagefolder dataset: {train_dir} has no class subfolders. Expected {IMAGEFOLDER_LAYOUT}")
+    if len(classes) < 2:
+        raise DatasetError(f"imagefolder dataset {train_dir} has a single class ({classes[0]}); classification "
+                           "needs at least 2 (with one, every prediction is right)")
     index = {c: i for i, c in enumerate(classes)}
     extra = [c for c in _scan_classes(sub) if c not in index]
     if extra:
@@ -288,11 +331,14 @@ def _imagefolder(root: str | None, split: str) -> FolderData:
         cdir = sub / c
         if not cdir.is_dir():
             continue
-        for dirpath, _, fnames in sorted(os.walk(cdir, followlinks=True)):
-            for fn in sorted(fnames):
+        loops: list[str] = []
+        for dirpath, fnames in sorted(walk_files(str(cdir), loops)):   # torchvision's order
+            for fn in fnames:
                 if fn.lower().endswith(IMG_EXTENSIONS):
                     paths.append(os.path.join(dirpath, fn))
                     labels.append(index[c])
+        if loops:
+            log.warning("imagefolder: symlink loop(s) skipped under %s: %s", cdir, ", ".join(loops[:3]))
     if not paths:
         raise DatasetError(f"malformed imagefolder dataset: no images under {sub}. Expected {IMAGEFOLDER_LAYOUT}")
     return FolderData(paths, np.asarray(labels, dtype=np.int64), classes)
