@@ -86,7 +86,8 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
     # Masks (and so block FLOPs) change only at mask-update epochs, and a frozen block skips
     # them; entering the prefix it drops to its target FLOPs (under MEST EM&S it froze at
     # the looser soft-bound density). Price schedules that way, as engine.plan.project does.
-    updates = [e == 0 or dst_schedule.mask_update(cfg, e) is not None for e in range(T)]
+    ups = set(dst_schedule.update_epochs(cfg))
+    updates = [e == 0 or e in ups for e in range(T)]
     flops = [[float(v) for v in row] for row in block_fwd_flops]
     at_target = None
     if frozen_block_fwd_flops is not None:
