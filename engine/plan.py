@@ -25,11 +25,13 @@ engine.ledger applies the same formulas to what a run actually did.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 
 from engine import arch as arch_mod
 from engine import costmodel, dst_schedule
 from engine.config import ConfigError, RunConfig, sieve_oneshot_epoch
 from engine.datasets_info import dataset_sizes
+from engine.freeze_plan import changes
 from engine.sparsity.methods import method_for
 
 SOURCES = ("sparsity", "freeze", "sieve")
@@ -139,12 +141,16 @@ def _plan_freeze(cfg: RunConfig, arch, method, samples: list[int]) -> dict | Non
     if cfg.freeze.target <= 0:
         return None
     from engine.freeze_plan import plan_freeze  # only when freezing is on
-    by_id: dict[int, list[float]] = {}
-    fwd = []
-    for d in _scheduled(cfg, arch, method):     # a few distinct dicts: price each once
-        if id(d) not in by_id:
-            by_id[id(d)] = costmodel.block_forward_flops(arch, d)
-        fwd.append(by_id[id(d)])
+    specs = arch.layer_specs()
+    T = cfg.epochs
+    cuts = sorted({0, T} | {c for c in method.sparsity_changes() if 0 < c < T})
+    by_sparsity: dict[float, list[float]] = {}
+    fwd: list[list[float]] = []
+    for a, b in zip(cuts, cuts[1:]):            # one priced row per schedule segment, shared
+        sp = method.training_sparsity(a)
+        if sp not in by_sparsity:
+            by_sparsity[sp] = costmodel.block_forward_flops(arch, dst_schedule.mask_densities(cfg, specs, sp))
+        fwd.extend([by_sparsity[sp]] * (b - a))
     at_target = costmodel.block_forward_flops(arch, target_densities(cfg, arch)) \
         if cfg.sparsity.target > 0 else None
     try:
@@ -178,11 +184,11 @@ def _breakpoints(cfg: RunConfig, method, samples: list[int], prefix: list[int]) 
     T = cfg.epochs
     ups = method.update_epochs()
     points = {0, 1, T}
-    moved = [e for e in range(1, T) if samples[e] != samples[e - 1] or prefix[e] != prefix[e - 1]]
+    moved = sorted(set(changes(samples)) | set(changes(prefix)))
     points.update(moved)
-    changes = set(method.sparsity_changes()) | {e for e in moved if prefix[e] < prefix[e - 1]}
-    points.update(changes)
-    for c in changes:   # the first update at or after c applies it
+    late = set(method.sparsity_changes()) | {e for e in moved if prefix[e] < prefix[e - 1]}
+    points.update(late)
+    for c in late:   # the first update at or after c applies it
         i = bisect.bisect_left(ups, c)
         if i < len(ups):
             points.add(ups[i])
@@ -277,18 +283,15 @@ def project(cfg: RunConfig) -> dict:
     low = min(segs, key=lambda sg: sg["_mem"]["total"])
     dense_mem = costmodel.memory(arch, {}, 0, cfg.batch_size, MEMORY_BITS)
     dense_block = costmodel.block_forward_flops(arch, {})
-    rows = [{"epoch": e, "samples": sg["samples"], "density": sg["density"],
-             "training_sparsity": sg["training_sparsity"], "frozen_prefix": sg["frozen_prefix"],
-             "flops": sg["flops"], "memory_bytes": sg["memory_bytes"]}
-            for sg in segs for e in range(sg["start"], sg["end"])]
+    public = [{k: v for k, v in sg.items() if not k.startswith("_")} for sg in segs]
     average = sum(sg["_mem"]["total"] * (sg["end"] - sg["start"]) for sg in segs) / cfg.epochs
     return {
         "model": {"name": arch.model, "width": arch.width, "params": arch.params},
         "dataset": sizes,
         "method": {"name": method.name, "exact": method.exact_plan,
                    "distribution": method.layer_distribution() if method.distribution else None},
-        "segments": [{k: v for k, v in sg.items() if not k.startswith("_")} for sg in segs],
-        "epochs": rows,
+        "segments": public,
+        "epochs": EpochRows(public),
         "blocks": [{"name": b.name, "params": b.params, "forward_flops": dense_block[b.index],
                     "layers": list(b.layers)} for b in arch.blocks],
         "freeze_plan": fplan,
@@ -305,6 +308,37 @@ def project(cfg: RunConfig) -> dict:
             "by_part": {"peak": _parts(peak["_mem"]), "min": _parts(low["_mem"]), "dense": _parts(dense_mem)},
         },
     }
+
+
+class EpochRows(Sequence):
+    """One row per epoch, made on access from the segments, so a 100,000-epoch plan costs no
+    more than its segments; ``tolist()`` (used by JSON output) expands them all."""
+
+    def __init__(self, segments: list[dict]):
+        self._segs = segments
+        self._starts = [sg["start"] for sg in segments]
+        self._n = segments[-1]["end"] if segments else 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _row(self, e: int) -> dict:
+        sg = self._segs[bisect.bisect_right(self._starts, e) - 1]
+        return {"epoch": e, "samples": sg["samples"], "density": sg["density"],
+                "training_sparsity": sg["training_sparsity"], "frozen_prefix": sg["frozen_prefix"],
+                "flops": sg["flops"], "memory_bytes": sg["memory_bytes"]}
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._row(e) for e in range(*i.indices(self._n))]
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        return self._row(i)
+
+    def tolist(self) -> list[dict]:
+        return [self._row(e) for e in range(self._n)]
 
 
 def _parts(mem: dict) -> dict:
