@@ -370,6 +370,12 @@ def format_plan(plan: dict) -> str:
         f"model {plan['model']['name']} (width {plan['model']['width']:g}, {plan['model']['params']:,} params), "
         f"dataset {ds['name']} ({ds['train_size']:,} train, {ds['num_classes']} classes, {ds['image_size']} px)",
         f"forward FLOPs per sample (dense): {f['forward_dense_per_sample']:.4g}",
+    ]
+    meth = plan.get("method") or {}
+    if meth:
+        lines.append(f"sparse training: {meth['name']}" + ("" if meth.get("exact", True) else
+                     " (layer densities chosen from the data at the start: priced at the uniform split, an estimate)"))
+    lines += [
         "",
         f"{'training FLOPs':<22}{'FLOPs':>12}{'of dense':>10}",
         f"{'dense equivalent':<22}{f['dense']:>12.4g}{100.0:>9.1f}%",
