@@ -182,14 +182,14 @@ def _check_inputs(T, B, flops, samples) -> None:
         raise ValueError(f"block_fwd_flops: expected one row per epoch ({T}), got {len(flops)}")
     if len(samples) != T:
         raise ValueError(f"samples: expected one entry per epoch ({T}), got {len(samples)}")
-    # epochs of one schedule segment share their row: check each distinct row once
-    for row in {id(r): r for r in flops}.values():
-        e = flops.index(row) if not isinstance(flops, range) else 0
+    # epochs of one schedule segment share their row: check each new row once
+    for e in [0] + changes(flops, operator.is_not) if T else []:
+        row = flops[e]
         if len(row) != B:
             raise ValueError(f"block_fwd_flops[{e}]: expected {B} blocks, got {len(row)}")
         if any(not math.isfinite(v) or v < 0 for v in row):
             raise ValueError(f"block_fwd_flops[{e}]: FLOPs must be finite and non-negative")
-    if samples and (not all(map(math.isfinite, samples)) or min(samples) < 0):
+    if any(not math.isfinite(v) or v < 0 for v in set(samples)):
         raise ValueError("samples: must be finite and non-negative")
 
 
@@ -279,7 +279,8 @@ class _Pricer:
 
 def changes(values, differ=operator.ne) -> list[int]:
     """Indices e > 0 with differ(values[e], values[e - 1]), scanned at C speed."""
-    values = list(values)
+    if not isinstance(values, list):
+        values = list(values)
     return list(itertools.compress(range(1, len(values)), map(differ, values[1:], values[:-1])))
 
 

@@ -74,7 +74,8 @@ def samples_per_epoch(cfg: RunConfig, train_size: int) -> list[int]:
         return [train_size] * cfg.epochs
     if cfg.sieve.mode == "oneshot":
         at = sieve_oneshot_epoch(cfg)
-        return [train_size if e < at else train_size - removed for e in range(cfg.epochs)]
+        at = max(0, min(at, cfg.epochs))
+        return [train_size] * at + [train_size - removed] * (cfg.epochs - at)
     return [train_size - removed] * cfg.epochs
 
 
@@ -177,12 +178,11 @@ def _check_sieve(cfg: RunConfig, train_size: int) -> None:
                             f"use at least {0.5 / removed:.2g}")])
 
 
-def _breakpoints(cfg: RunConfig, method, samples: list[int], prefix: list[int]) -> list[int]:
+def _breakpoints(cfg: RunConfig, method, samples: list[int], prefix: list[int], ups: list[int]) -> list[int]:
     """Epochs that start a segment: every per-epoch quantity (samples, frozen prefix, layer
     densities, the method's overhead) is constant between two of them. Densities change only
     at a mask update at or after a change of the schedule or an unfreezing."""
     T = cfg.epochs
-    ups = method.update_epochs()
     points = {0, 1, T}
     moved = sorted(set(changes(samples)) | set(changes(prefix)))
     points.update(moved)
@@ -211,7 +211,8 @@ def _segments_priced(cfg: RunConfig, arch, method, samples: list[int], prefix: l
     epochs where something can change."""
     T = cfg.epochs
     specs = arch.layer_specs()
-    ups = set(method.update_epochs())
+    ups_sorted = method.update_epochs()
+    ups = set(ups_sorted)
     target = target_densities(cfg, arch) if cfg.sparsity.target > 0 else {}
     by_sparsity: dict[float, dict] = {}
 
@@ -226,7 +227,7 @@ def _segments_priced(cfg: RunConfig, arch, method, samples: list[int], prefix: l
 
     f_dense = arch.forward_flops_dense
     dense_blocks = costmodel.block_forward_flops(arch, {})
-    points = _breakpoints(cfg, method, samples, prefix)
+    points = _breakpoints(cfg, method, samples, prefix, ups_sorted)
     out: list[dict] = []
     cur: dict = {}
     for a, b in zip(points, points[1:]):
