@@ -289,7 +289,8 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
     if "optim.end_lr" not in bad and "optim.lr" not in bad and cfg.optim.end_lr > cfg.optim.lr:
         errors.append(("optim.end_lr", f"must not exceed optim.lr ({cfg.optim.lr:g}), got {cfg.optim.end_lr:g}"))
     sp = cfg.sparsity
-    if not {"sparsity.late_start", "sparsity.search_end"} & bad and sp.late_start > sp.search_end:
+    if sp.algorithm == "mest_ems" and not {"sparsity.late_start", "sparsity.search_end"} & bad \
+            and sp.late_start > sp.search_end:
         errors.append(("sparsity.late_start", f"must not be after sparsity.search_end ({sp.search_end:g}), got {sp.late_start:g}"))
     if sp.algorithm == "mest_ems" and not {"sparsity.slack", "sparsity.target"} & bad and sp.target > 0 and sp.slack > sp.target:
         errors.append(("sparsity.slack", f"must not exceed sparsity.target ({sp.target:g}), got {sp.slack:g}"))
