@@ -102,21 +102,11 @@ def erk_densities(shapes: Sequence[tuple[str, Sequence[int]]], density: float) -
 
 # ---------------------------------------------------------------- segment schedule
 
-def _snap(cfg: RunConfig, fraction: float) -> int:
-    # half rounds up (Python's round() would send 4.5 to 4)
-    return int(math.floor(fraction * cfg.epochs / cfg.interval + 0.5)) * cfg.interval
-
-
 def boundaries(cfg: RunConfig) -> tuple[int, int]:
-    """(late_start, search_end) in epochs, multiples of ``interval``.
-
-    search_end is kept below ``epochs`` so the final RM(s) happens during training and the
-    run ends at exactly the target; late_start never passes search_end.
-    """
-    last_update = (cfg.epochs - 1) // cfg.interval * cfg.interval
-    end = min(_snap(cfg, cfg.sparsity.search_end), last_update)
-    late = min(_snap(cfg, cfg.sparsity.late_start), end)
-    return late, end
+    """(late_start, search_end) in epochs of MEST EM&S's schedule, multiples of ``interval``
+    (engine.sparsity.methods.mest holds the rule)."""
+    from engine.sparsity.methods.mest import MestEMS
+    return MestEMS(cfg).boundaries()
 
 
 def _method(cfg: RunConfig):
