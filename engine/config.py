@@ -22,8 +22,10 @@ import yaml
 
 MODELS = ("resnet20", "resnet32", "resnet56", "resnet50")
 DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder")
-DST_ALGORITHMS = ("mest_ems", "mest_em", "static")
-DISTRIBUTIONS = ("uniform", "erk")
+# engine.sparsity.methods registers one plug-in per name (its schedule, fields and rule).
+DST_ALGORITHMS = ("mest_ems", "mest_em", "static", "set", "rigl", "snip", "grasp")
+# auto: the method's own default (ERK for RigL, uniform for the others)
+DISTRIBUTIONS = ("auto", "uniform", "erk")
 FREEZE_SCHEMES = ("single_shot", "single_shot_resume", "periodic", "delayed_periodic")
 SIEVE_MODES = ("circular", "oneshot")
 BAD_SAMPLE_POLICIES = ("skip", "error")
@@ -83,7 +85,7 @@ class OptimConfig:
 class SparsityConfig:
     target: float = 0.9
     algorithm: str = "mest_ems"
-    distribution: str = "uniform"
+    distribution: str = "auto"
     dense_layers: list = field(default_factory=lambda: ["stem"])
     score_lambda: float = 0.0    # prune score |w| + lambda*|g|
     slack: float = 0.05          # EM&S soft bound: grow back to target - slack (first segment)
@@ -91,6 +93,10 @@ class SparsityConfig:
     late_start: float = 0.5625   # fraction of epochs where the second segment starts (90/160)
     search_end: float = 0.75     # fraction of epochs after which the mask is fixed (120/160)
     em_delta: float = 0.05       # mest_em: prune to target + delta, regrow to target
+    # Fields of the other methods: None = the default of the method's paper (methods/*.py).
+    update_fraction: float | None = None   # set: zeta (0.3); rigl: alpha (0.3, cosine-decayed)
+    update_steps: int | None = None        # rigl: delta_T, steps between mask updates (100)
+    score_batches: int | None = None       # snip, grasp: seeded batches scored at init (1)
 
 
 @dataclass
@@ -203,8 +209,8 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("optim.warmup_epochs", "int", "Linear warm-up epochs", "training", min=0, max=MAX_EPOCHS),
     _f("optim.nesterov", "bool", "Nesterov momentum", "training"),
     _f("sparsity.target", "float", "Target weight sparsity of the sparse layers (0 = dense)", "sparsity", min=0, max=1, max_inclusive=False),
-    _f("sparsity.algorithm", "choice", "mest_ems (soft memory bound), mest_em or static mask", "sparsity", choices=DST_ALGORITHMS),
-    _f("sparsity.distribution", "choice", "Layer-wise sparsity: uniform or ERK", "sparsity", choices=DISTRIBUTIONS),
+    _f("sparsity.algorithm", "choice", "Sparse-training method: mest_ems, mest_em, static, set, rigl, snip or grasp", "sparsity", choices=DST_ALGORITHMS),
+    _f("sparsity.distribution", "choice", "Layer-wise sparsity: auto (the method's default), uniform or ERK", "sparsity", choices=DISTRIBUTIONS),
     _f("sparsity.dense_layers", "list", "Layers kept dense: stem, head, shortcut or exact layer names", "sparsity"),
     _f("sparsity.score_lambda", "float", "λ in the prune score |w| + λ|g|", "sparsity", min=0),
     _f("sparsity.slack", "float", "EM&S soft bound: regrow to target - slack", "sparsity", min=0, max=1, max_inclusive=False),
@@ -212,6 +218,9 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("sparsity.late_start", "float", "Second segment start, as a fraction of the epochs", "sparsity", min=0, max=1),
     _f("sparsity.search_end", "float", "Mask search ends, as a fraction of the epochs", "sparsity", min=0, max=1),
     _f("sparsity.em_delta", "float", "mest_em: prune to target + delta before regrowing", "sparsity", min=0, max=1, max_inclusive=False),
+    _f("sparsity.update_fraction", "float", "set: ζ, rigl: α (cosine-decayed): fraction of active weights replaced per update (default 0.3)", "sparsity", min=0, max=1, min_inclusive=False, max_inclusive=False, optional=True),
+    _f("sparsity.update_steps", "int", "rigl: ΔT, training steps between mask updates (default 100)", "sparsity", min=1, max=1_000_000, optional=True),
+    _f("sparsity.score_batches", "int", "snip, grasp: seeded training batches scored at initialisation (default 1)", "sparsity", min=1, max=1000, optional=True),
     _f("freeze.target", "float", "Training FLOPs to save by layer freezing (0 = off)", "freeze", min=0, max=1, max_inclusive=False),
     _f("freeze.scheme", "choice", "Freezing scheme (Appendix B)", "freeze", choices=FREEZE_SCHEMES),
     _f("freeze.layer_fraction", "float", "Fraction of the layers allowed to freeze", "freeze", min=0, max=1, min_inclusive=False),
@@ -288,12 +297,16 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
     if "optim.end_lr" not in bad and "optim.lr" not in bad and cfg.optim.end_lr > cfg.optim.lr:
         errors.append(("optim.end_lr", f"must not exceed optim.lr ({cfg.optim.lr:g}), got {cfg.optim.end_lr:g}"))
     sp = cfg.sparsity
-    if not {"sparsity.late_start", "sparsity.search_end"} & bad and sp.late_start > sp.search_end:
+    if sp.algorithm == "mest_ems" and not {"sparsity.late_start", "sparsity.search_end"} & bad \
+            and sp.late_start > sp.search_end:
         errors.append(("sparsity.late_start", f"must not be after sparsity.search_end ({sp.search_end:g}), got {sp.late_start:g}"))
     if sp.algorithm == "mest_ems" and not {"sparsity.slack", "sparsity.target"} & bad and sp.target > 0 and sp.slack > sp.target:
         errors.append(("sparsity.slack", f"must not exceed sparsity.target ({sp.target:g}), got {sp.slack:g}"))
     if sp.algorithm == "mest_em" and not {"sparsity.em_delta", "sparsity.target"} & bad and sp.target + sp.em_delta >= 1:
         errors.append(("sparsity.em_delta", f"target + em_delta must stay below 1, got {sp.target:g} + {sp.em_delta:g}"))
+    if "sparsity.algorithm" not in bad:
+        from engine.sparsity.methods import field_errors   # pure: each method lists its fields
+        errors += [e for e in field_errors(cfg) if e[0] not in bad]
     if "sparsity.dense_layers" not in bad:
         for name in sp.dense_layers:
             if not name.strip():

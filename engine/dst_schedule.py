@@ -1,8 +1,9 @@
-"""MEST's mask-search schedule and the layer-wise density allocation (uniform, ERK).
+"""The sparse-training schedule's entry points and the layer-wise density allocation (uniform, ERK).
 
 Pure Python (no torch): the planner, the cost model and the GUI preview import it, and the
 sparsifier follows exactly the same numbers, so the projected and the trained densities
-cannot drift apart. ALGORITHMS.md section 1 defines the schedule.
+cannot drift apart. Each method's own schedule is its plug-in in engine.sparsity.methods
+(MEST's: ALGORITHMS.md section 1); the functions below ask the chosen one.
 
 All sparsities here are *overall* sparsities of the sparse (not kept-dense) layers; the
 layer-wise split of one overall sparsity is ``layer_densities``.
@@ -61,9 +62,14 @@ def layer_densities(cfg: RunConfig, layers: Sequence[Layer], sparsity: float | N
     sparse = [(name, tuple(int(d) for d in shape)) for name, shape, _ in layers if name not in dense]
     if s == 0.0 or not sparse:
         return out
-    if cfg.sparsity.distribution == "uniform":
+    dist = cfg.sparsity.distribution
+    if dist == "auto":
+        from engine.sparsity.methods import METHODS
+        method = METHODS.get(cfg.sparsity.algorithm)
+        dist = (method.distribution if method is not None else None) or "uniform"
+    if dist == "uniform":
         out.update({name: 1.0 - s for name, _ in sparse})
-    elif cfg.sparsity.distribution == "erk":
+    elif dist == "erk":
         out.update(erk_densities(sparse, 1.0 - s))
     else:
         raise ValueError(f"sparsity.distribution: expected uniform or erk, got {cfg.sparsity.distribution!r}")
@@ -96,57 +102,28 @@ def erk_densities(shapes: Sequence[tuple[str, Sequence[int]]], density: float) -
 
 # ---------------------------------------------------------------- segment schedule
 
-def _snap(cfg: RunConfig, fraction: float) -> int:
-    # half rounds up (Python's round() would send 4.5 to 4)
-    return int(math.floor(fraction * cfg.epochs / cfg.interval + 0.5)) * cfg.interval
-
-
 def boundaries(cfg: RunConfig) -> tuple[int, int]:
-    """(late_start, search_end) in epochs, multiples of ``interval``.
-
-    search_end is kept below ``epochs`` so the final RM(s) happens during training and the
-    run ends at exactly the target; late_start never passes search_end.
-    """
-    last_update = (cfg.epochs - 1) // cfg.interval * cfg.interval
-    end = min(_snap(cfg, cfg.sparsity.search_end), last_update)
-    late = min(_snap(cfg, cfg.sparsity.late_start), end)
-    return late, end
+    """(late_start, search_end) in epochs of MEST EM&S's schedule, multiples of ``interval``
+    (engine.sparsity.methods.mest holds the rule)."""
+    from engine.sparsity.methods.mest import MestEMS
+    return MestEMS(cfg).boundaries()
 
 
-def _active(cfg: RunConfig) -> bool:
-    return cfg.sparsity.target > 0.0
+def _method(cfg: RunConfig):
+    from engine.sparsity.methods import method_for   # the registry imports this module
+    return method_for(cfg)
 
 
 def training_sparsity(cfg: RunConfig, epoch: int) -> float:
     """Overall sparsity of the sparse layers while training during ``epoch``."""
-    s = cfg.sparsity.target
-    if not _active(cfg):
-        return 0.0
-    if cfg.sparsity.algorithm != "mest_ems":
-        return s
-    late, end = boundaries(cfg)
-    if epoch >= end:
-        return s
-    if epoch >= late:
-        return s - cfg.sparsity.slack_late
-    return s - cfg.sparsity.slack
+    return _method(cfg).training_sparsity(epoch)
 
 
 def mask_update(cfg: RunConfig, epoch: int) -> tuple[float, float] | None:
     """(prune_to, grow_to) sparsities of the update at the start of ``epoch``, or None."""
-    if not _active(cfg) or cfg.sparsity.algorithm == "static" or epoch <= 0:
-        return None
-    s = cfg.sparsity.target
-    late, end = boundaries(cfg)
-    if cfg.sparsity.algorithm == "mest_ems" and epoch == end:
-        return (s, s)  # the last RM(s): the model trains and ends at exactly s
-    if epoch % cfg.interval or epoch >= end:
-        return None
-    if cfg.sparsity.algorithm == "mest_em":
-        return (s + cfg.sparsity.em_delta, s)
-    return (s, training_sparsity(cfg, epoch))
+    return _method(cfg).mask_update(epoch)
 
 
 def update_epochs(cfg: RunConfig) -> list[int]:
     """Every epoch at whose start the mask changes."""
-    return [e for e in range(cfg.epochs) if mask_update(cfg, e) is not None]
+    return _method(cfg).update_epochs()

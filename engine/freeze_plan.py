@@ -38,7 +38,10 @@ Rules (docs/layer-freezing.md explains them and compares with the paper's Tables
 """
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
+import operator
 from typing import Sequence
 
 from engine import dst_schedule
@@ -86,28 +89,22 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
     # Masks (and so block FLOPs) change only at mask-update epochs, and a frozen block skips
     # them; entering the prefix it drops to its target FLOPs (under MEST EM&S it froze at
     # the looser soft-bound density). Price schedules that way, as engine.plan.project does.
-    updates = [e == 0 or dst_schedule.mask_update(cfg, e) is not None for e in range(T)]
-    flops = [[float(v) for v in row] for row in block_fwd_flops]
     at_target = None
     if frozen_block_fwd_flops is not None:
         at_target = [float(v) for v in frozen_block_fwd_flops]
         if len(at_target) != B or any(not math.isfinite(v) or v < 0 for v in at_target):
             raise ValueError(f"frozen_block_fwd_flops: expected {B} finite non-negative FLOPs (one per block)")
-    cost = sum(3.0 * n * t for n, (_, t) in zip(samples, _epoch_prices(T, B, flops, updates, [0] * T, at_target)))
+    pricer = _Pricer(T, B, block_fwd_flops, samples, dst_schedule.update_epochs(cfg), at_target)
+    cost = pricer.totals([(0, 0)])[1]
     if cost <= 0:
         raise ValueError("the run has no training FLOPs to save by freezing")
     goal = f * (1 - _REL_TOL)
 
-    def epoch_savings(prefix):
-        """(freeze saving, spent + freeze saving) per epoch, the ledger's terms."""
-        prices = _epoch_prices(T, B, flops, updates, prefix, at_target)
-        return [2.0 * n * fr for n, (fr, _) in zip(samples, prices)], \
-            [3.0 * n * t for n, (_, t) in zip(samples, prices)]
-
-    def saving(prefix):
-        """The freeze share of the run's training FLOPs (what the ledger reports)."""
-        saved, total = epoch_savings(prefix)
-        return sum(saved) / sum(total) if sum(total) > 0 else 0.0
+    def saving(points):
+        """The freeze share of the run's training FLOPs (what the ledger reports) under the
+        prefix given by its change points."""
+        saved, total = pricer.totals(points)
+        return saved / total if total > 0 else 0.0
 
     resume_epoch = None
     extra: dict = {}
@@ -140,21 +137,28 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
         raise ValueError(f"freeze.scheme: unknown scheme {scheme!r}; expected single_shot, "
                          "single_shot_resume, periodic or delayed_periodic")
 
-    epoch_saving, epoch_total = epoch_savings(prefix)
+    saved_sum, total_sum = pricer.totals(prefix)
+    epoch_saving = pricer.epoch_saving(prefix)
+    points, prefix = prefix, _expand(prefix, T)
+    ends = [b for _, b in zip(points, [e for e, _ in points[1:]] + [T])]
     freeze_epochs = {}
     for b, name in enumerate(block_names):
-        first = next((e for e, p in enumerate(prefix) if p > b), None)
+        first = next((e for e, p in points if p > b), None)
         if first is not None:
             freeze_epochs[name] = first
     phase_end = resume_epoch if resume_epoch is not None else T
     block_lr_end = []
     for b in range(B):
-        active = [e for e in range(phase_end) if prefix[e] <= b]
-        block_lr_end.append(active[-1] + 1 if active else 0)
+        # the last epoch before phase_end in which block b trains (prefix <= b), plus one
+        last = 0
+        for (a, p), z in zip(points, ends):
+            if p <= b and a < phase_end:
+                last = min(z, phase_end)
+        block_lr_end.append(last)
     plan = {
         "scheme": scheme,
         "target": f,
-        "achieved": sum(epoch_saving) / sum(epoch_total),
+        "achieved": saved_sum / total_sum,
         "max_reachable": _max_reachable(scheme, T, dT, B, block_layers, cfg, saving, resume_epoch),
         "start_epoch": start,
         "interval": dT,
@@ -178,12 +182,14 @@ def _check_inputs(T, B, flops, samples) -> None:
         raise ValueError(f"block_fwd_flops: expected one row per epoch ({T}), got {len(flops)}")
     if len(samples) != T:
         raise ValueError(f"samples: expected one entry per epoch ({T}), got {len(samples)}")
-    for e, row in enumerate(flops):
+    # epochs of one schedule segment share their row: check each new row once
+    for e in [0] + changes(flops, operator.is_not) if T else []:
+        row = flops[e]
         if len(row) != B:
             raise ValueError(f"block_fwd_flops[{e}]: expected {B} blocks, got {len(row)}")
         if any(not math.isfinite(v) or v < 0 for v in row):
             raise ValueError(f"block_fwd_flops[{e}]: FLOPs must be finite and non-negative")
-    if any(not math.isfinite(s) or s < 0 for s in samples):
+    if any(not math.isfinite(v) or v < 0 for v in set(samples)):
         raise ValueError("samples: must be finite and non-negative")
 
 
@@ -206,25 +212,133 @@ def _epoch_prices(T, B, flops, updates, prefix, at_target) -> list[tuple[float, 
     return out
 
 
-def _single_shot_prefix(T, dT, start, m, end, last_delay=0):
+class _Pricer:
+    """The per-epoch walk of ``_epoch_prices`` done by segments: between two breakpoints
+    (a change of the samples, of the scheduled FLOPs, of the prefix, and the first mask
+    update after a schedule change or an unfreezing) every epoch costs the same, so a whole
+    run is priced in time proportional to its segments, not its epochs."""
+
+    def __init__(self, T, B, flops, samples, update_epochs, at_target):
+        self.T, self.B, self.at_target = T, B, at_target
+        self.flops, self.samples = flops, samples
+        self.ups = sorted({0} | {e for e in update_epochs if 0 <= e < T})
+        self.ups_set = set(self.ups)
+        self.sched = [e for e in changes(flops, operator.is_not) if list(flops[e]) != list(flops[e - 1])]
+        self.cuts = set(self.sched) | set(changes(samples)) | {0, T}
+        self._rows: dict[int, list[float]] = {}
+
+    def _row(self, e):
+        r = self.flops[e]
+        out = self._rows.get(id(r))
+        if out is None:
+            out = self._rows[id(r)] = [float(v) for v in r]
+        return out
+
+    def segments(self, points):
+        """(start, end, prefix, frozen FLOPs, all FLOPs) per segment, FLOPs per sample."""
+        T, B, at = self.T, self.B, self.at_target
+        bps = set(self.cuts) | {e for e, _ in points if e < T}
+        late = list(self.sched) + [points[i][0] for i in range(1, len(points)) if points[i][1] < points[i - 1][1]]
+        for c in late:    # the first update at or after c applies it
+            i = bisect.bisect_left(self.ups, c)
+            if i < len(self.ups):
+                bps.add(self.ups[i])
+        bps = sorted(bps)
+        cur = list(self._row(0))
+        out, j, p = [], 0, 0
+        for a, b in zip(bps, bps[1:]):
+            while j < len(points) and points[j][0] <= a:
+                p = points[j][1]
+                j += 1
+            if a in self.ups_set:
+                row = self._row(a)
+                for k in range(p, B):
+                    cur[k] = row[k]
+            if at is not None:
+                for k in range(p):
+                    if cur[k] > at[k]:
+                        cur[k] = at[k]
+            out.append((a, b, p, sum(cur[:p]), sum(cur)))
+        return out
+
+    def totals(self, points):
+        """(freeze saving, spent + freeze saving) of the run, the ledger's terms."""
+        saved = total = 0.0
+        for a, b, _, fr, t in self.segments(points):
+            n = self.samples[a]
+            saved += 2.0 * n * fr * (b - a)
+            total += 3.0 * n * t * (b - a)
+        return saved, total
+
+    def epoch_saving(self, points):
+        out: list[float] = []
+        for a, b, _, fr, _ in self.segments(points):
+            out.extend([2.0 * self.samples[a] * fr] * (b - a))
+        return out
+
+
+def changes(values, differ=operator.ne) -> list[int]:
+    """Indices e > 0 with differ(values[e], values[e - 1]), scanned at C speed."""
+    if not isinstance(values, list):
+        values = list(values)
+    return list(itertools.compress(range(1, len(values)), map(differ, values[1:], values[:-1])))
+
+
+def _expand(points, T) -> list[int]:
+    """Per-epoch prefix from its change points [(epoch, prefix), ...] (the first at epoch 0)."""
+    out: list[int] = []
+    for (a, p), (b, _) in zip(points, list(points[1:]) + [(T, 0)]):
+        out.extend([p] * (max(a, min(b, T)) - a))
+    return out[:T]
+
+
+def _largest_ok(lo: int, hi: int, ok) -> int:
+    """The largest i in [lo, hi] with ok(i), given ok(lo) and ok monotone (true, then false):
+    a bisection that returns what a linear scan from lo would stop at."""
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _single_shot_points(T, dT, start, m, end, last_delay=0):
     freeze_at = [start + k * dT for k in range(m)]
     if m:
         freeze_at[-1] += last_delay
-    return [0 if e >= end else sum(1 for t in freeze_at if t <= e) for e in range(T)]
+    pts = [(0, 0)]
+    for k, t in enumerate(sorted(freeze_at), start=1):
+        if t < end:
+            if pts[-1][0] == t:
+                pts[-1] = (t, k)
+            else:
+                pts.append((t, k))
+    if end < T:
+        pts.append((end, 0))
+    if len(pts) > 1 and pts[1][0] == 0:
+        pts = pts[1:]
+    return pts
+
+
+def _single_shot_prefix(T, dT, start, m, end, last_delay=0):
+    return _expand(_single_shot_points(T, dT, start, m, end, last_delay), T)
 
 
 def _plan_single_shot(T, dT, n, end, saving, goal):
     starts = list(range(dT, end, dT))
-    start = next((s for s in reversed(starts) if saving(_single_shot_prefix(T, dT, s, n, end)) >= goal), None)
-    if start is None:
-        best = saving(_single_shot_prefix(T, dT, dT, n, end)) if starts else 0.0
+    ok = lambda i: saving(_single_shot_points(T, dT, starts[i], n, end)) >= goal
+    if not starts or not ok(0):
+        best = saving(_single_shot_points(T, dT, dT, n, end)) if starts else 0.0
         raise _unreachable(best, f"freezing {n} block(s) from epoch {dT}")
-    m = next(k for k in range(1, n + 1) if saving(_single_shot_prefix(T, dT, start, k, end)) >= goal)
-    delay = 0
-    while start + (m - 1) * dT + delay + dT < end and \
-            saving(_single_shot_prefix(T, dT, start, m, end, delay + dT)) >= goal:
-        delay += dT
-    return _single_shot_prefix(T, dT, start, m, end, delay), start
+    # the latest start that still meets the goal (saving falls as the start moves later)
+    start = starts[_largest_ok(0, len(starts) - 1, ok)]
+    m = next(k for k in range(1, n + 1) if saving(_single_shot_points(T, dT, start, k, end)) >= goal)
+    # the last block moved later in whole intervals while the goal holds
+    j_max = max(0, (end - 1 - start - (m - 1) * dT) // dT)
+    j = _largest_ok(0, j_max, lambda j: j == 0 or saving(_single_shot_points(T, dT, start, m, end, j * dT)) >= goal)
+    return _single_shot_points(T, dT, start, m, end, j * dT), start
 
 
 def _periodic_prefix_at(e, start, front, middle):
@@ -238,31 +352,41 @@ def _groups(k):
     return (k + 1) // 2, k // 2
 
 
-def _periodic_prefix(T, start, k_before, k_after, join):
+def _periodic_points(T, start, k_before, k_after, join):
     g0, g1 = _groups(k_before), _groups(k_after)
-    return [_periodic_prefix_at(e, start, *(g1 if e >= join else g0)) for e in range(T)]
+    pts = [(0, 0)]
+    for e in range(start, T):
+        p = _periodic_prefix_at(e, start, *(g1 if e >= join else g0))
+        if p != pts[-1][1]:
+            pts.append((e, p))
+    return pts
+
+
+def _periodic_prefix(T, start, k_before, k_after, join):
+    return _expand(_periodic_points(T, start, k_before, k_after, join), T)
 
 
 def _plan_periodic(T, B, start, saving, goal):
-    k = next((k for k in range(1, B) if saving(_periodic_prefix(T, start, k, k, start)) >= goal), None)
+    k = next((k for k in range(1, B) if saving(_periodic_points(T, start, k, k, start)) >= goal), None)
     if k is None:
-        best = saving(_periodic_prefix(T, start, B - 1, B - 1, start))
+        best = saving(_periodic_points(T, start, B - 1, B - 1, start))
         raise _unreachable(best, f"periodic freezing of {B - 1} block(s) from epoch {start}")
-    join = start
-    while join + PERIOD < T and saving(_periodic_prefix(T, start, k - 1, k, join + PERIOD)) >= goal:
-        join += PERIOD
-    return _periodic_prefix(T, start, k - 1, k, join), _groups(k), join
+    # join: the groups of k blocks start as late as the goal allows, in whole cycles
+    steps = max(0, (T - 1 - start) // PERIOD)
+    i = _largest_ok(0, steps, lambda i: i == 0 or saving(_periodic_points(T, start, k - 1, k, start + i * PERIOD)) >= goal)
+    join = start + i * PERIOD
+    return _periodic_points(T, start, k - 1, k, join), _groups(k), join
 
 
 def _max_reachable(scheme, T, dT, B, block_layers, cfg, saving, resume_epoch):
     if scheme in ("single_shot", "single_shot_resume"):
         n = freezable_blocks(block_layers, cfg.freeze.layer_fraction)
         end = resume_epoch if resume_epoch is not None else T
-        return saving(_single_shot_prefix(T, dT, dT, n, end)) if dT < end else 0.0
+        return saving(_single_shot_points(T, dT, dT, n, end)) if dT < end else 0.0
     start = 0
     if scheme == "delayed_periodic":
         start = cfg.freeze.delay_epochs if cfg.freeze.delay_epochs is not None else T // 2
-    return saving(_periodic_prefix(T, start, B - 1, B - 1, start))
+    return saving(_periodic_points(T, start, B - 1, B - 1, start))
 
 
 def _unreachable(best: float, how: str) -> ValueError:

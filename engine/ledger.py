@@ -13,7 +13,8 @@ import copy
 from engine import costmodel
 from engine.arch import describe
 from engine.component import Component
-from engine.plan import SOURCES, add_flops, epoch_flops, zero_flops
+from engine.plan import OVERHEAD, SOURCES, add_flops, epoch_flops, samples_per_epoch, zero_flops
+from engine.sparsity.methods import method_for
 
 
 class Ledger(Component):
@@ -33,6 +34,8 @@ class Ledger(Component):
         self.arch = getattr(trainer, "arch", None) or describe(
             self.cfg.model, trainer.num_classes, self.cfg.data.image_size)
         self.train_size = int(trainer.train_size)
+        # the method's pure schedule prices its overhead, as engine.plan does
+        self.method = method_for(self.cfg, samples_per_epoch(self.cfg, self.train_size))
 
     def on_epoch_start(self, trainer, epoch: int) -> None:
         self._epoch = epoch
@@ -45,17 +48,23 @@ class Ledger(Component):
     def on_batch_end(self, trainer, indices, correct, loss) -> None:
         self.epoch_samples += len(indices)
 
-    def epoch_entry(self, densities: dict, frozen_prefix: int, samples: int) -> dict:
-        """One epoch's {spent, dense, saved} for ``samples`` trained at these densities."""
+    def epoch_entry(self, densities: dict, frozen_prefix: int, samples: int, epoch: int | None = None) -> dict:
+        """One epoch's {spent, dense, saved, overhead} for ``samples`` trained at these densities."""
         blocks = costmodel.block_forward_flops(self.arch, densities)
+        over = {}
+        if epoch is not None and getattr(self, "method", None) is not None:
+            dense_blocks = costmodel.block_forward_flops(self.arch, {})
+            over = self.method.overhead(epoch, samples, sum(blocks[frozen_prefix:]),
+                                        sum(dense_blocks[frozen_prefix:]), self.arch.forward_flops_dense,
+                                        self.train_size)
         return epoch_flops(self.train_size, samples, self.arch.forward_flops_dense,
-                           sum(blocks), sum(blocks[:frozen_prefix]))
+                           sum(blocks), sum(blocks[:frozen_prefix]), over)
 
     def on_epoch_end(self, trainer, epoch: int, record: dict) -> None:
         sparsifier = getattr(trainer, "sparsifier", None)
         densities = sparsifier.densities() if sparsifier is not None else {}
         prefix = int(getattr(trainer.model, "frozen_prefix", 0))
-        entry = self.epoch_entry(densities, prefix, self.epoch_samples)
+        entry = self.epoch_entry(densities, prefix, self.epoch_samples, epoch)
         self.total = add_flops(self.total, entry)
         self.epochs_counted += 1
         self._epoch = None     # closed: a checkpoint from here on holds no partial epoch
@@ -63,7 +72,7 @@ class Ledger(Component):
         record["flops_epoch"] = entry
 
     def totals(self) -> dict:
-        """Cumulative {spent, dense, saved: {sparsity, freeze, sieve}} for run_finished."""
+        """Cumulative {spent, dense, saved: {sparsity, freeze, sieve}, overhead} for run_finished."""
         out = copy.deepcopy(self.total)
         out["epochs"] = self.epochs_counted
         return out
@@ -75,7 +84,10 @@ class Ledger(Component):
     def load_state_dict(self, state: dict) -> None:
         total = state.get("total") or zero_flops()
         self.total = {"spent": float(total["spent"]), "dense": float(total["dense"]),
-                      "saved": {k: float(total["saved"].get(k, 0.0)) for k in SOURCES}}
+                      "saved": {k: float(total["saved"].get(k, 0.0)) for k in SOURCES},
+                      "overhead": {k: float(v) for k, v in (total.get("overhead") or {}).items()}}
+        for k in OVERHEAD:
+            self.total["overhead"].setdefault(k, 0.0)
         self.epochs_counted = int(state.get("epochs_counted", 0))
         if state.get("epoch") is not None:
             self._resume = (int(state["epoch"]), int(state.get("epoch_samples", 0)))

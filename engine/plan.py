@@ -1,6 +1,6 @@
-"""Project a whole run epoch by epoch, without torch and without the data: training FLOPs
-(spent, dense equivalent, saved by sparsity / freezing / sieving), training memory and the
-freeze plan. ``spfde-train plan``, the GUI's live preview and ``run_started.projected``.
+"""Project a whole run, without torch and without the data: training FLOPs (spent, dense
+equivalent, saved by sparsity / freezing / sieving, overhead of the method), training memory
+and the freeze plan. ``spfde-train plan``, the GUI's live preview and ``run_started.projected``.
 
 The ledger decomposition (docs/cost-model.md), per epoch, with N the full training set,
 n the samples trained, F_dense / F_sparse the forward FLOPs per sample dense / at the
@@ -10,39 +10,62 @@ epoch's densities and F_frozen the forward FLOPs of the frozen leading blocks:
     sparsity = N x 3 x (F_dense - F_sparse)
     sieve    = (N - n) x 3 x F_sparse
     freeze   = n x 2 x F_frozen
-    spent    = dense - sparsity - sieve - freeze = n x (3 F_sparse - 2 F_frozen)
+    spent    = dense - sparsity - sieve - freeze + overhead = n x (3 F_sparse - 2 F_frozen) + overhead
+
+overhead: FLOPs the sparse-training method spends on top of training, by source (RigL's
+dense-gradient steps ``dst_dense_grad``, SNIP/GraSP's scoring passes ``mask_scoring``), from
+the method's pure schedule (engine.sparsity.methods).
+
+Every schedule is piecewise constant, so the run is priced by segments of epochs with the
+same samples, frozen prefix, densities and overhead: the cost grows with the number of
+segments, not of epochs (docs/cost-model.md).
 
 engine.ledger applies the same formulas to what a run actually did.
 """
 from __future__ import annotations
 
+import bisect
+from collections.abc import Sequence
+
 from engine import arch as arch_mod
 from engine import costmodel, dst_schedule
 from engine.config import ConfigError, RunConfig, sieve_oneshot_epoch
 from engine.datasets_info import dataset_sizes
+from engine.freeze_plan import changes
+from engine.sparsity.methods import method_for
 
 SOURCES = ("sparsity", "freeze", "sieve")
+# FLOPs spent on top of the sparse training itself, by source (spent includes them).
+OVERHEAD = ("dst_dense_grad", "mask_scoring")
 MEMORY_BITS = 32
 
 
-def epoch_flops(train_size: int, samples: int, f_dense: float, f_sparse: float, f_frozen: float) -> dict:
-    """One epoch's ledger entry (the formulas in the module docstring)."""
+def epoch_flops(train_size: int, samples: int, f_dense: float, f_sparse: float, f_frozen: float,
+                overhead: dict | None = None) -> dict:
+    """One epoch's ledger entry (the formulas in the module docstring) plus the method's overhead."""
     dense = train_size * 3.0 * f_dense
     saved = {
         "sparsity": train_size * 3.0 * (f_dense - f_sparse),
         "freeze": samples * 2.0 * f_frozen,
         "sieve": (train_size - samples) * 3.0 * f_sparse,
     }
-    return {"spent": dense - sum(saved.values()), "dense": dense, "saved": saved}
+    over = {k: 0.0 for k in OVERHEAD}
+    over.update(overhead or {})
+    return {"spent": dense - sum(saved.values()) + sum(over.values()), "dense": dense, "saved": saved,
+            "overhead": over}
 
 
-def add_flops(total: dict, part: dict) -> dict:
-    return {"spent": total["spent"] + part["spent"], "dense": total["dense"] + part["dense"],
-            "saved": {k: total["saved"][k] + part["saved"][k] for k in SOURCES}}
+def add_flops(total: dict, part: dict, times: int = 1) -> dict:
+    """total + times x part (overhead sources are the union of both)."""
+    over = dict(total.get("overhead", {}))
+    for k, v in part.get("overhead", {}).items():
+        over[k] = over.get(k, 0.0) + times * v
+    return {"spent": total["spent"] + times * part["spent"], "dense": total["dense"] + times * part["dense"],
+            "saved": {k: total["saved"][k] + times * part["saved"][k] for k in SOURCES}, "overhead": over}
 
 
 def zero_flops() -> dict:
-    return {"spent": 0.0, "dense": 0.0, "saved": {k: 0.0 for k in SOURCES}}
+    return {"spent": 0.0, "dense": 0.0, "saved": {k: 0.0 for k in SOURCES}, "overhead": {k: 0.0 for k in OVERHEAD}}
 
 
 def samples_per_epoch(cfg: RunConfig, train_size: int) -> list[int]:
@@ -51,7 +74,8 @@ def samples_per_epoch(cfg: RunConfig, train_size: int) -> list[int]:
         return [train_size] * cfg.epochs
     if cfg.sieve.mode == "oneshot":
         at = sieve_oneshot_epoch(cfg)
-        return [train_size if e < at else train_size - removed for e in range(cfg.epochs)]
+        at = max(0, min(at, cfg.epochs))
+        return [train_size] * at + [train_size - removed] * (cfg.epochs - at)
     return [train_size - removed] * cfg.epochs
 
 
@@ -61,13 +85,13 @@ def describe_run(cfg: RunConfig) -> tuple[dict, "arch_mod.Arch"]:
     return sizes, arch_mod.describe(cfg.model, sizes["num_classes"], sizes["image_size"])
 
 
-def _scheduled(cfg: RunConfig, arch) -> list[dict]:
-    """Layer densities the schedule prescribes at each epoch (ignoring freezing)."""
+def _scheduled(cfg: RunConfig, arch, method=None) -> list[dict]:
+    """Layer densities the schedule prescribes at each epoch (ignoring freezing); epochs of
+    one sparsity share one dict."""
     specs = arch.layer_specs()
     by_sparsity: dict[float, dict] = {}
     out = []
-    for e in range(cfg.epochs):
-        s = dst_schedule.training_sparsity(cfg, e)
+    for s in _sparsity_rows(cfg, method or method_for(cfg)):
         if s not in by_sparsity:
             try:
                 by_sparsity[s] = dst_schedule.mask_densities(cfg, specs, s)
@@ -85,15 +109,17 @@ def target_densities(cfg: RunConfig, arch) -> dict:
 def _with_frozen_masks(cfg: RunConfig, arch, scheduled: list[dict], prefix: list[int]) -> list[dict]:
     """Densities the run trains at: masks change only at mask-update epochs; a block entering
     the frozen prefix is pruned to its target densities (never regrown) and skips updates
-    while frozen; unfrozen again, it keeps the target until the next update reaches it."""
+    while frozen; unfrozen again, it keeps the target until the next update reaches it.
+    The per-epoch reference of what project() computes by segments."""
     target = target_densities(cfg, arch) if cfg.sparsity.target > 0 else {}
+    ups = set(dst_schedule.update_epochs(cfg))
     out: list[dict] = []
     cur: dict = {}
     for e in range(cfg.epochs):
         p = prefix[e]
         if e == 0:
             cur = dict(scheduled[0])
-        elif dst_schedule.mask_update(cfg, e) is not None:
+        elif e in ups:
             cur = dict(cur)
             for l in arch.layers:
                 if l.block >= p:
@@ -112,11 +138,20 @@ def overall_density(arch, densities: dict) -> float:
     return sum(l.params * densities.get(l.name, 1.0) for l in arch.layers) / total
 
 
-def _plan_freeze(cfg: RunConfig, arch, scheduled: list[dict], samples: list[int]) -> dict | None:
+def _plan_freeze(cfg: RunConfig, arch, method, samples: list[int]) -> dict | None:
     if cfg.freeze.target <= 0:
         return None
     from engine.freeze_plan import plan_freeze  # only when freezing is on
-    fwd = [costmodel.block_forward_flops(arch, d) for d in scheduled]
+    specs = arch.layer_specs()
+    T = cfg.epochs
+    cuts = sorted({0, T} | {c for c in method.sparsity_changes() if 0 < c < T})
+    by_sparsity: dict[float, list[float]] = {}
+    fwd: list[list[float]] = []
+    for a, b in zip(cuts, cuts[1:]):            # one priced row per schedule segment, shared
+        sp = method.training_sparsity(a)
+        if sp not in by_sparsity:
+            by_sparsity[sp] = costmodel.block_forward_flops(arch, dst_schedule.mask_densities(cfg, specs, sp))
+        fwd.extend([by_sparsity[sp]] * (b - a))
     at_target = costmodel.block_forward_flops(arch, target_densities(cfg, arch)) \
         if cfg.sparsity.target > 0 else None
     try:
@@ -143,54 +178,168 @@ def _check_sieve(cfg: RunConfig, train_size: int) -> None:
                             f"use at least {0.5 / removed:.2g}")])
 
 
+def _breakpoints(cfg: RunConfig, method, samples: list[int], prefix: list[int], ups: list[int]) -> list[int]:
+    """Epochs that start a segment: every per-epoch quantity (samples, frozen prefix, layer
+    densities, the method's overhead) is constant between two of them. Densities change only
+    at a mask update at or after a change of the schedule or an unfreezing."""
+    T = cfg.epochs
+    points = {0, 1, T}
+    moved = sorted(set(changes(samples)) | set(changes(prefix)))
+    points.update(moved)
+    late = set(method.sparsity_changes()) | {e for e in moved if prefix[e] < prefix[e - 1]}
+    points.update(late)
+    for c in late:   # the first update at or after c applies it
+        i = bisect.bisect_left(ups, c)
+        if i < len(ups):
+            points.add(ups[i])
+    return sorted(p for p in points if 0 <= p <= T)
+
+
+def _sparsity_rows(cfg: RunConfig, method) -> list[float]:
+    """training_sparsity of every epoch, evaluated once per segment of the schedule."""
+    T = cfg.epochs
+    cuts = sorted({0, T} | {c for c in method.sparsity_changes() if 0 < c < T})
+    out: list[float] = []
+    for a, b in zip(cuts, cuts[1:]):
+        out.extend([method.training_sparsity(a)] * (b - a))
+    return out
+
+
+def _segments_priced(cfg: RunConfig, arch, method, samples: list[int], prefix: list[int], n_train: int) -> list[dict]:
+    """Segments [start, end) of the run, each with its constant densities, prefix, samples and
+    one epoch's FLOPs and memory: the per-epoch walk of _with_frozen_masks, visiting only the
+    epochs where something can change."""
+    T = cfg.epochs
+    specs = arch.layer_specs()
+    ups_sorted = method.update_epochs()
+    ups = set(ups_sorted)
+    target = target_densities(cfg, arch) if cfg.sparsity.target > 0 else {}
+    by_sparsity: dict[float, dict] = {}
+
+    def scheduled(e: int) -> dict:
+        s = method.training_sparsity(e)
+        if s not in by_sparsity:
+            try:
+                by_sparsity[s] = dst_schedule.mask_densities(cfg, specs, s)
+            except ValueError as exc:
+                raise ConfigError([("sparsity.dense_layers", str(exc))]) from None
+        return by_sparsity[s]
+
+    f_dense = arch.forward_flops_dense
+    dense_blocks = costmodel.block_forward_flops(arch, {})
+    points = _breakpoints(cfg, method, samples, prefix, ups_sorted)
+    out: list[dict] = []
+    cur: dict = {}
+    for a, b in zip(points, points[1:]):
+        p = prefix[a]
+        if a == 0:
+            cur = dict(scheduled(0))
+        elif a in ups:
+            sched = scheduled(a)
+            cur = dict(cur)
+            for l in arch.layers:
+                if l.block >= p:
+                    cur[l.name] = sched[l.name]
+        if p and any(l.block < p and cur[l.name] > target.get(l.name, 1.0) for l in arch.layers):
+            cur = dict(cur)
+            for l in arch.layers:
+                if l.block < p:
+                    cur[l.name] = min(cur[l.name], target.get(l.name, 1.0))
+        blocks = costmodel.block_forward_flops(arch, cur)
+        over = method.overhead(a, samples[a], sum(blocks[p:]), sum(dense_blocks[p:]), f_dense, n_train)
+        fl = epoch_flops(n_train, samples[a], f_dense, sum(blocks), sum(blocks[:p]), over)
+        mem = costmodel.memory(arch, cur, p, cfg.batch_size, MEMORY_BITS)
+        out.append({"start": a, "end": b, "samples": samples[a], "density": overall_density(arch, cur),
+                    "training_sparsity": method.training_sparsity(a), "frozen_prefix": p,
+                    "flops": fl, "memory_bytes": mem["total"], "_mem": mem, "_densities": cur})
+    return out
+
+
 def project(cfg: RunConfig) -> dict:
-    """The whole run projected epoch by epoch (see the module docstring)."""
+    """The whole run projected by segments of constant cost (see the module docstring).
+
+    ``segments`` lists them ([start, end) epochs, one epoch's FLOPs each); ``epochs`` expands
+    them to one row per epoch (rows of a segment share their ``flops`` dict)."""
     sizes, arch = describe_run(cfg)
     n_train = sizes["train_size"]
     _check_sieve(cfg, n_train)
     samples = samples_per_epoch(cfg, n_train)
-    scheduled = _scheduled(cfg, arch)
-    fplan = _plan_freeze(cfg, arch, scheduled, samples)
+    method = method_for(cfg, samples)
+    specs = arch.layer_specs()
+    try:
+        n_sparse = len(specs) - len(dst_schedule.dense_layer_names(cfg, specs))
+    except ValueError as exc:
+        raise ConfigError([("sparsity.dense_layers", str(exc))]) from None
+    problems = method.check(n_sparse, n_train)
+    if problems:
+        raise ConfigError(problems)
+    fplan = _plan_freeze(cfg, arch, method, samples)
     prefix = list(fplan["frozen_prefix"]) if fplan else [0] * cfg.epochs
-    densities = _with_frozen_masks(cfg, arch, scheduled, prefix)
+    segs = _segments_priced(cfg, arch, method, samples, prefix, n_train)
 
-    f_dense = arch.forward_flops_dense
-    dense_mem = costmodel.memory(arch, {}, 0, cfg.batch_size, MEMORY_BITS)
     total = zero_flops()
-    rows, mems = [], []
-    for e in range(cfg.epochs):
-        blocks = costmodel.block_forward_flops(arch, densities[e])
-        fl = epoch_flops(n_train, samples[e], f_dense, sum(blocks), sum(blocks[:prefix[e]]))
-        total = add_flops(total, fl)
-        mem = costmodel.memory(arch, densities[e], prefix[e], cfg.batch_size, MEMORY_BITS)
-        mems.append(mem)
-        rows.append({"epoch": e, "samples": samples[e], "density": overall_density(arch, densities[e]),
-                     "training_sparsity": dst_schedule.training_sparsity(cfg, e),
-                     "frozen_prefix": prefix[e], "flops": fl, "memory_bytes": mem["total"]})
-
-    peak = max(range(cfg.epochs), key=lambda e: mems[e]["total"])
-    low = min(range(cfg.epochs), key=lambda e: mems[e]["total"])
+    for sg in segs:
+        total = add_flops(total, sg["flops"], sg["end"] - sg["start"])
+    peak = max(segs, key=lambda sg: sg["_mem"]["total"])
+    low = min(segs, key=lambda sg: sg["_mem"]["total"])
+    dense_mem = costmodel.memory(arch, {}, 0, cfg.batch_size, MEMORY_BITS)
     dense_block = costmodel.block_forward_flops(arch, {})
+    public = [{k: v for k, v in sg.items() if not k.startswith("_")} for sg in segs]
+    average = sum(sg["_mem"]["total"] * (sg["end"] - sg["start"]) for sg in segs) / cfg.epochs
     return {
         "model": {"name": arch.model, "width": arch.width, "params": arch.params},
         "dataset": sizes,
-        "epochs": rows,
+        "method": {"name": method.name, "exact": method.exact_plan,
+                   "distribution": method.layer_distribution() if method.distribution else None},
+        "segments": public,
+        "epochs": EpochRows(public),
         "blocks": [{"name": b.name, "params": b.params, "forward_flops": dense_block[b.index],
                     "layers": list(b.layers)} for b in arch.blocks],
         "freeze_plan": fplan,
         "flops": {
-            "total": total["spent"], "dense": total["dense"], "saved": total["saved"],
-            "forward_dense_per_sample": f_dense,
+            "spent": total["spent"], "dense": total["dense"], "saved": total["saved"],
+            "overhead": total["overhead"], "forward_dense_per_sample": arch.forward_flops_dense,
         },
         "memory": {
             "bits": MEMORY_BITS, "batch_size": cfg.batch_size,
-            "peak_bytes": mems[peak]["total"], "peak_epoch": peak,
-            "min_bytes": mems[low]["total"], "min_epoch": low,
-            "average_bytes": sum(m["total"] for m in mems) / len(mems),
+            "peak_bytes": peak["_mem"]["total"], "peak_epoch": peak["start"],
+            "min_bytes": low["_mem"]["total"], "min_epoch": low["start"],
+            "average_bytes": average,
             "dense_bytes": dense_mem["total"],
-            "by_part": {"peak": _parts(mems[peak]), "min": _parts(mems[low]), "dense": _parts(dense_mem)},
+            "by_part": {"peak": _parts(peak["_mem"]), "min": _parts(low["_mem"]), "dense": _parts(dense_mem)},
         },
     }
+
+
+class EpochRows(Sequence):
+    """One row per epoch, made on access from the segments, so a 100,000-epoch plan costs no
+    more than its segments; ``tolist()`` (used by JSON output) expands them all."""
+
+    def __init__(self, segments: list[dict]):
+        self._segs = segments
+        self._starts = [sg["start"] for sg in segments]
+        self._n = segments[-1]["end"] if segments else 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _row(self, e: int) -> dict:
+        sg = self._segs[bisect.bisect_right(self._starts, e) - 1]
+        return {"epoch": e, "samples": sg["samples"], "density": sg["density"],
+                "training_sparsity": sg["training_sparsity"], "frozen_prefix": sg["frozen_prefix"],
+                "flops": sg["flops"], "memory_bytes": sg["memory_bytes"]}
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._row(e) for e in range(*i.indices(self._n))]
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        return self._row(i)
+
+    def tolist(self) -> list[dict]:
+        return [self._row(e) for e in range(self._n)]
 
 
 def _parts(mem: dict) -> dict:
@@ -203,14 +352,15 @@ def _mib(b: float) -> str:
     return f"{b / 2**20:,.1f} MiB"
 
 
-def _segments(rows: list[dict]) -> list[tuple[int, int]]:
-    """Runs of consecutive epochs with the same samples, density and frozen prefix."""
-    out, start = [], 0
+def _merged(segments: list[dict]) -> list[dict]:
+    """Consecutive segments with the same samples, density and frozen prefix, as one line."""
+    out: list[dict] = []
     key = lambda r: (r["samples"], round(r["density"], 6), r["frozen_prefix"])
-    for i in range(1, len(rows) + 1):
-        if i == len(rows) or key(rows[i]) != key(rows[start]):
-            out.append((start, i - 1))
-            start = i
+    for sg in segments:
+        if out and key(out[-1]) == key(sg) and out[-1]["flops"]["spent"] == sg["flops"]["spent"]:
+            out[-1] = dict(out[-1], end=sg["end"])
+        else:
+            out.append(sg)
     return out
 
 
@@ -221,13 +371,22 @@ def format_plan(plan: dict) -> str:
         f"model {plan['model']['name']} (width {plan['model']['width']:g}, {plan['model']['params']:,} params), "
         f"dataset {ds['name']} ({ds['train_size']:,} train, {ds['num_classes']} classes, {ds['image_size']} px)",
         f"forward FLOPs per sample (dense): {f['forward_dense_per_sample']:.4g}",
+    ]
+    meth = plan.get("method") or {}
+    if meth:
+        lines.append(f"sparse training: {meth['name']}" + ("" if meth.get("exact", True) else
+                     " (layer densities chosen from the data at the start: priced at the uniform split, an estimate)"))
+    lines += [
         "",
         f"{'training FLOPs':<22}{'FLOPs':>12}{'of dense':>10}",
         f"{'dense equivalent':<22}{f['dense']:>12.4g}{100.0:>9.1f}%",
     ]
     for k in SOURCES:
         lines.append(f"{'saved by ' + k:<22}{f['saved'][k]:>12.4g}{100 * f['saved'][k] / dense:>9.1f}%")
-    lines.append(f"{'spent':<22}{f['total']:>12.4g}{100 * f['total'] / dense:>9.1f}%")
+    for k, v in f.get("overhead", {}).items():
+        if v:
+            lines.append(f"{'overhead ' + k:<22}{v:>12.4g}{100 * v / dense:>9.1f}%")
+    lines.append(f"{'spent':<22}{f['spent']:>12.4g}{100 * f['spent'] / dense:>9.1f}%")
     lines += ["", f"training memory ({m['bits']}-bit, batch {m['batch_size']}): peak {_mib(m['peak_bytes'])} "
                   f"(epoch {m['peak_epoch']}), average {_mib(m['average_bytes'])}, min {_mib(m['min_bytes'])}, "
                   f"dense {_mib(m['dense_bytes'])}"]
@@ -237,9 +396,8 @@ def format_plan(plan: dict) -> str:
                      f"achieved {100 * fp['achieved']:.1f}%, {len(fp['freeze_epochs'])} blocks: "
                      + ", ".join(f"{b}@{e}" for b, e in fp["freeze_epochs"].items()))
     lines += ["", f"{'epochs':<10}{'samples':>10}{'density':>9}{'frozen':>8}{'FLOPs/epoch':>13}"]
-    rows = plan["epochs"]
-    for a, b in _segments(rows):
-        r = rows[a]
+    for r in _merged(plan["segments"]):
+        a, b = r["start"], r["end"] - 1
         span = f"{a}" if a == b else f"{a}-{b}"
         lines.append(f"{span:<10}{r['samples']:>10,}{r['density']:>9.4f}{r['frozen_prefix']:>8}{r['flops']['spent']:>13.4g}")
     return "\n".join(lines)

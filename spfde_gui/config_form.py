@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
 
 from engine import config as cfgmod
 from engine.run_dir import safe_name
+from engine.sparsity.methods import METHOD_FIELDS, METHODS
 
 GROUPS = (("model", "Model && data"), ("sparsity", "Sparsity && DST"), ("freeze", "Layer freezing"),
           ("sieve", "Data sieving"), ("training", "Training"), ("device", "Device"))
@@ -144,6 +145,7 @@ class ConfigForm(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.editors: dict[str, FieldEditor] = {}
+        self.labels: dict[str, QLabel] = {}
         self._loading = False
         self._valid = True
         self._cfg: cfgmod.RunConfig | None = None
@@ -195,6 +197,7 @@ class ConfigForm(QWidget):
                 self.editors[spec.path] = ed
                 lab = QLabel(_label(spec.path))
                 lab.setToolTip(f"{spec.path}: {spec.help}")
+                self.labels[spec.path] = lab
                 form.addRow(lab, ed)
             blay.addWidget(box)
         blay.addStretch(1)
@@ -282,9 +285,34 @@ class ConfigForm(QWidget):
     def set_field(self, path: str, value) -> None:
         self.editors[path].set_value(value)
 
+    def _sync_method_fields(self) -> None:
+        """Show only the fields of the chosen sparse-training method; a hidden field goes back
+        to its default, so a value set for another method never blocks the launch."""
+        ed = self.editors.get("sparsity.algorithm")
+        method = METHODS.get(ed.value()[0]) if ed is not None else None
+        if method is None:
+            return
+        defaults = cfgmod.RunConfig().to_dict()["sparsity"]
+        shown = {f"sparsity.{f}" for f in method.fields}
+        if method.distribution is not None:
+            shown.add("sparsity.distribution")
+        self._loading = True
+        try:
+            for path in [f"sparsity.{f}" for f in METHOD_FIELDS] + ["sparsity.distribution"]:
+                if path not in self.editors:
+                    continue
+                visible = path in shown
+                if not visible and self.editors[path].value()[0] != defaults[path.split(".", 1)[1]]:
+                    self.editors[path].set_value(defaults[path.split(".", 1)[1]])
+                self.editors[path].setVisible(visible)
+                self.labels[path].setVisible(visible)
+        finally:
+            self._loading = False
+
     def _on_changed(self) -> None:
         if self._loading:
             return
+        self._sync_method_fields()
         self.validate()
         self.changed.emit()
 

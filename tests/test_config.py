@@ -40,7 +40,7 @@ def test_preset_settings_follow_the_paper():
 
 
 def test_several_bad_values_reported_together():
-    d = {"epochs": 0, "optim": {"lr": -1}, "sparsity": {"target": 1.5, "algorithm": "rigl"},
+    d = {"epochs": 0, "optim": {"lr": -1}, "sparsity": {"target": 1.5, "algorithm": "dsr"},
          "model": {"name": "vgg"}}
     with pytest.raises(C.ConfigError) as ei:
         C.from_dict(d)
@@ -48,7 +48,7 @@ def test_several_bad_values_reported_together():
     assert {"epochs", "optim.lr", "sparsity.target", "sparsity.algorithm", "model.name"} <= set(errs)
     # each message names the bad value and what is allowed
     assert "1.5" in errs["sparsity.target"] and "< 1" in errs["sparsity.target"]
-    assert "rigl" in errs["sparsity.algorithm"] and "mest_ems" in errs["sparsity.algorithm"]
+    assert "dsr" in errs["sparsity.algorithm"] and "mest_ems" in errs["sparsity.algorithm"]
     assert "vgg" in errs["model.name"] and "resnet32" in errs["model.name"]
     assert "-1" in errs["optim.lr"]
     text = str(ei.value)

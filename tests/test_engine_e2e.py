@@ -259,5 +259,7 @@ def test_demo_preset_end_to_end_shrunk(tmp_path):
     last = _by_epoch(evs)[demo.epochs - 1]
     assert abs(last["sparse_density"] - (1 - demo.sparsity.target)) < 0.01   # ends at the target sparsity
     assert last["sparse_density"] < last["density"] < 1                      # the stem stays dense
-    projected = evs[0]["projected"]["epochs"][demo.epochs - 1]["density"]
+    seg = evs[0]["projected"]["segments"][-1]          # the projection's last segment
+    assert seg["end"] == demo.epochs
+    projected = seg["density"]
     assert abs(last["density"] - projected) < 0.01                          # measured matches the plan

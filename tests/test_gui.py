@@ -90,6 +90,24 @@ def test_presets_load_into_the_form(window):
     assert got is not None and got.epochs == want.epochs and got.model.name == want.model.name
 
 
+def test_the_form_shows_only_the_chosen_methods_fields(window):
+    form = window.form
+    hidden = lambda path: form.editors[path].isHidden()
+    form.set_field("sparsity.slack", "0.1")             # a MEST EM&S field, changed
+    assert not hidden("sparsity.slack") and hidden("sparsity.update_steps")
+    form.set_field("sparsity.algorithm", "rigl")
+    assert not hidden("sparsity.update_steps") and not hidden("sparsity.update_fraction")
+    assert hidden("sparsity.slack") and hidden("sparsity.score_batches") and not hidden("sparsity.distribution")
+    # the hidden MEST value went back to its default, so the RigL configuration is valid
+    cfg = form.config()
+    assert cfg is not None and cfg.sparsity.algorithm == "rigl" and cfg.sparsity.slack == 0.05
+    form.set_field("sparsity.algorithm", "snip")
+    assert not hidden("sparsity.score_batches") and hidden("sparsity.distribution") and hidden("sparsity.update_steps")
+    for name in ("set", "rigl", "snip", "grasp"):
+        form.load_preset(f"cifar100_resnet32x2_{name}")
+        assert form.config() is not None and form.config().sparsity.algorithm == name
+
+
 # ---------------------------------------------------------------- recorded runs
 def _record(run_dir: Path, n_epochs=6, finish=True, acc0=0.2, name="rec"):
     run_dir.mkdir(parents=True)

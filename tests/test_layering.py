@@ -9,7 +9,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PURE = ["engine.config", "engine.events", "engine.arch", "engine.costmodel", "engine.plan",
         "engine.dst_schedule", "engine.freeze_plan", "engine.datasets_info", "engine.data.sources",
-        "engine.resources", "engine.run_lock", "engine.run_dir", "engine.data.checks"]
+        "engine.resources", "engine.run_lock", "engine.run_dir", "engine.data.checks",
+        "engine.sparsity.methods"]
 
 
 def _loaded_after(imports: list[str]) -> set[str]:

@@ -1,4 +1,15 @@
-"""Dynamic sparse training: exact-count masks and the Sparsifier component."""
-from .sparsifier import Sparsifier
+"""Sparse training: exact-count masks, the Sparsifier component and the method plug-ins.
+
+``engine.sparsity.methods`` is pure Python (the planner and the config validator import it),
+so the torch component is loaded only when asked for.
+"""
+
+
+def __getattr__(name):
+    if name == "Sparsifier":
+        from .sparsifier import Sparsifier
+        return Sparsifier
+    raise AttributeError(name)
+
 
 __all__ = ["Sparsifier"]

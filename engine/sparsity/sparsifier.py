@@ -1,9 +1,11 @@
-"""The DST component: MEST EM&S (default), MEST EM and a static random mask.
+"""The sparse-training component: applies the chosen method plug-in (engine.sparsity.methods:
+MEST EM&S (default), MEST EM, static, SET, RigL, SNIP, GraSP) to the model.
 
 Masks are kept as float tensors shaped like the weights, so the per-step work is two
 fused ``torch._foreach_mul_`` calls (gradients after backward, weights after the step)
-over the layers of unfrozen blocks. Schedule numbers come from ``engine.dst_schedule``,
-the same functions the planner uses.
+over the layers of unfrozen blocks. Schedule numbers come from the method's pure schedule,
+the same object the planner prices; the method's rule decides what is dropped and grown
+(at epoch starts, or after a step's backward for step-based methods such as RigL).
 
 A block entering the frozen prefix has its sparse layers pruned to their target density
 (the final RM(s) of MEST, done early for that block: no regrowth, momentum cleared at the
@@ -19,6 +21,7 @@ from .. import dst_schedule
 from ..component import Component
 from ..seeding import gen
 from . import masks as M
+from .methods import method_for
 
 
 class Sparsifier(Component):
@@ -27,7 +30,10 @@ class Sparsifier(Component):
     def __init__(self, cfg):
         self.cfg = cfg
         self.enabled = cfg.sparsity.target > 0.0
-        self.score_lambda = float(cfg.sparsity.score_lambda)
+        self.method = method_for(cfg)
+        self.score_lambda = float(self.method.param("score_lambda")) if "score_lambda" in self.method.fields else 0.0
+        self._step0 = 0                                         # global step of the epoch's first batch
+        self._step_based = self.enabled and self.method.step_based
         self._all_layers: list[str] = []
         self._layers: list[tuple[str, torch.nn.Module]] = []   # masked layers, forward order
         self._schedule_layers: list[tuple] = []                 # (name, shape, tags) for dst_schedule
@@ -61,9 +67,14 @@ class Sparsifier(Component):
         dense = dst_schedule.dense_layer_names(self.cfg, self._schedule_layers)
         self._layers = [(n, m) for n, m in prunable if n not in dense]
         self._numel = {n: m.weight.numel() for n, m in self._layers}
+        if self._step_based:
+            from engine.plan import samples_per_epoch
+            self.method = method_for(self.cfg, samples_per_epoch(self.cfg, int(trainer.train_size)))
         if self._pending is not None:
             self._restore(self._pending)
             self._pending = None
+        elif hasattr(self.method, "masks"):
+            self._score_masks(trainer)
         else:
             start = dst_schedule.layer_densities(self.cfg, self._schedule_layers,
                                                  dst_schedule.training_sparsity(self.cfg, 0))
@@ -74,7 +85,32 @@ class Sparsifier(Component):
             for n, m in self._layers:
                 m.weight.mul_(self._fmask[n])
         self._recount()
+        if not self.method.exact_plan:   # data-chosen layer densities: a frozen block keeps its mask
+            self._target = dict(self._kept)
         self._refresh_active(getattr(model, "frozen_prefix", 0))
+
+    def _score_masks(self, trainer) -> None:
+        """One-shot masks from the method's scores on seeded training batches (SNIP, GraSP).
+        The model's state (BatchNorm statistics included) is left as it was."""
+        model = trainer.model
+        n = self.method.scored_samples(int(trainer.train_size))
+        order = torch.randperm(int(trainer.train_size), generator=gen(self.cfg.seed, "score", 0))[:n]
+        batches = [(x, y) for x, y, _ in trainer.data.train_batches(order, 0, 0)]
+        saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        weights = [m.weight for _, m in self._layers]
+        keep = M.keep_count(sum(w.numel() for w in weights), 1.0 - self.cfg.sparsity.target)
+        was_training = model.training
+        model.train()
+        masks = self.method.masks(model, weights, batches, keep)
+        model.load_state_dict(saved)
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+        for (n_, m), mask in zip(self._layers, masks):
+            self._fmask[n_] = mask.to(device=m.weight.device, dtype=m.weight.dtype)
+        trainer.emit("mask_update", epoch=0, layers=[
+            {"name": n_, "density": float(self._fmask[n_].sum()) / self._fmask[n_].numel(), "changed": 0.0,
+             "frozen": False} for n_, _ in self._layers], density=keep / max(1, sum(w.numel() for w in weights)),
+            prune_to=self.cfg.sparsity.target, grow_to=self.cfg.sparsity.target, reason="scored")
 
     def _restore(self, state: dict) -> None:
         saved = state.get("masks", {})
@@ -96,7 +132,9 @@ class Sparsifier(Component):
         if not self.enabled:
             return
         frozen = self._frozen_prefix(trainer, epoch)
-        update = dst_schedule.mask_update(self.cfg, epoch)
+        if self._step_based:
+            self._step0 = self.method.epoch_start_step(epoch)
+        update = self.method.mask_update(epoch)
         # epoch > last update: a run resumed mid-epoch must not apply the update twice
         if update is not None and epoch > self._last_update:
             self._update(trainer, epoch, frozen, *update)
@@ -104,7 +142,7 @@ class Sparsifier(Component):
             self._prune_frozen(trainer, epoch, frozen)
         self._refresh_active(frozen)
         # The prune score needs the gradient of the last step before the next update.
-        self._keep_grad = self.score_lambda > 0 and dst_schedule.mask_update(self.cfg, epoch + 1) is not None
+        self._keep_grad = self.score_lambda > 0 and self.method.mask_update(epoch + 1) is not None
 
     def _frozen_prefix(self, trainer, epoch: int) -> int:
         k = int(getattr(trainer.model, "frozen_prefix", 0))
@@ -156,8 +194,7 @@ class Sparsifier(Component):
                          prune_to=s, grow_to=s, reason="freeze")
 
     def _update(self, trainer, epoch: int, frozen: int, prune_to: float, grow_to: float) -> None:
-        d_prune = dst_schedule.layer_densities(self.cfg, self._schedule_layers, prune_to)
-        d_grow = dst_schedule.layer_densities(self.cfg, self._schedule_layers, grow_to)
+        args = self.method.layer_plan((prune_to, grow_to), self._schedule_layers)
         opt_state = trainer.optimizer.state if trainer.optimizer is not None else {}
         records = []
         with torch.no_grad():
@@ -167,8 +204,8 @@ class Sparsifier(Component):
                     continue
                 w = m.weight
                 old = self._fmask[n].bool()
-                keep = M.prune(w, old, d_prune[n], self._grads.get(n), self.score_lambda)
-                new = M.grow(keep, d_grow[n], gen(self.cfg.seed, "grow", epoch, n))
+                keep, new = self.method.update_layer(w, old, args.get(n), self._grads.get(n),
+                                                     gen(self.cfg.seed, "grow", epoch, n))
                 self._apply_mask(n, w, keep, new, opt_state)
                 records.append({"name": n, "density": self._kept[n] / self._numel[n],
                                 "changed": M.changed_fraction(old, new), "frozen": False})
@@ -191,6 +228,11 @@ class Sparsifier(Component):
     def after_backward(self, trainer) -> None:
         if not self._active_w:
             return
+        if self._step_based:
+            step = self._step0 + int(getattr(trainer, "batch_index", 0))
+            fraction = self.method.step_update(step)
+            if fraction is not None:
+                self._step_update(trainer, step, fraction)
         grads = [w.grad for w in self._active_w]
         masks = self._active_m
         if any(g is None for g in grads):
@@ -203,6 +245,25 @@ class Sparsifier(Component):
         # (trainers that do not say where the epoch ends get a copy every step).
         if self._keep_grad and getattr(trainer, "batch_index", -1) == getattr(trainer, "batches_in_epoch", 0) - 1:
             self._store_grads()
+
+    def _step_update(self, trainer, step: int, fraction: float) -> None:
+        """A step-based update (RigL) from the dense gradients of this step, before they are
+        masked; frozen blocks are not in the active list, so their masks stay."""
+        opt_state = trainer.optimizer.state if trainer.optimizer is not None else {}
+        records = []
+        with torch.no_grad():
+            for n, w in zip(self._active_names, self._active_w):
+                if w.grad is None:
+                    continue
+                old = self._fmask[n].bool()
+                keep, new = self.method.step_layer(w, old, w.grad, fraction)
+                self._apply_mask(n, w, keep, new, opt_state)
+                records.append({"name": n, "density": self._kept[n] / self._numel[n],
+                                "changed": M.changed_fraction(old, new), "frozen": False})
+        self._refresh_active(self._frozen)
+        s = self.cfg.sparsity.target
+        trainer.emit("mask_update", epoch=int(getattr(trainer, "epoch", 0)), step=step, fraction=fraction,
+                     layers=records, density=self.overall_density(), prune_to=s, grow_to=s)
 
     def _store_grads(self) -> None:
         with torch.no_grad():

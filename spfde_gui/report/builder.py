@@ -374,13 +374,20 @@ def dst_table(model) -> Table | None:
     ups = list(model.mask_updates)
     if not ups:
         return None
-    rows = []
+    # step-based methods (RigL) update many times an epoch: one row per epoch, its updates counted
+    by_epoch: dict = {}
     for u in ups:
-        layers = [x for x in (u.get("layers") or []) if isinstance(x, dict)]
+        by_epoch.setdefault(u.get("epoch"), []).append(u)
+    rows = []
+    for epoch, group in by_epoch.items():
+        last = group[-1]
+        layers = [x for u in group for x in (u.get("layers") or []) if isinstance(x, dict)]
         changed = [x.get("changed") for x in layers if _finite(x.get("changed"))]
-        rows.append([fmt_value(u.get("epoch")), fmt_pct(100 * u["density"], 2) if _finite(u.get("density")) else "–",
-                     fmt_num(len(layers)), fmt_pct(100 * float(np.mean(changed)), 2) if changed else "–"])
-    return Table(["Epoch", "Density", "Layers", "Mean positions changed"], rows, numeric=[True] * 4)
+        n_layers = len([x for x in (last.get("layers") or []) if isinstance(x, dict)])
+        rows.append([fmt_value(epoch), fmt_num(len(group)),
+                     fmt_pct(100 * last["density"], 2) if _finite(last.get("density")) else "–",
+                     fmt_num(n_layers), fmt_pct(100 * float(np.mean(changed)), 2) if changed else "–"])
+    return Table(["Epoch", "Updates", "Density", "Layers", "Mean positions changed"], rows, numeric=[True] * 5)
 
 
 def checkpoints_table(model) -> Table | None:

@@ -115,11 +115,18 @@ def _pct(x: float) -> str:
 
 
 def _projected_cumulative(projected: dict | None) -> np.ndarray | None:
-    """Cumulative projected spent FLOPs per epoch, if the run's projection carries rows."""
-    rows = (projected or {}).get("epochs")
-    if not isinstance(rows, list) or not rows:
-        return None
+    """Cumulative projected spent FLOPs per epoch, from the projection's segments ([start, end)
+    epochs of one cost each) or, in runs recorded before segments, its per-epoch rows."""
+    proj = projected or {}
     try:
+        segs = proj.get("segments")
+        if isinstance(segs, list) and segs:
+            per = np.concatenate([np.full(int(s["end"]) - int(s["start"]), float(s["flops"]["spent"]))
+                                  for s in segs])
+            return np.cumsum(per)
+        rows = proj.get("epochs")
+        if not isinstance(rows, list) or not rows:
+            return None
         per = np.array([float(r["flops"]["spent"]) for r in rows])
     except (KeyError, TypeError, ValueError):
         return None
