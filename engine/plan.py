@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from engine import arch as arch_mod
 from engine import costmodel, dst_schedule
-from engine.config import ConfigError, RunConfig, sieve_oneshot_epoch
+from engine.config import ConfigError, RunConfig, freeze_enabled, sieve_oneshot_epoch
 from engine.datasets_info import dataset_sizes
 
 SOURCES = ("sparsity", "freeze", "sieve")
@@ -86,7 +86,9 @@ def _with_frozen_masks(cfg: RunConfig, arch, scheduled: list[dict], prefix: list
     """Densities the run trains at: masks change only at mask-update epochs; a block entering
     the frozen prefix is pruned to its target densities (never regrown) and skips updates
     while frozen; unfrozen again, it keeps the target until the next update reaches it."""
-    target = target_densities(cfg, arch) if cfg.sparsity.target > 0 else {}
+    # freeze.prune_frozen false: a freezing block keeps the mask it froze with (paper: "structure
+    # and weights remain unchanged"), so no target cut.
+    target = target_densities(cfg, arch) if cfg.sparsity.target > 0 and cfg.freeze.prune_frozen else {}
     out: list[dict] = []
     cur: dict = {}
     for e in range(cfg.epochs):
@@ -113,18 +115,21 @@ def overall_density(arch, densities: dict) -> float:
 
 
 def _plan_freeze(cfg: RunConfig, arch, scheduled: list[dict], samples: list[int]) -> dict | None:
-    if cfg.freeze.target <= 0:
+    if not freeze_enabled(cfg):
         return None
     from engine.freeze_plan import plan_freeze  # only when freezing is on
     fwd = [costmodel.block_forward_flops(arch, d) for d in scheduled]
     at_target = costmodel.block_forward_flops(arch, target_densities(cfg, arch)) \
-        if cfg.sparsity.target > 0 else None
+        if cfg.sparsity.target > 0 and cfg.freeze.prune_frozen else None
     try:
         return plan_freeze(cfg, arch.block_names, fwd, samples,
                            block_layers=[len(b.layers) for b in arch.blocks],
                            frozen_block_fwd_flops=at_target)
     except ValueError as exc:
-        raise ConfigError([("freeze.target", str(exc))]) from None
+        msg = str(exc)
+        field = next((f for f in ("freeze.start_epoch", "freeze.blocks", "freeze.layer_fraction",
+                                  "freeze.resume_epochs", "freeze.delay_epochs") if msg.startswith(f)), "freeze.target")
+        raise ConfigError([(field, msg)]) from None
 
 
 def _check_sieve(cfg: RunConfig, train_size: int) -> None:
@@ -233,8 +238,9 @@ def format_plan(plan: dict) -> str:
                   f"dense {_mib(m['dense_bytes'])}"]
     fp = plan.get("freeze_plan")
     if fp:
-        lines.append(f"freeze plan: start epoch {fp['start_epoch']}, target {100 * fp['target']:.1f}%, "
-                     f"achieved {100 * fp['achieved']:.1f}%, {len(fp['freeze_epochs'])} blocks: "
+        how = "given" if fp.get("start_given") else f"target {100 * fp['target']:.1f}%"
+        lines.append(f"freeze plan: start epoch {fp['start_epoch']} ({how}), "
+                     f"achieved {100 * fp['achieved']:.1f}% saving, {len(fp['freeze_epochs'])} blocks: "
                      + ", ".join(f"{b}@{e}" for b, e in fp["freeze_epochs"].items()))
     lines += ["", f"{'epochs':<10}{'samples':>10}{'density':>9}{'frozen':>8}{'FLOPs/epoch':>13}"]
     rows = plan["epochs"]
