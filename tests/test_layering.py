@@ -8,7 +8,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PURE = ["engine.config", "engine.events", "engine.arch", "engine.costmodel", "engine.plan",
-        "engine.dst_schedule", "engine.freeze_plan", "engine.datasets_info", "engine.data.sources"]
+        "engine.dst_schedule", "engine.freeze_plan", "engine.datasets_info", "engine.data.sources",
+        "engine.sweep.spec", "engine.sweep.cells", "engine.sweep.manifest", "engine.sweep.state",
+        "engine.sweep.results", "engine.sweep.export", "engine.sweep.runner", "engine.sweep.commands"]
 
 
 def _loaded_after(imports: list[str]) -> set[str]:
