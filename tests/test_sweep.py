@@ -210,3 +210,14 @@ def test_manifest_roundtrip_and_state(tmp_path):
     assert st.action == "done" and st.finished_in_folder
     with pytest.raises(SweepError, match="no sweep.yaml"):
         manifest.read(tmp_path)
+
+
+@pytest.mark.parametrize("name, n", [("cifar100_table2", 36), ("demo_grid", 8)])
+def test_shipped_sweeps_validate_and_plan(name, n):
+    s = spec.load(spec.SWEEPS_DIR / f"{name}.yaml")
+    cells = cells_mod.build(s)
+    assert len(cells) == n
+    if name == "cifar100_table2":
+        starts = {c.setting["freeze.target"]: c.projected["freeze_start_epoch"] for c in cells}
+        assert starts == {0.0: None, 0.1: 80, 0.15: 70, 0.2: 60}       # the paper's Table A4
+        assert {c.config["freeze"]["prune_frozen"] for c in cells} == {False} and s.seeds == [0, 1, 2]

@@ -16,10 +16,11 @@ from engine import config as config_mod
 from engine.config import ConfigError
 from engine.sweep.spec import SweepError, SweepSpec
 
-# Default throughput used for time estimates before any cell has finished: training FLOPs
-# per second measured on the demo preset on a shared 2-core CPU (docs/sweeps.md). Finished
-# cells of the same sweep replace it with their own measured rate.
-DEFAULT_CPU_FLOPS_PER_S = 2.0e9
+# Default throughput for time estimates before any cell has finished: executed FLOPs
+# (``executed_flops``) per second of the demo preset on a shared 2-core CPU (5.53e12 in
+# 105 s, less the start-up below; docs/sweeps.md). Finished cells of the same sweep
+# replace it with their own measured rate.
+DEFAULT_CPU_FLOPS_PER_S = 5.5e10
 # Per-cell start-up (a fresh Python importing torch, building data and model) and evaluation
 # time that FLOPs do not capture; measured on the same machine.
 CELL_OVERHEAD_S = 5.0
@@ -56,7 +57,7 @@ def setting_key(setting: dict) -> str:
 
 
 def _short(v: Any) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
+    return f"{v:g}" if isinstance(v, float) else "-" if v is None else str(v)
 
 
 def settings(spec: SweepSpec) -> list[dict[str, Any]]:
@@ -150,8 +151,21 @@ def build(spec: SweepSpec) -> list[Cell]:
     return plan_cells(spec, expand(spec))
 
 
+def executed_flops(projected: dict) -> float:
+    """The work a run really executes: masked layers are computed densely (a mask zeroes
+    weights, it does not skip them), so time follows the dense-equivalent FLOPs less what
+    sieving and freezing skip, scaled from sparse to dense FLOPs."""
+    dense = float(projected.get("flops_dense") or 0.0)
+    saved = projected.get("flops_saved") or {}
+    sparse_run = dense - float(saved.get("sparsity", 0.0))
+    if dense <= 0 or sparse_run <= 0:
+        return float(projected.get("flops_spent") or 0.0)
+    scale = dense / sparse_run
+    return max(0.0, dense - scale * (float(saved.get("sieve", 0.0)) + float(saved.get("freeze", 0.0))))
+
+
 def estimate_seconds(cell: Cell, flops_per_s: float) -> float:
-    return CELL_OVERHEAD_S + float(cell.projected.get("flops_spent") or 0.0) / max(flops_per_s, 1.0)
+    return CELL_OVERHEAD_S + executed_flops(cell.projected) / max(flops_per_s, 1.0)
 
 
 def format_plan(spec: SweepSpec, cells: list[Cell], flops_per_s: float = DEFAULT_CPU_FLOPS_PER_S) -> str:
@@ -172,8 +186,9 @@ def format_plan(spec: SweepSpec, cells: list[Cell], flops_per_s: float = DEFAULT
     lines = [f"sweep {spec.name}: {len(cells)} cells ({len(cells) // max(1, len(spec.seeds))} settings x "
              f"{len(spec.seeds)} seeds)", "  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
-    lines.append(f"estimated total: {_duration(total_s)} at {flops_per_s:.3g} training FLOPs/s, one cell at a time "
-                 f"(set --flops-per-s to your machine's rate)")
+    lines.append(f"estimated total: {_duration(total_s)} one cell at a time, at {flops_per_s:.3g} executed FLOPs/s "
+                 f"(masked layers run densely) and {CELL_OVERHEAD_S:g} s start-up per cell; --flops-per-s sets "
+                 "your machine's rate")
     return "\n".join(lines)
 
 

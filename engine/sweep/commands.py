@@ -15,11 +15,11 @@ log = logging.getLogger("engine.sweep")
 
 
 def measured_rate(m: manifest_mod.Manifest) -> float | None:
-    """Training FLOPs per second of the sweep's finished cells (None before any)."""
+    """Executed FLOPs per second of the sweep's finished cells (None before any)."""
     flops = wall = 0.0
     for line in results_mod.latest_lines(manifest_mod.read_jsonl(m.dir / manifest_mod.RESULTS)).values():
-        if line.get("status") == "completed" and line.get("flops_spent") and line.get("wall_time"):
-            flops += float(line["flops_spent"])
+        if line.get("status") == "completed" and line.get("flops_dense") and line.get("wall_time"):
+            flops += cells_mod.executed_flops(line)
             wall += float(line["wall_time"])
     return flops / wall if wall > 0 else None
 

@@ -26,6 +26,7 @@ from engine import config as config_mod
 from engine.config import ConfigError
 
 DEFAULT_MAX_CELLS = 500
+SWEEPS_DIR = Path(__file__).resolve().parent.parent.parent / "assets" / "sweeps"
 SWEEP_KEYS = ("name", "base", "overrides", "axes", "linked", "seeds", "max_cells", "sweep_dir", "description")
 # Fields a sweep may not vary: the seed has its own key, and these name the run folder.
 NOT_AN_AXIS = {"seed": "use the sweep's `seeds` key", "name": "cells are named by the sweep",
@@ -132,7 +133,7 @@ def parse(data: Any, source: str | None = None, here: Path | None = None) -> Swe
             continue
         group = {str(k): v for k, v in group.items()}
         for k, v in group.items():
-            _check_axis(f"{where}.{k}", k, v, errors)
+            _check_axis(f"{where}.{k}", k, v, errors, unique=False)
             if k in seen:
                 errors.append((f"{where}.{k}", "this field is already varied by another axis"))
             seen.add(k)
@@ -140,6 +141,10 @@ def parse(data: Any, source: str | None = None, here: Path | None = None) -> Swe
         if len(set(lengths.values())) > 1:
             errors.append((where, "linked fields change together, so their lists need the same length; got "
                            + ", ".join(f"{k}: {n}" for k, n in lengths.items())))
+        elif lengths and len(lengths) == len(group):
+            rows = [repr([group[k][i] for k in group]) for i in range(next(iter(lengths.values())))]
+            if len(set(rows)) != len(rows):
+                errors.append((where, "two positions give the same values for every linked field"))
         linked.append(group)
 
     seeds = _seeds(data.get("seeds", 1), base, errors)
@@ -158,7 +163,7 @@ def parse(data: Any, source: str | None = None, here: Path | None = None) -> Swe
                      raw=copy.deepcopy(data))
 
 
-def _check_axis(where: str, fld: str, values: Any, errors: list) -> None:
+def _check_axis(where: str, fld: str, values: Any, errors: list, unique: bool = True) -> None:
     if fld in NOT_AN_AXIS:
         errors.append((where, f"{fld} cannot be an axis: {NOT_AN_AXIS[fld]}"))
     elif fld not in config_mod.FIELD_BY_PATH:
@@ -174,7 +179,7 @@ def _check_axis(where: str, fld: str, values: Any, errors: list) -> None:
             msg = config_mod._check_field(spec, config_mod._coerce(spec, v))
             if msg:
                 errors.append((where, f"value {v!r}: {msg}"))
-        if len({repr(config_mod._coerce(spec, v)) for v in values}) != len(values):
+        if unique and len({repr(config_mod._coerce(spec, v)) for v in values}) != len(values):
             errors.append((where, f"repeated values in {values!r}"))
 
 
