@@ -194,3 +194,30 @@ class _Sink:
 
     def flush(self):
         pass
+
+
+def test_one_cell_per_gpu_with_several_gpus(tmp_path, monkeypatch):
+    from engine.sweep import cells as cells_mod, spec as spec_mod
+    from engine.sweep.runner import detect_gpus
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert detect_gpus("auto") == ["2", "3"] and detect_gpus("0, 1") == ["0", "1"] and detect_gpus("none") == []
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert detect_gpus("auto") == []
+    fake = tmp_path / "fake_engine.py"
+    fake.write_text(FAKE_ENGINE.replace('emit(event="run_started", run_dir=str(d), resumed=False)',
+                                        'emit(event="run_started", run_dir=str(d), resumed=False, '
+                                        'cuda=os.environ.get("CUDA_VISIBLE_DEVICES")); time.sleep(0.5)'))
+    wrapper = tmp_path / "fakepy"
+    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {fake} \"$@\"\n")
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("FAIL_DIR", str(tmp_path))
+    s = spec_mod.load(write_sweep(tmp_path, axes={"optim.lr": [0.05, 0.1]}, seeds=2))
+    m = manifest.create(s, cells_mod.build(s), tmp_path / "sweeps")
+    out = []
+    assert SweepRunner(m, slots=["0", "1"], out=_Sink(out), python=str(wrapper)).run() == 0
+    started = [e for e in out if e["event"] == "cell_started"]
+    assert len(started) == 4 and {e["slot"] for e in started} == {"0", "1"}
+    for e in started:       # each cell saw only its own GPU
+        evs = events_of(Path(e["run_dir"]))
+        assert evs[0]["cuda"] == e["slot"]
+    assert out[-1]["event"] == "sweep_finished" and out[-1]["completed"] == 4
