@@ -3,7 +3,6 @@ form plus an axis, see each cell's projected cost, reorder and drop waiting cell
 pause (the running cell checkpoints), start again (it resumes), and read the results."""
 import csv
 import os
-from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
