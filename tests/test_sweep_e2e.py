@@ -97,11 +97,9 @@ def test_killed_sweep_resumes_and_each_cell_completes_once(tmp_path):
     # the cells that were never interrupted are uninterrupted runs already; each resumed
     # one must equal the same cell run without interruption.
     assert resumed_cells == [killed] or not resumed_cells        # only the killed cell resumed
+    from engine.cli import main as engine_main        # in-process: no second torch start-up
     for c in resumed_cells or [killed]:
-        ref = subprocess.run([sys.executable, "-m", "engine", "run", "--config", str(m.config_path(c)),
-                              "--run-dir", str(tmp_path / "ref")], cwd=ROOT, env=env(),
-                             capture_output=True, text=True, timeout=300)
-        assert ref.returncode == 0, ref.stderr[-2000:]
+        assert engine_main(["run", "--config", str(m.config_path(c)), "--run-dir", str(tmp_path / "ref")]) == 0
         want = results.summarize_run(next((tmp_path / "ref").iterdir()))
         got = lines[c.name]
         for k in ("final_test_acc", "best_test_acc", "flops_spent", "epochs_completed"):

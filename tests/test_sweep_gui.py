@@ -61,11 +61,13 @@ def test_queue_plans_reorders_drops_runs_pauses_and_resumes(window, qtbot, tmp_p
     assert [c.setting["sparsity.target"] for c in q.cells] == [0.8, 0.5, 0.6]
     q.table.selectRow(2)
     assert q.drop() is True
-    assert [c.name for c in q.cells] == ["gui-c001", "gui-c000"]
+    q.table.selectRow(1)
+    assert q.drop() is True                               # one cell left keeps the test short
+    assert [c.name for c in q.cells] == ["gui-c001"]
 
     assert q.start() is True
     m = q.manifest
-    assert m is not None and [c.name for c in m.cells] == ["gui-c001", "gui-c000"]
+    assert m is not None and [c.name for c in m.cells] == ["gui-c001"]
     assert m.dir.parent == (tmp_path / "sweeps").resolve()
     qtbot.waitUntil(lambda: window.controller.model is not None and window.controller.model.n_epochs >= 1,
                     timeout=120000)
@@ -74,19 +76,18 @@ def test_queue_plans_reorders_drops_runs_pauses_and_resumes(window, qtbot, tmp_p
     qtbot.waitUntil(lambda: not window.controller.is_running() and q._current is None, timeout=120000)
     assert not q.running
     sts = {s.cell.name: s.action for s in state.states(manifest.read(m.dir))}
-    assert sts["gui-c000"] == "start"
     assert sts["gui-c001"] in ("resume", "done")          # checkpointed (or it had just finished)
 
     assert q.start() is True                              # continues: resumes the paused cell
     qtbot.waitUntil(lambda: not q.running, timeout=180000)
     assert "Sweep finished" in q.message.text()
     lines = results.latest_lines(manifest.read_jsonl(m.dir / manifest.RESULTS))
-    assert sorted(lines) == ["gui-c000", "gui-c001"] and all(l["status"] == "completed" for l in lines.values())
-    assert all(q.table.item(r, 5).text() == "completed" for r in range(2))
+    assert sorted(lines) == ["gui-c001"] and lines["gui-c001"]["status"] == "completed"
+    assert q.table.item(0, 5).text() == "completed"
 
     view = window.sweep_results                           # the queue handed its sweep over
     assert view.manifest is not None and view.manifest.dir == m.dir
-    assert view.table.rowCount() == 2
+    assert view.table.rowCount() == 1
     with qtbot.waitSignal(view.open_runs) as sig:
         view.open_row(0)
     assert len(sig.args[0]) == 1 and window.model.run_dir == sig.args[0][0]
