@@ -58,7 +58,10 @@ class SweepResultsView(QWidget):
         self.plot.setLabel("left", "final test accuracy (%)")
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.scatter = pg.ScatterPlotItem(size=10, brush=pg.mkBrush("#1f5fa8"))
-        self.front = pg.PlotDataItem(pen=pg.mkPen("#e07b1a", width=2))
+        # the front: a line through ringed points (a one-point front is still visible)
+        self.front = pg.PlotDataItem(pen=pg.mkPen("#e07b1a", width=2), symbol="o", symbolSize=16,
+                                     symbolBrush=None, symbolPen=pg.mkPen("#e07b1a", width=2), name="Pareto front")
+        self.labels: list = []
         self.plot.addItem(self.scatter)
         self.plot.addItem(self.front)
         self.scatter.sigClicked.connect(self._point_clicked)
@@ -105,6 +108,14 @@ class SweepResultsView(QWidget):
         self.scatter.setData([{"pos": (pts[i][0], pts[i][1] * 100), "data": i} for i in ok])
         front = results_mod.pareto_front(pts)
         self.front.setData([pts[i][0] for i in front], [pts[i][1] * 100 for i in front])
+        for t in self.labels:
+            self.plot.removeItem(t)
+        self.labels = []
+        for i in ok:                    # numbered as the table's rows
+            t = pg.TextItem(f"#{i + 1}", color="#444444", anchor=(-0.3, 1))
+            t.setPos(pts[i][0], pts[i][1] * 100)
+            self.plot.addItem(t)
+            self.labels.append(t)
         self._update_buttons()
 
     def pareto_rows(self) -> list[int]:
