@@ -36,6 +36,12 @@ NOT_AN_AXIS = {"seed": "use the sweep's `seeds` key", "name": "cells are named b
 class SweepError(ConfigError):
     """A bad sweep file or cell; ``errors`` lists (where, message)."""
 
+    def __init__(self, errors: list[tuple[str, str]], source: str | None = None):
+        super().__init__(errors, source)
+        n = len(self.errors)
+        head = f"invalid sweep{f' {source}' if source else ''} ({n} error{'s' if n != 1 else ''}):\n"
+        self.args = (head + "\n".join(f"  {f}: {m}" for f, m in self.errors),)
+
 
 @dataclass
 class SweepSpec:
