@@ -64,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the projection as JSON")
     p = sub.add_parser("sweep", help="run a sweep (a grid of settings x seeds, docs/sweeps.md), or resume one")
     p.add_argument("source", metavar="SWEEP_FILE_OR_DIR",
-                   help="a sweep file (resumes the newest sweep folder with the same cells, unless --new) "
-                        "or a sweep folder to resume")
+                   help="a sweep file (resumes the newest sweep folder with the same cells, unless --new), "
+                        "the name of a shipped one (demo_grid, cifar100_table2) or a sweep folder to resume")
     p.add_argument("--plan", action="store_true", help="print every cell's projected FLOPs and time; train nothing")
     p.add_argument("--new", action="store_true", help="start a fresh sweep folder even if a matching one exists")
     p.add_argument("--sweep-dir", help="folder in which the sweep folder is created (default: the file's sweep_dir)")

@@ -27,6 +27,9 @@ def measured_rate(m: manifest_mod.Manifest) -> float | None:
 def resolve(args) -> tuple[spec_mod.SweepSpec | None, list[cells_mod.Cell], manifest_mod.Manifest | None]:
     """(spec, planned cells, existing manifest or None) for a sweep file or folder."""
     src = Path(args.source)
+    shipped = spec_mod.SWEEPS_DIR / f"{args.source}.yaml"
+    if not src.exists() and shipped.is_file():     # a shipped sweep by name: demo_grid
+        src = shipped
     if src.is_dir():
         m = manifest_mod.read(src)
         return None, m.cells, m
