@@ -221,3 +221,16 @@ def test_shipped_sweeps_validate_and_plan(name, n):
         starts = {c.setting["freeze.target"]: c.projected["freeze_start_epoch"] for c in cells}
         assert starts == {0.0: None, 0.1: 80, 0.15: 70, 0.2: 60}       # the paper's Table A4
         assert {c.config["freeze"]["prune_frozen"] for c in cells} == {False} and s.seeds == [0, 1, 2]
+
+
+def test_cli_plan_by_shipped_name_and_bad_file(capsys, tmp_path):
+    from engine.cli import main
+    assert main(["sweep", "demo_grid", "--plan", "--sweep-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "demo-grid-c007" in out and "estimated total" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("axes: {sparsity.target: [0.9, x]}\n")
+    assert main(["sweep", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "invalid sweep" in err and "axes.sparsity.target" in err
+    assert not list(tmp_path.glob("*-2*"))          # nothing was created
