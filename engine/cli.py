@@ -4,6 +4,7 @@
     spfde-train resume RUN_DIR [--allow-change FIELD,...]
     spfde-train validate (--config F | --preset NAME) [--set k=v ...]
     spfde-train plan (--config F | --preset NAME) [--set k=v ...] [--json]
+    spfde-train sweep (SWEEP_FILE | SWEEP_DIR) [--plan] [--new] [--table md|csv|tex] [--gpus auto]
 
 torch is imported only by run and resume (and by validate to check an explicit cuda or mps
 device), so validate and plan answer in milliseconds.
@@ -65,6 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="project the run's FLOPs, memory and freeze plan without training")
     _add_config_args(p)
     p.add_argument("--json", action="store_true", help="print the projection as JSON")
+    p = sub.add_parser("sweep", help="run a sweep (a grid of settings x seeds, docs/sweeps.md), or resume one")
+    p.add_argument("source", metavar="SWEEP_FILE_OR_DIR",
+                   help="a sweep file (resumes the newest sweep folder with the same cells, unless --new), "
+                        "the name of a shipped one (demo_grid, cifar100_table2) or a sweep folder to resume")
+    p.add_argument("--plan", action="store_true", help="print every cell's projected FLOPs and time; train nothing")
+    p.add_argument("--new", action="store_true", help="start a fresh sweep folder even if a matching one exists")
+    p.add_argument("--sweep-dir", help="folder in which the sweep folder is created (default: the file's sweep_dir)")
+    p.add_argument("--gpus", default="auto", help="auto (one cell per visible GPU), none, or ids such as 0,1")
+    p.add_argument("--flops-per-s", type=float, default=None,
+                   help="training FLOPs per second for --plan's time estimate (default: measured by finished "
+                        "cells of the sweep, else a 2-core CPU figure)")
+    p.add_argument("--table", choices=("md", "csv", "tex"), help="print the results table of the sweep and exit")
     return ap
 
 
@@ -213,7 +226,12 @@ def _train(cfg, run_dir: Path, point=None, stop_on_eof: bool = False, events_on_
         emitter.close()
 
 
-COMMANDS = {"run": cmd_run, "resume": cmd_resume, "validate": cmd_validate, "plan": cmd_plan}
+def cmd_sweep(args) -> int:
+    from engine.sweep import commands as sweep_cmd   # pure Python; cells run as subprocesses
+    return sweep_cmd.main(args)
+
+
+COMMANDS = {"run": cmd_run, "resume": cmd_resume, "validate": cmd_validate, "plan": cmd_plan, "sweep": cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -107,6 +107,9 @@ class FreezeConfig:
     resume_epochs: int | None = None   # single_shot_resume: dR (default: interval)
     resume_lr: float = 0.01            # single_shot_resume: LR of the final all-blocks phase
     delay_epochs: int | None = None    # delayed_periodic: epochs before periods start (default: half the run)
+    start_epoch: int | None = None     # t_frz set directly (paper Tables A4/A5) instead of searched for the target
+    blocks: int | None = None          # leading blocks that freeze (default: those within layer_fraction)
+    prune_frozen: bool = True          # a freezing block is pruned to the target density (false: keeps its mask)
 
 
 @dataclass
@@ -227,6 +230,9 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("freeze.resume_epochs", "int", "single_shot_resume: epochs all blocks train again at the end", "freeze", min=1, max=MAX_EPOCHS, optional=True),
     _f("freeze.resume_lr", "float", "single_shot_resume: LR of that final phase", "freeze", min=0),
     _f("freeze.delay_epochs", "int", "delayed_periodic: epochs before the periods start", "freeze", min=0, max=MAX_EPOCHS, optional=True),
+    _f("freeze.start_epoch", "int", "Freezing start epoch t_frz, set directly (empty: searched for the target)", "freeze", min=0, max=MAX_EPOCHS, optional=True),
+    _f("freeze.blocks", "int", "Leading blocks that freeze (empty: those within layer_fraction)", "freeze", min=1, max=10_000, optional=True),
+    _f("freeze.prune_frozen", "bool", "Prune a block to the target density when it freezes (off: it keeps its mask)", "freeze"),
     _f("sieve.ratio", "float", "Fraction of the training set removed (0 = off; at most 0.95, so that something is left to train on)", "sieve", min=0, max=0.95),
     _f("sieve.update_ratio", "float", "Fraction of the removed set swapped each update", "sieve", min=0, max=1, min_inclusive=False),
     _f("sieve.mode", "choice", "circular (SpFDE) or oneshot (MEST's data efficiency)", "sieve", choices=SIEVE_MODES),
@@ -317,6 +323,9 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
     if not {"sieve.ratio", "sieve.mode", "sieve.oneshot_epoch"} & bad and cfg.sieve.ratio > 0 and cfg.sieve.mode == "oneshot" \
             and cfg.sieve.oneshot_epoch is not None and "epochs" not in bad and cfg.sieve.oneshot_epoch >= cfg.epochs:
         errors.append(("sieve.oneshot_epoch", f"must be smaller than epochs ({cfg.epochs}), got {cfg.sieve.oneshot_epoch}"))
+    if "freeze.start_epoch" not in bad and "epochs" not in bad and cfg.freeze.start_epoch is not None \
+            and cfg.freeze.start_epoch >= cfg.epochs:
+        errors.append(("freeze.start_epoch", f"must be smaller than epochs ({cfg.epochs}), got {cfg.freeze.start_epoch}"))
     return errors
 
 
@@ -500,3 +509,8 @@ def sieve_oneshot_epoch(cfg: RunConfig) -> int:
 
 def freeze_resume_epochs(cfg: RunConfig) -> int:
     return cfg.freeze.resume_epochs if cfg.freeze.resume_epochs is not None else cfg.interval
+
+
+def freeze_enabled(cfg: RunConfig) -> bool:
+    """Freezing is on with a FLOPs target or with a start epoch set directly."""
+    return cfg.freeze.target > 0 or cfg.freeze.start_epoch is not None

@@ -51,6 +51,14 @@ EVENT_FIELDS: dict[str, dict[str, str]] = {
     "error": {"message": "str", "traceback": "str"},
     # Corrupt images skipped (data.on_bad_sample: skip) in one epoch; samples: [{path, reason}] (at most 20).
     "bad_samples": {"epoch": "int", "split": "str", "count": "int", "total": "int", "samples": "list"},
+    # Sweep-level events (spfde-train sweep; stdout and <sweep>/sweep_events.jsonl).
+    "sweep_started": {"sweep_dir": "str", "sweep": "str", "cells": "int", "todo": "int", "slots": "list"},
+    "cell_started": {"cell": "str", "index": "int", "run_dir": "str", "resumed": "bool", "attempt": "int"},
+    "cell_finished": {"cell": "str", "index": "int", "run_dir": "str", "status": "str"},
+    "cell_stopped": {"cell": "str", "index": "int", "run_dir": "str"},
+    "cell_failed": {"cell": "str", "index": "int", "run_dir": "str?", "error": "str", "attempt": "int",
+                    "will_retry": "bool"},
+    "sweep_finished": {"status": "str", "completed": "int", "failed": "int", "remaining": "int"},
 }
 RUN_STATUSES = ("completed", "stopped")
 CHECKPOINT_REASONS = ("periodic", "end", "stop", "command")

@@ -33,7 +33,12 @@ Rules (docs/layer-freezing.md explains them and compares with the paper's Tables
   smallest k reaching the target is used, and the step from k-1 to k blocks happens at the
   latest cycle start that still meets the target (fine control of the budget).
 * Freezable blocks: single-shot schemes freeze at most the leading blocks whose layers
-  (conv/linear) fit in ``freeze.layer_fraction`` of the model's layers. Periodic schemes
+  (conv/linear) fit in ``freeze.layer_fraction`` of the model's layers (or exactly
+  ``freeze.blocks`` when set).
+* Paper-exact settings: ``freeze.start_epoch`` gives t_frz directly (Tables A4/A5); then
+  nothing is searched, all the freezable blocks (or ``freeze.blocks``) freeze from it, one
+  per interval (periodic schemes: the cycles start there), and ``achieved`` reports the
+  saving. ``freeze.target`` may then be 0. Periodic schemes
   size their groups by the budget (paper App. B), from every block but the last.
 """
 from __future__ import annotations
@@ -76,7 +81,8 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
     Raises ValueError naming the largest reachable target when the target cannot be met.
     """
     f = float(cfg.freeze.target)
-    if f <= 0:
+    fixed_start = cfg.freeze.start_epoch     # paper-exact: t_frz given, nothing searched
+    if f <= 0 and fixed_start is None:
         return None
     T, dT, B = int(cfg.epochs), int(cfg.interval), len(block_names)
     scheme = cfg.freeze.scheme
@@ -99,6 +105,9 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
     if cost <= 0:
         raise ValueError("the run has no training FLOPs to save by freezing")
     goal = f * (1 - _REL_TOL)
+    n_blocks = cfg.freeze.blocks
+    if n_blocks is not None and not 1 <= n_blocks < B:
+        raise ValueError(f"freeze.blocks: must be in [1, {B - 1}] (the last block never freezes), got {n_blocks}")
 
     def saving(points):
         """The freeze share of the run's training FLOPs (what the ledger reports) under the
@@ -109,7 +118,7 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
     resume_epoch = None
     extra: dict = {}
     if scheme in ("single_shot", "single_shot_resume"):
-        n = freezable_blocks(block_layers, cfg.freeze.layer_fraction)
+        n = n_blocks if n_blocks is not None else freezable_blocks(block_layers, cfg.freeze.layer_fraction)
         if n == 0:
             raise ValueError(f"freeze.layer_fraction: {cfg.freeze.layer_fraction:g} of the layers does not cover "
                              f"even the first block ({block_layers[0]} of {sum(block_layers)} layers); raise it")
@@ -119,7 +128,12 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
             if not 0 < dr < T:
                 raise ValueError(f"freeze.resume_epochs: must be in [1, epochs-1] = [1, {T - 1}], got {dr}")
             end = resume_epoch = T - dr
-        prefix, start = _plan_single_shot(T, dT, n, end, saving, goal)
+        if fixed_start is not None:
+            if fixed_start >= end:
+                raise ValueError(f"freeze.start_epoch: must be before epoch {end} (the end of freezing), got {fixed_start}")
+            prefix, start = _single_shot_points(T, dT, fixed_start, n, end), fixed_start
+        else:
+            prefix, start = _plan_single_shot(T, dT, n, end, saving, goal)
         extra["freezable_blocks"] = n
     elif scheme in ("periodic", "delayed_periodic"):
         start = 0
@@ -127,7 +141,13 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
             start = cfg.freeze.delay_epochs if cfg.freeze.delay_epochs is not None else T // 2
             if not 0 <= start < T:
                 raise ValueError(f"freeze.delay_epochs: must be in [0, epochs-1] = [0, {T - 1}], got {start}")
-        prefix, groups, join = _plan_periodic(T, B, start, saving, goal)
+        if fixed_start is not None:
+            start = fixed_start
+        if fixed_start is not None or n_blocks is not None:
+            k = n_blocks if n_blocks is not None else B - 1
+            prefix, groups, join = _periodic_points(T, start, k, k, start), _groups(k), start
+        else:
+            prefix, groups, join = _plan_periodic(T, B, start, saving, goal)
         extra["groups"] = {"front": list(block_names[:groups[0]]),
                            "middle": list(block_names[groups[0]:groups[0] + groups[1]])}
         extra["update_every"] = {name: (PERIOD if i < groups[0] else 2 if i < sum(groups) else 1)
@@ -161,6 +181,8 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
         "achieved": saved_sum / total_sum,
         "max_reachable": _max_reachable(scheme, T, dT, B, block_layers, cfg, saving, resume_epoch),
         "start_epoch": start,
+        "start_given": fixed_start is not None,
+        "prune_frozen": frozen_block_fwd_flops is not None,
         "interval": dT,
         "layer_fraction": cfg.freeze.layer_fraction,
         "freeze_epochs": freeze_epochs,
@@ -380,7 +402,7 @@ def _plan_periodic(T, B, start, saving, goal):
 
 def _max_reachable(scheme, T, dT, B, block_layers, cfg, saving, resume_epoch):
     if scheme in ("single_shot", "single_shot_resume"):
-        n = freezable_blocks(block_layers, cfg.freeze.layer_fraction)
+        n = cfg.freeze.blocks or freezable_blocks(block_layers, cfg.freeze.layer_fraction)
         end = resume_epoch if resume_epoch is not None else T
         return saving(_single_shot_points(T, dT, dT, n, end)) if dT < end else 0.0
     start = 0

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 from engine import arch as arch_mod
 from engine import costmodel, dst_schedule
-from engine.config import ConfigError, RunConfig, sieve_oneshot_epoch
+from engine.config import ConfigError, RunConfig, freeze_enabled, sieve_oneshot_epoch
 from engine.datasets_info import dataset_sizes
 from engine.freeze_plan import changes
 from engine.sparsity.methods import method_for
@@ -106,12 +106,19 @@ def target_densities(cfg: RunConfig, arch) -> dict:
     return dst_schedule.mask_densities(cfg, arch.layer_specs(), cfg.sparsity.target)
 
 
+def _frozen_cut(cfg: RunConfig, arch) -> dict:
+    """Densities a block is cut to when it freezes; {} when none is cut. freeze.prune_frozen
+    false: a freezing block keeps the mask it froze with (the paper's "structure and weights
+    remain unchanged")."""
+    return target_densities(cfg, arch) if cfg.sparsity.target > 0 and cfg.freeze.prune_frozen else {}
+
+
 def _with_frozen_masks(cfg: RunConfig, arch, scheduled: list[dict], prefix: list[int]) -> list[dict]:
     """Densities the run trains at: masks change only at mask-update epochs; a block entering
     the frozen prefix is pruned to its target densities (never regrown) and skips updates
     while frozen; unfrozen again, it keeps the target until the next update reaches it.
     The per-epoch reference of what project() computes by segments."""
-    target = target_densities(cfg, arch) if cfg.sparsity.target > 0 else {}
+    target = _frozen_cut(cfg, arch)
     ups = set(dst_schedule.update_epochs(cfg))
     out: list[dict] = []
     cur: dict = {}
@@ -139,7 +146,7 @@ def overall_density(arch, densities: dict) -> float:
 
 
 def _plan_freeze(cfg: RunConfig, arch, method, samples: list[int]) -> dict | None:
-    if cfg.freeze.target <= 0:
+    if not freeze_enabled(cfg):
         return None
     from engine.freeze_plan import plan_freeze  # only when freezing is on
     specs = arch.layer_specs()
@@ -153,13 +160,16 @@ def _plan_freeze(cfg: RunConfig, arch, method, samples: list[int]) -> dict | Non
             by_sparsity[sp] = costmodel.block_forward_flops(arch, dst_schedule.mask_densities(cfg, specs, sp))
         fwd.extend([by_sparsity[sp]] * (b - a))
     at_target = costmodel.block_forward_flops(arch, target_densities(cfg, arch)) \
-        if cfg.sparsity.target > 0 else None
+        if cfg.sparsity.target > 0 and cfg.freeze.prune_frozen else None
     try:
         return plan_freeze(cfg, arch.block_names, fwd, samples,
                            block_layers=[len(b.layers) for b in arch.blocks],
                            frozen_block_fwd_flops=at_target)
     except ValueError as exc:
-        raise ConfigError([("freeze.target", str(exc))]) from None
+        msg = str(exc)
+        field = next((f for f in ("freeze.start_epoch", "freeze.blocks", "freeze.layer_fraction",
+                                  "freeze.resume_epochs", "freeze.delay_epochs") if msg.startswith(f)), "freeze.target")
+        raise ConfigError([(field, msg)]) from None
 
 
 def _check_sieve(cfg: RunConfig, train_size: int) -> None:
@@ -213,7 +223,7 @@ def _segments_priced(cfg: RunConfig, arch, method, samples: list[int], prefix: l
     specs = arch.layer_specs()
     ups_sorted = method.update_epochs()
     ups = set(ups_sorted)
-    target = target_densities(cfg, arch) if cfg.sparsity.target > 0 else {}
+    target = _frozen_cut(cfg, arch)
     by_sparsity: dict[float, dict] = {}
 
     def scheduled(e: int) -> dict:
@@ -392,8 +402,9 @@ def format_plan(plan: dict) -> str:
                   f"dense {_mib(m['dense_bytes'])}"]
     fp = plan.get("freeze_plan")
     if fp:
-        lines.append(f"freeze plan: start epoch {fp['start_epoch']}, target {100 * fp['target']:.1f}%, "
-                     f"achieved {100 * fp['achieved']:.1f}%, {len(fp['freeze_epochs'])} blocks: "
+        how = "given" if fp.get("start_given") else f"target {100 * fp['target']:.1f}%"
+        lines.append(f"freeze plan: start epoch {fp['start_epoch']} ({how}), "
+                     f"achieved {100 * fp['achieved']:.1f}% saving, {len(fp['freeze_epochs'])} blocks: "
                      + ", ".join(f"{b}@{e}" for b, e in fp["freeze_epochs"].items()))
     lines += ["", f"{'epochs':<10}{'samples':>10}{'density':>9}{'frozen':>8}{'FLOPs/epoch':>13}"]
     for r in _merged(plan["segments"]):

@@ -1,5 +1,6 @@
 """``spfde-gui [--preset NAME | --config F | --open RUN_DIR] [--runs-dir D]`` opens the studio;
-``spfde-gui report RUN_DIR --out DIR`` writes a run's report without a window."""
+``spfde-gui report RUN_DIR --out DIR`` writes a run's (or a sweep's) report without a window;
+``spfde-gui export --tensorboard OUT RUN_OR_SWEEP`` writes runs as TensorBoard scalars."""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "report":
         from spfde_gui.report.cli import main as report_main
         return report_main(argv[1:])
+    if argv and argv[0] == "export":
+        return _export(argv[1:])
     args = _parser().parse_args(argv)
     from engine import config as cfgmod
     try:
@@ -39,6 +42,27 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from spfde_gui.app import run
     return run(args.preset, args.config, args.open_run, args.runs_dir)
+
+
+def _export(argv: list[str]) -> int:
+    """``spfde-gui export --tensorboard OUT RUN_OR_SWEEP``: runs as TensorBoard scalars."""
+    p = argparse.ArgumentParser(prog="spfde-gui export", description="Write runs as TensorBoard scalars "
+                                "(view with `tensorboard --logdir OUT`; pip install 'spfde-studio[tensorboard]').")
+    p.add_argument("--tensorboard", metavar="OUT", required=True, help="folder for the event files (one per run)")
+    p.add_argument("source", metavar="RUN_OR_SWEEP", help="a run folder or a sweep folder")
+    args = p.parse_args(argv)
+    from spfde_gui.sweep.tensorboard import export
+    try:
+        written = export(args.source, args.tensorboard)
+    except ValueError as exc:
+        print(f"spfde-gui export: {exc}", file=sys.stderr)
+        return 2
+    if not written:
+        print(f"spfde-gui export: {args.source} has no finished epochs to export", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    return 0
 
 
 if __name__ == "__main__":

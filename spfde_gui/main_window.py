@@ -17,6 +17,8 @@ from spfde_gui.engine_process import EngineController
 from spfde_gui.run_model import RunModel, is_run_dir
 from spfde_gui.runs_panel import STATUS_COLORS, RunsPanel
 from spfde_gui.views import FlopsView, FreezeView, HardwareView, SieveView, TrainingView
+from spfde_gui.sweep.queue import SweepQueue
+from spfde_gui.sweep.results_view import SweepResultsView
 
 REDRAW_HZ = 15
 CLOSE_CHOICES = ("stop", "kill", "cancel")
@@ -174,6 +176,10 @@ class MainWindow(QMainWindow):
         self.left = QTabWidget()
         self.left.addTab(launch_row, "Configure")
         self.left.addTab(self.runs, "Runs")
+        # sweeps (spfde_gui/sweep): the queue on the left, its results on the right
+        self.sweep_queue = SweepQueue(self.controller, self._form_config_dict,
+                                      lambda: self._runs_dir().parent / "sweeps")
+        self.left.addTab(self.sweep_queue, "Sweep")
 
         # right: the run in focus
         self.header = RunHeader()
@@ -191,6 +197,10 @@ class MainWindow(QMainWindow):
         self.log.setMaximumBlockCount(5000)
         self.log.setStyleSheet("font-family: monospace; font-size: 11px;")
         self.tabs.addTab(self.log, "Engine log")
+        self.sweep_results = SweepResultsView()
+        self.tabs.addTab(self.sweep_results, self.sweep_results.title)
+        self.sweep_queue.sweep_changed.connect(self.sweep_results.set_sweep)
+        self.sweep_results.open_runs.connect(self.open_runs_overlaid)
         self.tabs.currentChanged.connect(lambda _i: self._tick(force=True))
         right = QWidget()
         rl = QVBoxLayout(right)
@@ -349,6 +359,19 @@ class MainWindow(QMainWindow):
         self._header_version = -1
         self._tick(force=True)
         self._update_actions()
+
+    def _form_config_dict(self) -> dict | None:
+        cfg = self.form.config()
+        return cfg.to_dict() if cfg is not None else None
+
+    def open_runs_overlaid(self, run_dirs: list) -> None:
+        """A sweep row's runs: the first in view, the others overlaid on its accuracy plots."""
+        models = [self.runs.model_for(d) for d in run_dirs]
+        if not models:
+            return
+        self.open_model(models[0])
+        self.training.set_overlays(models[1:])
+        self.tabs.setCurrentWidget(self.training)
 
     def use_run_config(self) -> None:
         m = self.model

@@ -163,7 +163,8 @@ class Sparsifier(Component):
         otherwise left alone. Idempotent: a layer at its target is never touched again, so a
         run resumed mid-epoch prunes nothing twice."""
         target = self._target_counts()[n]
-        if self._kept[n] <= target:
+        # freeze.prune_frozen false: the block keeps the mask it froze with (paper's rule)
+        if self._kept[n] <= target or not self.cfg.freeze.prune_frozen:
             return {"name": n, "density": self._kept[n] / self._numel[n], "changed": 0.0, "frozen": True}
         w = m.weight
         old = self._fmask[n].bool()
@@ -183,6 +184,8 @@ class Sparsifier(Component):
 
     def _prune_frozen(self, trainer, epoch: int, frozen: int) -> None:
         """No scheduled update this epoch: still bring newly frozen blocks to the target."""
+        if not self.cfg.freeze.prune_frozen:
+            return
         opt_state = trainer.optimizer.state if trainer.optimizer is not None else {}
         target = self._target_counts()
         with torch.no_grad():

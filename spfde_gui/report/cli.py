@@ -1,4 +1,5 @@
 """``spfde-gui report RUN_DIR --out DIR [--formats html,pdf,csv,json]``: the report, headless.
+``spfde-gui report SWEEP_DIR``: a sweep's report (html,pdf,csv,md,tex).
 
 Exit status: 0 written, 2 bad input (missing/empty run directory, unknown format),
 1 anything else that went wrong while writing.
@@ -10,13 +11,17 @@ import os
 import sys
 
 
+DEFAULT_FORMATS = "html,pdf,csv,json"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spfde-gui report",
                                 description="Write a run's report (HTML, PDF) and its metrics (CSV, JSON).")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory holding events.jsonl")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory holding events.jsonl, or a sweep folder "
+                   "(sweep.yaml: the results table as html,pdf,csv,md,tex)")
     p.add_argument("--out", metavar="DIR", default=None,
                    help="output folder (default: RUN_DIR/report)")
-    p.add_argument("--formats", default="html,pdf,csv,json",
+    p.add_argument("--formats", default=DEFAULT_FORMATS,
                    help="comma-separated subset of html,pdf,csv,json (default: all)")
     return p
 
@@ -29,7 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     from . import ReportError, export_report
     out = args.out if args.out is not None else os.path.join(args.run_dir, "report")
     try:
-        written = export_report(args.run_dir, out, args.formats)
+        from engine.sweep.manifest import is_sweep_dir
+        if is_sweep_dir(args.run_dir):   # a sweep folder: the results table and its scatter
+            from spfde_gui.sweep.report import export_sweep_report
+            fmts = args.formats if args.formats != DEFAULT_FORMATS else None
+            written = export_sweep_report(args.run_dir, out, fmts)
+        else:
+            written = export_report(args.run_dir, out, args.formats)
     except ReportError as exc:
         print(f"spfde-gui report: error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,201 @@
+"""Expand a sweep into cells (setting x seed), validate every cell and plan it.
+
+A *setting* is one combination of axis values (one row of the results table); a *cell*
+is a setting with one seed (one run). Everything is checked before anything trains: one
+bad cell stops the sweep with the cell and the field named.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine import config as config_mod
+from engine.config import ConfigError
+from engine.sweep.spec import SweepError, SweepSpec
+
+# Default throughput for time estimates before any cell has finished: executed FLOPs
+# (``executed_flops``) per second of the demo preset on a shared 2-core CPU (5.53e12 in
+# 105 s, less the start-up below; docs/sweeps.md). Finished cells of the same sweep
+# replace it with their own measured rate.
+DEFAULT_CPU_FLOPS_PER_S = 5.5e10
+# Per-cell start-up (a fresh Python importing torch, building data and model) and evaluation
+# time that FLOPs do not capture; measured on the same machine.
+CELL_OVERHEAD_S = 5.0
+
+
+@dataclass
+class Cell:
+    index: int
+    name: str                       # run name and folder prefix: <sweep>-c000
+    setting: dict[str, Any]         # varied field -> value (the table row's key)
+    seed: int
+    config: dict                    # the full, validated run configuration
+    projected: dict = field(default_factory=dict)   # {flops_spent, flops_dense, flops_saved, peak_memory_bytes}
+
+    @property
+    def setting_key(self) -> str:
+        return setting_key(self.setting)
+
+    def label(self) -> str:
+        return ", ".join(f"{k}={_short(v)}" for k, v in self.setting.items()) or "base"
+
+    def to_dict(self) -> dict:
+        return {"index": self.index, "name": self.name, "setting": self.setting, "seed": self.seed,
+                "config": self.config, "projected": self.projected}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Cell":
+        return cls(index=int(d["index"]), name=str(d["name"]), setting=dict(d.get("setting") or {}),
+                   seed=int(d["seed"]), config=dict(d["config"]), projected=dict(d.get("projected") or {}))
+
+
+def setting_key(setting: dict) -> str:
+    return json.dumps(setting, sort_keys=False, default=str)
+
+
+def _short(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else "-" if v is None else str(v)
+
+
+def settings(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Every combination: axes in file order, then each linked group as one dimension."""
+    dims: list[list[dict]] = []
+    for fld, values in spec.axes.items():
+        sp = config_mod.FIELD_BY_PATH[fld]
+        dims.append([{fld: config_mod._coerce(sp, v)} for v in values])
+    for group in spec.linked:
+        n = len(next(iter(group.values())))
+        dims.append([{f: config_mod._coerce(config_mod.FIELD_BY_PATH[f], vals[i]) for f, vals in group.items()}
+                     for i in range(n)])
+    out = []
+    for combo in itertools.product(*dims):
+        s: dict[str, Any] = {}
+        for part in combo:
+            s.update(part)
+        out.append(s)
+    return out
+
+
+def grid_size(spec: SweepSpec) -> int:
+    n = len(spec.seeds)
+    for values in spec.axes.values():
+        n *= len(values)
+    for group in spec.linked:
+        n *= len(next(iter(group.values())))
+    return n
+
+
+def expand(spec: SweepSpec) -> list[Cell]:
+    """The validated cells, seeds innermost; a SweepError names the first bad cell's field."""
+    size = grid_size(spec)
+    if size > spec.max_cells:
+        dims = [f"axes.{f} ({len(v)})" for f, v in spec.axes.items()] + \
+               [f"linked[{i}] ({len(next(iter(g.values())))})" for i, g in enumerate(spec.linked)] + \
+               [f"seeds ({len(spec.seeds)})"]
+        raise SweepError([("max_cells", f"the grid has {size} cells ({' x '.join(dims)}), more than the limit "
+                           f"of {spec.max_cells}; shorten an axis or raise max_cells")], spec.source)
+    cells: list[Cell] = []
+    for setting in settings(spec):
+        for seed in spec.seeds:
+            d = copy.deepcopy(spec.base)
+            for k, v in setting.items():
+                config_mod._set_dotted(d, k, v)
+            i = len(cells)
+            name = f"{_slug(spec.name)}-c{i:03d}"
+            d["seed"], d["name"] = seed, name
+            cell = Cell(index=i, name=name, setting=setting, seed=seed, config=d)
+            try:
+                cell.config = config_mod.from_dict(d).to_dict()
+            except ConfigError as exc:
+                raise _cell_error(spec, cell, exc) from None
+            cells.append(cell)
+    return cells
+
+
+def _slug(name: str) -> str:
+    import re
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "sweep"
+
+
+def _cell_error(spec: SweepSpec, cell: Cell, exc: ConfigError) -> SweepError:
+    where = f"cell {cell.index} ({cell.label()}, seed {cell.seed})"
+    return SweepError([(f"{where}: {f}", m) for f, m in exc.errors], spec.source)
+
+
+def plan_cells(spec: SweepSpec, cells: list[Cell]) -> list[Cell]:
+    """Project every cell (engine.plan, pure Python); seeds share their setting's plan."""
+    from engine import plan as plan_mod
+    cache: dict[str, dict] = {}
+    for cell in cells:
+        key = cell.setting_key
+        if key not in cache:
+            try:
+                p = plan_mod.project(config_mod.from_dict(cell.config))
+            except ConfigError as exc:
+                raise _cell_error(spec, cell, exc) from None
+            f = p["flops"]
+            spent = f.get("spent", f.get("total"))
+            cache[key] = {"flops_spent": spent, "flops_dense": f["dense"], "flops_saved": dict(f["saved"]),
+                          "peak_memory_bytes": p["memory"]["peak_bytes"],
+                          "freeze_start_epoch": (p.get("freeze_plan") or {}).get("start_epoch"),
+                          "freeze_achieved": (p.get("freeze_plan") or {}).get("achieved")}
+        cell.projected = dict(cache[key])
+    return cells
+
+
+def build(spec: SweepSpec) -> list[Cell]:
+    """Expand, validate and plan: what ``spfde-train sweep`` checks before training."""
+    return plan_cells(spec, expand(spec))
+
+
+def executed_flops(projected: dict) -> float:
+    """The work a run really executes: masked layers are computed densely (a mask zeroes
+    weights, it does not skip them), so time follows the dense-equivalent FLOPs less what
+    sieving and freezing skip, scaled from sparse to dense FLOPs."""
+    dense = float(projected.get("flops_dense") or 0.0)
+    saved = projected.get("flops_saved") or {}
+    sparse_run = dense - float(saved.get("sparsity", 0.0))
+    if dense <= 0 or sparse_run <= 0:
+        return float(projected.get("flops_spent") or 0.0)
+    scale = dense / sparse_run
+    return max(0.0, dense - scale * (float(saved.get("sieve", 0.0)) + float(saved.get("freeze", 0.0))))
+
+
+def estimate_seconds(cell: Cell, flops_per_s: float) -> float:
+    return CELL_OVERHEAD_S + executed_flops(cell.projected) / max(flops_per_s, 1.0)
+
+
+def format_plan(spec: SweepSpec, cells: list[Cell], flops_per_s: float = DEFAULT_CPU_FLOPS_PER_S) -> str:
+    """The ``--plan`` table: one line per cell with projected FLOPs and an estimated time."""
+    cols = spec.varied_fields()
+    head = ["cell"] + cols + ["seed", "FLOPs", "of dense", "peak mem", "est. time"]
+    rows = []
+    total_s = 0.0
+    for c in cells:
+        s = estimate_seconds(c, flops_per_s)
+        total_s += s
+        pj = c.projected
+        dense = pj.get("flops_dense") or 1.0
+        rows.append([c.name] + [_short(c.setting.get(f)) for f in cols] + [
+            str(c.seed), f"{pj.get('flops_spent', 0):.3g}", f"{100 * pj.get('flops_spent', 0) / dense:.1f}%",
+            f"{pj.get('peak_memory_bytes', 0) / 2**20:.1f} MiB", _duration(s)])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)] if rows else [len(h) for h in head]
+    lines = [f"sweep {spec.name}: {len(cells)} cells ({len(cells) // max(1, len(spec.seeds))} settings x "
+             f"{len(spec.seeds)} seeds)", "  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+    lines.append(f"estimated total: {_duration(total_s)} one cell at a time, at {flops_per_s:.3g} executed FLOPs/s "
+                 f"(masked layers run densely) and {CELL_OVERHEAD_S:g} s start-up per cell; --flops-per-s sets "
+                 "your machine's rate")
+    return "\n".join(lines)
+
+
+def _duration(s: float) -> str:
+    s = int(round(s))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
