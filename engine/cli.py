@@ -110,8 +110,11 @@ def cmd_resume(args) -> int:
 
 
 def _train(cfg, run_dir: Path, resume: bool, stop_on_eof: bool = False, events_on_tty: bool = False) -> int:
+    from engine import threads
     from engine.commands import CommandChannel
     from engine.telemetry import Emitter
+    # CPU threads and OpenMP's wait policy are read once, when torch loads: set them first.
+    log.info("CPU threads: %d (threads: %s)", threads.apply(cfg.threads), cfg.threads)
     emitter = Emitter(run_dir, stream_events=True if events_on_tty else None)
     commands = CommandChannel()
     commands.start_stdin(stop_on_eof=stop_on_eof)

@@ -50,7 +50,14 @@ EVENT_FIELDS: dict[str, dict[str, str]] = {
                      "wall_time": "num"},
     "error": {"message": "str", "traceback": "str"},
 }
-RUN_STATUSES = ("completed", "stopped")
+# How a run ends (run_finished.status) ...
+COMPLETED, STOPPED = "completed", "stopped"
+RUN_STATUSES = (COMPLETED, STOPPED)
+# ... and every state a reader can assign a run folder (the studio, the report): a run is
+# "new" before its first event, "running" while it writes, "crashed" if it ended otherwise.
+RUN_STATES = ("new", "running", COMPLETED, STOPPED, "crashed")
+# The event log of a run directory.
+EVENTS_FILE = "events.jsonl"
 CHECKPOINT_REASONS = ("periodic", "end", "stop", "command")
 
 

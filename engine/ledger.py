@@ -13,7 +13,8 @@ import copy
 from engine import costmodel
 from engine.arch import describe
 from engine.component import Component
-from engine.plan import SOURCES, add_flops, epoch_flops, zero_flops
+from engine.payloads import Flops, FlopsTotals, add_flops, read_flops, zero_flops
+from engine.plan import epoch_flops
 
 
 class Ledger(Component):
@@ -23,7 +24,7 @@ class Ledger(Component):
         self.cfg = cfg
         self.arch = None
         self.train_size = 0
-        self.total = zero_flops()
+        self.total: Flops = zero_flops()
         self.epochs_counted = 0
         self.epoch_samples = 0
         self._epoch = None
@@ -45,7 +46,7 @@ class Ledger(Component):
     def on_batch_end(self, trainer, indices, correct, loss) -> None:
         self.epoch_samples += len(indices)
 
-    def epoch_entry(self, densities: dict, frozen_prefix: int, samples: int) -> dict:
+    def epoch_entry(self, densities: dict, frozen_prefix: int, samples: int) -> Flops:
         """One epoch's {spent, dense, saved} for ``samples`` trained at these densities."""
         blocks = costmodel.block_forward_flops(self.arch, densities)
         return epoch_flops(self.train_size, samples, self.arch.forward_flops_dense,
@@ -62,10 +63,9 @@ class Ledger(Component):
         record["flops"] = copy.deepcopy(self.total)
         record["flops_epoch"] = entry
 
-    def totals(self) -> dict:
-        """Cumulative {spent, dense, saved: {sparsity, freeze, sieve}} for run_finished."""
-        out = copy.deepcopy(self.total)
-        out["epochs"] = self.epochs_counted
+    def totals(self) -> FlopsTotals:
+        """Cumulative {spent, dense, saved: {sparsity, freeze, sieve}, overhead} for run_finished."""
+        out: FlopsTotals = {**copy.deepcopy(self.total), "epochs": self.epochs_counted}
         return out
 
     def state_dict(self) -> dict:
@@ -73,9 +73,7 @@ class Ledger(Component):
                 "epoch": self._epoch, "epoch_samples": self.epoch_samples}
 
     def load_state_dict(self, state: dict) -> None:
-        total = state.get("total") or zero_flops()
-        self.total = {"spent": float(total["spent"]), "dense": float(total["dense"]),
-                      "saved": {k: float(total["saved"].get(k, 0.0)) for k in SOURCES}}
+        self.total = read_flops(state.get("total")) or zero_flops()
         self.epochs_counted = int(state.get("epochs_counted", 0))
         if state.get("epoch") is not None:
             self._resume = (int(state["epoch"]), int(state.get("epoch_samples", 0)))

@@ -19,34 +19,26 @@ from __future__ import annotations
 from engine import arch as arch_mod
 from engine import costmodel, dst_schedule
 from engine.config import ConfigError, RunConfig, sieve_oneshot_epoch
+from engine.config import sieve_removed, sieve_swapped
 from engine.datasets_info import dataset_sizes
+from engine.payloads import SOURCES, Flops, Plan, Saved, add_flops, zero_flops  # noqa: F401 - SOURCES, add_flops: re-exported
 
-SOURCES = ("sparsity", "freeze", "sieve")
 MEMORY_BITS = 32
 
 
-def epoch_flops(train_size: int, samples: int, f_dense: float, f_sparse: float, f_frozen: float) -> dict:
+def epoch_flops(train_size: int, samples: int, f_dense: float, f_sparse: float, f_frozen: float) -> Flops:
     """One epoch's ledger entry (the formulas in the module docstring)."""
     dense = train_size * 3.0 * f_dense
-    saved = {
+    saved: Saved = {
         "sparsity": train_size * 3.0 * (f_dense - f_sparse),
         "freeze": samples * 2.0 * f_frozen,
         "sieve": (train_size - samples) * 3.0 * f_sparse,
     }
-    return {"spent": dense - sum(saved.values()), "dense": dense, "saved": saved}
-
-
-def add_flops(total: dict, part: dict) -> dict:
-    return {"spent": total["spent"] + part["spent"], "dense": total["dense"] + part["dense"],
-            "saved": {k: total["saved"][k] + part["saved"][k] for k in SOURCES}}
-
-
-def zero_flops() -> dict:
-    return {"spent": 0.0, "dense": 0.0, "saved": {k: 0.0 for k in SOURCES}}
+    return {"spent": dense - sum(saved.values()), "dense": dense, "saved": saved, "overhead": {}}
 
 
 def samples_per_epoch(cfg: RunConfig, train_size: int) -> list[int]:
-    removed = int(round(cfg.sieve.ratio * train_size))
+    removed = sieve_removed(cfg, train_size)
     if cfg.sieve.ratio <= 0:
         return [train_size] * cfg.epochs
     if cfg.sieve.mode == "oneshot":
@@ -131,19 +123,19 @@ def _check_sieve(cfg: RunConfig, train_size: int) -> None:
     """Sieve settings that would silently do nothing on this dataset are errors."""
     if cfg.sieve.ratio <= 0:
         return
-    removed = int(round(cfg.sieve.ratio * train_size))
+    removed = sieve_removed(cfg, train_size)
     if removed < 1:
         raise ConfigError([("sieve.ratio", f"{cfg.sieve.ratio:g} of {train_size} training samples rounds to 0 "
                             f"removed; use at least {1 / train_size:.2g} or 0 to switch sieving off")])
     if removed >= train_size:
         raise ConfigError([("sieve.ratio", f"{cfg.sieve.ratio:g} removes all {train_size} training samples")])
-    if cfg.sieve.mode == "circular" and int(round(cfg.sieve.update_ratio * removed)) < 1:
+    if cfg.sieve.mode == "circular" and sieve_swapped(cfg, removed) < 1:
         raise ConfigError([("sieve.update_ratio", f"{cfg.sieve.update_ratio:g} of the {removed} removed samples "
                             f"rounds to 0 swapped per update, so the removed samples would never return; "
                             f"use at least {0.5 / removed:.2g}")])
 
 
-def project(cfg: RunConfig) -> dict:
+def project(cfg: RunConfig) -> Plan:
     """The whole run projected epoch by epoch (see the module docstring)."""
     sizes, arch = describe_run(cfg)
     n_train = sizes["train_size"]
@@ -179,7 +171,8 @@ def project(cfg: RunConfig) -> dict:
                     "layers": list(b.layers)} for b in arch.blocks],
         "freeze_plan": fplan,
         "flops": {
-            "total": total["spent"], "dense": total["dense"], "saved": total["saved"],
+            "spent": total["spent"], "dense": total["dense"], "saved": total["saved"],
+            "overhead": total["overhead"],
             "forward_dense_per_sample": f_dense,
         },
         "memory": {
@@ -214,7 +207,7 @@ def _segments(rows: list[dict]) -> list[tuple[int, int]]:
     return out
 
 
-def format_plan(plan: dict) -> str:
+def format_plan(plan: Plan) -> str:
     f, m, ds = plan["flops"], plan["memory"], plan["dataset"]
     dense = f["dense"] or 1.0
     lines = [
@@ -227,7 +220,7 @@ def format_plan(plan: dict) -> str:
     ]
     for k in SOURCES:
         lines.append(f"{'saved by ' + k:<22}{f['saved'][k]:>12.4g}{100 * f['saved'][k] / dense:>9.1f}%")
-    lines.append(f"{'spent':<22}{f['total']:>12.4g}{100 * f['total'] / dense:>9.1f}%")
+    lines.append(f"{'spent':<22}{f['spent']:>12.4g}{100 * f['spent'] / dense:>9.1f}%")
     lines += ["", f"training memory ({m['bits']}-bit, batch {m['batch_size']}): peak {_mib(m['peak_bytes'])} "
                   f"(epoch {m['peak_epoch']}), average {_mib(m['average_bytes'])}, min {_mib(m['min_bytes'])}, "
                   f"dense {_mib(m['dense_bytes'])}"]

@@ -21,6 +21,7 @@ from engine import arch as arch_mod
 from engine import checkpoint as ckpt
 from engine.commands import CommandChannel
 from engine.component import Component
+from engine.events import COMPLETED, STOPPED
 from engine.data.loaders import Data, epoch_order, num_batches
 from engine.lr_schedule import block_lr
 from engine.run_dir import run_id
@@ -164,9 +165,9 @@ class Trainer:
                 if every > 0 and (epoch + 1) % every == 0 and epoch + 1 < self.cfg.epochs:
                     self._checkpoint("periodic", mid_epoch=False, tag=epoch + 1)
             self._checkpoint("end", mid_epoch=False, final=True)
-            status = "completed"
+            status = COMPLETED
         except _Stop:
-            status = "stopped"
+            status = STOPPED
         self.emit("run_finished", status=status, epochs_completed=self.epochs_completed,
                   final=self._final_metrics(), flops=self.ledger.totals(), wall_time=self._wall())
         return status

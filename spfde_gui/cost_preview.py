@@ -168,7 +168,7 @@ class CostPreview(QWidget):
         saved = f.get("saved", {})
         dense = f.get("dense") or 0.0
         pct = lambda x: f" ({100 * x / dense:.1f}%)" if dense else ""
-        self.values["spent"].setText(fmt_flops(f.get("total")) + pct(f.get("total") or 0.0))
+        self.values["spent"].setText(fmt_flops(f.get("spent")) + pct(f.get("spent") or 0.0))
         self.values["dense"].setText(fmt_flops(dense))
         for k in ("sparsity", "freeze", "sieve"):
             self.values[k].setText(fmt_flops(saved.get(k)) + pct(saved.get(k) or 0.0))
@@ -176,7 +176,7 @@ class CostPreview(QWidget):
         self.values["average"].setText(fmt_bytes(m.get("average_bytes")))
         fp = res.get("freeze_plan")
         self.values["freeze_start"].setText(str(fp.get("start_epoch")) if fp else "off")
-        self.bar.set_parts([("spent", f.get("total") or 0.0)] + [(k, saved.get(k) or 0.0) for k in ("sparsity", "freeze", "sieve")])
+        self.bar.set_parts([("spent", f.get("spent") or 0.0)] + [(k, saved.get(k) or 0.0) for k in ("sparsity", "freeze", "sieve")])
         self.message.setStyleSheet("color: #555;")
         self.message.setText(f"{res.get('model', {}).get('name', '')}, "
                              f"{res.get('dataset', {}).get('train_size', '?')} training samples; memory at 32-bit, "

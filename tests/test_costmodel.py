@@ -30,21 +30,21 @@ def test_dense_paper_figures():
     p = project(paper_cfg())
     assert close(p["flops"]["forward_dense_per_sample"], 5.512e8)
     assert close(p["flops"]["dense"], 1.323e16)
-    assert close(p["flops"]["total"], 1.323e16)
+    assert close(p["flops"]["spent"], 1.323e16)
     assert all(v == 0 for v in p["flops"]["saved"].values())
 
 
 @pytest.mark.parametrize("s, expected", [(0.90, 1.32e15), (0.95, 0.66e15), (0.98, 0.26e15)])
 def test_static_uniform_on_every_layer(s, expected):
     p = project(paper_cfg({"target": s, "algorithm": "static", "dense_layers": []}))
-    assert close(p["flops"]["total"], expected), p["flops"]["total"]
+    assert close(p["flops"]["spent"], expected), p["flops"]["spent"]
     # masks keep whole weights, so a layer's density is 1-s up to half a weight (< 0.1% here)
     assert close(p["flops"]["saved"]["sparsity"], p["flops"]["dense"] * s, rel=1e-3)
 
 
 def test_mest_ems_without_data_efficiency():
     p = project(paper_cfg({"target": 0.9, "algorithm": "mest_ems", "dense_layers": []}))
-    assert close(p["flops"]["total"], 1.757e15), p["flops"]["total"]
+    assert close(p["flops"]["spent"], 1.757e15), p["flops"]["spent"]
     # EM&S trains at the soft bound s-0.05, then s-0.025, then s (ALGORITHMS.md section 1).
     assert [round(p["epochs"][e]["training_sparsity"], 6) for e in (0, 89, 90, 119, 120, 159)] == \
         [0.85, 0.85, 0.875, 0.875, 0.9, 0.9]
@@ -54,7 +54,7 @@ def test_mest_ems_without_data_efficiency():
 def test_mest_with_oneshot_data_efficiency(s, expected):
     # MEST's one-shot removal of 12,000 of 50,000 images at epoch 70.
     p = project(paper_cfg({"target": s, "dense_layers": []}, sieve={"ratio": 0.24, "mode": "oneshot"}))
-    assert close(p["flops"]["total"], expected), p["flops"]["total"]
+    assert close(p["flops"]["spent"], expected), p["flops"]["spent"]
     assert p["epochs"][69]["samples"] == 50000 and p["epochs"][70]["samples"] == 38000
 
 
@@ -78,9 +78,9 @@ def test_savings_add_up_per_epoch_and_in_total():
     f = p["flops"]
     saved = f["saved"]
     assert all(saved[k] > 0 for k in ("sparsity", "freeze", "sieve"))
-    assert f["total"] == pytest.approx(f["dense"] - sum(saved.values()), rel=1e-12)
+    assert f["spent"] == pytest.approx(f["dense"] - sum(saved.values()), rel=1e-12)
     for key in ("spent", "dense"):
-        assert sum(r["flops"][key] for r in p["epochs"]) == pytest.approx(f["total" if key == "spent" else "dense"], rel=1e-12)
+        assert sum(r["flops"][key] for r in p["epochs"]) == pytest.approx(f[key], rel=1e-12)
     for k in saved:
         assert sum(r["flops"]["saved"][k] for r in p["epochs"]) == pytest.approx(saved[k], rel=1e-12)
     # Every epoch's spent equals samples x (3 F_sparse - 2 F_frozen) computed independently.
@@ -105,8 +105,8 @@ def test_freeze_saving_meets_the_target(algorithm):
     assert fp is not None and fp["start_epoch"] > 0
     assert p["epochs"][0]["frozen_prefix"] == 0 and p["epochs"][-1]["frozen_prefix"] == len(fp["freeze_epochs"])
     no_freeze = project(paper_cfg({"target": 0.9, "algorithm": algorithm}))
-    assert 1 - p["flops"]["total"] / no_freeze["flops"]["total"] == pytest.approx(0.15, abs=0.005)
-    assert p["flops"]["saved"]["freeze"] == pytest.approx(no_freeze["flops"]["total"] - p["flops"]["total"], rel=1e-9)
+    assert 1 - p["flops"]["spent"] / no_freeze["flops"]["spent"] == pytest.approx(0.15, abs=0.005)
+    assert p["flops"]["saved"]["freeze"] == pytest.approx(no_freeze["flops"]["spent"] - p["flops"]["spent"], rel=1e-9)
     assert p["flops"]["saved"]["sieve"] == 0
 
 
@@ -184,7 +184,7 @@ def test_resnet50_plan_is_fast():
     p = project(cfg)
     print(f"\nResNet-50 150-epoch plan: {1000 * (time.perf_counter() - t0):.1f} ms")
     assert p["dataset"]["train_size"] == 1281167 and len(p["epochs"]) == 150
-    assert p["flops"]["total"] < p["flops"]["dense"]
+    assert p["flops"]["spent"] < p["flops"]["dense"]
     text = format_plan(p)
     assert "saved by freeze" in text and "freeze plan" in text
 

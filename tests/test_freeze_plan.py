@@ -181,17 +181,17 @@ def test_plan_prices_frozen_blocks_at_their_target_density():
     base = {"model": {"name": "resnet32", "width": 1.0}, "epochs": 40, "interval": 2,
             "data": {"name": "synthetic", "image_size": 32, "train_size": 1000},
             "sparsity": {"target": 0.9, "algorithm": "mest_ems"}}
-    no_freeze = project(from_dict(base))["flops"]["total"]
+    no_freeze = project(from_dict(base))["flops"]["spent"]
     for scheme in ("single_shot", "single_shot_resume", "periodic", "delayed_periodic"):
         c = from_dict({**base, "freeze": {"target": 0.15, "scheme": scheme}})
         proj = project(c)
         p, fl = proj["freeze_plan"], proj["flops"]
-        assert p["achieved"] == pytest.approx(fl["saved"]["freeze"] / (fl["total"] + fl["saved"]["freeze"]),
+        assert p["achieved"] == pytest.approx(fl["saved"]["freeze"] / (fl["spent"] + fl["saved"]["freeze"]),
                                               abs=1e-12), scheme
         assert sum(p["epoch_saving"]) == pytest.approx(fl["saved"]["freeze"], rel=1e-12), scheme
         assert 0.15 <= p["achieved"] <= 0.16, scheme
         # pruning frozen blocks early saves more than the freeze share alone
-        assert 1 - fl["total"] / no_freeze > p["achieved"] + 0.005, scheme
+        assert 1 - fl["spent"] / no_freeze > p["achieved"] + 0.005, scheme
         a = arch_mod.describe(c, 10, 32)
         dens = plan_mod._with_frozen_masks(c, a, plan_mod._scheduled(c, a), p["frozen_prefix"])
         target = plan_mod.target_densities(c, a)

@@ -17,7 +17,7 @@ def started(resumed=False, start_epoch=0, epochs=6):
         config={"name": "unit", "epochs": epochs, "model": {"name": "resnet20"}, "data": {"name": "synthetic"}},
         model={"name": "resnet20", "params": 10, "blocks": [{"name": b, "params": 1, "forward_flops": 1} for b in BLOCKS]},
         freeze_plan={"start_epoch": 2, "frozen_prefix": [0, 0, 1, 2, 2, 2]},
-        projected={"flops": {"total": 5.0}}, resumed=resumed, start_epoch=start_epoch)
+        projected={"flops": {"spent": 5.0}}, resumed=resumed, start_epoch=start_epoch)
 
 
 def epoch_end(e, acc, frozen=(), loss=None):
