@@ -3,7 +3,7 @@ same schedule, and what sparsity, freezing and sieving saved, per epoch and cumu
 
 It counts the samples actually trained (on_batch_end, from the batch's index tensor: no
 device sync) and, at the end of each epoch, prices them at the measured mask densities
-(trainer.sparsifier.densities()) and the epoch's frozen prefix (trainer.model.frozen_prefix)
+(trainer.state.densities) and the epoch's frozen prefix (trainer.state.frozen_prefix)
 with the formulas engine.plan uses, so a run's ledger and its projection agree.
 """
 from __future__ import annotations
@@ -53,10 +53,8 @@ class Ledger(Component):
                            sum(blocks), sum(blocks[:frozen_prefix]))
 
     def on_epoch_end(self, trainer, epoch: int, record: dict) -> None:
-        sparsifier = getattr(trainer, "sparsifier", None)
-        densities = sparsifier.densities() if sparsifier is not None else {}
-        prefix = int(getattr(trainer.model, "frozen_prefix", 0))
-        entry = self.epoch_entry(densities, prefix, self.epoch_samples)
+        st = trainer.state
+        entry = self.epoch_entry(st.densities, st.frozen_prefix, self.epoch_samples)
         self.total = add_flops(self.total, entry)
         self.epochs_counted += 1
         self._epoch = None     # closed: a checkpoint from here on holds no partial epoch

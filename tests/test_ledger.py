@@ -6,6 +6,7 @@ import pytest
 
 from engine import arch as arch_mod
 from engine import dst_schedule
+from engine.component import LoopState
 from engine.config import from_dict
 from engine.ledger import Ledger
 from engine.plan import project
@@ -22,7 +23,7 @@ class _Sparsifier:
 def _trainer(cfg, densities, prefix=0):
     a = arch_mod.describe(cfg.model, cfg.data.num_classes, cfg.data.image_size)
     return SimpleNamespace(cfg=cfg, arch=a, train_size=cfg.data.train_size, num_classes=cfg.data.num_classes,
-                           sparsifier=_Sparsifier(densities), model=SimpleNamespace(frozen_prefix=prefix))
+                           state=LoopState(frozen_prefix=prefix, densities=_Sparsifier(densities).densities()))
 
 
 def _epoch(ledger, trainer, epoch, batches):
@@ -62,7 +63,7 @@ def test_frozen_prefix_moves_backward_flops_to_freeze_saving():
     ledger = Ledger(cfg)
     ledger.on_run_start(t)
     live = _epoch(ledger, t, 0, [100])["flops_epoch"]
-    t.model.frozen_prefix = 3
+    t.state.frozen_prefix = 3
     frozen = _epoch(ledger, t, 1, [100])["flops_epoch"]
     stem_and_two = sum(b for b in [2.0 * sum(l.macs for l in t.arch.block_layers(i)) for i in range(3)])
     assert frozen["saved"]["freeze"] == pytest.approx(100 * 2 * stem_and_two)

@@ -74,7 +74,7 @@ class Sparsifier(Component):
             for n, m in self._layers:
                 m.weight.mul_(self._fmask[n])
         self._recount()
-        self._refresh_active(getattr(model, "frozen_prefix", 0))
+        self._refresh_active(trainer.state.frozen_prefix)
 
     def _restore(self, state: dict) -> None:
         saved = state.get("masks", {})
@@ -95,7 +95,7 @@ class Sparsifier(Component):
     def on_epoch_start(self, trainer, epoch: int) -> None:
         if not self.enabled:
             return
-        frozen = self._frozen_prefix(trainer, epoch)
+        frozen = trainer.state.frozen_prefix
         update = dst_schedule.mask_update(self.cfg, epoch)
         # epoch > last update: a run resumed mid-epoch must not apply the update twice
         if update is not None and epoch > self._last_update:
@@ -105,13 +105,6 @@ class Sparsifier(Component):
         self._refresh_active(frozen)
         # The prune score needs the gradient of the last step before the next update.
         self._keep_grad = self.score_lambda > 0 and dst_schedule.mask_update(self.cfg, epoch + 1) is not None
-
-    def _frozen_prefix(self, trainer, epoch: int) -> int:
-        k = int(getattr(trainer.model, "frozen_prefix", 0))
-        freezer = getattr(trainer, "freezer", None)
-        if freezer is not None and hasattr(freezer, "frozen_prefix"):
-            k = max(k, int(freezer.frozen_prefix(epoch)))
-        return k
 
     def _target_counts(self) -> dict[str, int]:
         if self._target is None:
@@ -201,7 +194,8 @@ class Sparsifier(Component):
         torch._foreach_mul_(grads, masks)
         # Only the epoch's last step's gradient feeds the next update's score: copy just that one
         # (trainers that do not say where the epoch ends get a copy every step).
-        if self._keep_grad and getattr(trainer, "batch_index", -1) == getattr(trainer, "batches_in_epoch", 0) - 1:
+        st = trainer.state
+        if self._keep_grad and st.batch_index == st.batches_in_epoch - 1:
             self._store_grads()
 
     def _store_grads(self) -> None:
