@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from engine import assets
+
 MODELS = ("resnet20", "resnet32", "resnet56", "resnet50")
 DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder")
 DST_ALGORITHMS = ("mest_ems", "mest_em", "static")
@@ -29,7 +31,7 @@ LAYER_GROUPS = ("stem", "head", "shortcut")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 _THREADS_RE = re.compile(r"^(auto|[1-9][0-9]{0,3})$")   # engine.threads: auto or 1..9999
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "assets" / "presets"
+PRESET_DIR = assets.path("presets")
 
 
 class ConfigError(ValueError):

@@ -18,9 +18,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from engine import assets
 from engine.payloads import read_flops
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "assets" / "report_template.html"
+TEMPLATE = assets.path("report_template.html")
 
 FLOP_SOURCES = (("sparsity", "Saved by sparsity"), ("freeze", "Saved by layer freezing"),
                 ("sieve", "Saved by data sieving"))
