@@ -16,7 +16,7 @@ from typing import Any, Iterator
 SCHEMA_VERSION = 1
 
 NUM = (int, float)
-_T = {"str": str, "int": int, "num": NUM, "bool": bool, "dict": dict, "list": list,
+_T: dict[str, type | tuple[type, ...]] = {"str": str, "int": int, "num": NUM, "bool": bool, "dict": dict, "list": list,
       "num?": NUM + (type(None),), "str?": (str, type(None)), "dict?": (dict, type(None)),
       "int?": (int, type(None)), "list?": (list, type(None))}
 

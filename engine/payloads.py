@@ -14,9 +14,10 @@ Pure Python, no imports beyond typing.
 """
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
-SOURCES = ("sparsity", "freeze", "sieve")
+Source = Literal["sparsity", "freeze", "sieve"]
+SOURCES: tuple[Source, ...] = ("sparsity", "freeze", "sieve")
 
 
 class Saved(TypedDict):
@@ -139,10 +140,10 @@ def read_flops(d: Any) -> Flops | None:
         return None
     spent = d.get("spent", d.get("total"))      # "total": runs written before the rename
     dense = d.get("dense")
-    saved = d.get("saved") if isinstance(d.get("saved"), dict) else {}
+    saved: dict[str, Any] = d["saved"] if isinstance(d.get("saved"), dict) else {}
     if not isinstance(spent, (int, float)) or not isinstance(dense, (int, float)):
         return None
-    over = d.get("overhead") if isinstance(d.get("overhead"), dict) else {}
+    over: dict[str, Any] = d["overhead"] if isinstance(d.get("overhead"), dict) else {}
     return {"spent": float(spent), "dense": float(dense),
             "saved": {"sparsity": float(saved.get("sparsity", 0.0) or 0.0),
                       "freeze": float(saved.get("freeze", 0.0) or 0.0),

@@ -21,7 +21,7 @@ from engine import costmodel, dst_schedule
 from engine.config import ConfigError, RunConfig, sieve_oneshot_epoch
 from engine.config import sieve_removed, sieve_swapped
 from engine.datasets_info import dataset_sizes
-from engine.payloads import SOURCES, Flops, Plan, Saved, add_flops, zero_flops  # noqa: F401 - SOURCES, add_flops: re-exported
+from engine.payloads import SOURCES, EpochProjection, Flops, FreezePlan, Plan, Saved, add_flops, zero_flops  # noqa: F401 - SOURCES, add_flops: re-exported
 
 MEMORY_BITS = 32
 
@@ -34,7 +34,7 @@ def epoch_flops(train_size: int, samples: int, f_dense: float, f_sparse: float, 
         "freeze": samples * 2.0 * f_frozen,
         "sieve": (train_size - samples) * 3.0 * f_sparse,
     }
-    return {"spent": dense - sum(saved.values()), "dense": dense, "saved": saved, "overhead": {}}
+    return {"spent": dense - saved["sparsity"] - saved["freeze"] - saved["sieve"], "dense": dense, "saved": saved, "overhead": {}}
 
 
 def samples_per_epoch(cfg: RunConfig, train_size: int) -> list[int]:
@@ -104,7 +104,7 @@ def overall_density(arch, densities: dict) -> float:
     return sum(l.params * densities.get(l.name, 1.0) for l in arch.layers) / total
 
 
-def _plan_freeze(cfg: RunConfig, arch, scheduled: list[dict], samples: list[int]) -> dict | None:
+def _plan_freeze(cfg: RunConfig, arch, scheduled: list[dict], samples: list[int]) -> FreezePlan | None:
     if cfg.freeze.target <= 0:
         return None
     from engine.freeze_plan import plan_freeze  # only when freezing is on
@@ -149,7 +149,8 @@ def project(cfg: RunConfig) -> Plan:
     f_dense = arch.forward_flops_dense
     dense_mem = costmodel.memory(arch, {}, 0, cfg.batch_size, MEMORY_BITS)
     total = zero_flops()
-    rows, mems = [], []
+    rows: list[EpochProjection] = []
+    mems: list[dict] = []
     for e in range(cfg.epochs):
         blocks = costmodel.block_forward_flops(arch, densities[e])
         fl = epoch_flops(n_train, samples[e], f_dense, sum(blocks), sum(blocks[:prefix[e]]))
@@ -196,7 +197,7 @@ def _mib(b: float) -> str:
     return f"{b / 2**20:,.1f} MiB"
 
 
-def _segments(rows: list[dict]) -> list[tuple[int, int]]:
+def _segments(rows: list[EpochProjection]) -> list[tuple[int, int]]:
     """Runs of consecutive epochs with the same samples, density and frozen prefix."""
     out, start = [], 0
     key = lambda r: (r["samples"], round(r["density"], 6), r["frozen_prefix"])

@@ -7,7 +7,6 @@ warns once on stderr, keeps the unwritten lines and retries on the next event.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import time
