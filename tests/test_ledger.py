@@ -97,3 +97,25 @@ def test_resume_inside_an_epoch_keeps_the_partial_count():
     after.on_run_start(t)
     rec = _epoch(after, t, 1, [100])
     assert rec["flops"]["spent"] == pytest.approx(2 * rec["flops_epoch"]["spent"])
+
+
+def test_one_name_per_quantity_in_plan_ledger_and_old_run_folders():
+    from engine.payloads import read_flops
+    cfg = from_dict({"epochs": 2, "data": {"train_size": 100, "num_classes": 4, "image_size": 16},
+                     "model": {"width": 0.25}, "interval": 1})
+    p = project(cfg)
+    assert "total" not in p["flops"] and p["flops"]["overhead"] == {}
+    assert set(p["epochs"][0]["flops"]) == {"spent", "dense", "saved", "overhead"}
+    ledger = Ledger(cfg)
+    t = _trainer(cfg, {})
+    ledger.on_run_start(t)
+    _epoch(ledger, t, 0, [100])
+    assert set(ledger.totals()) == {"spent", "dense", "saved", "overhead", "epochs"}
+    # a run folder written before the rename: the plan's spent FLOPs were called "total"
+    old = {"total": 5.0, "dense": 9.0, "saved": {"sparsity": 1.0, "freeze": 2.0, "sieve": 1.0}}
+    assert read_flops(old) == {"spent": 5.0, "dense": 9.0, "saved": {"sparsity": 1.0, "freeze": 2.0, "sieve": 1.0},
+                               "overhead": {}}
+    assert read_flops({"dense": 1.0}) is None and read_flops(None) is None
+    # a checkpoint of an older ledger (no overhead) resumes
+    ledger.load_state_dict({"total": old, "epochs_counted": 1})
+    assert ledger.totals()["spent"] == 5.0 and ledger.totals()["overhead"] == {}
