@@ -9,7 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PURE = ["engine.config", "engine.events", "engine.arch", "engine.costmodel", "engine.plan",
         "engine.dst_schedule", "engine.freeze_plan", "engine.datasets_info", "engine.data.sources",
-        "engine.payloads", "engine.threads"]
+        "engine.payloads", "engine.threads", "engine.assets"]
 
 
 def _loaded_after(imports: list[str]) -> set[str]:
