@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test install demo-cli bench clean
+.PHONY: run test lint install demo-cli bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -36,7 +36,14 @@ run: $(STAMP)
 demo-cli: $(STAMP)
 	$(BIN)/spfde-train run --config assets/presets/demo.yaml
 
-test: $(TEST_STAMP)
+# Lint (ruff), types of the pure modules (mypy) and the layering contracts (import-linter),
+# all configured in pyproject.toml, then the tests.
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)

@@ -9,7 +9,6 @@ Prints a table; ``--markdown`` prints it as a Markdown table for docs/benchmarks
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -98,7 +97,7 @@ def bench_redraw(model, frames: int = 15) -> dict:
     from PySide6.QtTest import QTest
     from spfde_gui.app import make_app
     from spfde_gui.main_window import MainWindow
-    app = make_app()
+    app = make_app()  # noqa: F841 - the application must outlive the window
     w = MainWindow(runs_dir=tempfile.mkdtemp())
     w.resize(1440, 900)
     w.show()
@@ -160,7 +159,7 @@ def bench_live(seconds: float, train_size: int | None = None) -> dict | None:
     from spfde_gui.main_window import MainWindow
     if not (ROOT / "engine" / "trainer.py").exists():
         return None
-    app = make_app()
+    app = make_app()  # noqa: F841 - the application must outlive the window
     runs = tempfile.mkdtemp()
     w = MainWindow(runs_dir=runs)
     w.close_policy = "kill"

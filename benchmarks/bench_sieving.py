@@ -37,7 +37,6 @@ import torch  # noqa: E402
 
 from engine import run_dir as run_dir_mod  # noqa: E402
 from engine.config import RunConfig  # noqa: E402
-from engine.events import read_events  # noqa: E402
 from engine.forgetting import ForgettingTracker  # noqa: E402
 from engine.telemetry import Emitter  # noqa: E402
 from engine.trainer import Trainer  # noqa: E402

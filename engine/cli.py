@@ -195,8 +195,11 @@ def _fail_at_start(message: str, run_dir: Path | None = None) -> int:
 
 def _train(cfg, run_dir: Path, point=None, stop_on_eof: bool = False, events_on_tty: bool = False) -> int:
     """Train ``cfg`` in ``run_dir`` (locked by the caller); ``point`` is a resume.ResumePoint."""
+    from engine import threads
     from engine.commands import CommandChannel
     from engine.telemetry import Emitter
+    # CPU threads and OpenMP's wait policy are read once, when torch loads: set them first.
+    log.info("CPU threads: %d (threads: %s)", threads.apply(cfg.threads), cfg.threads)
     emitter = Emitter(run_dir, stream_events=True if events_on_tty else None)
     commands = CommandChannel()
     commands.start_stdin(stop_on_eof=stop_on_eof)

@@ -81,6 +81,12 @@ class CommandChannel:
         self._thread: threading.Thread | None = None
         self._old_handlers: dict[int, object] = {}
 
+    def wait_stdin_closed(self, timeout: float | None = None) -> bool:
+        """Wait until the stdin reader has seen the end of its stream; False on timeout."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self._thread is None or not self._thread.is_alive()
+
     # -- producers -----------------------------------------------------------------------
     def request(self, cmd: str, source: str = "stdin") -> None:
         if cmd == "stop":

@@ -5,7 +5,19 @@ and does nothing, so the loop has no special cases.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
+
+
+@dataclass
+class LoopState:
+    """Where the loop is, for the components to read (``trainer.state``). The trainer alone
+    writes it, before the hooks that need each value run (docs/architecture.md)."""
+    epoch: int = 0                  # the epoch being trained (set before on_epoch_start)
+    batch_index: int = -1           # index of the batch in flight within the epoch
+    batches_in_epoch: int = 0       # batches of the current epoch
+    frozen_prefix: int = 0          # leading blocks frozen this epoch (from the freeze plan)
+    densities: dict[str, float] = field(default_factory=dict)  # mask densities (set before on_epoch_end)
 
 
 class Component:

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from engine import assets
+
 MODELS = ("resnet20", "resnet32", "resnet56", "resnet50")
 DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder")
 # engine.sparsity.methods registers one plug-in per name (its schedule, fields and rule).
@@ -36,8 +38,9 @@ MAX_SEED = 2**63 - 1
 # Names that ``sparsity.dense_layers`` accepts besides exact layer names.
 LAYER_GROUPS = ("stem", "head", "shortcut")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+_THREADS_RE = re.compile(r"^(auto|[1-9][0-9]{0,3})$")   # engine.threads: auto or 1..9999
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "assets" / "presets"
+PRESET_DIR = assets.path("presets")
 
 
 class ConfigError(ValueError):
@@ -135,6 +138,7 @@ class RunConfig:
     batch_size: int = 128
     interval: int = 5
     run_dir: str = "runs"
+    threads: str = "auto"    # CPU intra-op threads: auto or a count (engine.threads)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -194,6 +198,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("batch_size", "int", "Mini-batch size", "training", min=1, max=1_000_000),
     _f("interval", "int", "ΔT: epochs between DST mask updates, freeze steps and sieve updates", "training", min=1, max=MAX_EPOCHS),
     _f("run_dir", "path", "Folder where run directories are created", "training"),
+    _f("threads", "str", "CPU threads: auto (every usable core, yielding under load) or a count", "device"),
     _f("model.name", "choice", "Network", "model", choices=MODELS),
     _f("model.width", "float", "Width multiplier (2 = the paper's 2x ResNet-32)", "model", min=0.0625, max=16),
     _f("data.name", "choice", "Dataset", "model", choices=DATASETS),
@@ -294,6 +299,8 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
     bad = {f for f, _ in errors}
     if "device" not in bad and not _DEVICE_RE.fullmatch(cfg.device):
         errors.append(("device", f"expected auto, cpu, cuda or cuda:N, got {_fmt(cfg.device)}"))
+    if "threads" not in bad and not _THREADS_RE.match(cfg.threads):
+        errors.append(("threads", f"expected auto or a positive number of threads (at most 9999), got {_fmt(cfg.threads)}"))
     if cfg.data.name != "synthetic" and "data.name" not in bad and not cfg.data.root:
         errors.append(("data.root", f"is required for data.name={cfg.data.name} (the folder holding the dataset; nothing is downloaded)"))
     if "optim.warmup_epochs" not in bad and "epochs" not in bad and cfg.optim.warmup_epochs >= cfg.epochs:
@@ -344,6 +351,8 @@ def _coerce(spec: FieldSpec | None, value: Any) -> Any:
         return int(value)
     if spec.kind == "list" and isinstance(value, str):
         return [value]
+    if spec.path == "threads" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)                # threads: 4 in YAML is the count "4"
     return value
 
 
@@ -514,3 +523,13 @@ def freeze_resume_epochs(cfg: RunConfig) -> int:
 def freeze_enabled(cfg: RunConfig) -> bool:
     """Freezing is on with a FLOPs target or with a start epoch set directly."""
     return cfg.freeze.target > 0 or cfg.freeze.start_epoch is not None
+
+
+def sieve_removed(cfg: RunConfig, train_size: int) -> int:
+    """Training samples the sieve holds out of ``train_size``: round(sieve.ratio * N)."""
+    return int(round(cfg.sieve.ratio * train_size))
+
+
+def sieve_swapped(cfg: RunConfig, removed: int) -> int:
+    """Samples a circular sieve update swaps: round(sieve.update_ratio * removed)."""
+    return int(round(cfg.sieve.update_ratio * removed))

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 SCHEMA_VERSION = 1
 
 NUM = (int, float)
-_T = {"str": str, "int": int, "num": NUM, "bool": bool, "dict": dict, "list": list,
+_T: dict[str, type | tuple[type, ...]] = {"str": str, "int": int, "num": NUM, "bool": bool, "dict": dict, "list": list,
       "num?": NUM + (type(None),), "str?": (str, type(None)), "dict?": (dict, type(None)),
       "int?": (int, type(None)), "list?": (list, type(None))}
 
@@ -60,7 +60,14 @@ EVENT_FIELDS: dict[str, dict[str, str]] = {
                     "will_retry": "bool"},
     "sweep_finished": {"status": "str", "completed": "int", "failed": "int", "remaining": "int"},
 }
-RUN_STATUSES = ("completed", "stopped")
+# How a run ends (run_finished.status) ...
+COMPLETED, STOPPED = "completed", "stopped"
+RUN_STATUSES = (COMPLETED, STOPPED)
+# ... and every state a reader can assign a run folder (the studio, the report): a run is
+# "new" before its first event, "running" while it writes, "crashed" if it ended otherwise.
+RUN_STATES = ("new", "running", COMPLETED, STOPPED, "crashed")
+# The event log of a run directory.
+EVENTS_FILE = "events.jsonl"
 CHECKPOINT_REASONS = ("periodic", "end", "stop", "command")
 
 

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import torch
 
-
-def _distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
+from engine.process_group import active as _distributed
 
 
 class ForgettingTracker:

@@ -51,6 +51,7 @@ from typing import Sequence
 
 from engine import dst_schedule
 from engine.config import RunConfig, freeze_resume_epochs
+from engine.payloads import FreezePlan
 
 PERIOD = 4                      # periodic cycle: front 1-in-4, middle 1-in-2
 _REL_TOL = 1e-9                 # float noise allowance when comparing savings with the goal
@@ -70,7 +71,7 @@ def freezable_blocks(block_layers: Sequence[int], layer_fraction: float) -> int:
 
 def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Sequence[Sequence[float]],
                 samples: Sequence[float], block_layers: Sequence[int] | None = None,
-                frozen_block_fwd_flops: Sequence[float] | None = None) -> dict | None:
+                frozen_block_fwd_flops: Sequence[float] | None = None) -> FreezePlan | None:
     """The freeze plan of ``cfg`` (None when ``freeze.target`` is 0).
 
     block_fwd_flops[e][b]: forward FLOPs per sample of block b in epoch e at the scheduled
@@ -175,7 +176,7 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
             if p <= b and a < phase_end:
                 last = min(z, phase_end)
         block_lr_end.append(last)
-    plan = {
+    plan: FreezePlan = {                 # engine.payloads.FreezePlan; schemes add keys (extra)
         "scheme": scheme,
         "target": f,
         "achieved": saved_sum / total_sum,
@@ -193,7 +194,7 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
         "cost_without_freezing": cost,
         "epoch_saving": epoch_saving,
     }
-    plan.update(extra)
+    plan.update(extra)  # type: ignore[typeddict-item]
     return plan
 
 
@@ -265,10 +266,10 @@ class _Pricer:
             i = bisect.bisect_left(self.ups, c)
             if i < len(self.ups):
                 bps.add(self.ups[i])
-        bps = sorted(bps)
+        cuts = sorted(bps)
         cur = list(self._row(0))
         out, j, p = [], 0, 0
-        for a, b in zip(bps, bps[1:]):
+        for a, b in zip(cuts, cuts[1:]):
             while j < len(points) and points[j][0] <= a:
                 p = points[j][1]
                 j += 1
@@ -417,7 +418,7 @@ def _unreachable(best: float, how: str) -> ValueError:
                       f" or raise freeze.layer_fraction / epochs")
 
 
-def frozen_prefix(plan: dict | None, epoch: int) -> int:
+def frozen_prefix(plan: FreezePlan | None, epoch: int) -> int:
     """Leading blocks frozen in ``epoch`` under ``plan`` (0 without a plan or past its end)."""
     if not plan:
         return 0

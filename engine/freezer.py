@@ -13,11 +13,14 @@ GUI preview show. A block in the frozen prefix
   this after the trainer's per-epoch ``model.train()``, so the order of the calls does not
   matter;
 * is pruned once to its target density when it joins the frozen prefix (the sparsifier does
-  it), then keeps that mask: the sparsifier reads ``frozen_prefix(epoch)`` and skips it.
+  it), then keeps that mask: the sparsifier reads ``trainer.state.frozen_prefix`` and skips it.
 
-Per-block learning rates: ``trainer.block_lr_end[b]`` is the epoch at which block b's
-cosine reaches end_lr (its freeze epoch); ``trainer.lr_override`` holds
-``freeze.resume_lr`` for every block in single_shot_resume's final all-blocks phase.
+The freezer answers queries and the trainer writes what follows from them, in one place
+(``Trainer._enter_epoch``): the frozen prefix (``trainer.state.frozen_prefix`` and
+``model.frozen_prefix``) and the per-block learning rates (``block_lr_end(b)``: the epoch at
+which block b's cosine reaches end_lr, its freeze epoch; ``lr_overrides(epoch)``:
+``freeze.resume_lr`` for every block in single_shot_resume's final all-blocks phase). The
+freezer itself only switches its blocks' parameters off and on, and emits the events.
 """
 from __future__ import annotations
 
@@ -25,14 +28,15 @@ from typing import Any
 
 from engine.component import Component
 from engine.freeze_plan import frozen_prefix as plan_prefix
+from engine.payloads import FreezePlan
 
 
 class Freezer(Component):
     name = "freezer"
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, plan: FreezePlan | None = None):
         self.cfg = cfg
-        self.plan: dict | None = None
+        self.plan: FreezePlan | None = plan     # None: taken from trainer.plan at on_run_start
         # Last epoch whose freeze/unfreeze events were emitted: a run resumed in the middle
         # of an epoch re-applies the state without repeating that epoch's events.
         self._emitted_through = -1
@@ -42,31 +46,38 @@ class Freezer(Component):
         """Leading blocks frozen in ``epoch`` (0 when freezing is off)."""
         return plan_prefix(self.plan, epoch)
 
+    def block_lr_end(self, n_blocks: int) -> list[int]:
+        """Per block, the epoch at which its cosine learning rate reaches end_lr."""
+        return list(self.plan["block_lr_end"]) if self.plan else [self.cfg.epochs] * n_blocks
+
+    def lr_overrides(self, epoch: int, n_blocks: int) -> list[float | None]:
+        """Per block, a learning rate replacing the schedule's in ``epoch`` (None: none)."""
+        plan = self.plan or {}
+        resume = plan.get("resume_epoch")
+        lr = plan.get("resume_lr") if resume is not None and epoch >= resume else None
+        return [lr] * n_blocks
+
     def flops_saved_before(self, epoch: int) -> float:
         """FLOPs the plan saves by freezing in the epochs before ``epoch``."""
         return float(sum(self.plan["epoch_saving"][:epoch])) if self.plan else 0.0
 
     # ---- hooks
     def on_run_start(self, trainer) -> None:
-        plan = getattr(trainer, "plan", None) or {}
-        self.plan = plan.get("freeze_plan")
+        if self.plan is None:
+            self.plan = (getattr(trainer, "plan", None) or {}).get("freeze_plan")
         n_blocks = len(trainer.model.blocks)
         if self.plan is not None:
             if len(self.plan["block_lr_end"]) != n_blocks or len(self.plan["frozen_prefix"]) != self.cfg.epochs:
                 raise ValueError(f"freeze plan does not match the run: {len(self.plan['block_lr_end'])} blocks and "
                                  f"{len(self.plan['frozen_prefix'])} epochs planned, the model has {n_blocks} "
                                  f"blocks and the run {self.cfg.epochs} epochs")
-            trainer.block_lr_end = list(self.plan["block_lr_end"])
-        else:
-            trainer.block_lr_end = [self.cfg.epochs] * n_blocks
-        trainer.lr_override = [None] * n_blocks
         # After a resume the model is rebuilt unfrozen: restore the current epoch's state.
-        self._apply(trainer, int(getattr(trainer, "epoch", 0) or 0))
+        self._apply(trainer)
 
     def on_epoch_start(self, trainer, epoch: int) -> None:
         if self.plan is None:
             return
-        self._apply(trainer, epoch)
+        self._apply(trainer)
         if epoch <= self._emitted_through:
             return
         now = self.frozen_prefix(epoch)
@@ -80,11 +91,12 @@ class Freezer(Component):
             trainer.emit("unfreeze", epoch=epoch, block=names[b], block_index=b)
         self._emitted_through = epoch
 
-    def _apply(self, trainer, epoch: int) -> None:
+    def _apply(self, trainer) -> None:
+        """Parameters of the frozen prefix (``trainer.state.frozen_prefix``) off, the rest on."""
         if self.plan is None:
             return
         model = trainer.model
-        k = self.frozen_prefix(epoch)
+        k = trainer.state.frozen_prefix
         for i, block in enumerate(model.blocks):
             frozen = i < k
             for p in block.parameters():
@@ -94,10 +106,6 @@ class Freezer(Component):
                     # a stale gradient (zero_grad(set_to_none=False)) would still let SGD
                     # apply weight decay and momentum
                     p.grad = None
-        model.frozen_prefix = k              # no-grad forward and eval mode for the prefix
-        resume = self.plan.get("resume_epoch")
-        lr = self.plan.get("resume_lr") if resume is not None and epoch >= resume else None
-        trainer.lr_override = [lr] * len(model.blocks)
 
     # ---- checkpoint
     def state_dict(self) -> dict[str, Any]:

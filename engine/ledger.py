@@ -3,7 +3,7 @@ same schedule, and what sparsity, freezing and sieving saved, per epoch and cumu
 
 It counts the samples actually trained (on_batch_end, from the batch's index tensor: no
 device sync) and, at the end of each epoch, prices them at the measured mask densities
-(trainer.sparsifier.densities()) and the epoch's frozen prefix (trainer.model.frozen_prefix)
+(trainer.state.densities) and the epoch's frozen prefix (trainer.state.frozen_prefix)
 with the formulas engine.plan uses, so a run's ledger and its projection agree.
 """
 from __future__ import annotations
@@ -13,7 +13,8 @@ import copy
 from engine import costmodel
 from engine.arch import describe
 from engine.component import Component
-from engine.plan import OVERHEAD, SOURCES, add_flops, epoch_flops, samples_per_epoch, zero_flops
+from engine.payloads import OVERHEAD, SOURCES, Flops, FlopsTotals, add_flops, read_flops, zero_flops  # noqa: F401
+from engine.plan import epoch_flops, samples_per_epoch
 from engine.sparsity.methods import method_for
 
 
@@ -24,7 +25,7 @@ class Ledger(Component):
         self.cfg = cfg
         self.arch = None
         self.train_size = 0
-        self.total = zero_flops()
+        self.total: Flops = zero_flops()
         self.epochs_counted = 0
         self.epoch_samples = 0
         self._epoch = None
@@ -48,7 +49,7 @@ class Ledger(Component):
     def on_batch_end(self, trainer, indices, correct, loss) -> None:
         self.epoch_samples += len(indices)
 
-    def epoch_entry(self, densities: dict, frozen_prefix: int, samples: int, epoch: int | None = None) -> dict:
+    def epoch_entry(self, densities: dict, frozen_prefix: int, samples: int, epoch: int | None = None) -> Flops:
         """One epoch's {spent, dense, saved, overhead} for ``samples`` trained at these densities."""
         blocks = costmodel.block_forward_flops(self.arch, densities)
         over = {}
@@ -61,20 +62,17 @@ class Ledger(Component):
                            sum(blocks), sum(blocks[:frozen_prefix]), over)
 
     def on_epoch_end(self, trainer, epoch: int, record: dict) -> None:
-        sparsifier = getattr(trainer, "sparsifier", None)
-        densities = sparsifier.densities() if sparsifier is not None else {}
-        prefix = int(getattr(trainer.model, "frozen_prefix", 0))
-        entry = self.epoch_entry(densities, prefix, self.epoch_samples, epoch)
+        st = trainer.state
+        entry = self.epoch_entry(st.densities, st.frozen_prefix, self.epoch_samples, epoch)
         self.total = add_flops(self.total, entry)
         self.epochs_counted += 1
         self._epoch = None     # closed: a checkpoint from here on holds no partial epoch
         record["flops"] = copy.deepcopy(self.total)
         record["flops_epoch"] = entry
 
-    def totals(self) -> dict:
+    def totals(self) -> FlopsTotals:
         """Cumulative {spent, dense, saved: {sparsity, freeze, sieve}, overhead} for run_finished."""
-        out = copy.deepcopy(self.total)
-        out["epochs"] = self.epochs_counted
+        out: FlopsTotals = {**copy.deepcopy(self.total), "epochs": self.epochs_counted}
         return out
 
     def state_dict(self) -> dict:
@@ -82,10 +80,7 @@ class Ledger(Component):
                 "epoch": self._epoch, "epoch_samples": self.epoch_samples}
 
     def load_state_dict(self, state: dict) -> None:
-        total = state.get("total") or zero_flops()
-        self.total = {"spent": float(total["spent"]), "dense": float(total["dense"]),
-                      "saved": {k: float(total["saved"].get(k, 0.0)) for k in SOURCES},
-                      "overhead": {k: float(v) for k, v in (total.get("overhead") or {}).items()}}
+        self.total = read_flops(state.get("total")) or zero_flops()
         for k in OVERHEAD:
             self.total["overhead"].setdefault(k, 0.0)
         self.epochs_counted = int(state.get("epochs_counted", 0))

@@ -30,46 +30,32 @@ from collections.abc import Sequence
 from engine import arch as arch_mod
 from engine import costmodel, dst_schedule
 from engine.config import ConfigError, RunConfig, freeze_enabled, sieve_oneshot_epoch
+from engine.config import sieve_removed, sieve_swapped
 from engine.datasets_info import dataset_sizes
 from engine.freeze_plan import changes
+from engine.payloads import OVERHEAD, SOURCES, Flops, FreezePlan, Plan, Saved, add_flops, zero_flops  # noqa: F401 - OVERHEAD, SOURCES, add_flops, zero_flops: re-exported
 from engine.sparsity.methods import method_for
 
-SOURCES = ("sparsity", "freeze", "sieve")
-# FLOPs spent on top of the sparse training itself, by source (spent includes them).
-OVERHEAD = ("dst_dense_grad", "mask_scoring")
 MEMORY_BITS = 32
 
 
 def epoch_flops(train_size: int, samples: int, f_dense: float, f_sparse: float, f_frozen: float,
-                overhead: dict | None = None) -> dict:
+                overhead: dict | None = None) -> Flops:
     """One epoch's ledger entry (the formulas in the module docstring) plus the method's overhead."""
     dense = train_size * 3.0 * f_dense
-    saved = {
+    saved: Saved = {
         "sparsity": train_size * 3.0 * (f_dense - f_sparse),
         "freeze": samples * 2.0 * f_frozen,
         "sieve": (train_size - samples) * 3.0 * f_sparse,
     }
     over = {k: 0.0 for k in OVERHEAD}
     over.update(overhead or {})
-    return {"spent": dense - sum(saved.values()) + sum(over.values()), "dense": dense, "saved": saved,
-            "overhead": over}
-
-
-def add_flops(total: dict, part: dict, times: int = 1) -> dict:
-    """total + times x part (overhead sources are the union of both)."""
-    over = dict(total.get("overhead", {}))
-    for k, v in part.get("overhead", {}).items():
-        over[k] = over.get(k, 0.0) + times * v
-    return {"spent": total["spent"] + times * part["spent"], "dense": total["dense"] + times * part["dense"],
-            "saved": {k: total["saved"][k] + times * part["saved"][k] for k in SOURCES}, "overhead": over}
-
-
-def zero_flops() -> dict:
-    return {"spent": 0.0, "dense": 0.0, "saved": {k: 0.0 for k in SOURCES}, "overhead": {k: 0.0 for k in OVERHEAD}}
+    spent = dense - saved["sparsity"] - saved["freeze"] - saved["sieve"] + sum(over.values())
+    return {"spent": spent, "dense": dense, "saved": saved, "overhead": over}
 
 
 def samples_per_epoch(cfg: RunConfig, train_size: int) -> list[int]:
-    removed = int(round(cfg.sieve.ratio * train_size))
+    removed = sieve_removed(cfg, train_size)
     if cfg.sieve.ratio <= 0:
         return [train_size] * cfg.epochs
     if cfg.sieve.mode == "oneshot":
@@ -145,7 +131,7 @@ def overall_density(arch, densities: dict) -> float:
     return sum(l.params * densities.get(l.name, 1.0) for l in arch.layers) / total
 
 
-def _plan_freeze(cfg: RunConfig, arch, method, samples: list[int]) -> dict | None:
+def _plan_freeze(cfg: RunConfig, arch, method, samples: list[int]) -> FreezePlan | None:
     if not freeze_enabled(cfg):
         return None
     from engine.freeze_plan import plan_freeze  # only when freezing is on
@@ -176,13 +162,13 @@ def _check_sieve(cfg: RunConfig, train_size: int) -> None:
     """Sieve settings that would silently do nothing on this dataset are errors."""
     if cfg.sieve.ratio <= 0:
         return
-    removed = int(round(cfg.sieve.ratio * train_size))
+    removed = sieve_removed(cfg, train_size)
     if removed < 1:
         raise ConfigError([("sieve.ratio", f"{cfg.sieve.ratio:g} of {train_size} training samples rounds to 0 "
                             f"removed; use at least {1 / train_size:.2g} or 0 to switch sieving off")])
     if removed >= train_size:
         raise ConfigError([("sieve.ratio", f"{cfg.sieve.ratio:g} removes all {train_size} training samples")])
-    if cfg.sieve.mode == "circular" and int(round(cfg.sieve.update_ratio * removed)) < 1:
+    if cfg.sieve.mode == "circular" and sieve_swapped(cfg, removed) < 1:
         raise ConfigError([("sieve.update_ratio", f"{cfg.sieve.update_ratio:g} of the {removed} removed samples "
                             f"rounds to 0 swapped per update, so the removed samples would never return; "
                             f"use at least {0.5 / removed:.2g}")])
@@ -219,7 +205,6 @@ def _segments_priced(cfg: RunConfig, arch, method, samples: list[int], prefix: l
     """Segments [start, end) of the run, each with its constant densities, prefix, samples and
     one epoch's FLOPs and memory: the per-epoch walk of _with_frozen_masks, visiting only the
     epochs where something can change."""
-    T = cfg.epochs
     specs = arch.layer_specs()
     ups_sorted = method.update_epochs()
     ups = set(ups_sorted)
@@ -362,7 +347,7 @@ def _mib(b: float) -> str:
     return f"{b / 2**20:,.1f} MiB"
 
 
-def _merged(segments: list[dict]) -> list[dict]:
+def _merged(segments: Sequence) -> list[dict]:
     """Consecutive segments with the same samples, density and frozen prefix, as one line."""
     out: list[dict] = []
     key = lambda r: (r["samples"], round(r["density"], 6), r["frozen_prefix"])
@@ -374,7 +359,7 @@ def _merged(segments: list[dict]) -> list[dict]:
     return out
 
 
-def format_plan(plan: dict) -> str:
+def format_plan(plan: Plan) -> str:
     f, m, ds = plan["flops"], plan["memory"], plan["dataset"]
     dense = f["dense"] or 1.0
     lines = [
@@ -393,9 +378,9 @@ def format_plan(plan: dict) -> str:
     ]
     for k in SOURCES:
         lines.append(f"{'saved by ' + k:<22}{f['saved'][k]:>12.4g}{100 * f['saved'][k] / dense:>9.1f}%")
-    for k, v in f.get("overhead", {}).items():
+    for src, v in f.get("overhead", {}).items():
         if v:
-            lines.append(f"{'overhead ' + k:<22}{v:>12.4g}{100 * v / dense:>9.1f}%")
+            lines.append(f"{'overhead ' + src:<22}{v:>12.4g}{100 * v / dense:>9.1f}%")
     lines.append(f"{'spent':<22}{f['spent']:>12.4g}{100 * f['spent'] / dense:>9.1f}%")
     lines += ["", f"training memory ({m['bits']}-bit, batch {m['batch_size']}): peak {_mib(m['peak_bytes'])} "
                   f"(epoch {m['peak_epoch']}), average {_mib(m['average_bytes'])}, min {_mib(m['min_bytes'])}, "

@@ -22,18 +22,13 @@ import torch
 
 from engine.component import Component
 from engine.config import sieve_oneshot_epoch
+from engine.config import sieve_removed, sieve_swapped
 from engine.forgetting import ForgettingTracker
+from engine.process_group import active as _distributed
+from engine.process_group import rank as _rank
 from engine.seeding import gen
 
 HIST_MAX_BINS = 20
-
-
-def _distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
-def _rank() -> int:
-    return torch.distributed.get_rank() if _distributed() else 0
 
 
 def easiest_first(scores: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -76,7 +71,7 @@ class Sieve(Component):
     # ---- set-up -------------------------------------------------------------------------
     def on_run_start(self, trainer) -> None:
         self.n = int(trainer.train_size)
-        self.n_removed = int(round(self.cfg.sieve.ratio * self.n)) if self.enabled else 0
+        self.n_removed = sieve_removed(self.cfg, self.n) if self.enabled else 0
         if self.n_removed == 0:
             self.enabled = False
             self.active = torch.arange(self.n)
@@ -140,7 +135,7 @@ class Sieve(Component):
     def _circular_update(self, trainer, epoch: int) -> None:
         scores = self._active_scores()
         removed = self.queue.numel()
-        k = min(int(round(self.cfg.sieve.update_ratio * removed)), self.active.numel())
+        k = min(sieve_swapped(self.cfg, removed), self.active.numel())
         order = easiest_first(scores, gen(self.seed, "sieve-ties", epoch))
         out_pos = order[:k]
         swapped_out = self.active[out_pos]

@@ -7,14 +7,13 @@ warns once on stderr, keeps the unwritten lines and retries on the next event.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import IO
 
-from engine.events import dumps, make_event
+from engine.events import EVENTS_FILE, dumps, make_event
 
 log = logging.getLogger("engine")
 
@@ -36,7 +35,7 @@ class Emitter:
     def __init__(self, run_dir: str | Path | None, stream: IO[str] | None = None,
                  progress_bar: bool | None = None, stream_events: bool | None = None):
         self.stream = stream if stream is not None else sys.stdout
-        self.path = Path(run_dir) / "events.jsonl" if run_dir is not None else None
+        self.path = Path(run_dir) / EVENTS_FILE if run_dir is not None else None
         self._lock = threading.Lock()
         self._pending: list[str] = []     # lines not yet written to the file
         self._file_warned = False

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from engine import arch as arch_mod
 from engine import checkpoint as ckpt
 from engine.commands import CommandChannel
-from engine.component import Component
+from engine.component import Component, LoopState
+from engine.events import COMPLETED, STOPPED
 from engine.data.loaders import Data, epoch_order, num_batches
 from engine.lr_schedule import block_lr
 from engine.run_dir import run_id
@@ -84,7 +85,8 @@ class Trainer:
         from engine.ledger import Ledger
         from engine.sieve import Sieve
         from engine.sparsity import Sparsifier
-        self.freezer, self.sparsifier, self.sieve, self.ledger = Freezer(cfg), Sparsifier(cfg), Sieve(cfg), Ledger(cfg)
+        self.freezer = Freezer(cfg, self.plan.get("freeze_plan"))
+        self.sparsifier, self.sieve, self.ledger = Sparsifier(cfg), Sieve(cfg), Ledger(cfg)
         self.components: list[Component] = [self.freezer, self.sparsifier, self.sieve, self.ledger]
         # Only the hooks a component overrides are called: the base ones do nothing.
         self._hooks = {h: [getattr(c, h) for c in self.components
@@ -101,6 +103,7 @@ class Trainer:
         self.resume_info: dict | None = None   # set by a resume: checkpoint used, epochs redone
         self.last_record: dict | None = None
         self._rss_peak = 0
+        self.state = LoopState()             # what components read; written here only
 
     # ------------------------------------------------------------------ building
     def _build_optimizer(self) -> torch.optim.Optimizer:
@@ -150,6 +153,8 @@ class Trainer:
         """Train to the end or until stopped; returns the run status (completed or stopped)."""
         self._t_session = time.monotonic()
         self._emit_run_started()
+        self.block_lr_end = self.freezer.block_lr_end(len(self.block_names))
+        self._enter_epoch(self.epoch)        # a resumed model is rebuilt unfrozen
         for c in self.components:
             c.on_run_start(self)
         try:
@@ -165,20 +170,27 @@ class Trainer:
                 if every > 0 and (epoch + 1) % every == 0 and epoch + 1 < self.cfg.epochs:
                     self._checkpoint("periodic", mid_epoch=False, tag=epoch + 1)
             self._checkpoint("end", mid_epoch=False, final=True)
-            status = "completed"
+            status = COMPLETED
         except _Stop:
-            status = "stopped"
+            status = STOPPED
         self.emit("run_finished", status=status, epochs_completed=self.epochs_completed,
                   final=self._final_metrics(), flops=self.ledger.totals(), wall_time=self._wall())
         return status
 
+    def _enter_epoch(self, epoch: int) -> None:
+        """The one place the epoch's frozen prefix and per-block LR overrides are written."""
+        st = self.state
+        st.epoch, st.batch_index = epoch, -1
+        st.frozen_prefix = int(self.freezer.frozen_prefix(epoch))
+        if self.model.frozen_prefix != st.frozen_prefix:
+            self.model.frozen_prefix = st.frozen_prefix  # no-grad forward and eval mode for the prefix
+        self.lr_override = self.freezer.lr_overrides(epoch, len(self.block_names))
+
     def _train_epoch(self, epoch: int) -> None:
         cfg, model, opt = self.cfg, self.model, self.optimizer
+        self._enter_epoch(epoch)
         for hook in self._hooks["on_epoch_start"]:
             hook(self, epoch)
-        prefix = int(self.freezer.frozen_prefix(epoch))
-        if model.frozen_prefix != prefix:
-            model.frozen_prefix = prefix
         for i, g in enumerate(opt.param_groups):
             ov = self.lr_override[i]
             g["lr"] = ov if ov is not None else block_lr(cfg, epoch, self.block_lr_end[i])
@@ -206,9 +218,10 @@ class Trainer:
         t_start = time.monotonic()
         t_mark, seen_mark = t_start, seen
         b = start
-        self.batches_in_epoch = batches
+        state = self.state
+        state.batches_in_epoch = batches
         for b, (x, y, idx) in enumerate(self.data.train_batches(order, epoch, start), start=start):
-            self.batch_index = b
+            state.batch_index = b
             logits = model(x)
             loss = F.cross_entropy(logits, y)
             loss.backward()
@@ -249,6 +262,7 @@ class Trainer:
         seen = max(seen, 1)
         lrs = {g["block"]: float(g["lr"]) for g in opt.param_groups}
         self.samples_total += len(order)
+        state.densities = self.sparsifier.densities()     # for the record and the ledger
         record = {
             "epoch": epoch, "epochs": cfg.epochs,
             "train_loss": float(loss_sum.item() / seen), "train_acc": float(correct_sum.item() / seen),
@@ -257,7 +271,7 @@ class Trainer:
             "epoch_time": train_time, "eval_time": eval_time,
             "samples": len(order), "samples_total": self.samples_total,
             "memory": self._memory(), "flops": {}, "flops_epoch": {},
-            "density": float(self._density()), "sparse_density": float(self._sparse_density()),
+            "density": float(self._density(state.densities)), "sparse_density": float(self._sparse_density()),
             "frozen_blocks": self.block_names[:model.frozen_prefix],
             "active_samples": int(len(active)),
         }
@@ -294,11 +308,11 @@ class Trainer:
             self.emit("bad_samples", epoch=epoch, split=split, count=len(bad), total=self._bad_total,
                       samples=[{"path": p, "reason": r} for p, r in bad[:20]])
 
-    def _density(self) -> float:
+    def _density(self, densities: dict | None = None) -> float:
         """Fraction of weights kept over all prunable layers, kept-dense ones included: the
         convention of engine.plan, so the measured and the projected curves compare."""
         from engine.plan import overall_density
-        return overall_density(self.arch, self.sparsifier.densities())
+        return overall_density(self.arch, self.sparsifier.densities() if densities is None else densities)
 
     def _sparse_density(self) -> float:
         """Fraction kept over the sparse layers only (the target is 1 - sparsity.target)."""

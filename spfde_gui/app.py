@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
-ICON = Path(__file__).resolve().parent.parent / "assets" / "icons" / "spfde.svg"
+from engine import assets
+
+ICON = assets.path("icons", "spfde.svg")
 STYLE = """
 QMainWindow, QWidget { font-size: 12px; }
 QGroupBox { font-weight: bold; border: 1px solid #d6d9de; border-radius: 5px; margin-top: 10px; padding-top: 6px; }

@@ -11,18 +11,22 @@ from __future__ import annotations
 import json
 import os
 import sys
+import sysconfig
 import tempfile
 from collections import deque
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal, QEventLoop
 
+import engine
 from engine import config as cfgmod
 from engine.events import parse_line
 from engine.run_dir import safe_name
 from spfde_gui.run_model import RunModel
 
-ROOT = Path(__file__).resolve().parent.parent
+# The folder holding the engine package this studio imported: site-packages for an
+# install (already on the child's path), the checkout when run from a source tree.
+ENGINE_HOME = Path(engine.__file__).resolve().parent.parent
 STDERR_LINES = 400
 STOP_ON_EOF = "--stop-on-eof"   # engine flag: EOF on stdin (our death) is a graceful stop
 
@@ -76,8 +80,8 @@ class EngineController(QObject):
     # ---------------------------------------------------------------- launching
     def start_run(self, cfg: cfgmod.RunConfig, runs_dir: str | os.PathLike | None = None) -> RunModel:
         """Launch a new run of ``cfg`` (its runs folder replaced by ``runs_dir`` if given)."""
-        if runs_dir is not None:
-            cfg = cfg.replace(run_dir=str(Path(runs_dir).resolve()))
+        # the engine inherits our working directory; a relative runs folder is made absolute
+        cfg = cfg.replace(run_dir=str(Path(runs_dir if runs_dir is not None else cfg.run_dir).resolve()))
         fd, path = tempfile.mkstemp(prefix=f"spfde-{safe_name(cfg.name)}-", suffix=".yaml")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(cfgmod.to_yaml(cfg))
@@ -107,10 +111,11 @@ class EngineController(QObject):
         proc.setProcessChannelMode(QProcess.SeparateChannels)
         env = QProcessEnvironment.systemEnvironment()
         env.insert("PYTHONUNBUFFERED", "1")
-        # the engine package must be importable even when the GUI runs from elsewhere
-        env.insert("PYTHONPATH", os.pathsep.join(p for p in (str(ROOT), env.value("PYTHONPATH")) if p))
+        # `python -m engine` must find the same engine from any working directory; CPU
+        # threads and OpenMP's wait policy are set by the engine itself before torch loads.
+        if str(ENGINE_HOME) not in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}:
+            env.insert("PYTHONPATH", os.pathsep.join(p for p in (str(ENGINE_HOME), env.value("PYTHONPATH")) if p))
         proc.setProcessEnvironment(env)
-        proc.setWorkingDirectory(str(ROOT))
         proc.readyReadStandardOutput.connect(self._read_stdout)
         proc.readyReadStandardError.connect(self._read_stderr)
         proc.errorOccurred.connect(self._on_error)

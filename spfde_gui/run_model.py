@@ -17,6 +17,8 @@ from typing import Iterable
 
 import numpy as np
 
+from engine.events import EVENTS_FILE  # noqa: F401 - the run folder's event log (one definition)
+
 # Per-epoch columns (epoch_end fields, FLOPs ledger and memory flattened); NaN where absent.
 COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time",
            "samples", "samples_total", "flops_spent", "flops_dense", "saved_sparsity",
@@ -27,7 +29,6 @@ _SIMPLE = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "e
            "samples", "samples_total")
 _NAN = float("nan")
 STATUSES = ("new", "running", "completed", "stopped", "crashed")
-EVENTS_FILE = "events.jsonl"
 _PROGRESS_PREFIX = b'{"event":"progress"'   # how engine.events.dumps starts a progress line
 
 

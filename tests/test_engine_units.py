@@ -5,7 +5,6 @@ import errno
 import io
 import json
 import logging
-import time
 
 import pytest
 import torch
@@ -184,16 +183,13 @@ def test_emitter_ends_a_torn_last_line_before_appending(tmp_path):
 
 def test_stop_on_eof_turns_a_closed_stdin_into_a_stop():
     import io
-    import time
     from engine.commands import CommandChannel
     kept, stopping = CommandChannel(), CommandChannel()
     kept.start_stdin(io.StringIO('{"cmd": "checkpoint"}\n'))
     stopping.start_stdin(io.StringIO(""), stop_on_eof=True)
-    deadline = time.monotonic() + 5
-    while not stopping.should_stop and time.monotonic() < deadline:
-        time.sleep(0.01)
+    # wait for the readers to reach the end of their streams, however slow the machine
+    assert stopping.wait_stdin_closed(timeout=60) and kept.wait_stdin_closed(timeout=60)
     assert stopping.should_stop
-    time.sleep(0.05)
     assert kept.take_checkpoint_request() and not kept.should_stop
 
 

@@ -2,9 +2,8 @@
 blocks and parameter counts, and dense forward FLOPs equal to PyTorch's own
 FlopCounterMode count of the conv and linear operations."""
 import pytest
-
-torch = pytest.importorskip("torch")
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from engine import arch as arch_mod  # noqa: E402
 from engine.config import from_dict  # noqa: E402

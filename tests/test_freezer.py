@@ -2,12 +2,15 @@
 optimizer state), events follow the plan, the resume phase unfreezes, resume is exact."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from engine import dst_schedule
 from engine.config import from_dict
+from engine.component import LoopState
 from engine.freezer import Freezer
 from engine.lr_schedule import block_lr
 from engine.models import build_model
@@ -50,8 +53,21 @@ class MiniTrainer:
         self.x = torch.randn(64, 3, 8, 8, generator=g)
         self.y = torch.randint(0, 10, (64,), generator=g)
         self.freezer = Freezer(cfg)
+        self.state = LoopState()
         self.block_lr_end = [cfg.epochs] * len(self.model.blocks)
         self.lr_override = [None] * len(self.model.blocks)
+
+    def enter_epoch(self, epoch):
+        # what Trainer._enter_epoch writes from the freezer's answers
+        self.state.epoch, self.state.frozen_prefix = epoch, self.freezer.frozen_prefix(epoch)
+        self.model.frozen_prefix = self.state.frozen_prefix
+        self.lr_override = self.freezer.lr_overrides(epoch, len(self.model.blocks))
+
+    def start(self):
+        self.freezer.on_run_start(self)          # takes the plan from self.plan
+        self.block_lr_end = self.freezer.block_lr_end(len(self.model.blocks))
+        self.enter_epoch(self.epoch)
+        self.freezer.on_run_start(self)          # re-applied at the resume epoch, as the trainer does
 
     def emit(self, name, **fields):
         self.events.append((name, fields))
@@ -59,6 +75,7 @@ class MiniTrainer:
     def run_epoch(self, epoch, after_backward=None):
         self.epoch = epoch
         self.model.train()
+        self.enter_epoch(epoch)
         self.freezer.on_epoch_start(self, epoch)
         for i, group in enumerate(self.optimizer.param_groups):
             over = self.lr_override[i]
@@ -91,7 +108,7 @@ def test_frozen_blocks_are_bit_identical_and_take_no_step():
     cfg = small_cfg()
     t = MiniTrainer(cfg)
     plan = t.plan["freeze_plan"]
-    t.freezer.on_run_start(t)
+    t.start()
     assert t.block_lr_end == plan["block_lr_end"]
     frozen_at = {t.model.block_names.index(n): e for n, e in plan["freeze_epochs"].items()}
     assert len(frozen_at) >= 2
@@ -132,7 +149,7 @@ def test_single_shot_resume_unfreezes_at_resume_lr():
     t = MiniTrainer(cfg)
     plan = t.plan["freeze_plan"]
     assert plan["resume_epoch"] == 6
-    t.freezer.on_run_start(t)
+    t.start()
     for e in range(cfg.epochs):
         t.run_epoch(e)
         if e == 5:
@@ -151,7 +168,7 @@ def test_single_shot_resume_unfreezes_at_resume_lr():
 def test_periodic_freezes_and_unfreezes_a_prefix():
     cfg = small_cfg(**{"freeze.scheme": "periodic", "freeze.target": 0.1})
     t = MiniTrainer(cfg)
-    t.freezer.on_run_start(t)
+    t.start()
     for e in range(cfg.epochs):
         t.run_epoch(e)
         k = t.freezer.frozen_prefix(e)
@@ -165,12 +182,12 @@ def test_periodic_freezes_and_unfreezes_a_prefix():
 def test_resume_mid_run_continues_identically():
     cfg = small_cfg()
     full = MiniTrainer(cfg)
-    full.freezer.on_run_start(full)
+    full.start()
     for e in range(cfg.epochs):
         full.run_epoch(e)
 
     part = MiniTrainer(cfg)
-    part.freezer.on_run_start(part)
+    part.start()
     stop = 5                      # stopped after epoch 4, blocks already frozen
     for e in range(stop):
         part.run_epoch(e)
@@ -183,7 +200,7 @@ def test_resume_mid_run_continues_identically():
     resumed.optimizer.load_state_dict(ckpt["opt"])
     resumed.freezer.load_state_dict(ckpt["freezer"])
     resumed.epoch = stop
-    resumed.freezer.on_run_start(resumed)
+    resumed.start()
     assert resumed.model.frozen_prefix == resumed.freezer.frozen_prefix(stop)
     for e in range(stop, cfg.epochs):
         resumed.run_epoch(e)
@@ -197,16 +214,37 @@ def test_resume_mid_run_continues_identically():
     again = MiniTrainer(cfg)
     again.freezer.load_state_dict(resumed.freezer.state_dict())
     again.epoch = cfg.epochs - 1
-    again.freezer.on_run_start(again)
+    again.start()
     again.freezer.on_epoch_start(again, cfg.epochs - 1)
     assert again.events == [] and again.model.frozen_prefix == full.model.frozen_prefix
+
+
+def test_freezer_writes_nothing_on_the_trainer():
+    # The trainer writes the frozen prefix and the LR overrides from the freezer's answers
+    # (Trainer._enter_epoch); the freezer only switches its blocks' parameters.
+    cfg = small_cfg(**{"freeze.scheme": "single_shot_resume", "freeze.target": 0.05, "freeze.resume_epochs": 2})
+    plan = project(cfg)["freeze_plan"]
+    model = build_model(cfg, 10)
+    t = SimpleNamespace(cfg=cfg, model=model, state=LoopState(), emit=lambda *a, **k: None)
+    fz = Freezer(cfg, plan)
+    e = plan["resume_epoch"] - 1
+    t.state.epoch, t.state.frozen_prefix = e, fz.frozen_prefix(e)
+    assert t.state.frozen_prefix > 0
+    fz.on_run_start(t)
+    fz.on_epoch_start(t, e)
+    assert vars(t).keys() == {"cfg", "model", "state", "emit"}       # no lr_override, no block_lr_end
+    assert model.frozen_prefix == 0                                   # the trainer sets it, not the freezer
+    assert not any(p.requires_grad for p in model.blocks[0].parameters())
+    assert fz.lr_overrides(e, 3) == [None] * 3
+    assert fz.lr_overrides(plan["resume_epoch"], 3) == [cfg.freeze.resume_lr] * 3
+    assert fz.block_lr_end(len(model.blocks)) == plan["block_lr_end"]
 
 
 def test_off_is_a_no_op():
     cfg = small_cfg(**{"freeze.target": 0.0})
     t = MiniTrainer(cfg)
     assert t.plan["freeze_plan"] is None
-    t.freezer.on_run_start(t)
+    t.start()
     t.run_epoch(0)
     assert t.freezer.frozen_prefix(0) == 0 and t.model.frozen_prefix == 0
     assert t.block_lr_end == [cfg.epochs] * len(t.model.blocks) and t.events == []

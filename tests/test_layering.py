@@ -12,7 +12,8 @@ PURE = ["engine.config", "engine.events", "engine.arch", "engine.costmodel", "en
         "engine.resources", "engine.run_lock", "engine.run_dir", "engine.data.checks",
         "engine.sparsity.methods",
         "engine.sweep.spec", "engine.sweep.cells", "engine.sweep.manifest", "engine.sweep.state",
-        "engine.sweep.results", "engine.sweep.export", "engine.sweep.runner", "engine.sweep.commands"]
+        "engine.sweep.results", "engine.sweep.export", "engine.sweep.runner", "engine.sweep.commands",
+        "engine.payloads", "engine.threads", "engine.assets"]
 
 
 def _loaded_after(imports: list[str]) -> set[str]:

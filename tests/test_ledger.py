@@ -6,6 +6,7 @@ import pytest
 
 from engine import arch as arch_mod
 from engine import dst_schedule
+from engine.component import LoopState
 from engine.config import from_dict
 from engine.ledger import Ledger
 from engine.plan import project
@@ -22,7 +23,7 @@ class _Sparsifier:
 def _trainer(cfg, densities, prefix=0):
     a = arch_mod.describe(cfg.model, cfg.data.num_classes, cfg.data.image_size)
     return SimpleNamespace(cfg=cfg, arch=a, train_size=cfg.data.train_size, num_classes=cfg.data.num_classes,
-                           sparsifier=_Sparsifier(densities), model=SimpleNamespace(frozen_prefix=prefix))
+                           state=LoopState(frozen_prefix=prefix, densities=_Sparsifier(densities).densities()))
 
 
 def _epoch(ledger, trainer, epoch, batches):
@@ -62,7 +63,7 @@ def test_frozen_prefix_moves_backward_flops_to_freeze_saving():
     ledger = Ledger(cfg)
     ledger.on_run_start(t)
     live = _epoch(ledger, t, 0, [100])["flops_epoch"]
-    t.model.frozen_prefix = 3
+    t.state.frozen_prefix = 3
     frozen = _epoch(ledger, t, 1, [100])["flops_epoch"]
     stem_and_two = sum(b for b in [2.0 * sum(l.macs for l in t.arch.block_layers(i)) for i in range(3)])
     assert frozen["saved"]["freeze"] == pytest.approx(100 * 2 * stem_and_two)
@@ -96,3 +97,26 @@ def test_resume_inside_an_epoch_keeps_the_partial_count():
     after.on_run_start(t)
     rec = _epoch(after, t, 1, [100])
     assert rec["flops"]["spent"] == pytest.approx(2 * rec["flops_epoch"]["spent"])
+
+
+def test_one_name_per_quantity_in_plan_ledger_and_old_run_folders():
+    from engine.payloads import OVERHEAD, read_flops
+    cfg = from_dict({"epochs": 2, "data": {"train_size": 100, "num_classes": 4, "image_size": 16},
+                     "model": {"width": 0.25}, "interval": 1})
+    p = project(cfg)
+    # MEST spends nothing on top of its training: every overhead source is there, at 0
+    assert "total" not in p["flops"] and p["flops"]["overhead"] == {k: 0.0 for k in OVERHEAD}
+    assert set(p["epochs"][0]["flops"]) == {"spent", "dense", "saved", "overhead"}
+    ledger = Ledger(cfg)
+    t = _trainer(cfg, {})
+    ledger.on_run_start(t)
+    _epoch(ledger, t, 0, [100])
+    assert set(ledger.totals()) == {"spent", "dense", "saved", "overhead", "epochs"}
+    # a run folder written before the rename: the plan's spent FLOPs were called "total"
+    old = {"total": 5.0, "dense": 9.0, "saved": {"sparsity": 1.0, "freeze": 2.0, "sieve": 1.0}}
+    assert read_flops(old) == {"spent": 5.0, "dense": 9.0, "saved": {"sparsity": 1.0, "freeze": 2.0, "sieve": 1.0},
+                               "overhead": {}}
+    assert read_flops({"dense": 1.0}) is None and read_flops(None) is None
+    # a checkpoint of an older ledger (no overhead) resumes
+    ledger.load_state_dict({"total": old, "epochs_counted": 1})
+    assert ledger.totals()["spent"] == 5.0 and ledger.totals()["overhead"] == {k: 0.0 for k in OVERHEAD}

@@ -262,3 +262,13 @@ def test_run_that_crashed_before_its_first_epoch(tmp_path, qapp):
     data = json.loads(written["json"].read_text(encoding="utf-8"))
     assert data["status"] == "crashed" and data["epochs"]["epoch"] == []
     assert data["config"]["name"] == CFG["name"]
+
+
+def test_projected_flops_read_by_the_one_payload_reader():
+    from spfde_gui.report.builder import projected_flops
+    saved = {"sparsity": 1.0, "freeze": 2.0, "sieve": 1.0}
+    new = projected_flops({"flops": {"spent": 5.0, "dense": 9.0, "saved": saved, "overhead": {}}})
+    assert new == {"spent": 5.0, "dense": 9.0, **saved}
+    # a run folder written before the plan's "total" became "spent" still reports
+    assert projected_flops({"flops": {"total": 5.0, "dense": 9.0, "saved": saved}}) == new
+    assert projected_flops(None) == {} and projected_flops({"flops": {"saved_sparsity": 1.0}}) == {}

@@ -1,6 +1,5 @@
 """RunModel on recorded event files: replay, tolerance of torn/unknown lines, resume
 truncation, status, freeze matrices and summaries."""
-import json
 
 import numpy as np
 import pytest

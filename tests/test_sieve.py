@@ -9,10 +9,8 @@ from __future__ import annotations
 import io
 import math
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -332,7 +330,6 @@ def test_distributed_ranks_agree_and_match_single_process(tmp_path):
 
 # ---- a real tiny run through the trainer --------------------------------------------------
 def test_real_tiny_run_sieve_events(tmp_path):
-    pytest.importorskip("engine.trainer")
     from engine import run_dir as run_dir_mod
     from engine.events import read_events
     from engine.telemetry import Emitter

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from engine import dst_schedule as S
+from engine.component import LoopState
 from engine.config import from_dict
 from engine.models import build_model
 from engine.seeding import gen
@@ -33,7 +34,7 @@ def _trainer(cfg):
     opt = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                           weight_decay=cfg.optim.weight_decay)
     events = []
-    t = SimpleNamespace(cfg=cfg, model=model, optimizer=opt, freezer=None, events=events,
+    t = SimpleNamespace(cfg=cfg, model=model, optimizer=opt, state=LoopState(), events=events,
                         emit=lambda name, **f: events.append((name, f)))
     sp = Sparsifier(cfg)
     t.sparsifier = sp
@@ -301,7 +302,7 @@ def test_dense_run_has_no_masks():
 
 def _freeze_at(t, k):
     t.model.frozen_prefix = k
-    t.freezer = SimpleNamespace(frozen_prefix=lambda epoch: k)
+    t.state.frozen_prefix = k
 
 
 def test_frozen_blocks_are_pruned_to_target_then_keep_their_masks():

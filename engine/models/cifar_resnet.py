@@ -5,7 +5,6 @@ ResNet-20/32/56 have n = 3/5/9; the paper's 2x ResNet-32 is width 2 (32/64/128).
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from .base import BlockModel

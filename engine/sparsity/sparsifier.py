@@ -87,7 +87,7 @@ class Sparsifier(Component):
         self._recount()
         if not self.method.exact_plan:   # data-chosen layer densities: a frozen block keeps its mask
             self._target = dict(self._kept)
-        self._refresh_active(getattr(model, "frozen_prefix", 0))
+        self._refresh_active(trainer.state.frozen_prefix)
 
     def _score_masks(self, trainer) -> None:
         """One-shot masks from the method's scores on seeded training batches (SNIP, GraSP).
@@ -131,7 +131,7 @@ class Sparsifier(Component):
     def on_epoch_start(self, trainer, epoch: int) -> None:
         if not self.enabled:
             return
-        frozen = self._frozen_prefix(trainer, epoch)
+        frozen = trainer.state.frozen_prefix
         if self._step_based:
             self._step0 = self.method.epoch_start_step(epoch)
         update = self.method.mask_update(epoch)
@@ -143,13 +143,6 @@ class Sparsifier(Component):
         self._refresh_active(frozen)
         # The prune score needs the gradient of the last step before the next update.
         self._keep_grad = self.score_lambda > 0 and self.method.mask_update(epoch + 1) is not None
-
-    def _frozen_prefix(self, trainer, epoch: int) -> int:
-        k = int(getattr(trainer.model, "frozen_prefix", 0))
-        freezer = getattr(trainer, "freezer", None)
-        if freezer is not None and hasattr(freezer, "frozen_prefix"):
-            k = max(k, int(freezer.frozen_prefix(epoch)))
-        return k
 
     def _target_counts(self) -> dict[str, int]:
         if self._target is None:
@@ -232,7 +225,7 @@ class Sparsifier(Component):
         if not self._active_w:
             return
         if self._step_based:
-            step = self._step0 + int(getattr(trainer, "batch_index", 0))
+            step = self._step0 + trainer.state.batch_index
             fraction = self.method.step_update(step)
             if fraction is not None:
                 self._step_update(trainer, step, fraction)
@@ -246,7 +239,8 @@ class Sparsifier(Component):
         torch._foreach_mul_(grads, masks)
         # Only the epoch's last step's gradient feeds the next update's score: copy just that one
         # (trainers that do not say where the epoch ends get a copy every step).
-        if self._keep_grad and getattr(trainer, "batch_index", -1) == getattr(trainer, "batches_in_epoch", 0) - 1:
+        st = trainer.state
+        if self._keep_grad and st.batch_index == st.batches_in_epoch - 1:
             self._store_grads()
 
     def _step_update(self, trainer, step: int, fraction: float) -> None:
@@ -265,7 +259,7 @@ class Sparsifier(Component):
                                 "changed": M.changed_fraction(old, new), "frozen": False})
         self._refresh_active(self._frozen)
         s = self.cfg.sparsity.target
-        trainer.emit("mask_update", epoch=int(getattr(trainer, "epoch", 0)), step=step, fraction=fraction,
+        trainer.emit("mask_update", epoch=trainer.state.epoch, step=step, fraction=fraction,
                      layers=records, density=self.overall_density(), prune_to=s, grow_to=s)
 
     def _store_grads(self) -> None:

@@ -18,7 +18,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "assets" / "report_template.html"
+from engine import assets
+from engine.payloads import read_flops
+
+TEMPLATE = assets.path("report_template.html")
 
 FLOP_SOURCES = (("sparsity", "Saved by sparsity"), ("freeze", "Saved by layer freezing"),
                 ("sieve", "Saved by data sieving"))
@@ -167,13 +170,10 @@ def flops_figures(model) -> dict[str, float | None]:
 
 def projected_flops(projected: dict | None) -> dict[str, float | None]:
     """The plan's projected totals in the same shape as ``flops_figures`` (empty when absent)."""
-    if not isinstance(projected, dict):
+    fl = read_flops(projected.get("flops")) if isinstance(projected, dict) else None
+    if fl is None:
         return {}
-    fl = projected.get("flops") if isinstance(projected.get("flops"), dict) else projected
-    saved = fl.get("saved") if isinstance(fl.get("saved"), dict) else {}
-    out = {"spent": fl.get("spent", fl.get("total")), "dense": fl.get("dense")}
-    for k, _ in FLOP_SOURCES:
-        out[k] = saved.get(k, fl.get(f"saved_{k}"))
+    out: dict[str, float | None] = {"spent": fl["spent"], "dense": fl["dense"], **fl["saved"]}
     return {k: v for k, v in out.items() if _finite(v)}
 
 

@@ -1,0 +1,177 @@
+"""Typed shapes of the dicts the engine, the studio and the report exchange: FLOPs, the
+plan (``engine.plan.project``) and the freeze plan (``engine.freeze_plan.plan_freeze``).
+
+They stay plain dicts on the wire (JSON events, checkpoints); these TypedDicts give each
+key one name and one type, checked by mypy. One name per quantity (docs/cost-model.md):
+
+* ``spent``    FLOPs actually spent, overhead included;
+* ``dense``    the dense equivalent of the same schedule;
+* ``saved``    savings by source: ``sparsity``, ``freeze``, ``sieve``;
+* ``overhead`` FLOPs spent on top of the sparse training itself, by source (e.g.
+  ``dst_dense_grad``, ``mask_scoring``, ``analysis``); empty when nothing adds any.
+
+Pure Python, no imports beyond typing.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal, TypedDict
+
+Source = Literal["sparsity", "freeze", "sieve"]
+SOURCES: tuple[Source, ...] = ("sparsity", "freeze", "sieve")
+# FLOPs spent on top of the sparse training itself, by source (``spent`` includes them):
+# RigL's dense-gradient steps, SNIP/GraSP's scoring passes, the analyses' probe forwards.
+OVERHEAD: tuple[str, ...] = ("dst_dense_grad", "mask_scoring")
+
+
+class Saved(TypedDict):
+    sparsity: float
+    freeze: float
+    sieve: float
+
+
+class _FlopsCore(TypedDict):
+    spent: float
+    dense: float
+    saved: Saved
+
+
+class Flops(_FlopsCore):
+    """A FLOPs ledger entry: one epoch, or the cumulative total (``epoch_end.flops``)."""
+    overhead: dict[str, float]
+
+
+class FlopsTotals(Flops, total=False):
+    """``run_finished.flops``: the cumulative ledger plus the epochs it counts."""
+    epochs: int
+
+
+class PlanFlops(Flops):
+    """``plan["flops"]``: the projected run total."""
+    forward_dense_per_sample: float
+
+
+class EpochProjection(TypedDict):
+    """One row of ``plan["epochs"]``."""
+    epoch: int
+    samples: int
+    density: float
+    training_sparsity: float
+    frozen_prefix: int
+    flops: Flops
+    memory_bytes: float
+
+
+class MemoryProjection(TypedDict):
+    bits: int
+    batch_size: int
+    peak_bytes: float
+    peak_epoch: int
+    min_bytes: float
+    min_epoch: int
+    average_bytes: float
+    dense_bytes: float
+    by_part: dict[str, dict[str, float]]
+
+
+class FreezePlan(TypedDict, total=False):
+    """``engine.freeze_plan.plan_freeze``'s result (``plan["freeze_plan"]``, ``run_started.freeze_plan``).
+    Schemes may add keys of their own (``period``, ``delay_epochs``); these are always there."""
+    scheme: str
+    target: float
+    achieved: float
+    max_reachable: float
+    start_epoch: int
+    start_given: bool              # freeze.start_epoch set: t_frz given, nothing searched
+    prune_frozen: bool             # a freezing block is cut to the target density
+    interval: int
+    layer_fraction: float
+    freeze_epochs: dict[str, int]  # block name -> first epoch in the frozen prefix
+    frozen_prefix: list[int]       # leading blocks frozen in each epoch
+    block_lr_end: list[int]        # epoch at which each block's cosine reaches end_lr
+    resume_epoch: int | None
+    resume_lr: float | None
+    cost_without_freezing: float
+    epoch_saving: list[float]
+
+
+class Segment(TypedDict):
+    """One row of ``plan["segments"]``: epochs [start, end) with constant densities,
+    frozen prefix and samples; ``flops`` is one epoch's entry."""
+    start: int
+    end: int
+    samples: int
+    density: float
+    training_sparsity: float
+    frozen_prefix: int
+    flops: Flops
+    memory_bytes: float
+
+
+class BlockInfo(TypedDict):
+    name: str
+    params: int
+    forward_flops: float
+    layers: list[str]
+
+
+class Plan(TypedDict):
+    """``engine.plan.project``: the whole run projected by segments; ``epochs`` expands them
+    into per-epoch rows on demand (an ``engine.plan.EpochRows`` sequence)."""
+    model: dict[str, Any]
+    dataset: dict[str, Any]
+    method: dict[str, Any]         # {name, exact, distribution}
+    segments: list[Segment]
+    epochs: Sequence[EpochProjection]
+    blocks: list[BlockInfo]
+    freeze_plan: FreezePlan | None
+    flops: PlanFlops
+    memory: MemoryProjection
+
+
+class Projected(TypedDict, total=False):
+    """``run_started.projected``: the parts of the plan a reader of the events needs."""
+    flops: PlanFlops
+    memory: MemoryProjection
+    segments: list[Segment]
+    method: dict[str, Any]
+    epochs: list[EpochProjection]  # runs written before segments (read only)
+
+
+def zero_flops() -> Flops:
+    return {"spent": 0.0, "dense": 0.0, "saved": {"sparsity": 0.0, "freeze": 0.0, "sieve": 0.0},
+            "overhead": {k: 0.0 for k in OVERHEAD}}
+
+
+def add_flops(total: Flops, part: Flops, times: int = 1) -> Flops:
+    """total + times x part (a segment of ``times`` equal epochs); overhead sources absent
+    from one side count as 0."""
+    over = dict(total.get("overhead") or {})
+    for k, v in (part.get("overhead") or {}).items():
+        over[k] = over.get(k, 0.0) + times * v
+    return {"spent": total["spent"] + times * part["spent"], "dense": total["dense"] + times * part["dense"],
+            "saved": {"sparsity": total["saved"]["sparsity"] + times * part["saved"]["sparsity"],
+                      "freeze": total["saved"]["freeze"] + times * part["saved"]["freeze"],
+                      "sieve": total["saved"]["sieve"] + times * part["saved"]["sieve"]},
+            "overhead": over}
+
+
+def read_flops(d: Any) -> Flops | None:
+    """A FLOPs payload read from an event file or a checkpoint, or None when ``d`` is not one.
+
+    Run folders written before the naming was unified hold the plan's spent FLOPs as
+    ``total`` (in ``run_started.projected.flops``) and no ``overhead``: both are read here,
+    in this one place, so that old runs still open and report."""
+    if not isinstance(d, dict):
+        return None
+    spent = d.get("spent", d.get("total"))      # "total": runs written before the rename
+    dense = d.get("dense")
+    saved: dict[str, Any] = d["saved"] if isinstance(d.get("saved"), dict) else {}
+    if not isinstance(spent, (int, float)) or not isinstance(dense, (int, float)):
+        return None
+    over: dict[str, Any] = d["overhead"] if isinstance(d.get("overhead"), dict) else {}
+    return {"spent": float(spent), "dense": float(dense),
+            "saved": {"sparsity": float(saved.get("sparsity", 0.0) or 0.0),
+                      "freeze": float(saved.get("freeze", 0.0) or 0.0),
+                      "sieve": float(saved.get("sieve", 0.0) or 0.0)},
+            "overhead": {str(k): float(v) for k, v in over.items() if isinstance(v, (int, float))}}
