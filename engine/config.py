@@ -22,7 +22,7 @@ MODELS = ("resnet20", "resnet32", "resnet56", "resnet50")
 DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder")
 DST_ALGORITHMS = ("mest_ems", "mest_em", "static")
 DISTRIBUTIONS = ("uniform", "erk")
-FREEZE_SCHEMES = ("single_shot", "single_shot_resume", "periodic", "delayed_periodic")
+FREEZE_SCHEMES = ("single_shot", "single_shot_resume", "periodic", "delayed_periodic", "adaptive")
 SIEVE_MODES = ("circular", "oneshot")
 # Names that ``sparsity.dense_layers`` accepts besides exact layer names.
 LAYER_GROUPS = ("stem", "head", "shortcut")
@@ -93,6 +93,14 @@ class FreezeConfig:
     resume_epochs: int | None = None   # single_shot_resume: dR (default: interval)
     resume_lr: float = 0.01            # single_shot_resume: LR of the final all-blocks phase
     delay_epochs: int | None = None    # delayed_periodic: epochs before periods start (default: half the run)
+    adaptive: "AdaptiveFreezeConfig" = field(default_factory=lambda: AdaptiveFreezeConfig())
+
+
+@dataclass
+class AdaptiveFreezeConfig:
+    cka: float = 0.95               # freeze.scheme=adaptive: CKA a block must stay above
+    mask_similarity: float = 0.9    # ... and its layers' structural similarity
+    patience: int = 2               # ... for this many consecutive measurements
 
 
 @dataclass
@@ -107,6 +115,13 @@ class SieveConfig:
 class CheckpointConfig:
     every: int = 10              # epochs between checkpoints; 0 = only at the end and on stop
     keep: int = 2                # periodic checkpoints kept besides last.pt
+
+
+@dataclass
+class AnalysisConfig:
+    enabled: bool = False        # Section 3 measurements: mask similarity, CKA, gradient norms
+    every: int | None = None     # epochs between measurements (default: interval)
+    probe_size: int = 512        # training samples the CKA probe forwards use (fixed per seed)
 
 
 @dataclass
@@ -125,6 +140,7 @@ class RunConfig:
     freeze: FreezeConfig = field(default_factory=FreezeConfig)
     sieve: SieveConfig = field(default_factory=SieveConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    analysis: "AnalysisConfig" = field(default_factory=lambda: AnalysisConfig())
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -146,7 +162,10 @@ class RunConfig:
 _SECTIONS = {
     "model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "sparsity": SparsityConfig,
     "freeze": FreezeConfig, "sieve": SieveConfig, "checkpoint": CheckpointConfig,
+    "analysis": AnalysisConfig,
 }
+# Mappings nested inside a section: (section, field) -> dataclass
+_SUBSECTIONS = {("freeze", "adaptive"): AdaptiveFreezeConfig}
 
 
 @dataclass(frozen=True)
@@ -216,6 +235,12 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("sieve.oneshot_epoch", "int", "oneshot: epoch of the removal", "sieve", min=0, optional=True),
     _f("checkpoint.every", "int", "Epochs between checkpoints (0 = end and stop only)", "training", min=0),
     _f("checkpoint.keep", "int", "Periodic checkpoints kept besides the last", "training", min=0),
+    _f("freeze.adaptive.cka", "float", "adaptive: CKA with the previous measurement a block must keep", "freeze", min=0, max=1),
+    _f("freeze.adaptive.mask_similarity", "float", "adaptive: structural similarity its sparse layers must keep", "freeze", min=0, max=1),
+    _f("freeze.adaptive.patience", "int", "adaptive: consecutive measurements above both thresholds", "freeze", min=1, max=100),
+    _f("analysis.enabled", "bool", "Measure mask similarity, CKA and gradient norms during training", "analysis"),
+    _f("analysis.every", "int", "Epochs between measurements (default: interval)", "analysis", min=1, optional=True),
+    _f("analysis.probe_size", "int", "Training samples in the fixed CKA probe set", "analysis", min=2, max=8192),
 )
 FIELD_BY_PATH = {f.path: f for f in FIELDS}
 
@@ -295,6 +320,11 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
     if not {"sieve.ratio", "sieve.mode", "sieve.oneshot_epoch"} & bad and cfg.sieve.ratio > 0 and cfg.sieve.mode == "oneshot" \
             and cfg.sieve.oneshot_epoch is not None and "epochs" not in bad and cfg.sieve.oneshot_epoch >= cfg.epochs:
         errors.append(("sieve.oneshot_epoch", f"must be smaller than epochs ({cfg.epochs}), got {cfg.sieve.oneshot_epoch}"))
+    if "analysis.every" not in bad and "epochs" not in bad and cfg.analysis.every is not None \
+            and cfg.analysis.every > cfg.epochs:
+        errors.append(("analysis.every", f"must be at most epochs ({cfg.epochs}), got {cfg.analysis.every}"))
+    if cfg.freeze.scheme == "adaptive" and cfg.freeze.target > 0 and not cfg.analysis.enabled:
+        errors.append(("freeze.scheme", "adaptive freezing is driven by the analyses: set analysis.enabled: true"))
     return errors
 
 
@@ -340,6 +370,8 @@ def from_dict(d: dict | None, source: str | None = None) -> RunConfig:
             for k2, v2 in value.items():
                 if k2 not in names:
                     errors.append((f"{key}.{k2}", f"unknown field; expected one of {', '.join(sorted(names))}"))
+                elif (key, k2) in _SUBSECTIONS:
+                    sub[k2] = _subsection(f"{key}.{k2}", _SUBSECTIONS[(key, k2)], v2, errors)
                 else:
                     sub[k2] = _coerce(FIELD_BY_PATH.get(f"{key}.{k2}"), v2)
             kwargs[key] = cls(**sub)
@@ -350,6 +382,20 @@ def from_dict(d: dict | None, source: str | None = None) -> RunConfig:
     if errors:
         raise ConfigError(errors, source)
     return cfg
+
+
+def _subsection(path: str, cls, value: Any, errors: list) -> Any:
+    """A mapping nested in a section (freeze.adaptive): unknown keys are errors."""
+    if value is None:
+        return cls()
+    if not isinstance(value, dict):
+        errors.append((path, f"expected a mapping, got {_fmt(value)}"))
+        return cls()
+    names = {f.name for f in dataclasses.fields(cls)}
+    bad = [k for k in value if k not in names]
+    for k in bad:
+        errors.append((f"{path}.{k}", f"unknown field; expected one of {', '.join(sorted(names))}"))
+    return cls(**{k: _coerce(FIELD_BY_PATH.get(f"{path}.{k}"), v) for k, v in value.items() if k not in bad})
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -440,6 +486,10 @@ def sieve_oneshot_epoch(cfg: RunConfig) -> int:
     if cfg.sieve.oneshot_epoch is not None:
         return cfg.sieve.oneshot_epoch
     return int(round(70 / 160 * cfg.epochs))
+
+
+def analysis_every(cfg: RunConfig) -> int:
+    return cfg.analysis.every if cfg.analysis.every is not None else cfg.interval
 
 
 def freeze_resume_epochs(cfg: RunConfig) -> int:

@@ -49,6 +49,11 @@ EVENT_FIELDS: dict[str, dict[str, str]] = {
     "run_finished": {"status": "str", "epochs_completed": "int", "final": "dict", "flops": "dict",
                      "wall_time": "num"},
     "error": {"message": "str", "traceback": "str"},
+    # Section 3 analyses (engine.analysis), once per epoch when analysis.enabled: grad_norm
+    # per block (null while frozen); when measured, cka / block_mask_similarity per block
+    # and mask_similarity per sparse layer (null at the first measurement); the last
+    # epoch adds similarity_to_final and measure_epochs. docs/events.md has the details.
+    "analysis": {"epoch": "int", "measured": "bool", "grad_norm": "dict"},
 }
 RUN_STATUSES = ("completed", "stopped")
 CHECKPOINT_REASONS = ("periodic", "end", "stop", "command")

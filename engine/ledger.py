@@ -13,7 +13,7 @@ import copy
 from engine import costmodel
 from engine.arch import describe
 from engine.component import Component
-from engine.plan import SOURCES, add_flops, epoch_flops, zero_flops
+from engine.plan import SOURCES, add_flops, epoch_flops, with_overhead, zero_flops
 
 
 class Ledger(Component):
@@ -56,6 +56,12 @@ class Ledger(Component):
         densities = sparsifier.densities() if sparsifier is not None else {}
         prefix = int(getattr(trainer.model, "frozen_prefix", 0))
         entry = self.epoch_entry(densities, prefix, self.epoch_samples)
+        overhead: dict[str, float] = {}
+        for c in getattr(trainer, "components", ()):
+            if c is not self:
+                for k, v in c.overhead_flops(trainer, epoch).items():
+                    overhead[k] = overhead.get(k, 0.0) + float(v)
+        entry = with_overhead(entry, overhead)
         self.total = add_flops(self.total, entry)
         self.epochs_counted += 1
         self._epoch = None     # closed: a checkpoint from here on holds no partial epoch
@@ -75,7 +81,8 @@ class Ledger(Component):
     def load_state_dict(self, state: dict) -> None:
         total = state.get("total") or zero_flops()
         self.total = {"spent": float(total["spent"]), "dense": float(total["dense"]),
-                      "saved": {k: float(total["saved"].get(k, 0.0)) for k in SOURCES}}
+                      "saved": {k: float(total["saved"].get(k, 0.0)) for k in SOURCES},
+                      "overhead": {k: float(v) for k, v in total.get("overhead", {}).items()}}
         self.epochs_counted = int(state.get("epochs_counted", 0))
         if state.get("epoch") is not None:
             self._resume = (int(state["epoch"]), int(state.get("epoch_samples", 0)))

@@ -19,6 +19,7 @@ from __future__ import annotations
 from engine import arch as arch_mod
 from engine import costmodel, dst_schedule
 from engine.config import ConfigError, RunConfig, sieve_oneshot_epoch
+from engine.analysis import schedule as analysis_schedule
 from engine.datasets_info import dataset_sizes
 
 SOURCES = ("sparsity", "freeze", "sieve")
@@ -37,12 +38,26 @@ def epoch_flops(train_size: int, samples: int, f_dense: float, f_sparse: float, 
 
 
 def add_flops(total: dict, part: dict) -> dict:
+    over_t, over_p = total.get("overhead", {}), part.get("overhead", {})
     return {"spent": total["spent"] + part["spent"], "dense": total["dense"] + part["dense"],
-            "saved": {k: total["saved"][k] + part["saved"][k] for k in SOURCES}}
+            "saved": {k: total["saved"][k] + part["saved"][k] for k in SOURCES},
+            "overhead": {k: over_t.get(k, 0.0) + over_p.get(k, 0.0) for k in sorted({*over_t, *over_p})}}
 
 
 def zero_flops() -> dict:
-    return {"spent": 0.0, "dense": 0.0, "saved": {k: 0.0 for k in SOURCES}}
+    return {"spent": 0.0, "dense": 0.0, "saved": {k: 0.0 for k in SOURCES}, "overhead": {}}
+
+
+def with_overhead(entry: dict, overhead: dict) -> dict:
+    """An epoch entry plus FLOPs spent on top of the training itself, by source (e.g.
+    ``analysis``): they add to ``spent``, never to ``dense`` or the savings."""
+    merged = dict(entry.get("overhead", {}))
+    extra = 0.0
+    for k, v in overhead.items():
+        if v:
+            merged[k] = merged.get(k, 0.0) + float(v)
+            extra += float(v)
+    return {**entry, "spent": entry["spent"] + extra, "overhead": merged}
 
 
 def samples_per_epoch(cfg: RunConfig, train_size: int) -> list[int]:
@@ -161,6 +176,7 @@ def project(cfg: RunConfig) -> dict:
     for e in range(cfg.epochs):
         blocks = costmodel.block_forward_flops(arch, densities[e])
         fl = epoch_flops(n_train, samples[e], f_dense, sum(blocks), sum(blocks[:prefix[e]]))
+        fl = with_overhead(fl, {analysis_schedule.SOURCE: analysis_schedule.probe_flops(cfg, n_train, e, sum(blocks))})
         total = add_flops(total, fl)
         mem = costmodel.memory(arch, densities[e], prefix[e], cfg.batch_size, MEMORY_BITS)
         mems.append(mem)
@@ -180,6 +196,7 @@ def project(cfg: RunConfig) -> dict:
         "freeze_plan": fplan,
         "flops": {
             "total": total["spent"], "dense": total["dense"], "saved": total["saved"],
+            "overhead": total["overhead"],
             "forward_dense_per_sample": f_dense,
         },
         "memory": {
@@ -227,6 +244,8 @@ def format_plan(plan: dict) -> str:
     ]
     for k in SOURCES:
         lines.append(f"{'saved by ' + k:<22}{f['saved'][k]:>12.4g}{100 * f['saved'][k] / dense:>9.1f}%")
+    for k, v in f.get("overhead", {}).items():
+        lines.append(f"{'overhead ' + k:<22}{v:>12.4g}{100 * v / dense:>9.1f}%")
     lines.append(f"{'spent':<22}{f['total']:>12.4g}{100 * f['total'] / dense:>9.1f}%")
     lines += ["", f"training memory ({m['bits']}-bit, batch {m['batch_size']}): peak {_mib(m['peak_bytes'])} "
                   f"(epoch {m['peak_epoch']}), average {_mib(m['average_bytes'])}, min {_mib(m['min_bytes'])}, "
@@ -236,6 +255,11 @@ def format_plan(plan: dict) -> str:
         lines.append(f"freeze plan: start epoch {fp['start_epoch']}, target {100 * fp['target']:.1f}%, "
                      f"achieved {100 * fp['achieved']:.1f}%, {len(fp['freeze_epochs'])} blocks: "
                      + ", ".join(f"{b}@{e}" for b, e in fp["freeze_epochs"].items()))
+        if fp.get("adaptive"):
+            a = fp["adaptive"]
+            lines.append(f"adaptive freezing: saves {100 * a['min_saving']:.1f}% (the deadlines above) to "
+                         f"{100 * a['max_saving']:.1f}% (every freezable block stable as early as "
+                         f"patience {a['patience']} allows); the run reports what it achieved")
     lines += ["", f"{'epochs':<10}{'samples':>10}{'density':>9}{'frozen':>8}{'FLOPs/epoch':>13}"]
     rows = plan["epochs"]
     for a, b in _segments(rows):

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
 from engine import config as cfgmod
 
 GROUPS = (("model", "Model && data"), ("sparsity", "Sparsity && DST"), ("freeze", "Layer freezing"),
-          ("sieve", "Data sieving"), ("training", "Training"), ("device", "Device"))
+          ("sieve", "Data sieving"), ("analysis", "Analyses"), ("training", "Training"), ("device", "Device"))
 ERROR_STYLE = "border: 1px solid #d0312d; border-radius: 3px; background: #fff5f5;"
 
 
