@@ -8,7 +8,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PURE = ["engine.config", "engine.events", "engine.arch", "engine.costmodel", "engine.plan",
-        "engine.dst_schedule", "engine.freeze_plan", "engine.datasets_info", "engine.data.sources"]
+        "engine.dst_schedule", "engine.freeze_plan", "engine.datasets_info", "engine.data.sources",
+        "engine.analysis.schedule", "engine.analysis.adaptive"]
 
 
 def _loaded_after(imports: list[str]) -> set[str]:
