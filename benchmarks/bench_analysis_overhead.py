@@ -1,0 +1,151 @@
+"""The analyses' cost: training with ``analysis.enabled`` on and off, side by side.
+
+Goal (issue 12): at the default settings (``analysis.every`` = the DST interval,
+``analysis.probe_size`` = 512) the analyses cost at most 2% of the training time.
+
+Each setting runs the real Trainer twice per round, analysis off then on (reversed every
+other round so drift of a shared machine cancels), and reports
+
+* wall time of the whole run (training, evaluation, analyses), fastest over the rounds,
+  and the on/off ratio;
+* the analyses' own time, measured inside the run: the probe measurements (the
+  ``analysis`` events' ``seconds``) plus the per-step gradient norms (the hook timed on
+  the run's own model and gradients, times the steps), as a share of the training time
+  (the ``epoch_end`` events' ``epoch_time``; evaluation excluded). This is the figure the
+  goal is about: whole-run differences on a loaded machine are noisier than it.
+
+Settings: ``default`` is RunConfig's defaults (ResNet-20 on the synthetic set, 5000
+samples, interval 5) shortened to one measurement interval and at half width so it runs
+in a minute on 2 cores; ``demo`` is the demo preset (interval 2) shortened the same way.
+
+    .venv/bin/python benchmarks/bench_analysis_overhead.py            # ~4 min on 2 cores
+    .venv/bin/python benchmarks/bench_analysis_overhead.py --device cuda --rounds 3
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from engine import run_dir as run_dir_mod  # noqa: E402
+from engine.config import RunConfig, load_preset  # noqa: E402
+from engine.telemetry import Emitter  # noqa: E402
+from engine.trainer import Trainer  # noqa: E402
+
+
+def settings(a) -> dict:
+    common = {"device": a.device, "checkpoint.every": 0, "data.test_size": 500, "model.width": a.width,
+              "epochs": a.epochs, "freeze.target": 0.0}
+    return {"default": lambda: RunConfig().replace(**{**common, "name": "bench-analysis-default"}),
+            "demo": lambda: load_preset("demo").replace(**{**common, "name": "bench-analysis-demo"})}
+
+
+def one_run(cfg: RunConfig, tmp: Path) -> dict:
+    d = run_dir_mod.create(cfg, tmp)
+    evs: list[tuple[str, dict]] = []
+
+    class Keep(Emitter):
+        def emit(self, name, **fields):
+            if name in ("epoch_end", "analysis"):
+                evs.append((name, fields))
+            return super().emit(name, **fields)
+
+    emitter = Keep(d, stream=io.StringIO(), progress_bar=False)
+    tr = Trainer(cfg, d, emitter)
+    t0 = time.perf_counter()
+    try:
+        tr.fit()
+    finally:
+        emitter.close()
+    wall = time.perf_counter() - t0
+    train = sum(f["epoch_time"] for n, f in evs if n == "epoch_end")
+    measure = sum(f.get("seconds", 0.0) for n, f in evs if n == "analysis")
+    steps = sum(f.get("steps", 0) for n, f in evs if n == "analysis")
+    return {"wall": wall, "train": train, "measure": measure, "steps": steps, "trainer": tr,
+            "measurements": sum(1 for n, f in evs if n == "analysis" and f["measured"])}
+
+
+def hook_seconds(tr: Trainer, reps: int = 200) -> float:
+    """Seconds per call of the analysis' per-step hook on the run's model, with gradients."""
+    import torch.nn.functional as F
+    an = tr.analysis
+    an.on_epoch_start(tr, 0)
+    x = next(iter(tr.data.probe_batches(an.probe, tr.cfg.batch_size)))
+    y = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    tr.model.train()
+    F.cross_entropy(tr.model(x), y).backward()
+    for _ in range(10):
+        an.after_backward(tr)
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        an.after_backward(tr)
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / reps
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--width", type=float, default=0.5)
+    ap.add_argument("--epochs", type=int, default=5, help="epochs per run (default: one measurement interval)")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", choices=("default", "demo"), default=None)
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    t_all = time.monotonic()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, make in settings(a).items():
+            if a.only and name != a.only:
+                continue
+            cfg = make()
+            on_cfg = cfg.replace(**{"analysis.enabled": True})
+            off_cfg = cfg.replace(**{"analysis.enabled": False})
+            res = {"off": [], "on": []}
+            for r in range(a.rounds):
+                for k in (("off", "on") if r % 2 == 0 else ("on", "off")):
+                    res[k].append(one_run(on_cfg if k == "on" else off_cfg, Path(tmp)))
+            on = min(res["on"], key=lambda x: x["wall"])
+            off = min(res["off"], key=lambda x: x["wall"])
+            per_step = hook_seconds(on["trainer"])
+            grad = per_step * on["steps"]
+            rows.append((name, cfg, off, on, grad, per_step))
+    load = os.getloadavg()
+    if a.device == "cpu" or not torch.cuda.is_available():
+        machine = f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    else:
+        machine = f"GPU {torch.cuda.get_device_name(0)}"
+    print(f"Machine: {machine}; torch {torch.__version__}; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
+          f"(other jobs share the machine); {a.rounds} rounds, fastest run kept.")
+    print("")
+    print("| setting | every / probe | measurements | run wall off (s) | run wall on (s) | on/off | "
+          "probe measurements (s) | gradient norms (s, per step) | analyses / training time |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, cfg, off, on, grad, per_step in rows:
+        every = cfg.analysis.every or cfg.interval
+        share = (on["measure"] + grad) / on["train"]
+        print(f"| {name}: {cfg.model.name} w{cfg.model.width:g}, {cfg.data.train_size} samples, {cfg.epochs} epochs "
+              f"| {every} / {cfg.analysis.probe_size} | {on['measurements']} | {off['wall']:.2f} | {on['wall']:.2f} "
+              f"| {on['wall'] / off['wall']:.3f} | {on['measure']:.3f} | {grad:.3f} ({per_step * 1e6:.0f} us) "
+              f"| {100 * share:.2f}% |")
+    print(f"\nBenchmark wall time: {time.monotonic() - t_all:.0f} s.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
