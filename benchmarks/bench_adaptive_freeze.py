@@ -72,8 +72,17 @@ def make_cfg(a, method: str, seed: int, dataset: str, digits: Path | None):
             "epochs": a.epochs, "checkpoint.every": 0, "sieve.ratio": 0.0, "analysis.enabled": True,
             "freeze.target": 0.0 if method == "mest" else a.target,
             "freeze.scheme": "adaptive" if method == "adaptive" else "single_shot"}
+    if a.every:
+        over["analysis.every"] = a.every
+    if a.probe_size:
+        over["analysis.probe_size"] = a.probe_size
+    if a.width:
+        over["model.width"] = a.width
+    if a.image_size:
+        over["data.image_size"] = a.image_size
     if dataset == "synthetic":
         over["data.train_size"] = a.train_size
+        over["data.test_size"] = a.test_size
     else:
         over.update({"data.name": "imagefolder", "data.root": str(digits), "data.augment": False,
                      "data.workers": a.workers})
@@ -119,6 +128,11 @@ def main(argv=None) -> int:
     ap.add_argument("--target", type=float, default=0.2, help="freeze.target of the freezing runs")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--datasets", default="synthetic,digits")
+    ap.add_argument("--test-size", type=int, default=1000, help="synthetic test samples")
+    ap.add_argument("--width", type=float, default=0.0, help="model.width (default: the preset's 0.5)")
+    ap.add_argument("--image-size", type=int, default=0, help="data.image_size (default: the preset's 32)")
+    ap.add_argument("--every", type=int, default=0, help="analysis.every (default: the interval)")
+    ap.add_argument("--probe-size", type=int, default=0, help="analysis.probe_size (default 512)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args(argv)
@@ -144,7 +158,9 @@ def main(argv=None) -> int:
         f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     load = os.getloadavg()
     print(f"\nMachine: {machine}; torch {torch.__version__}; load average {load[0]:.1f}; demo preset, "
-          f"{a.epochs} epochs, freeze target {100 * a.target:g}%, {a.seeds} seeds, sieving off, analyses on.\n")
+          f"{a.epochs} epochs, width {a.width or 0.5:g}, {a.image_size or 32} px, synthetic {a.train_size} samples, "
+          f"freeze target {100 * a.target:g}%, {a.seeds} seeds, sieving off, analyses on "
+          f"(every {a.every or 'interval'}, probe {a.probe_size or 512}).\n")
     print("| dataset | method | test accuracy (%) | FLOPs spent (x 1e12) | of MEST alone | freeze share | "
           "blocks frozen (early) | first freeze epoch | wall time (s) |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -44,10 +44,19 @@ from engine.trainer import Trainer  # noqa: E402
 
 
 def settings(a) -> dict:
-    common = {"device": a.device, "checkpoint.every": 0, "data.test_size": 500, "model.width": a.width,
-              "epochs": a.epochs, "freeze.target": 0.0}
-    return {"default": lambda: RunConfig().replace(**{**common, "name": "bench-analysis-default"}),
-            "demo": lambda: load_preset("demo").replace(**{**common, "name": "bench-analysis-demo"})}
+    """name -> (the setting as shipped, the run actually timed: shortened by the flags)."""
+    common = {"device": a.device, "checkpoint.every": 0, "freeze.target": 0.0}
+    short = {"data.test_size": 200, "model.width": a.width, "epochs": a.epochs}
+    if a.train_size:
+        short["data.train_size"] = a.train_size
+    if a.every:
+        short["analysis.every"] = a.every
+    out = {}
+    for name, make in (("default", RunConfig), ("demo", lambda: load_preset("demo"))):
+        full = make().replace(**{**common, "name": f"bench-analysis-{name}"})
+        timed = {**short, "interval": min(full.interval, a.epochs)}
+        out[name] = (lambda full=full, timed=timed: (full, full.replace(**timed)))
+    return out
 
 
 def one_run(cfg: RunConfig, tmp: Path) -> dict:
@@ -71,7 +80,8 @@ def one_run(cfg: RunConfig, tmp: Path) -> dict:
     train = sum(f["epoch_time"] for n, f in evs if n == "epoch_end")
     measure = sum(f.get("seconds", 0.0) for n, f in evs if n == "analysis")
     steps = sum(f.get("steps", 0) for n, f in evs if n == "analysis")
-    return {"wall": wall, "train": train, "measure": measure, "steps": steps, "trainer": tr,
+    samples = sum(f["samples"] for n, f in evs if n == "epoch_end")
+    return {"wall": wall, "train": train, "measure": measure, "steps": steps, "trainer": tr, "samples": samples,
             "measurements": sum(1 for n, f in evs if n == "analysis" and f["measured"])}
 
 
@@ -104,6 +114,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", choices=("default", "demo"), default=None)
+    ap.add_argument("--train-size", type=int, default=0, help="shorten: training samples of the timed runs")
+    ap.add_argument("--every", type=int, default=0, help="shorten: analysis.every of the timed runs")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -113,7 +125,7 @@ def main(argv=None) -> int:
         for name, make in settings(a).items():
             if a.only and name != a.only:
                 continue
-            cfg = make()
+            full, cfg = make()
             on_cfg = cfg.replace(**{"analysis.enabled": True})
             off_cfg = cfg.replace(**{"analysis.enabled": False})
             res = {"off": [], "on": []}
@@ -124,7 +136,7 @@ def main(argv=None) -> int:
             off = min(res["off"], key=lambda x: x["wall"])
             per_step = hook_seconds(on["trainer"])
             grad = per_step * on["steps"]
-            rows.append((name, cfg, off, on, grad, per_step))
+            rows.append((name, full, cfg, off, on, grad, per_step))
     load = os.getloadavg()
     if a.device == "cpu" or not torch.cuda.is_available():
         machine = f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
@@ -133,16 +145,25 @@ def main(argv=None) -> int:
     print(f"Machine: {machine}; torch {torch.__version__}; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
           f"(other jobs share the machine); {a.rounds} rounds, fastest run kept.")
     print("")
-    print("| setting | every / probe | measurements | run wall off (s) | run wall on (s) | on/off | "
-          "probe measurements (s) | gradient norms (s, per step) | analyses / training time |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name, cfg, off, on, grad, per_step in rows:
+    print("| setting (timed run) | every / probe | measurements | run wall off (s) | run wall on (s) | on/off | "
+          "probe measurements (s) | gradient norms (s, per step) | analyses / training time, timed run | "
+          "same, at the shipped setting |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, full, cfg, off, on, grad, per_step in rows:
         every = cfg.analysis.every or cfg.interval
         share = (on["measure"] + grad) / on["train"]
-        print(f"| {name}: {cfg.model.name} w{cfg.model.width:g}, {cfg.data.train_size} samples, {cfg.epochs} epochs "
+        # The shipped setting's share from the same measured parts: training time per sample
+        # and step, one probe measurement, the hook per step (one measurement per `every` epochs).
+        per_sample = on["train"] / max(1, on["samples"])
+        per_meas = on["measure"] / max(1, on["measurements"])
+        n = full.data.train_size * (1 - full.sieve.ratio)
+        f_every = full.analysis.every or full.interval
+        full_share = (per_meas + f_every * (-(-n // full.batch_size)) * per_step) / (f_every * n * per_sample)
+        print(f"| {name} ({cfg.model.name} w{cfg.model.width:g}, {cfg.data.train_size} samples, {cfg.epochs} epochs) "
               f"| {every} / {cfg.analysis.probe_size} | {on['measurements']} | {off['wall']:.2f} | {on['wall']:.2f} "
               f"| {on['wall'] / off['wall']:.3f} | {on['measure']:.3f} | {grad:.3f} ({per_step * 1e6:.0f} us) "
-              f"| {100 * share:.2f}% |")
+              f"| {100 * share:.2f}% | {100 * full_share:.2f}% ({full.data.train_size} samples, every {f_every}, "
+              f"probe {full.analysis.probe_size}, at the timed width) |")
     print(f"\nBenchmark wall time: {time.monotonic() - t_all:.0f} s.")
     return 0
 

@@ -43,9 +43,13 @@ def test_cka_equals_the_direct_formula_on_hand_made_features():
     # a tiny case by hand: x = (0, 1, 2), y = (0, 1, 4): centred 1-d features, CKA = cos^2
     a, b = np.array([[-1.0], [0.0], [1.0]]), np.array([[-5 / 3], [-2 / 3], [7 / 3]])
     cos2 = (a.ravel() @ b.ravel()) ** 2 / ((a.ravel() @ a.ravel()) * (b.ravel() @ b.ravel()))
-    assert metrics.linear_cka(torch.tensor([[0.0], [1.0], [2.0]]), torch.tensor([[0.0], [1.0], [4.0]])) \
+    f64 = torch.float64
+    assert metrics.linear_cka(torch.tensor([[0.0], [1.0], [2.0]], dtype=f64), torch.tensor([[0.0], [1.0], [4.0]], dtype=f64)) \
         == pytest.approx(cos2, rel=1e-12)
     assert 0 < cos2 < 1
+    # float32 block outputs (the engine's case): the Gram product in float32, the rest in float64
+    assert metrics.linear_cka(torch.from_numpy(x).float(), torch.from_numpy(y).float()) == \
+        pytest.approx(_direct_cka(x, y), rel=1e-5)
 
 
 def test_cka_is_one_for_identical_features_and_invariant_to_rotation_and_scale():
