@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RUNS = [   # the settings behind the figures in docs/benchmarks.md (about 7 minutes on 2 cores)
+RUNS = [   # the settings behind the figures in docs/benchmarks.md (about 20 minutes on 2 cores)
     ["bench_engine_overhead.py", "--device", "cpu", "--model", "resnet20", "--width", "0.5",
      "--image-size", "32", "--train-size", "2000", "--batch-size", "128", "--epochs", "4", "--rounds", "5"],
     ["bench_freezing.py", "--device", "cpu", "--threads", "2", "--train-size", "2048", "--epochs", "10",
@@ -17,6 +17,11 @@ RUNS = [   # the settings behind the figures in docs/benchmarks.md (about 7 minu
      "--epochs", "8"],
     ["bench_gui.py"],
     ["bench_cpu_threads.py", "--train-size", "640"],
+    ["bench_analysis_overhead.py", "--device", "cpu", "--train-size", "1000", "--epochs", "2", "--every", "2",
+     "--threads", "1", "--rounds", "2"],
+    ["bench_adaptive_freeze.py", "--device", "cpu", "--epochs", "12", "--width", "0.25", "--image-size", "16",
+     "--train-size", "512", "--test-size", "256", "--target", "0.1", "--every", "1", "--probe-size", "128",
+     "--threads", "1", "--workers", "0"],
 ]
 
 if __name__ == "__main__":

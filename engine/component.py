@@ -41,6 +41,12 @@ class Component:
     def on_epoch_end(self, trainer, epoch: int, record: dict) -> None:
         """Add fields to the epoch_end event in ``record``."""
 
+    def overhead_flops(self, trainer, epoch: int) -> dict[str, float]:
+        """FLOPs this component spent in ``epoch`` on top of the training itself, by source
+        (e.g. ``{"analysis": ...}``); the ledger adds them to ``spent`` and ``overhead``.
+        Called by the ledger at the end of the epoch, after every on_epoch_end."""
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 

@@ -28,7 +28,7 @@ DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder")
 DST_ALGORITHMS = ("mest_ems", "mest_em", "static", "set", "rigl", "snip", "grasp")
 # auto: the method's own default (ERK for RigL, uniform for the others)
 DISTRIBUTIONS = ("auto", "uniform", "erk")
-FREEZE_SCHEMES = ("single_shot", "single_shot_resume", "periodic", "delayed_periodic")
+FREEZE_SCHEMES = ("single_shot", "single_shot_resume", "periodic", "delayed_periodic", "adaptive")
 SIEVE_MODES = ("circular", "oneshot")
 BAD_SAMPLE_POLICIES = ("skip", "error")
 # Size bounds: generous, but they keep a typo (epochs=10000000) from exhausting memory.
@@ -113,6 +113,14 @@ class FreezeConfig:
     start_epoch: int | None = None     # t_frz set directly (paper Tables A4/A5) instead of searched for the target
     blocks: int | None = None          # leading blocks that freeze (default: those within layer_fraction)
     prune_frozen: bool = True          # a freezing block is pruned to the target density (false: keeps its mask)
+    adaptive: "AdaptiveFreezeConfig" = field(default_factory=lambda: AdaptiveFreezeConfig())
+
+
+@dataclass
+class AdaptiveFreezeConfig:
+    cka: float = 0.95               # freeze.scheme=adaptive: CKA a block must stay above
+    mask_similarity: float = 0.9    # ... and its layers' structural similarity
+    patience: int = 2               # ... for this many consecutive measurements
 
 
 @dataclass
@@ -127,6 +135,13 @@ class SieveConfig:
 class CheckpointConfig:
     every: int = 10              # epochs between checkpoints; 0 = only at the end and on stop
     keep: int = 2                # periodic checkpoints kept besides last.pt
+
+
+@dataclass
+class AnalysisConfig:
+    enabled: bool = False        # Section 3 measurements: mask similarity, CKA, gradient norms
+    every: int | None = None     # epochs between measurements (default: interval)
+    probe_size: int = 512        # training samples the CKA probe forwards use (fixed per seed)
 
 
 @dataclass
@@ -146,6 +161,7 @@ class RunConfig:
     freeze: FreezeConfig = field(default_factory=FreezeConfig)
     sieve: SieveConfig = field(default_factory=SieveConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    analysis: "AnalysisConfig" = field(default_factory=lambda: AnalysisConfig())
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -167,7 +183,10 @@ class RunConfig:
 _SECTIONS = {
     "model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "sparsity": SparsityConfig,
     "freeze": FreezeConfig, "sieve": SieveConfig, "checkpoint": CheckpointConfig,
+    "analysis": AnalysisConfig,
 }
+# Mappings nested inside a section: (section, field) -> dataclass
+_SUBSECTIONS = {("freeze", "adaptive"): AdaptiveFreezeConfig}
 
 
 @dataclass(frozen=True)
@@ -245,6 +264,12 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("checkpoint.every", "int", "Epochs between checkpoints (0 = end and stop only)", "training", min=0, max=MAX_EPOCHS),
     _f("checkpoint.keep", "int", "Periodic checkpoints kept besides the last", "training", min=0, max=1000),
     _f("data.on_bad_sample", "choice", "A corrupt image in training: skip it (counted in a bad_samples event) or stop with an error", "model", choices=BAD_SAMPLE_POLICIES),
+    _f("freeze.adaptive.cka", "float", "adaptive: CKA with the previous measurement a block must keep", "freeze", min=0, max=1),
+    _f("freeze.adaptive.mask_similarity", "float", "adaptive: structural similarity its sparse layers must keep", "freeze", min=0, max=1),
+    _f("freeze.adaptive.patience", "int", "adaptive: consecutive measurements above both thresholds", "freeze", min=1, max=100),
+    _f("analysis.enabled", "bool", "Measure mask similarity, CKA and gradient norms during training", "analysis"),
+    _f("analysis.every", "int", "Epochs between measurements (default: interval)", "analysis", min=1, optional=True),
+    _f("analysis.probe_size", "int", "Training samples in the fixed CKA probe set", "analysis", min=2, max=8192),
 )
 FIELD_BY_PATH = {f.path: f for f in FIELDS}
 
@@ -333,6 +358,11 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
     if "freeze.start_epoch" not in bad and "epochs" not in bad and cfg.freeze.start_epoch is not None \
             and cfg.freeze.start_epoch >= cfg.epochs:
         errors.append(("freeze.start_epoch", f"must be smaller than epochs ({cfg.epochs}), got {cfg.freeze.start_epoch}"))
+    if "analysis.every" not in bad and "epochs" not in bad and cfg.analysis.every is not None \
+            and cfg.analysis.every > cfg.epochs:
+        errors.append(("analysis.every", f"must be at most epochs ({cfg.epochs}), got {cfg.analysis.every}"))
+    if cfg.freeze.scheme == "adaptive" and cfg.freeze.target > 0 and not cfg.analysis.enabled:
+        errors.append(("freeze.scheme", "adaptive freezing is driven by the analyses: set analysis.enabled: true"))
     return errors
 
 
@@ -380,6 +410,8 @@ def from_dict(d: dict | None, source: str | None = None) -> RunConfig:
             for k2, v2 in value.items():
                 if k2 not in names:
                     errors.append((f"{key}.{k2}", f"unknown field; expected one of {', '.join(sorted(names))}"))
+                elif (key, k2) in _SUBSECTIONS:
+                    sub[k2] = _subsection(f"{key}.{k2}", _SUBSECTIONS[(key, k2)], v2, errors)
                 else:
                     sub[k2] = _coerce(FIELD_BY_PATH.get(f"{key}.{k2}"), v2)
             kwargs[key] = cls(**sub)
@@ -390,6 +422,20 @@ def from_dict(d: dict | None, source: str | None = None) -> RunConfig:
     if errors:
         raise ConfigError(errors, source)
     return cfg
+
+
+def _subsection(path: str, cls, value: Any, errors: list) -> Any:
+    """A mapping nested in a section (freeze.adaptive): unknown keys are errors."""
+    if value is None:
+        return cls()
+    if not isinstance(value, dict):
+        errors.append((path, f"expected a mapping, got {_fmt(value)}"))
+        return cls()
+    names = {f.name for f in dataclasses.fields(cls)}
+    bad = [k for k in value if k not in names]
+    for k in bad:
+        errors.append((f"{path}.{k}", f"unknown field; expected one of {', '.join(sorted(names))}"))
+    return cls(**{k: _coerce(FIELD_BY_PATH.get(f"{path}.{k}"), v) for k, v in value.items() if k not in bad})
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -514,6 +560,10 @@ def sieve_oneshot_epoch(cfg: RunConfig) -> int:
     if cfg.sieve.oneshot_epoch is not None:
         return cfg.sieve.oneshot_epoch
     return int(round(70 / 160 * cfg.epochs))
+
+
+def analysis_every(cfg: RunConfig) -> int:
+    return cfg.analysis.every if cfg.analysis.every is not None else cfg.interval
 
 
 def freeze_resume_epochs(cfg: RunConfig) -> int:

@@ -118,7 +118,7 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
 
     resume_epoch = None
     extra: dict = {}
-    if scheme in ("single_shot", "single_shot_resume"):
+    if scheme in ("single_shot", "single_shot_resume", "adaptive"):
         n = n_blocks if n_blocks is not None else freezable_blocks(block_layers, cfg.freeze.layer_fraction)
         if n == 0:
             raise ValueError(f"freeze.layer_fraction: {cfg.freeze.layer_fraction:g} of the layers does not cover "
@@ -136,6 +136,8 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
         else:
             prefix, start = _plan_single_shot(T, dT, n, end, saving, goal)
         extra["freezable_blocks"] = n
+        if scheme == "adaptive":   # single-shot is its deadline; see engine.analysis.adaptive
+            extra["adaptive"] = _adaptive_range(cfg, T, n, prefix, saving)
     elif scheme in ("periodic", "delayed_periodic"):
         start = 0
         if scheme == "delayed_periodic":
@@ -156,7 +158,7 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
         extra["groups_final_from"] = join
     else:
         raise ValueError(f"freeze.scheme: unknown scheme {scheme!r}; expected single_shot, "
-                         "single_shot_resume, periodic or delayed_periodic")
+                         "single_shot_resume, periodic, delayed_periodic or adaptive")
 
     saved_sum, total_sum = pricer.totals(prefix)
     epoch_saving = pricer.epoch_saving(prefix)
@@ -307,6 +309,11 @@ def changes(values, differ=operator.ne) -> list[int]:
     return list(itertools.compress(range(1, len(values)), map(differ, values[1:], values[:-1])))
 
 
+def _points(prefix: list[int]) -> list[tuple[int, int]]:
+    """Change points [(epoch, prefix), ...] of a per-epoch prefix (the inverse of _expand)."""
+    return [(0, prefix[0])] + [(e, prefix[e]) for e in changes(prefix)]
+
+
 def _expand(points, T) -> list[int]:
     """Per-epoch prefix from its change points [(epoch, prefix), ...] (the first at epoch 0)."""
     out: list[int] = []
@@ -401,8 +408,19 @@ def _plan_periodic(T, B, start, saving, goal):
     return _periodic_points(T, start, k - 1, k, join), _groups(k), join
 
 
+def _adaptive_range(cfg, T, n, deadline, saving) -> dict:
+    """Savings freeze.scheme=adaptive can give: from its deadline (the single-shot plan) to
+    every freezable block frozen as early as the patience allows."""
+    from engine.analysis import adaptive, schedule
+    a = cfg.freeze.adaptive
+    earliest = adaptive.earliest_prefix(T, schedule.measure_epochs(cfg), n, a.patience)
+    fastest = [max(x, y) for x, y in zip(_expand(deadline, T), earliest)]   # deadline: change points
+    return {"min_saving": saving(deadline), "max_saving": saving(_points(fastest)), "earliest_prefix": fastest,
+            "cka": a.cka, "mask_similarity": a.mask_similarity, "patience": a.patience}
+
+
 def _max_reachable(scheme, T, dT, B, block_layers, cfg, saving, resume_epoch):
-    if scheme in ("single_shot", "single_shot_resume"):
+    if scheme in ("single_shot", "single_shot_resume", "adaptive"):
         n = cfg.freeze.blocks or freezable_blocks(block_layers, cfg.freeze.layer_fraction)
         end = resume_epoch if resume_epoch is not None else T
         return saving(_single_shot_points(T, dT, dT, n, end)) if dT < end else 0.0

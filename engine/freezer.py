@@ -40,11 +40,23 @@ class Freezer(Component):
         # Last epoch whose freeze/unfreeze events were emitted: a run resumed in the middle
         # of an epoch re-applies the state without repeating that epoch's events.
         self._emitted_through = -1
+        # freeze.scheme=adaptive: (from epoch, prefix) decided during the run, on top of the
+        # plan (its deadlines); engine.analysis.adaptive decides, freeze_from records.
+        self._early: list[tuple[int, int]] = []
 
     # ---- queries
     def frozen_prefix(self, epoch: int) -> int:
         """Leading blocks frozen in ``epoch`` (0 when freezing is off)."""
-        return plan_prefix(self.plan, epoch)
+        k = plan_prefix(self.plan, epoch)
+        for start, prefix in self._early:
+            if epoch >= start:
+                k = max(k, prefix)
+        return k
+
+    def freeze_from(self, epoch: int, prefix: int) -> None:
+        """Adaptive freezing: from ``epoch`` on, at least ``prefix`` leading blocks are frozen."""
+        if self.plan is not None and prefix > self.frozen_prefix(epoch):
+            self._early.append((int(epoch), int(prefix)))
 
     def block_lr_end(self, n_blocks: int) -> list[int]:
         """Per block, the epoch at which its cosine learning rate reaches end_lr."""
@@ -85,8 +97,10 @@ class Freezer(Component):
         names = trainer.model.block_names
         if now > before:
             saved = self.flops_saved_before(epoch)
+            planned = plan_prefix(self.plan, epoch)
             for b in range(before, now):
-                trainer.emit("freeze", epoch=epoch, block=names[b], block_index=b, flops_saved=saved)
+                trainer.emit("freeze", epoch=epoch, block=names[b], block_index=b, flops_saved=saved,
+                             reason="schedule" if b < planned else "stable")
         for b in range(before - 1, now - 1, -1):
             trainer.emit("unfreeze", epoch=epoch, block=names[b], block_index=b)
         self._emitted_through = epoch
@@ -109,7 +123,8 @@ class Freezer(Component):
 
     # ---- checkpoint
     def state_dict(self) -> dict[str, Any]:
-        return {"emitted_through": self._emitted_through}
+        return {"emitted_through": self._emitted_through, "early": [list(x) for x in self._early]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._emitted_through = int(state.get("emitted_through", -1))
+        self._early = [(int(e), int(p)) for e, p in state.get("early", [])]

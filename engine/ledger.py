@@ -13,7 +13,7 @@ import copy
 from engine import costmodel
 from engine.arch import describe
 from engine.component import Component
-from engine.payloads import OVERHEAD, SOURCES, Flops, FlopsTotals, add_flops, read_flops, zero_flops  # noqa: F401
+from engine.payloads import OVERHEAD, SOURCES, Flops, FlopsTotals, add_flops, read_flops, with_overhead, zero_flops  # noqa: F401
 from engine.plan import epoch_flops, samples_per_epoch
 from engine.sparsity.methods import method_for
 
@@ -64,6 +64,13 @@ class Ledger(Component):
     def on_epoch_end(self, trainer, epoch: int, record: dict) -> None:
         st = trainer.state
         entry = self.epoch_entry(st.densities, st.frozen_prefix, self.epoch_samples, epoch)
+        # what other components spent on top of training this epoch (the analyses' probes)
+        overhead: dict[str, float] = {}
+        for c in trainer.components:
+            if c is not self:
+                for k, v in c.overhead_flops(trainer, epoch).items():
+                    overhead[k] = overhead.get(k, 0.0) + float(v)
+        entry = with_overhead(entry, overhead)
         self.total = add_flops(self.total, entry)
         self.epochs_counted += 1
         self._epoch = None     # closed: a checkpoint from here on holds no partial epoch

@@ -21,7 +21,7 @@ Source = Literal["sparsity", "freeze", "sieve"]
 SOURCES: tuple[Source, ...] = ("sparsity", "freeze", "sieve")
 # FLOPs spent on top of the sparse training itself, by source (``spent`` includes them):
 # RigL's dense-gradient steps, SNIP/GraSP's scoring passes, the analyses' probe forwards.
-OVERHEAD: tuple[str, ...] = ("dst_dense_grad", "mask_scoring")
+OVERHEAD: tuple[str, ...] = ("dst_dense_grad", "mask_scoring", "analysis")
 
 
 class Saved(TypedDict):
@@ -93,6 +93,7 @@ class FreezePlan(TypedDict, total=False):
     resume_lr: float | None
     cost_without_freezing: float
     epoch_saving: list[float]
+    adaptive: dict[str, Any]       # freeze.scheme adaptive: {min_saving, max_saving, earliest_prefix, ...}
 
 
 class Segment(TypedDict):
@@ -154,6 +155,18 @@ def add_flops(total: Flops, part: Flops, times: int = 1) -> Flops:
                       "freeze": total["saved"]["freeze"] + times * part["saved"]["freeze"],
                       "sieve": total["saved"]["sieve"] + times * part["saved"]["sieve"]},
             "overhead": over}
+
+
+def with_overhead(entry: Flops, overhead: dict[str, float]) -> Flops:
+    """An entry plus FLOPs spent on top of the training itself, by source (e.g. ``analysis``):
+    they add to ``spent`` and ``overhead``, never to ``dense`` or the savings."""
+    merged = dict(entry.get("overhead") or {})
+    extra = 0.0
+    for k, v in overhead.items():
+        if v:
+            merged[k] = merged.get(k, 0.0) + float(v)
+            extra += float(v)
+    return {**entry, "spent": entry["spent"] + extra, "overhead": merged}
 
 
 def read_flops(d: Any) -> Flops | None:

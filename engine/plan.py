@@ -31,9 +31,10 @@ from engine import arch as arch_mod
 from engine import costmodel, dst_schedule
 from engine.config import ConfigError, RunConfig, freeze_enabled, sieve_oneshot_epoch
 from engine.config import sieve_removed, sieve_swapped
+from engine.analysis import schedule as analysis_schedule
 from engine.datasets_info import dataset_sizes
 from engine.freeze_plan import changes
-from engine.payloads import OVERHEAD, SOURCES, Flops, FreezePlan, Plan, Saved, add_flops, zero_flops  # noqa: F401 - OVERHEAD, SOURCES, add_flops, zero_flops: re-exported
+from engine.payloads import OVERHEAD, SOURCES, Flops, FreezePlan, Plan, Saved, add_flops, with_overhead, zero_flops  # noqa: F401 - OVERHEAD, SOURCES, add_flops, zero_flops: re-exported
 from engine.sparsity.methods import method_for
 
 MEMORY_BITS = 32
@@ -246,7 +247,20 @@ def _segments_priced(cfg: RunConfig, arch, method, samples: list[int], prefix: l
         mem = costmodel.memory(arch, cur, p, cfg.batch_size, MEMORY_BITS)
         out.append({"start": a, "end": b, "samples": samples[a], "density": overall_density(arch, cur),
                     "training_sparsity": method.training_sparsity(a), "frozen_prefix": p,
-                    "flops": fl, "memory_bytes": mem["total"], "_mem": mem, "_densities": cur})
+                    "flops": fl, "memory_bytes": mem["total"], "_mem": mem, "_densities": cur,
+                    "_forward": sum(blocks)})
+    return out
+
+
+def _analysis_overhead(cfg: RunConfig, n_train: int, segs: list[dict]) -> dict[int, float]:
+    """{measurement epoch: probe FLOPs} of the Section 3 analyses (engine.analysis.schedule)."""
+    if not cfg.analysis.enabled:
+        return {}
+    starts = [sg["start"] for sg in segs]
+    out = {}
+    for e in analysis_schedule.measure_epochs(cfg):
+        sg = segs[bisect.bisect_right(starts, e) - 1]
+        out[e] = analysis_schedule.probe_flops(cfg, n_train, e, sg["_forward"])
     return out
 
 
@@ -275,6 +289,10 @@ def project(cfg: RunConfig) -> dict:
     total = zero_flops()
     for sg in segs:
         total = add_flops(total, sg["flops"], sg["end"] - sg["start"])
+    # The analyses' probe forwards happen at measurement epochs only: priced per measurement
+    # at its segment's forward FLOPs, on top of the segments' totals (and in their epoch rows).
+    probes = _analysis_overhead(cfg, n_train, segs)
+    total = with_overhead(total, {analysis_schedule.SOURCE: sum(probes.values())})
     peak = max(segs, key=lambda sg: sg["_mem"]["total"])
     low = min(segs, key=lambda sg: sg["_mem"]["total"])
     dense_mem = costmodel.memory(arch, {}, 0, cfg.batch_size, MEMORY_BITS)
@@ -287,7 +305,7 @@ def project(cfg: RunConfig) -> dict:
         "method": {"name": method.name, "exact": method.exact_plan,
                    "distribution": method.layer_distribution() if method.distribution else None},
         "segments": public,
-        "epochs": EpochRows(public),
+        "epochs": EpochRows(public, probes),
         "blocks": [{"name": b.name, "params": b.params, "forward_flops": dense_block[b.index],
                     "layers": list(b.layers)} for b in arch.blocks],
         "freeze_plan": fplan,
@@ -310,8 +328,9 @@ class EpochRows(Sequence):
     """One row per epoch, made on access from the segments, so a 100,000-epoch plan costs no
     more than its segments; ``tolist()`` (used by JSON output) expands them all."""
 
-    def __init__(self, segments: list[dict]):
+    def __init__(self, segments: list[dict], extra: dict[int, float] | None = None):
         self._segs = segments
+        self._extra = extra or {}           # {epoch: analysis probe FLOPs} on top of its segment
         self._starts = [sg["start"] for sg in segments]
         self._n = segments[-1]["end"] if segments else 0
 
@@ -320,9 +339,12 @@ class EpochRows(Sequence):
 
     def _row(self, e: int) -> dict:
         sg = self._segs[bisect.bisect_right(self._starts, e) - 1]
+        fl = sg["flops"]
+        if self._extra.get(e):
+            fl = with_overhead(fl, {analysis_schedule.SOURCE: self._extra[e]})
         return {"epoch": e, "samples": sg["samples"], "density": sg["density"],
                 "training_sparsity": sg["training_sparsity"], "frozen_prefix": sg["frozen_prefix"],
-                "flops": sg["flops"], "memory_bytes": sg["memory_bytes"]}
+                "flops": fl, "memory_bytes": sg["memory_bytes"]}
 
     def __getitem__(self, i):
         if isinstance(i, slice):
@@ -391,6 +413,11 @@ def format_plan(plan: Plan) -> str:
         lines.append(f"freeze plan: start epoch {fp['start_epoch']} ({how}), "
                      f"achieved {100 * fp['achieved']:.1f}% saving, {len(fp['freeze_epochs'])} blocks: "
                      + ", ".join(f"{b}@{e}" for b, e in fp["freeze_epochs"].items()))
+        if fp.get("adaptive"):
+            a = fp["adaptive"]
+            lines.append(f"adaptive freezing: saves {100 * a['min_saving']:.1f}% (the deadlines above) to "
+                         f"{100 * a['max_saving']:.1f}% (every freezable block stable as early as "
+                         f"patience {a['patience']} allows); the run reports what it achieved")
     lines += ["", f"{'epochs':<10}{'samples':>10}{'density':>9}{'frozen':>8}{'FLOPs/epoch':>13}"]
     for r in _merged(plan["segments"]):
         a, b = r["start"], r["end"] - 1

@@ -85,9 +85,11 @@ class Trainer:
         from engine.ledger import Ledger
         from engine.sieve import Sieve
         from engine.sparsity import Sparsifier
+        from engine.analysis.component import Analysis
         self.freezer = Freezer(cfg, self.plan.get("freeze_plan"))
         self.sparsifier, self.sieve, self.ledger = Sparsifier(cfg), Sieve(cfg), Ledger(cfg)
-        self.components: list[Component] = [self.freezer, self.sparsifier, self.sieve, self.ledger]
+        self.analysis = Analysis(cfg)   # after the sparsifier (masked gradients), before the ledger (its cost)
+        self.components: list[Component] = [self.freezer, self.sparsifier, self.sieve, self.analysis, self.ledger]
         # Only the hooks a component overrides are called: the base ones do nothing.
         self._hooks = {h: [getattr(c, h) for c in self.components
                            if getattr(type(c), h) is not getattr(Component, h)] for h in HOOKS}

@@ -19,7 +19,7 @@ from engine.run_dir import safe_name
 from engine.sparsity.methods import METHOD_FIELDS, METHODS
 
 GROUPS = (("model", "Model && data"), ("sparsity", "Sparsity && DST"), ("freeze", "Layer freezing"),
-          ("sieve", "Data sieving"), ("training", "Training"), ("device", "Device"))
+          ("sieve", "Data sieving"), ("analysis", "Analyses"), ("training", "Training"), ("device", "Device"))
 ERROR_STYLE = "border: 1px solid #d0312d; border-radius: 3px; background: #fff5f5;"
 
 

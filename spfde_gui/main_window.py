@@ -16,7 +16,7 @@ from spfde_gui.cost_preview import CostPreview
 from spfde_gui.engine_process import EngineController
 from spfde_gui.run_model import RunModel, is_run_dir
 from spfde_gui.runs_panel import STATUS_COLORS, RunsPanel
-from spfde_gui.views import FlopsView, FreezeView, HardwareView, SieveView, TrainingView
+from spfde_gui.views import AnalysisView, FlopsView, FreezeView, HardwareView, SieveView, TrainingView
 from spfde_gui.sweep.queue import SweepQueue
 from spfde_gui.sweep.results_view import SweepResultsView
 
@@ -188,7 +188,8 @@ class MainWindow(QMainWindow):
         self.sieve = SieveView()
         self.flops = FlopsView()
         self.hardware = HardwareView()
-        self.views = [self.training, self.freeze, self.sieve, self.flops, self.hardware]
+        self.analysis = AnalysisView()
+        self.views = [self.training, self.freeze, self.sieve, self.flops, self.hardware, self.analysis]
         self.tabs = QTabWidget()
         for v in self.views:
             self.tabs.addTab(v, v.title)

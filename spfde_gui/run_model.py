@@ -61,6 +61,7 @@ class RunModel:
         self.sieve_updates: list[dict] = []
         self.mask_updates: list[dict] = []
         self.checkpoints: list[dict] = []
+        self.analysis_events: list[dict] = []    # Section 3 analyses (spfde_gui.analysis_data reads them)
         self.block_names: list[str] = []
         self.n_events = 0
         self.n_skipped = 0                       # torn or undecodable lines seen by load/poll
@@ -77,6 +78,7 @@ class RunModel:
             "error": self._on_error, "freeze": self.freeze_events.append,
             "unfreeze": self.unfreeze_events.append, "sieve_update": self.sieve_updates.append,
             "mask_update": self.mask_updates.append, "checkpoint": self.checkpoints.append,
+            "analysis": self.analysis_events.append,
         }
 
     # ---------------------------------------------------------------- loading
@@ -227,6 +229,8 @@ class RunModel:
         first_dropped = epoch + 1 if keep_updates_of_epoch else epoch
         for lst in (self.freeze_events, self.unfreeze_events, self.sieve_updates, self.mask_updates):
             lst[:] = [e for e in lst if not _num(e.get("epoch")) >= first_dropped]
+        # an analysis event closes its epoch, like epoch_end: dropped with the epoch's row
+        self.analysis_events[:] = [e for e in self.analysis_events if not _num(e.get("epoch")) >= epoch]
 
     def _on_epoch_end(self, ev: dict) -> None:
         epoch = _num(ev.get("epoch"))

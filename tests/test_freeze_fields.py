@@ -72,7 +72,7 @@ def test_run_with_paper_fields_counts_what_the_plan_projects(tmp_path):
     counted = next(e for e in evs if e["event"] == "run_finished")["flops"]
     projected = plan_mod.project(from_dict(c))["flops"]
     assert counted["saved"]["freeze"] == pytest.approx(projected["saved"]["freeze"], rel=1e-9)
-    assert counted["spent"] == pytest.approx(projected.get("spent", projected.get("total")), rel=1e-9)
+    assert counted["spent"] == pytest.approx(projected["spent"], rel=1e-9)
     assert [e["block_index"] for e in evs if e["event"] == "freeze"] == [0, 1, 2]
     # no block was pruned on freezing
     assert not [e for e in evs if e["event"] == "mask_update" and e.get("reason") == "freeze"]

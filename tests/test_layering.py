@@ -13,7 +13,7 @@ PURE = ["engine.config", "engine.events", "engine.arch", "engine.costmodel", "en
         "engine.sparsity.methods",
         "engine.sweep.spec", "engine.sweep.cells", "engine.sweep.manifest", "engine.sweep.state",
         "engine.sweep.results", "engine.sweep.export", "engine.sweep.runner", "engine.sweep.commands",
-        "engine.payloads", "engine.threads", "engine.assets"]
+        "engine.payloads", "engine.threads", "engine.assets", "engine.analysis.schedule", "engine.analysis.adaptive"]
 
 
 def _loaded_after(imports: list[str]) -> set[str]:

@@ -23,7 +23,7 @@ class _Sparsifier:
 def _trainer(cfg, densities, prefix=0):
     a = arch_mod.describe(cfg.model, cfg.data.num_classes, cfg.data.image_size)
     return SimpleNamespace(cfg=cfg, arch=a, train_size=cfg.data.train_size, num_classes=cfg.data.num_classes,
-                           state=LoopState(frozen_prefix=prefix, densities=_Sparsifier(densities).densities()))
+                           components=[], state=LoopState(frozen_prefix=prefix, densities=_Sparsifier(densities).densities()))
 
 
 def _epoch(ledger, trainer, epoch, batches):

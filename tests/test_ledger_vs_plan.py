@@ -47,6 +47,9 @@ def test_counted_flops_match_the_projection(tmp_path):
     assert counted["dense"] == pytest.approx(projected["dense"], rel=TOL)
     for source, value in projected["saved"].items():
         assert counted["saved"][source] == pytest.approx(value, rel=TOL), source
+    # the demo measures the Section 3 analyses: their probe forwards are an overhead in both
+    assert projected["overhead"]["analysis"] > 0
+    assert counted["overhead"] == pytest.approx(projected["overhead"], rel=TOL)
 
     epochs = [e for e in events if e["event"] == "epoch_end"]
     assert len(epochs) == CONFIG["epochs"]

@@ -264,3 +264,19 @@ class Data:
 
     def test_batches(self):
         return self.test.batches(torch.arange(self.test_size), 0)
+
+    def probe_batches(self, indices: torch.Tensor, batch_size: int):
+        """Training samples ``indices`` without augmentation, as normalised device batches
+        (the analyses' fixed probe set: the same images at every measurement)."""
+        idx = indices.to("cpu", torch.long)
+        if isinstance(self.train, InMemoryLoader):
+            ds = self.train.ds
+            for i in range(0, len(idx), batch_size):
+                x, _ = ds.batch(idx[i:i + batch_size].to(ds.device), augment=False)
+                yield x
+            return
+        loader = self.train
+        plain = _FolderTorchDataset(loader.dataset.data, loader.dataset.size, False, loader.dataset.seed)
+        for i in range(0, len(idx), batch_size):
+            x = torch.stack([plain[(0, int(j))][0] for j in idx[i:i + batch_size]]).to(loader.device)
+            yield torch.addcmul(loader.shift, x.float(), loader.scale)

@@ -137,7 +137,7 @@ def plan_cells(spec: SweepSpec, cells: list[Cell]) -> list[Cell]:
             except ConfigError as exc:
                 raise _cell_error(spec, cell, exc) from None
             f = p["flops"]
-            spent = f.get("spent", f.get("total"))
+            spent = f["spent"]
             cache[key] = {"flops_spent": spent, "flops_dense": f["dense"], "flops_saved": dict(f["saved"]),
                           "peak_memory_bytes": p["memory"]["peak_bytes"],
                           "freeze_start_epoch": (p.get("freeze_plan") or {}).get("start_epoch"),

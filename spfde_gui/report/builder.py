@@ -347,6 +347,26 @@ def freeze_section(model) -> tuple[str, Table | None]:
     return "; ".join(bits) + ".", table
 
 
+def analysis_section(model, fig: Callable[[str, str], str], figures: dict) -> str:
+    """The Section 3 analyses: what was measured, the adaptive-freezing line, the figures."""
+    from spfde_gui import analysis_data as AD
+    an = (model.config or {}).get("analysis") or {}
+    if not AD.has_analysis(model):
+        why = "analysis.enabled is false" if not an.get("enabled") else "no analysis was recorded"
+        return _section("Analyses", f'<p class="empty">No Section 3 analyses for this run ({why}).</p>', "analysis")
+    meas = AD.measured(model)
+    text = (f"{len(meas)} measurement(s) of the fixed probe set "
+            f"({html.escape(str(meas[0].get('probe_size', '?')) if meas else '?')} training samples), "
+            f"every {html.escape(str(an.get('every') or (model.config or {}).get('interval', '?')))} epoch(s) and at "
+            f"the end; analysis cost {fmt_flops(sum(float(e.get('flops') or 0) for e in meas))} FLOPs.")
+    line = AD.adaptive_summary(model)
+    if line:
+        text += " " + html.escape(line[0].upper() + line[1:]) + "."
+    body = f"<p>{text}</p>" + "".join(fig(k, "") for k in ("analysis_cka", "analysis_similarity", "analysis_grad")
+                                      if k in figures)
+    return _section("Analyses", body, "analysis")
+
+
 def sieve_section(model) -> tuple[str, Table | None]:
     ups = list(model.sieve_updates)
     cfg_sieve = (model.config or {}).get("sieve") or {}
@@ -469,6 +489,7 @@ def render_html(model, figures: dict[str, Figure], *, image_src: Callable[[Figur
     if "freeze_timeline" in figures:
         body += fig("freeze_timeline", "")
     parts.append(_section("Layer freezing", body, "freeze"))
+    parts.append(analysis_section(model, fig, figures))
     text, table = sieve_section(model)
     body = f"<p>{text}</p>" + (fig("sieve", "") if "sieve" in figures else "") + (table.html() if table else "")
     parts.append(_section("Data sieving", body, "sieve"))

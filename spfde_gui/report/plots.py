@@ -302,6 +302,9 @@ FIGURES = (
     ("flops_sources", "Training FLOPs by source"),
     ("freeze_timeline", "Freeze timeline"),
     ("sieve", "Data sieve"),
+    ("analysis_cka", "CKA of block outputs over training (Fig. 1b)"),
+    ("analysis_similarity", "Structural similarity of sparse layers (Fig. 1a)"),
+    ("analysis_grad", "Block gradient norms (Fig. 3b)"),
 )
 
 
@@ -316,4 +319,6 @@ def render_all(model, planned_freeze: dict[str, int] | None = None) -> dict[str,
             "freeze_timeline": freeze_timeline(model, planned_freeze),
             "sieve": sieve_sizes(model),
         }
+        from spfde_gui.report import analysis_plots   # the Section 3 analyses, when recorded
+        out.update(analysis_plots.render(model))
     return {k: v for k, v in out.items() if v}

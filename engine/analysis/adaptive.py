@@ -1,0 +1,60 @@
+"""Adaptive layer freezing (``freeze.scheme: adaptive``), beyond the paper.
+
+In the spirit of AutoFreeze and Egeria: a block freezes once it has stopped changing. The
+rule, applied after each measurement (engine.analysis.schedule):
+
+* blocks freeze front to back, at most one per measurement, never past the freezable
+  blocks of ``freeze.layer_fraction`` (the single-shot limit);
+* the next block freezes when, for the last ``freeze.adaptive.patience`` measurements,
+  its output CKA against the previous measurement stayed >= ``freeze.adaptive.cka`` and
+  the structural similarity of each of its sparse layers stayed >=
+  ``freeze.adaptive.mask_similarity`` (a block without sparse layers is judged on CKA);
+* the FLOPs budget holds: the single-shot plan for ``freeze.target`` is a deadline, a
+  block it freezes freezes at its single-shot epoch at the latest, so the run saves at
+  least the target whatever the measurements say. Early freezing only saves more.
+
+``engine.freeze_plan`` prices the range this gives: the deadline plan (least saving) and
+the earliest plan the rule allows (every freezable block frozen as soon as the patience
+permits). The run reports what it achieved (the ledger's ``saved.freeze``).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+
+def stable(cka: Sequence[float | None], similarity: Sequence[float | None], cka_min: float,
+           sim_min: float, patience: int) -> bool:
+    """Whether the last ``patience`` measurements of one block are all above both thresholds.
+
+    cka[i], similarity[i]: the block's values at measurement i (None: not measured, e.g.
+    the first measurement has no previous one; a similarity of None also means the block
+    has no sparse layer and is judged on CKA only)."""
+    if patience < 1 or len(cka) < patience:
+        return False
+    recent_cka = list(cka)[-patience:]
+    if any(v is None or v < cka_min for v in recent_cka):
+        return False
+    recent_sim = list(similarity)[-patience:]
+    return all(v is None or v >= sim_min for v in recent_sim)
+
+
+def next_prefix(prefix: int, freezable: int, cka_history: dict[int, list], sim_history: dict[int, list],
+                cka_min: float, sim_min: float, patience: int) -> int:
+    """The frozen prefix after a measurement: prefix + 1 when block ``prefix`` is stable."""
+    if prefix >= freezable:
+        return prefix
+    b = prefix
+    if stable(cka_history.get(b, []), sim_history.get(b, []), cka_min, sim_min, patience):
+        return prefix + 1
+    return prefix
+
+
+def earliest_prefix(epochs: int, measure_at: Sequence[int], freezable: int, patience: int) -> list[int]:
+    """The most freezing the rule allows: the first CKA comes at the second measurement, so
+    block k can freeze after measurement ``patience + k`` (0-based), from the next epoch."""
+    freeze_at = []
+    for k in range(freezable):
+        i = patience + k
+        if i < len(measure_at) and measure_at[i] + 1 < epochs:
+            freeze_at.append(measure_at[i] + 1)
+    return [sum(1 for t in freeze_at if t <= e) for e in range(epochs)]
