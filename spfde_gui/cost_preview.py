@@ -12,28 +12,9 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 from engine import config as cfgmod
 
 DEBOUNCE_MS = 250
-# One colour per FLOPs source, shared by every view that splits FLOPs.
-SOURCE_COLORS = {"spent": "#3b6fb6", "sparsity": "#7fb77e", "freeze": "#e6a23c", "sieve": "#b57edc"}
-SOURCE_LABELS = {"spent": "spent", "sparsity": "saved by sparsity", "freeze": "saved by freezing",
-                 "sieve": "saved by sieving"}
-
-
-def fmt_flops(x: float | None) -> str:
-    if x is None or x != x:
-        return "–"
-    for unit, scale in (("EFLOPs", 1e18), ("PFLOPs", 1e15), ("TFLOPs", 1e12), ("GFLOPs", 1e9), ("MFLOPs", 1e6)):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g} {unit}"
-    return f"{x:.3g} FLOPs"
-
-
-def fmt_bytes(b: float | None) -> str:
-    if b is None or b != b:
-        return "–"
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(b) >= scale:
-            return f"{b / scale:.1f} {unit}"
-    return f"{b:.0f} B"
+# Re-exported for the views that import them from here; defined in palette and fmt.
+from spfde_gui.fmt import fmt_bytes, fmt_flops  # noqa: E402,F401
+from spfde_gui.palette import SOURCE_COLORS, SOURCE_LABELS  # noqa: E402,F401
 
 
 class StackedBar(QWidget):

@@ -17,6 +17,8 @@ from typing import Iterable
 
 import numpy as np
 
+from engine.events import RUN_STATUSES
+
 # Per-epoch columns (epoch_end fields, FLOPs ledger and memory flattened); NaN where absent.
 COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time",
            "samples", "samples_total", "flops_spent", "flops_dense", "saved_sparsity",
@@ -26,7 +28,8 @@ _COL = {name: i for i, name in enumerate(COLUMNS)}
 _SIMPLE = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time",
            "samples", "samples_total")
 _NAN = float("nan")
-STATUSES = ("new", "running", "completed", "stopped", "crashed")
+# The engine's final statuses plus the studio's own (see spfde_gui.palette.STUDIO_STATUSES).
+STATUSES = ("new", "starting", "running", *RUN_STATUSES, "killed", "crashed")
 EVENTS_FILE = "events.jsonl"
 _PROGRESS_PREFIX = b'{"event":"progress"'   # how engine.events.dumps starts a progress line
 
@@ -301,7 +304,7 @@ class RunModel:
         # run_finished is the engine's own last word: it outranks an error reported before it
         if self.finished is not None:
             st = self.finished.get("status")
-            return st if st in ("completed", "stopped") else "crashed"
+            return st if st in RUN_STATUSES else "crashed"
         if self.error is not None:
             return "crashed"
         if self.run_started is None and self._n == 0:

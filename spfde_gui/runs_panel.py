@@ -12,11 +12,9 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from spfde_gui.cost_preview import fmt_flops
+from spfde_gui.fmt import fmt_flops
+from spfde_gui.palette import STATUS_COLORS
 from spfde_gui.run_model import EVENTS_FILE, RunModel, scan_runs
-
-STATUS_COLORS = {"running": "#1f77b4", "completed": "#2ca02c", "stopped": "#ff7f0e", "crashed": "#d62728",
-                 "new": "#777777"}
 # A run without run_finished whose file changed this recently is taken as running elsewhere.
 LIVE_WINDOW_S = 120
 COLUMNS = ("compare", "run", "status", "model / data", "epochs", "best acc", "final acc", "FLOPs vs dense")

@@ -25,32 +25,11 @@ FLOP_SOURCES = (("sparsity", "Saved by sparsity"), ("freeze", "Saved by layer fr
 
 
 # ------------------------------------------------------------------ formatting
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def fmt_flops(x: Any) -> str:
-    """1.757e15 style: the paper's notation, fixed mantissa width so columns align."""
-    if not _finite(x):
-        return "–"
-    if x == 0:
-        return "0"
-    mant, exp = f"{x:.3e}".split("e")
-    return f"{mant}e{int(exp)}"
-
-
-def fmt_bytes(x: Any) -> str:
-    if not _finite(x):
-        return "–"
-    units = ("B", "KiB", "MiB", "GiB", "TiB")
-    v, i = float(x), 0
-    while abs(v) >= 1024 and i < len(units) - 1:
-        v, i = v / 1024, i + 1
-    return f"{v:.0f} {units[i]}" if i == 0 else f"{v:.1f} {units[i]}"
-
-
-def fmt_pct(x: Any, digits: int = 1) -> str:
-    return f"{x:.{digits}f} %" if _finite(x) else "–"
+# One definition each, shared with the window (spfde_gui.fmt); FLOPs in tables use the
+# paper's notation.
+from spfde_gui.fmt import MISSING, fmt_bytes, fmt_pct, fmt_seconds  # noqa: E402,F401
+from spfde_gui.fmt import finite as _finite  # noqa: E402
+from spfde_gui.fmt import fmt_flops_sci as fmt_flops  # noqa: E402
 
 
 def fmt_acc(x: Any) -> str:
@@ -66,17 +45,6 @@ def fmt_num(x: Any, digits: int = 4) -> str:
     if isinstance(x, int) or float(x).is_integer() and abs(x) < 1e15:
         return f"{int(x):,}"
     return f"{x:.{digits}g}"
-
-
-def fmt_seconds(x: Any) -> str:
-    if not _finite(x):
-        return "–"
-    s = int(round(x))
-    if s < 60:
-        return f"{x:.1f} s"
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d} min"
 
 
 def fmt_value(v: Any) -> str:

@@ -13,9 +13,10 @@ import numpy as np
 # Figure size in scene pixels; exported at EXPORT_SCALE x for crisp print.
 FIG_W, FIG_H = 900, 380
 EXPORT_SCALE = 2
-# A restrained palette that survives greyscale printing.
-BLUE, ORANGE, GREEN, RED, PURPLE, GREY = "#1f5fa8", "#e07b1a", "#2e8b57", "#c0392b", "#7b4fa0", "#9aa3ad"
-SOURCE_COLOURS = {"spent": BLUE, "sparsity": GREY, "freeze": ORANGE, "sieve": GREEN}
+# The window's palette (spfde_gui.palette): a source or series has one colour in both.
+from spfde_gui.palette import ACTIVE_BLOCK, FROZEN, GREY, SIEVE_COLORS, TEST, TRAIN  # noqa: E402
+from spfde_gui.palette import BLUE, ORANGE  # noqa: E402
+from spfde_gui.palette import SOURCE_COLORS as SOURCE_COLOURS  # noqa: E402
 
 
 def ensure_app():
@@ -146,14 +147,14 @@ def accuracy_loss(model) -> bytes | None:
     _style(acc, font, "Accuracy", "epoch", "accuracy (%)")
     _legend(acc)
     tr_acc, te_acc = percent(model.column("train_acc")), percent(model.column("test_acc"))
-    _line(pg, acc, ep, tr_acc, BLUE, "train")
-    _line(pg, acc, ep, te_acc, ORANGE, "test")
+    _line(pg, acc, ep, tr_acc, TRAIN, "train", dash=True)
+    _line(pg, acc, ep, te_acc, TEST, "test")
     _headroom(acc, tr_acc, te_acc)
     loss = win.addPlot()
     _style(loss, font, "Loss", "epoch", "cross-entropy")
     _legend(loss)
-    _line(pg, loss, ep, model.column("train_loss"), BLUE, "train")
-    _line(pg, loss, ep, model.column("test_loss"), ORANGE, "test")
+    _line(pg, loss, ep, model.column("train_loss"), TRAIN, "train", dash=True)
+    _line(pg, loss, ep, model.column("test_loss"), TEST, "test")
     _headroom(loss, model.column("train_loss"), model.column("test_loss"))
     return _export(win)
 
@@ -234,15 +235,15 @@ def freeze_timeline(model, planned: dict[str, int] | None) -> bytes | None:
     for b in range(n_blocks):
         y = n_blocks - 1 - b
         plot.addItem(pg.BarGraphItem(x0=[epochs.min() - 0.5 if len(epochs) else 0], y0=[y - 0.35],
-                                     width=[len(epochs)], height=[0.7], brush="#eef1f5", pen=None))
+                                     width=[len(epochs)], height=[0.7], brush=ACTIVE_BLOCK, pen=None))
         row = frozen[b]
         xs = epochs[row[: len(epochs)]] if len(epochs) else np.array([])
         if xs.size:
             plot.addItem(pg.BarGraphItem(x=xs, y0=np.full(xs.size, y - 0.35), width=1.0, height=0.7,
-                                         brush=ORANGE, pen=None))
+                                         brush=FROZEN, pen=None))
         if planned and names[b] in planned and planned[names[b]] is not None:
             plot.plot([planned[names[b]]], [y], pen=None, symbol="t", symbolSize=10,
-                      symbolBrush=None, symbolPen=pg.mkPen(BLUE, width=2))
+                      symbolBrush=None, symbolPen=pg.mkPen(ORANGE, width=2))
     ax = plot.getAxis("left")
     ax.setTicks([[(n_blocks - 1 - b, names[b]) for b in range(n_blocks)]])
     ax.setStyle(tickLength=0)
@@ -278,8 +279,9 @@ def sieve_sizes(model) -> bytes | None:
     _legend(plot)
     ep = np.array([u.get("epoch", np.nan) for u in ups], float)
     series = []
-    for key, colour, name in (("active_size", BLUE, "active"), ("removed_size", ORANGE, "removed"),
-                              ("initial_waiting", GREEN, "initially removed, still waiting")):
+    for key, colour, name in (("active_size", SIEVE_COLORS["active_size"], "active"),
+                              ("removed_size", SIEVE_COLORS["removed_size"], "removed"),
+                              ("initial_waiting", SIEVE_COLORS["initial_waiting"], "initially removed, still waiting")):
         vals = np.array([u.get(key, np.nan) if u.get(key) is not None else np.nan for u in ups], float)
         _line(pg, plot, ep, vals, colour, name, dash=key == "initial_waiting")
         series.append(vals)
@@ -292,7 +294,7 @@ def sieve_sizes(model) -> bytes | None:
                "forgetting count", "samples")
         e = np.asarray(edges, float)
         hp.addItem(pg.BarGraphItem(x0=e[:-1], width=np.diff(e) * 0.9, y0=0, height=np.asarray(counts, float),
-                                   brush=PURPLE, pen=None))
+                                   brush=SIEVE_COLORS["histogram"], pen=None))
     return _export(win)
 
 

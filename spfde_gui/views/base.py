@@ -14,12 +14,12 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QStackedWidget, QVBoxLayout, QWidget
 
+from spfde_gui.palette import SERIES
 from spfde_gui.run_model import RunModel
 
 pg.setConfigOptions(antialias=False, background="w", foreground="#333", imageAxisOrder="row-major")
 
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22"]
+PALETTE = SERIES   # the shared series colours (spfde_gui.palette)
 
 
 def curve(plot: pg.PlotItem, color: str, name: str | None = None, width: float = 1.6,

@@ -7,7 +7,10 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from spfde_gui.cost_preview import SOURCE_COLORS, SOURCE_LABELS, fmt_flops
+from spfde_gui.fmt import fmt_flops
+from spfde_gui.palette import SOURCE_COLORS, SOURCE_LABELS
+
+GREY_DENSE = "#555555"
 from spfde_gui.run_model import RunModel
 from spfde_gui.views.base import HoverReadout, RunView, curve, make_plot, set_long_data
 
@@ -50,7 +53,7 @@ class FlopsView(RunView):
         lay.addWidget(self.summary)
         self.glw = pg.GraphicsLayoutWidget()
         self.cum = make_plot(self.glw, 0, 0, "Cumulative training FLOPs", "epoch", "training FLOPs")
-        self.c_dense = curve(self.cum, "#555555", "dense equivalent", style=Qt.DashLine)
+        self.c_dense = curve(self.cum, GREY_DENSE, "dense equivalent", style=Qt.DashLine)
         self.c_spent = curve(self.cum, SOURCE_COLORS["spent"], "spent", width=2)
         self.c_saved = {k: curve(self.cum, SOURCE_COLORS[k], SOURCE_LABELS[k]) for k in SOURCES}
         self.c_proj = curve(self.cum, SOURCE_COLORS["spent"], "projected spent", width=1, style=Qt.DotLine)

@@ -6,11 +6,12 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from spfde_gui.palette import ACTIVE_BLOCK, FROZEN, NOT_RUN, rgba
 from spfde_gui.run_model import RunModel
 from spfde_gui.views.base import RunView
 
 # 0 = active, 1 = frozen, 2 = not reached yet (actual only)
-LUT = np.array([[198, 230, 196, 255], [59, 111, 182, 255], [240, 240, 240, 255]], dtype=np.uint8)
+LUT = np.array([rgba(ACTIVE_BLOCK), rgba(FROZEN), rgba(NOT_RUN)], dtype=np.uint8)
 
 
 class _Timeline:
@@ -62,9 +63,9 @@ class FreezeView(RunView):
         self.actual.plot.setXLink(self.planned.plot)
         self._proxy = pg.SignalProxy(self.glw.scene().sigMouseMoved, rateLimit=30, slot=self._moved)
         lay.addWidget(self.glw, 1)
-        legend = QLabel("<span style='background:#c6e6c4'>&nbsp;&nbsp;&nbsp;</span> active &nbsp; "
-                        "<span style='background:#3b6fb6'>&nbsp;&nbsp;&nbsp;</span> frozen &nbsp; "
-                        "<span style='background:#f0f0f0'>&nbsp;&nbsp;&nbsp;</span> not run yet")
+        legend = QLabel(f"<span style='background:{ACTIVE_BLOCK}'>&nbsp;&nbsp;&nbsp;</span> active &nbsp; "
+                        f"<span style='background:{FROZEN}'>&nbsp;&nbsp;&nbsp;</span> frozen &nbsp; "
+                        f"<span style='background:{NOT_RUN}'>&nbsp;&nbsp;&nbsp;</span> not run yet")
         lay.addWidget(legend)
         self.set_content(box)
         self._planned_src = None

@@ -9,7 +9,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
-from spfde_gui.cost_preview import fmt_bytes
+from spfde_gui import palette as P
+from spfde_gui.fmt import fmt_bytes
 from spfde_gui.hw_monitor import HardwareMonitor
 from spfde_gui.run_model import RunModel
 from spfde_gui.views.base import HoverReadout, RunView, curve, make_plot, set_long_data
@@ -45,14 +46,14 @@ class HardwareView(RunView):
         lay.addLayout(grid)
         self.glw = pg.GraphicsLayoutWidget()
         self.live_plot = make_plot(self.glw, 0, 0, "Engine process (live)", "seconds", "CPU %")
-        self.c_cpu = curve(self.live_plot, "#1f77b4", "CPU %")
+        self.c_cpu = curve(self.live_plot, P.BLUE, "CPU %")
         self.mem_plot = make_plot(self.glw, 0, 1, "Engine memory (live)", "seconds", "MiB")
-        self.c_rss = curve(self.mem_plot, "#2ca02c", "RSS")
-        self.c_gpu = curve(self.mem_plot, "#d62728", "GPU (process)")
+        self.c_rss = curve(self.mem_plot, P.GREEN, "RSS")
+        self.c_gpu = curve(self.mem_plot, P.RED, "GPU (process)")
         self.epoch_plot = make_plot(self.glw, 1, 0, "Peak memory per epoch (engine)", "epoch", "MiB")
         self.glw.ci.layout.setRowStretchFactor(1, 1)
-        self.c_peak = curve(self.epoch_plot, "#9467bd", "peak")
-        self.c_erss = curve(self.epoch_plot, "#8c564b", "RSS")
+        self.c_peak = curve(self.epoch_plot, P.PURPLE, "peak")
+        self.c_erss = curve(self.epoch_plot, P.BROWN, "RSS")
         self.hovers = [HoverReadout(p) for p in (self.live_plot, self.mem_plot, self.epoch_plot)]
         lay.addWidget(self.glw, 1)
         self.set_content(box)

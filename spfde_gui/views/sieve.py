@@ -10,6 +10,7 @@ from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from spfde_gui.palette import SIEVE_COLORS
 from spfde_gui.run_model import RunModel
 from spfde_gui.views.base import HoverReadout, RunView, curve, make_plot, set_long_data
 
@@ -79,12 +80,12 @@ class SieveView(RunView):
         self.glw = pg.GraphicsLayoutWidget()
         self.hist_plot = make_plot(self.glw, 0, 0, "Forgetting counts in the active set", "forgetting events",
                                    "samples", legend=False)
-        self.hist = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#b57edc")
+        self.hist = pg.BarGraphItem(x=[], height=[], width=0.8, brush=SIEVE_COLORS["histogram"])
         self.hist_plot.addItem(self.hist)
         self.size_plot = make_plot(self.glw, 0, 1, "Queue over time", "epoch", "samples")
-        self.c_active = curve(self.size_plot, "#2ca02c", "active")
-        self.c_removed = curve(self.size_plot, "#d62728", "removed")
-        self.c_waiting = curve(self.size_plot, "#ff7f0e", "still waiting")
+        self.c_active = curve(self.size_plot, SIEVE_COLORS["active_size"], "active")
+        self.c_removed = curve(self.size_plot, SIEVE_COLORS["removed_size"], "removed")
+        self.c_waiting = curve(self.size_plot, SIEVE_COLORS["initial_waiting"], "still waiting")
         self.hover = HoverReadout(self.size_plot)
         lay.addWidget(self.glw, 1)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
-from spfde_gui.cost_preview import fmt_flops
+from spfde_gui.fmt import fmt_flops
 from spfde_gui.run_model import RunModel
 from spfde_gui.views.base import PALETTE, HoverReadout, RunView, curve, drop_curve, make_plot, set_long_data
 
-TRAIN, TEST = "#1f77b4", "#d62728"
+from spfde_gui.palette import TEST, TRAIN
 
 
 class TrainingView(RunView):
