@@ -16,6 +16,15 @@ def finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+def shown_epoch(e: Any) -> str:
+    """An event's epoch as people read it. Events count epochs from 0; the CLI, the studio
+    and the report count from 1 (the first epoch is epoch 1 and plots put an epoch's
+    results at x = epochs trained), one numbering everywhere."""
+    if isinstance(e, bool) or not isinstance(e, (int, float)) or not math.isfinite(e):
+        return MISSING
+    return str(int(e) + 1)
+
+
 def fmt_flops(x: Any) -> str:
     """FLOPs with an SI prefix: 3.2 GFLOPs."""
     if not finite(x):

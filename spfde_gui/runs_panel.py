@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
 from spfde_gui.fmt import fmt_flops
 from spfde_gui.palette import STATUS_COLORS
 from spfde_gui.run_model import EVENTS_FILE, RunModel, scan_runs
+from spfde_gui.tasks import TaskRunner
 # A run without run_finished whose file changed this recently is taken as running elsewhere.
 LIVE_WINDOW_S = 120
 COLUMNS = ("compare", "run", "status", "model / data", "epochs", "best acc", "final acc", "FLOPs vs dense")
@@ -32,10 +33,8 @@ class RunsPanel(QWidget):
         self._rows: list[Path] = []
         self._updating = False
         self._loading: set[Path] = set()
-        self._signals = _LoadSignals()
-        self._signals.loaded.connect(self._on_loaded)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
+        self.tasks = TaskRunner(self, "runs-loader", max_threads=2)
+        self.tasks.done.connect(self._on_loaded)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         top = QHBoxLayout()
@@ -151,10 +150,10 @@ class RunsPanel(QWidget):
         if p in self._loading:
             return
         self._loading.add(p)
-        self._pool.start(_LoadTask(p, self._signals))
+        self.tasks.start(_load_run, p, supersede=False)   # every folder's replay is wanted
 
-    def _on_loaded(self, path: str, model) -> None:
-        p = Path(path)
+    def _on_loaded(self, result) -> None:
+        p, model = result
         self._loading.discard(p)
         if isinstance(model, RunModel) and p not in self.models:
             self.models[p] = model
@@ -202,24 +201,19 @@ class RunsPanel(QWidget):
         super().hideEvent(ev)
 
     def wait_idle(self, ms: int = 5000) -> None:
-        self._pool.waitForDone(ms)
+        self.tasks.wait(ms / 1000)
+
+    def shutdown(self) -> None:
+        self.timer.stop()
+        self.tasks.shutdown()
 
 
-class _LoadSignals(QObject):
-    loaded = Signal(str, object)
-
-
-class _LoadTask(QRunnable):
-    def __init__(self, path: Path, signals: _LoadSignals):
-        super().__init__()
-        self.path, self.signals = path, signals
-
-    def run(self) -> None:
-        try:
-            model = RunModel.load(self.path)
-        except Exception:   # unreadable folder: leave the row loading, the next scan retries
-            model = 0
-        self.signals.loaded.emit(str(self.path), model)
+def _load_run(state, path: Path):
+    """The task: a run folder replayed off the GUI thread (None if unreadable)."""
+    try:
+        return path, RunModel.load(path)
+    except Exception:   # unreadable folder: the row stays "loading", the next scan retries
+        return path, None
 
 
 def _acc(x) -> str:

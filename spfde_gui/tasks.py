@@ -17,9 +17,10 @@ from __future__ import annotations
 import ctypes
 import itertools
 import threading
+from collections import deque
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QThread, Signal
 
 
 class TaskCancelled(Exception):
@@ -33,7 +34,8 @@ class TaskState:
         self._runner = runner
         self.id = tid
         self._cancelled = threading.Event()
-        self.thread: threading.Thread | None = None
+        self.thread: _Worker | None = None
+        self.running = False        # fn is executing on self.thread (what an interrupt may hit)
 
     def is_cancelled(self) -> bool:
         return self._cancelled.is_set()
@@ -50,10 +52,37 @@ class TaskState:
     def cancel(self, interrupt: bool = False) -> None:
         self._cancelled.set()
         t = self.thread
-        if interrupt and t is not None and t.is_alive() and t.ident is not None:
+        if interrupt and self.running and t is not None and t.is_alive() and t.ident is not None:
             # Raise TaskCancelled in that thread at its next bytecode: pure-Python work stops
             # within microseconds instead of running its stale course (and holding the GIL).
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(t.ident), ctypes.py_object(TaskCancelled))
+
+
+class _Worker(QThread):
+    """A QThread (so Qt code in a task, e.g. QTextDocument laying out the PDF, finds an event
+    dispatcher) with the little of threading.Thread's interface the runner uses."""
+
+    def __init__(self, target, args, name: str):
+        super().__init__()
+        self.setObjectName(name)
+        self._target, self._args = target, args
+        self.ident: int | None = None
+
+    def run(self) -> None:
+        self.ident = threading.get_ident()
+        self._target(*self._args)
+
+    def is_alive(self) -> bool:
+        try:
+            return self.isRunning()
+        except RuntimeError:        # the C++ object is gone: the thread ended long ago
+            return False
+
+    def join(self, timeout_s: float) -> None:
+        try:
+            self.wait(max(0, int(timeout_s * 1000)))
+        except RuntimeError:
+            pass
 
 
 class _Signals(QObject):
@@ -77,9 +106,16 @@ class TaskRunner(QObject):
 
     _ids = itertools.count(1)
 
-    def __init__(self, parent: QObject | None = None, name: str = "task", interrupt: bool = False):
+    def __init__(self, parent: QObject | None = None, name: str = "task", interrupt: bool = False,
+                 max_threads: int | None = None):
         super().__init__(parent)
         self.name = name
+        # side-by-side tasks beyond max_threads wait their turn (a folder of 200 runs to load);
+        # a superseding task never waits: its predecessors are cancelled
+        self.max_threads = max_threads
+        self._pending: deque = deque()
+        self._workers = 0
+        self._threads: set[_Worker] = set()   # alive workers, owned here until they end
         self.interrupt = interrupt          # cancel running tasks by raising TaskCancelled in them
         self._signals = _Signals()
         self._signals.progress.connect(self._on_progress)
@@ -102,14 +138,23 @@ class TaskRunner(QObject):
                 old.cancel(self.interrupt)
             self._live.clear()
         state = TaskState(self, next(self._ids))
-        t = threading.Thread(target=self._run, args=(state, fn, args), name=f"spfde-{self.name}-{state.id}",
-                             daemon=True)
-        state.thread = t
-        with self._lock:
-            self._states[state.id] = state
         was_busy = bool(self._live)
         self._live[state.id] = state
-        t.start()
+        with self._lock:
+            self._states[state.id] = state
+            if supersede:
+                self._pending.clear()          # their states are cancelled above
+            if self.max_threads is not None and self._workers >= self.max_threads:
+                self._pending.append((state, fn, args))
+                t = None
+            else:
+                self._workers += 1
+                t = _Worker(self._work, (state, fn, args), f"spfde-{self.name}-{state.id}")
+                state.thread = t
+                self._threads.add(t)
+                t.finished.connect(self._reap)     # queued: runs on the GUI thread
+        if t is not None:
+            t.start()
         if not was_busy:
             self.busy_changed.emit(True)
         return state
@@ -133,29 +178,49 @@ class TaskRunner(QObject):
         """Join every worker thread (at most ``timeout_s`` in all); True if none is left."""
         import time
         end = time.monotonic() + timeout_s
-        with self._lock:
-            threads = [s.thread for s in self._states.values() if s.thread is not None]
-        for t in threads:
-            t.join(max(0.0, end - time.monotonic()))
-        return not any(t.is_alive() for t in threads)
+        while True:
+            with self._lock:
+                threads = [s.thread for s in self._states.values() if s.thread is not None and s.thread.is_alive()]
+            if not threads:
+                return True
+            for t in threads:
+                t.join(max(0.0, end - time.monotonic()))
+            if time.monotonic() >= end:
+                with self._lock:
+                    return not any(s.thread is not None and s.thread.is_alive() for s in self._states.values())
 
     def shutdown(self, timeout_s: float = 2.0) -> bool:
         """Cancel everything and join the workers; the runner accepts no new task."""
         self._closed = True
         with self._lock:
             states = list(self._states.values())
+            self._pending.clear()
         for s in states:
             s.cancel(self.interrupt)
         self._live.clear()
         return self.wait(timeout_s)
 
     # ---------------------------------------------------------------- worker side
+    def _work(self, state: TaskState, fn, args) -> None:
+        """One worker thread: its task, then queued ones while there are any."""
+        me = state.thread
+        while True:
+            self._run(state, fn, args)
+            with self._lock:
+                if not self._pending:
+                    self._workers -= 1
+                    return
+                state, fn, args = self._pending.popleft()
+                state.thread = me
+
     def _run(self, state: TaskState, fn, args) -> None:
         sig = self._signals
         try:
             try:
+                state.running = True
                 state.check()
                 result = fn(state, *args)
+                state.running = False
             except TaskCancelled:
                 sig.cancelled.emit(state.id)
             except BaseException as exc:      # noqa: BLE001 - reported on the GUI thread
@@ -172,10 +237,15 @@ class TaskRunner(QObject):
             # an asynchronous cancel that landed after fn returned: nothing to report
             pass
         finally:
+            state.running = False
             with self._lock:
                 self._states.pop(state.id, None)
 
     # ---------------------------------------------------------------- GUI side
+    def _reap(self) -> None:
+        # drop the references of ended workers here, never from inside the thread itself
+        self._threads = {t for t in self._threads if not t.isFinished()}
+
     def _take(self, tid: int) -> bool:
         """True (and forget it) if task ``tid`` is still to be reported."""
         if self._live.pop(tid, None) is None:

@@ -79,7 +79,7 @@ class FlopsView(RunView):
         return dense[-1] == dense[-1] or bool(np.isfinite(dense).any())
 
     def redraw(self, m: RunModel) -> None:
-        ep = m.column("epoch")
+        ep = m.epoch_axis()
         set_long_data(self.c_dense, ep, m.column("flops_dense"))
         set_long_data(self.c_spent, ep, m.column("flops_spent"))
         for k, c in self.c_saved.items():
@@ -88,7 +88,7 @@ class FlopsView(RunView):
             self._proj_src = (id(m), id(m.projected))
             proj = _projected_cumulative(m.projected)
             if proj is not None:
-                set_long_data(self.c_proj, np.arange(len(proj), dtype=float), proj)
+                set_long_data(self.c_proj, np.arange(1, len(proj) + 1, dtype=float), proj)
             else:
                 set_long_data(self.c_proj, [], [])
         got, goal = achieved_fractions(m), targets(m)

@@ -6,6 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from spfde_gui.fmt import shown_epoch
 from spfde_gui.palette import ACTIVE_BLOCK, FROZEN, NOT_RUN, rgba
 from spfde_gui.run_model import RunModel
 from spfde_gui.views.base import RunView
@@ -104,7 +105,7 @@ class FreezeView(RunView):
         if fp:
             text = (f"Scheme <b>{fp.get('scheme', cfg_freeze.get('scheme', '?'))}</b>, target "
                     f"{100 * float(fp.get('target', 0)):.1f}% of training FLOPs, plan achieves "
-                    f"{100 * float(fp.get('achieved', 0)):.1f}%; freezing starts at epoch <b>{fp.get('start_epoch')}</b>.")
+                    f"{100 * float(fp.get('achieved', 0)):.1f}%; freezing starts at epoch <b>{shown_epoch(fp.get('start_epoch'))}</b>.")
         elif float(cfg_freeze.get("target") or 0) <= 0:
             text = "Layer freezing is off for this run (freeze.target = 0): every block trains every epoch."
         else:
@@ -122,7 +123,7 @@ class FreezeView(RunView):
                 img = tl.img.image
                 if img is not None and 0 <= b < img.shape[0] and 0 <= e < img.shape[1]:
                     state = ("active", "frozen", "not run yet")[int(img[b, e])]
-                    tl.hover.setText(f"{tl.names[b] if b < len(tl.names) else b} · epoch {e}: {state}")
+                    tl.hover.setText(f"{tl.names[b] if b < len(tl.names) else b} · epoch {e + 1}: {state}")
                     tl.hover.setPos(p.x(), p.y())
                     tl.hover.show()
                     continue

@@ -124,7 +124,7 @@ class HardwareView(RunView):
 
     def redraw(self, m: RunModel) -> None:
         if m.n_epochs:
-            ep = m.column("epoch")
+            ep = m.epoch_axis()
             peak = m.column("memory_peak")
             set_long_data(self.c_peak, ep, peak / 2**20)
             set_long_data(self.c_erss, ep, m.column("memory_rss") / 2**20)

@@ -6,7 +6,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
 from spfde_gui.fmt import fmt_flops
-from spfde_gui.run_model import RunModel
+from spfde_gui.run_model import RunModel, config_value, differing_fields
 from spfde_gui.views.base import PALETTE, HoverReadout, RunView, curve, drop_curve, make_plot, set_long_data
 
 from spfde_gui.palette import TEST, TRAIN
@@ -60,7 +60,7 @@ class TrainingView(RunView):
 
     def redraw(self, m: RunModel) -> None:
         for xname, items in self.curves.values():
-            x = m.column(xname)
+            x = m.epoch_axis() if xname == "epoch" else m.column(xname)
             for item, yname in items:
                 set_long_data(item, x, _scaled(m, yname))
         # One epoch is one x value: auto-range would zoom to +-0.5 FLOPs around it and print
@@ -80,12 +80,28 @@ class TrainingView(RunView):
         for plot, item in self._overlay_items:
             drop_curve(plot, item)
         self._overlay_items = []
+        labels = compare_labels([self.model] + list(self.overlays)) if self.model is not None else {}
+        for plot, title in ((self.acc_ep, "Accuracy vs epoch"), (self.acc_fl, "Accuracy vs training FLOPs")):
+            mine = labels.get(id(self.model))
+            plot.setTitle(f"{title}: {mine}" if self.overlays and mine else title)
         for i, o in enumerate(self.overlays):
             color = PALETTE[(i + 2) % len(PALETTE)]
             for plot, xname in ((self.acc_ep, "epoch"), (self.acc_fl, "flops_spent")):
-                item = curve(plot, color, f"{o.name} (test)", width=1.3)
-                set_long_data(item, o.column(xname), _scaled(o, "test_acc"))
+                item = curve(plot, color, f"{labels.get(id(o), o.name)} (test)", width=1.3)
+                set_long_data(item, o.epoch_axis() if xname == "epoch" else o.column(xname), _scaled(o, "test_acc"))
                 self._overlay_items.append((plot, item))
+
+
+def compare_labels(models: list[RunModel]) -> dict[int, str]:
+    """id(model) -> its run folder and the settings that differ between the compared runs,
+    e.g. "demo-0003 · sparsity.target=0.8" (two runs of one preset share a name)."""
+    keys = differing_fields([m.config for m in models])
+    out = {}
+    for m in models:
+        folder = m.run_dir.name if m.run_dir is not None else m.name
+        diff = ", ".join(f"{k}={config_value(m.config, k)}" for k in keys)
+        out[id(m)] = f"{folder} · {diff}" if diff else folder
+    return out
 
 
 def _scaled(m: RunModel, name: str):
