@@ -27,7 +27,7 @@ STOP_ON_EOF = "--stop-on-eof"   # engine flag: EOF on stdin (our death) is a gra
 # What a starting engine is doing, read from its log lines (first match wins, in order).
 START_PHASES = (("run directory", "loading the data"),
                 ("data:", "building the model and planning the run"),
-                ("resumed at", "restoring the checkpoint"))
+                ("resuming at", "resuming from the checkpoint"))
 
 
 class EngineController(QObject):
@@ -57,6 +57,8 @@ class EngineController(QObject):
         self._escalate.setSingleShot(True)
         self._escalate.timeout.connect(self._on_escalate)
         self._stage = 0
+        # the program and leading arguments of the engine (tests put a scripted stand-in here)
+        self.engine_command = [sys.executable, "-u", "-m", "engine"]
 
     # ---------------------------------------------------------------- state
     @property
@@ -127,7 +129,7 @@ class EngineController(QObject):
         self._proc = proc
         self._set_state("starting")
         self.started.emit(model)
-        proc.start(sys.executable, ["-u", "-m", "engine", *args])
+        proc.start(self.engine_command[0], [*self.engine_command[1:], *args])
         return model
 
     # ---------------------------------------------------------------- commands

@@ -138,10 +138,10 @@ class RunHeader(QWidget):
         self.rate.setText(text)
         self.rate.setVisible(bool(text))
         self._show_warnings(m.warnings)
-        if st == "crashed":
+        if st in ("crashed", "killed"):
             err = m.error or {}
             msg = err.get("message") or "the engine stopped without finishing the run (no run_finished event)"
-            self.banner.setText(f"<b>Run crashed:</b> {msg}")
+            self.banner.setText(f"<b>Run {st}:</b> {html.escape(msg)}")
             self.banner.show()
             lines = list(stderr_tail or [])[-60:]
             text = "\n".join(lines) if lines else (err.get("traceback") or "")

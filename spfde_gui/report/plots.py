@@ -16,6 +16,7 @@ EXPORT_SCALE = 2
 # The window's palette (spfde_gui.palette): a source or series has one colour in both.
 from spfde_gui.palette import ACTIVE_BLOCK, FROZEN, GREY, SIEVE_COLORS, TEST, TRAIN  # noqa: E402
 from spfde_gui.palette import BLUE, ORANGE  # noqa: E402
+from spfde_gui.fmt import shown_epoch  # noqa: E402
 from spfde_gui.palette import SOURCE_COLORS as SOURCE_COLOURS  # noqa: E402
 
 
@@ -57,23 +58,23 @@ def _layout(pg):
     win.resize(FIG_W, FIG_H)
     win.ci.setContentsMargins(6, 6, 14, 6)
     font = QFont()
-    font.setPointSizeF(8.5)
+    font.setPointSizeF(9.5)
     return win, font
 
 
 def _style(plot, font, title: str, xlabel: str, ylabel: str):
-    plot.setTitle(f"<span style='font-size:10.5pt; color:#222'>{title}</span>")
+    plot.setTitle(f"<span style='font-size:11.5pt; color:#222'>{title}</span>")
     for side, label in (("bottom", xlabel), ("left", ylabel)):
         ax = plot.getAxis(side)
         ax.setTickFont(font)
         ax.setPen("#888888")
         ax.setTextPen("#444444")
-        ax.setLabel(f"<span style='font-size:9pt'>{label}</span>")
+        ax.setLabel(f"<span style='font-size:10pt'>{label}</span>")
     plot.showGrid(x=True, y=True, alpha=0.15)
 
 
 def _legend(plot, left: bool = False):
-    leg = plot.addLegend(offset=(8 if left else -8, 8), labelTextSize="10pt", labelTextColor="#333333")
+    leg = plot.addLegend(offset=(8 if left else -8, 8), labelTextSize="11.5pt", labelTextColor="#333333")
     leg.setBrush((255, 255, 255, 220))
     leg.setPen("#cccccc")
     return leg
@@ -142,7 +143,7 @@ def accuracy_loss(model) -> bytes | None:
         return None
     pg = _pg()
     win, font = _layout(pg)
-    ep = model.column("epoch")
+    ep = model.epoch_axis()       # epochs counted from 1, as everywhere
     acc = win.addPlot()
     _style(acc, font, "Accuracy", "epoch", "accuracy (%)")
     _legend(acc)
@@ -187,7 +188,7 @@ def flops_by_source(model) -> bytes | None:
     """Per-epoch training FLOPs, stacked: spent, then saved by sparsity, freezing and sieving."""
     if model.n_epochs == 0:
         return None
-    ep = model.column("epoch").astype(float)
+    ep = model.epoch_axis().astype(float)
     parts = {}
     for key, col in (("spent", "flops_spent"), ("sparsity", "saved_sparsity"),
                      ("freeze", "saved_freeze"), ("sieve", "saved_sieve")):
@@ -229,7 +230,7 @@ def freeze_timeline(model, planned: dict[str, int] | None) -> bytes | None:
     win.resize(FIG_W, min(h, 900))
     plot = win.addPlot()
     _style(plot, font, "Freeze timeline (filled: frozen; marker: planned freeze epoch)", "epoch", "")
-    epochs = model.column("epoch").astype(float)
+    epochs = model.epoch_axis().astype(float)
     n_blocks = len(names)
     # Row 0 (top) is the first block; y runs downwards in the drawing order.
     for b in range(n_blocks):
@@ -242,7 +243,7 @@ def freeze_timeline(model, planned: dict[str, int] | None) -> bytes | None:
             plot.addItem(pg.BarGraphItem(x=xs, y0=np.full(xs.size, y - 0.35), width=1.0, height=0.7,
                                          brush=FROZEN, pen=None))
         if planned and names[b] in planned and planned[names[b]] is not None:
-            plot.plot([planned[names[b]]], [y], pen=None, symbol="t", symbolSize=10,
+            plot.plot([planned[names[b]] + 1], [y], pen=None, symbol="t", symbolSize=10,
                       symbolBrush=None, symbolPen=pg.mkPen(ORANGE, width=2))
     ax = plot.getAxis("left")
     ax.setTicks([[(n_blocks - 1 - b, names[b]) for b in range(n_blocks)]])
@@ -277,7 +278,7 @@ def sieve_sizes(model) -> bytes | None:
     plot = win.addPlot()
     _style(plot, font, "Data sieve: active and removed set sizes", "epoch", "samples")
     _legend(plot)
-    ep = np.array([u.get("epoch", np.nan) for u in ups], float)
+    ep = np.array([u.get("epoch", np.nan) for u in ups], float) + 1   # the epoch it starts
     series = []
     for key, colour, name in (("active_size", SIEVE_COLORS["active_size"], "active"),
                               ("removed_size", SIEVE_COLORS["removed_size"], "removed"),
@@ -290,9 +291,12 @@ def sieve_sizes(model) -> bytes | None:
     edges, counts = hist.get("edges"), hist.get("counts")
     if edges and counts and len(edges) == len(counts) + 1:
         hp = win.addPlot()
-        _style(hp, font, f"Forgetting counts of the active set (epoch {ups[-1].get('epoch', '?')})",
+        _style(hp, font, f"Forgetting counts of the active set (epoch {shown_epoch(ups[-1].get('epoch'))})",
                "forgetting count", "samples")
         e = np.asarray(edges, float)
+        if np.allclose(np.diff(e), 1) and len(e) <= 31:
+            # integer counts: one labelled tick per bar, never half steps
+            hp.getAxis("bottom").setTicks([[(float(v) + 0.45, str(int(v))) for v in e[:-1]], []])
         hp.addItem(pg.BarGraphItem(x0=e[:-1], width=np.diff(e) * 0.9, y0=0, height=np.asarray(counts, float),
                                    brush=SIEVE_COLORS["histogram"], pen=None))
     return _export(win)

@@ -298,6 +298,8 @@ class RunView(QWidget):
     def empty_text(self, m: RunModel | None) -> str:
         if m is None:
             return "No run yet.\nLaunch one from the configuration, or open a past run."
+        if m.status == "starting":
+            return f"The engine is starting: {m.start_phase or 'starting'}…\nStop works already."
         return "Waiting for the first epoch…" if m.status == "running" else "This run recorded no epochs."
 
     def redraw(self, m: RunModel) -> None:

@@ -1,0 +1,293 @@
+"""The studio's states and controls as a new user meets them (issue 13), with pytest-qt.
+
+Most tests drive the window with a scripted stand-in for the engine (a few lines of Python
+speaking the same stdin/stdout/stderr protocol) so that the *starting* phase, a Stop or a
+Kill during it, and a resume can be tested without training anything; nothing waits on a
+clock: every wait is on a condition.
+"""
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest
+
+from engine.events import dumps, make_event
+
+# The stand-in engine: logs like the engine while it starts, then waits on stdin. On
+# "go" it announces the run (run_started, a progress event); on "stop" it checkpoints and
+# finishes as stopped. It never exits on its own, so a kill is the only other way out.
+FAKE_ENGINE = r'''
+import json, os, sys, time
+args = sys.argv[1:]
+resume = args[0] == "resume"
+run_dir = args[1] if resume else os.path.join(os.environ["FAKE_RUNS"], "fake-run")
+os.makedirs(run_dir, exist_ok=True)
+def emit(name, **f):
+    ev = dict(event=name, v=1, time=time.time(), **f)
+    line = json.dumps(ev)
+    print(line, flush=True)
+    with open(os.path.join(run_dir, "events.jsonl"), "a") as fh:
+        fh.write(line + "\n")
+print("INFO run directory " + run_dir, file=sys.stderr, flush=True)
+print("INFO data: synthetic, 100 train / 20 test samples, 10 classes (0.0s)", file=sys.stderr, flush=True)
+if resume:
+    print("INFO resuming at epoch 2/4, batch 0", file=sys.stderr, flush=True)
+cfg = {"name": "fake", "epochs": 4, "batch_size": 10, "interval": 2,
+       "sieve": {"ratio": 0.2, "mode": "circular"}}
+for line in sys.stdin:
+    cmd = json.loads(line).get("cmd")
+    if cmd == "go":
+        emit("run_started", run_id="fake", run_dir=run_dir, config=cfg, device="cpu",
+             dataset={"train_size": 100}, model={"blocks": []}, freeze_plan=None, projected=None,
+             resumed=resume, start_epoch=1 if resume else 0)
+        emit("progress", epoch=1 if resume else 0, batch=3, batches=10, loss=2.0, images_per_s=50.0)
+        print("INFO training", file=sys.stderr, flush=True)
+    elif cmd == "stop":
+        os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
+        open(os.path.join(run_dir, "checkpoints", "last.pt"), "wb").close()
+        emit("checkpoint", epoch=1, batch=0, path="last.pt", reason="stop", bytes=1)
+        emit("run_finished", status="stopped", epochs_completed=1, final={}, flops={}, wall_time=1.0)
+        sys.exit(0)
+'''
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    from spfde_gui.main_window import MainWindow
+    w = MainWindow(runs_dir=tmp_path / "runs")
+    w.close_policy = "kill"
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    yield w
+    if w.controller.is_running():
+        w.controller.kill()
+        w.controller.wait_finished(5000)
+    w.close()
+
+
+@pytest.fixture
+def fake_engine(window, tmp_path, monkeypatch):
+    script = tmp_path / "fake_engine.py"
+    script.write_text(FAKE_ENGINE)
+    monkeypatch.setenv("FAKE_RUNS", str(tmp_path / "runs"))
+    window.controller.engine_command = [sys.executable, "-u", str(script)]
+    return window.controller
+
+
+def _launch(window, qtbot):
+    window.form.set_field("epochs", 4)
+    window.form.set_field("interval", 2)
+    assert window.launch() is True
+    m = window.controller.model
+    # the engine has logged its first phase: it is loading the data
+    qtbot.waitUntil(lambda: "loading the data" in m.start_phase or "planning" in m.start_phase, timeout=30000)
+    return m
+
+
+# ---------------------------------------------------------------- item 2: starting
+def test_launch_shows_a_starting_state_with_stop_available_at_once(window, fake_engine, qtbot):
+    window.form.set_field("epochs", 4)
+    window.form.set_field("interval", 2)
+    assert window.launch() is True
+    m = window.controller.model
+    window._tick(force=True)
+    # from the first moment, before the engine has said anything
+    assert m.status == "starting"
+    assert window.act_stop.isEnabled() and window.act_kill.isEnabled()
+    assert not window.act_launch.isEnabled() and not window.launch_btn.isEnabled()
+    assert window.header.badge.text().strip() == "starting"
+    qtbot.waitUntil(lambda: "planning" in m.start_phase, timeout=30000)
+    window._tick(force=True)
+    assert "building the model and planning the run" in window.header.detail.text()
+    # the views say the engine is starting, not that the run recorded nothing
+    assert "no epochs" not in window.training.empty_label.text()
+    # Stop during the start: the engine stops with a checkpoint
+    window.stop()
+    qtbot.waitUntil(lambda: not window.controller.is_running(), timeout=30000)
+    assert m.status == "stopped" and window.act_launch.isEnabled()
+
+
+# ---------------------------------------------------------------- item 3: progress inside an epoch
+def test_batch_progress_shows_speed_and_time_left(window):
+    from spfde_gui.run_model import RunModel
+    m = RunModel()
+    m.ingest(make_event("run_started", run_id="r", run_dir="r", device="cpu", dataset={"train_size": 1000},
+                        config={"name": "r", "epochs": 10, "batch_size": 100}, model={"blocks": []},
+                        freeze_plan=None, projected=None, resumed=False, start_epoch=0))
+    m.ingest(make_event("progress", epoch=0, batch=4, batches=10, loss=2.0, images_per_s=100.0))
+    m.set_process_state(True)
+    window.open_model(m)
+    window._tick(force=True)
+    text = window.header.rate.text()
+    assert window.header.rate.isVisibleTo(window)
+    # 6 batches of 100 images left at 100 images/s = 6 s; 9 more epochs of 10 s each
+    assert "batch 4/10" in text and "100 images/s" in text
+    assert "epoch ends in 6 s" in text and "run ends in 2 min" in text
+    assert window.header.progress.format() == "epoch 1/10"
+    # once the run ends the line goes
+    m.ingest(make_event("run_finished", status="completed", epochs_completed=10, final={}, flops={}, wall_time=1.0))
+    window._tick(force=True)
+    assert not window.header.rate.isVisibleTo(window)
+
+
+# ---------------------------------------------------------------- item 4: resume and kill
+def _stopped_run(run_dir: Path, with_checkpoint: bool) -> Path:
+    run_dir.mkdir(parents=True)
+    evs = [make_event("run_started", run_id=run_dir.name, run_dir=str(run_dir), device="cpu",
+                      dataset={"train_size": 100}, config={"name": "s", "epochs": 4}, model={"blocks": []},
+                      freeze_plan=None, projected=None, resumed=False, start_epoch=0),
+           make_event("run_finished", status="stopped", epochs_completed=0, final={}, flops={}, wall_time=1.0)]
+    (run_dir / "events.jsonl").write_text("".join(dumps(e) + "\n" for e in evs))
+    if with_checkpoint:
+        (run_dir / "checkpoints").mkdir()
+        (run_dir / "checkpoints" / "last.pt").write_bytes(b"x")
+    return run_dir
+
+
+def test_resume_is_disabled_without_a_checkpoint_and_says_why(window, tmp_path):
+    run = _stopped_run(tmp_path / "runs" / "no-ckpt", with_checkpoint=False)
+    window.open_run(run)
+    assert window.model.status == "stopped"
+    assert not window.act_resume.isEnabled()
+    assert "No checkpoint" in window.act_resume.toolTip() and "checkpoints" in window.act_resume.toolTip()
+    assert window.resume() is False and not window.controller.is_running()
+    ok = _stopped_run(tmp_path / "runs" / "with-ckpt", with_checkpoint=True)
+    window.open_run(ok)
+    assert window.act_resume.isEnabled() and "Cannot" not in window.act_resume.toolTip()
+
+
+def test_kill_asks_first_and_shows_killed(window, fake_engine, qtbot, monkeypatch):
+    m = _launch(window, qtbot)
+    asked = []
+    monkeypatch.setattr(window, "_ask_kill", lambda: asked.append(1) or False)
+    assert window.kill() is False                       # the user said no
+    assert asked and window.controller.is_running()
+    monkeypatch.setattr(window, "_ask_kill", lambda: True)
+    assert window.kill() is True
+    qtbot.waitUntil(lambda: not window.controller.is_running(), timeout=30000)
+    window._tick(force=True)
+    assert m.status == "killed"
+    assert window.header.badge.text().strip() == "killed"
+    assert "killed on request" in window.header.banner.text()
+
+
+# ---------------------------------------------------------------- item 5: sieve before its first update
+def test_sieve_tab_says_when_the_first_update_comes_and_shows_the_split(window, tmp_path):
+    from spfde_gui.run_model import RunModel
+    m = RunModel()
+    m.ingest(make_event("run_started", run_id="s", run_dir="s", device="cpu", dataset={"train_size": 1000},
+                        config={"name": "s", "epochs": 10, "interval": 3, "sieve": {"ratio": 0.2, "mode": "circular"}},
+                        model={"blocks": []}, freeze_plan=None, projected=None, resumed=False, start_epoch=0))
+    m.ingest({"event": "epoch_end", "epoch": 0, "train_loss": 1.0, "time": 1.0})
+    m.set_process_state(True)
+    window.open_model(m)
+    window.tabs.setCurrentWidget(window.sieve)
+    window.sieve.refresh(force=True)
+    assert not window.sieve.is_empty()
+    assert window.sieve.numbers["active_size"].text() == "800"
+    assert window.sieve.numbers["removed_size"].text() == "200"
+    assert "start of epoch 4" in window.sieve.thumb_msg.text() and "ΔT = 3" in window.sieve.thumb_msg.text()
+
+
+# ---------------------------------------------------------------- item 7: log, status line
+def test_engine_log_is_kept_across_resume_with_a_separator(window, fake_engine, qtbot):
+    m = _launch(window, qtbot)
+    window.controller.send("go")
+    qtbot.waitUntil(lambda: m.run_dir is not None and m.status == "running", timeout=30000)
+    qtbot.waitUntil(lambda: "INFO training" in window.log.toPlainText(), timeout=30000)
+    window.stop()
+    qtbot.waitUntil(lambda: not window.controller.is_running(), timeout=30000)
+    assert m.status == "stopped" and window.act_resume.isEnabled()
+    assert window.resume() is True
+    assert m.status == "starting"                       # not "stopped" while the engine starts
+    qtbot.waitUntil(lambda: "resuming from the checkpoint" in m.start_phase, timeout=30000)
+    text = window.log.toPlainText()
+    assert "launch of" in text and "resume of fake-run" in text
+    assert text.index("INFO training") < text.index("resume of fake-run")   # the first session's log is kept
+    window.stop()
+    qtbot.waitUntil(lambda: not window.controller.is_running(), timeout=30000)
+
+
+def test_blocked_launch_status_line_clears_once_the_fields_are_fixed(window):
+    from spfde_gui.main_window import BLOCKED_MSG
+    window.form.editors["epochs"].input.setText("ten")
+    assert window.launch() is False
+    assert window.statusBar().currentMessage() == BLOCKED_MSG
+    window.form.editors["epochs"].input.setText("8")
+    assert window.form.is_valid()
+    assert window.statusBar().currentMessage() != BLOCKED_MSG and window.launch_msg.text() == ""
+
+
+# ---------------------------------------------------------------- item 8: dataset fields
+def test_synthetic_only_fields_are_disabled_for_a_real_dataset(window, tmp_path):
+    form = window.form
+    form.set_field("data.train_size", 777)
+    form.set_field("data.root", str(tmp_path))
+    form.set_field("data.name", "cifar100")
+    ts = form.editors["data.train_size"]
+    assert not ts.input.isEnabled() and ts.input.text().replace(" ", "") == "50000"
+    assert not form.editors["data.num_classes"].input.isEnabled()
+    assert form.editors["data.num_classes"].input.text() == "100"
+    assert not form.editors["data.label_noise"].input.isEnabled()
+    assert form.config() is not None and form.config().data.train_size == 777   # kept, unused
+    form.set_field("data.name", "synthetic")
+    assert ts.input.isEnabled() and ts.input.text() == "777"
+
+
+# ---------------------------------------------------------------- item 9: compare names
+def test_compared_runs_of_one_preset_are_named_by_folder_and_difference(window, tmp_path, qtbot):
+    runs = tmp_path / "runs"
+    for folder, target in (("demo-0001", 0.9), ("demo-0002", 0.8)):
+        d = runs / folder
+        d.mkdir(parents=True)
+        evs = [make_event("run_started", run_id=folder, run_dir=str(d), device="cpu", dataset={},
+                          config={"name": "demo", "epochs": 2, "sparsity": {"target": target}},
+                          model={"blocks": []}, freeze_plan=None, projected=None, resumed=False, start_epoch=0)]
+        evs += [{"event": "epoch_end", "epoch": e, "test_acc": 0.5, "train_acc": 0.5, "time": 1.0 + e} for e in range(2)]
+        evs.append(make_event("run_finished", status="completed", epochs_completed=2, final={}, flops={}, wall_time=1.0))
+        (d / "events.jsonl").write_text("".join(dumps(e) + "\n" for e in evs))
+    window.open_run(runs / "demo-0001")
+    window.runs.rescan()
+    qtbot.waitUntil(lambda: not window.runs.loading(), timeout=10000)
+    window.runs.set_compared([runs / "demo-0002"])
+    names = [it.name() for _p, it in window.training._overlay_items]
+    assert names and all(n == "demo-0002 · sparsity.target=0.8 (test)" for n in names)
+    assert "demo-0001 · sparsity.target=0.9" in window.training.acc_ep.titleLabel.text
+
+
+# ---------------------------------------------------------------- items 10, 11: the preview
+def test_preview_labels_model_memory_and_shows_the_process_beside_it(window):
+    pv = window.preview
+    labels = [pv.values[k].toolTip() for k in ("peak", "process")]
+    assert "paper" in labels[0] and "Not the process" in labels[0]
+    assert "Resident memory of the running engine" in labels[1]
+    pv.set_process_memory(3 * 2**30, True)
+    assert pv.values["process"].text() == "3.0 GiB"
+    pv.set_process_memory(None, False)
+    assert pv.values["process"].text() == "no run going"
+
+
+def test_a_stale_projection_never_delays_a_newer_one(window, qtbot, monkeypatch):
+    from engine import plan
+    real = plan.project
+    entered = threading.Event()
+
+    def project(cfg):
+        if cfg.epochs == 999:            # a projection that would take forever (pure Python)
+            entered.set()
+            while True:
+                pass
+        return dict(real(cfg), tag=cfg.epochs)
+    monkeypatch.setattr(plan, "project", project)
+    pv = window.preview
+    window.form.set_field("epochs", 999)
+    qtbot.waitUntil(entered.is_set, timeout=20000)
+    window.form.set_field("epochs", 6)
+    qtbot.waitUntil(lambda: pv.result is not None and pv.result.get("tag") == 6 and not pv.busy(), timeout=20000)
+    # the stale projection was interrupted, not left spinning beside the GUI
+    assert pv.tasks.wait(10.0) and pv.tasks.running_threads() == 0
