@@ -291,3 +291,31 @@ def test_a_stale_projection_never_delays_a_newer_one(window, qtbot, monkeypatch)
     qtbot.waitUntil(lambda: pv.result is not None and pv.result.get("tag") == 6 and not pv.busy(), timeout=20000)
     # the stale projection was interrupted, not left spinning beside the GUI
     assert pv.tasks.wait(10.0) and pv.tasks.running_threads() == 0
+
+
+# ---------------------------------------------------------------- item 1: Qt's system libraries
+def test_missing_xcb_libraries_give_one_apt_get_line(monkeypatch, capsys):
+    from spfde_gui import qt_libs
+    ldd = ("\tlinux-vdso.so.1 (0x00007ffd)\n\tlibxcb-cursor.so.0 => /lib/x86_64-linux-gnu/libxcb-cursor.so.0 (0x1)\n"
+           "\tlibxcb-icccm.so.4 => not found\n\tlibxcb-keysyms.so.1 => not found\n\tlibxcb-icccm.so.4 => not found\n"
+           "\tlibfoo.so.9 => not found\n")
+    missing = qt_libs.missing_from_ldd(ldd)
+    assert missing == ["libxcb-icccm.so.4", "libxcb-keysyms.so.1", "libfoo.so.9"]
+    assert qt_libs.apt_line(missing) == "sudo apt-get install libxcb-icccm4 libxcb-keysyms1 libfoo.so.9"
+    assert qt_libs.uses_xcb({"DISPLAY": ":0"}) and not qt_libs.uses_xcb({"DISPLAY": ":0", "QT_QPA_PLATFORM": "offscreen"})
+    assert not qt_libs.uses_xcb({})
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(qt_libs, "missing_libraries", lambda plugin=None: missing[:2])
+    assert qt_libs.main([]) == 1
+    err = capsys.readouterr().err
+    assert "sudo apt-get install libxcb-icccm4 libxcb-keysyms1" in err and "README" in err
+    monkeypatch.setattr(qt_libs, "missing_libraries", lambda plugin=None: [])
+    assert qt_libs.main([]) == 0
+
+
+def test_the_readme_lists_the_xcb_libraries_for_three_systems():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    for pkg in ("libxcb-cursor0", "libxcb-icccm4", "libxcb-keysyms1", "xcb-util-wm", "pacman", "dnf"):
+        assert pkg in readme, pkg
