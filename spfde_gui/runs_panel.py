@@ -18,7 +18,10 @@ from spfde_gui.run_model import EVENTS_FILE, RunModel, scan_runs
 from spfde_gui.tasks import TaskRunner
 # A run without run_finished whose file changed this recently is taken as running elsewhere.
 LIVE_WINDOW_S = 120
-COLUMNS = ("compare", "run", "status", "model / data", "epochs", "best acc", "final acc", "FLOPs vs dense")
+# Narrow enough that accuracy and FLOPs show at the window's default width: the model and
+# dataset go into the run cell's tooltip, the run name is elided in the middle.
+COLUMNS = ("", "run", "status", "epochs", "best acc", "final acc", "FLOPs")
+RUN_COL_WIDTH = 116
 
 
 class RunsPanel(QWidget):
@@ -50,8 +53,15 @@ class RunsPanel(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        hh = self.table.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeToContents)
+        hh.setSectionResizeMode(1, QHeaderView.Interactive)
+        hh.setStretchLastSection(False)
+        self.table.setColumnWidth(1, RUN_COL_WIDTH)
+        self.table.setTextElideMode(Qt.ElideMiddle)
+        self.table.setWordWrap(False)
+        self.table.horizontalHeaderItem(0).setToolTip("compare: overlay the ticked runs on the accuracy plots")
+        self.table.horizontalHeaderItem(6).setToolTip("training FLOPs spent, as a percentage of the dense equivalent")
         self.table.cellDoubleClicked.connect(self._open_row)
         self.table.itemChanged.connect(self._item_changed)
         lay.addWidget(self.table, 1)
@@ -128,10 +138,10 @@ class RunsPanel(QWidget):
                 chk.setCheckState(Qt.Checked if p in checked else Qt.Unchecked)
                 self.table.setItem(r, 0, chk)
                 dense, spent = s["flops_dense"], s["flops_spent"]
-                cells = [p.name, s["status"], f"{s['model'] or '?'} / {s['dataset'] or '?'}",
+                cells = [p.name, s["status"],
                          f"{s['epochs_done']}/{s['epochs_planned'] or '?'}" if m is not None else "", _acc(s["best_test_acc"]),
                          _acc(s["final_test_acc"]),
-                         f"{fmt_flops(spent)} ({100 * spent / dense:.0f}%)" if spent and dense else "–"]
+                         f"{100 * spent / dense:.1f}%" if spent and dense else "–"]
                 for c, text in enumerate(cells, start=1):
                     it = QTableWidgetItem(str(text))
                     if c == 2:
@@ -139,7 +149,9 @@ class RunsPanel(QWidget):
                         if s.get("error"):
                             it.setToolTip(s["error"])
                     if c == 1:
-                        it.setToolTip(str(p))
+                        it.setToolTip(f"{p}\n{s['model'] or '?'} on {s['dataset'] or '?'}")
+                    if c == 6 and spent and dense:
+                        it.setToolTip(f"{fmt_flops(spent)} spent of a dense-equivalent {fmt_flops(dense)}")
                     self.table.setItem(r, c, it)
         finally:
             self._updating = False

@@ -257,7 +257,12 @@ def test_compared_runs_of_one_preset_are_named_by_folder_and_difference(window, 
     window.runs.set_compared([runs / "demo-0002"])
     names = [it.name() for _p, it in window.training._overlay_items]
     assert names and all(n == "demo-0002 · sparsity.target=0.8 (test)" for n in names)
-    assert "demo-0001 · sparsity.target=0.9" in window.training.acc_ep.titleLabel.text
+    mine = window.training.curves["acc_ep"][1][1][0]          # this run's test curve
+    assert mine.name() == "demo-0001 · sparsity.target=0.9 (test)"
+    legend = window.training.acc_ep.legend
+    assert "demo-0001 · sparsity.target=0.9 (test)" in [label.text for _s, label in legend.items]
+    window.runs.set_compared([])
+    assert mine.name() == "test"
 
 
 # ---------------------------------------------------------------- items 10, 11: the preview
@@ -319,3 +324,27 @@ def test_the_readme_lists_the_xcb_libraries_for_three_systems():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     for pkg in ("libxcb-cursor0", "libxcb-icccm4", "libxcb-keysyms1", "xcb-util-wm", "pacman", "dnf"):
         assert pkg in readme, pkg
+
+
+# ---------------------------------------------------------------- item 12: looks
+def test_runs_table_shows_every_column_at_the_default_width(window, tmp_path, qtbot):
+    from spfde_gui.runs_panel import COLUMNS
+    d = tmp_path / "runs" / "demo-20261201-003249"
+    d.mkdir(parents=True)
+    evs = [make_event("run_started", run_id=d.name, run_dir=str(d), device="cpu", dataset={},
+                      config={"name": "demo", "epochs": 12, "model": {"name": "resnet20"}, "data": {"name": "synthetic"}},
+                      model={"blocks": []}, freeze_plan=None, projected=None, resumed=False, start_epoch=0),
+           {"event": "epoch_end", "epoch": 0, "test_acc": 0.666, "time": 1.0,
+            "flops": {"spent": 1.49e11, "dense": 1.485e12, "saved": {}}},
+           make_event("run_finished", status="completed", epochs_completed=12, final={}, flops={}, wall_time=1.0)]
+    (d / "events.jsonl").write_text("".join(dumps(e) + "\n" for e in evs))
+    window.resize(1440, 900)          # the window's own default size
+    window.left.setCurrentWidget(window.runs)
+    window.runs.rescan()
+    qtbot.waitUntil(lambda: not window.runs.loading(), timeout=10000)
+    window.runs.rescan()
+    table = window.runs.table
+    qtbot.waitUntil(lambda: table.item(0, 6) is not None and table.item(0, 6).text() == "10.0%", timeout=10000)
+    used = sum(table.columnWidth(c) for c in range(len(COLUMNS)))
+    assert used <= table.viewport().width(), (used, table.viewport().width())
+    assert "GFLOPs" in table.item(0, 6).toolTip() and "resnet20" in table.item(0, 1).toolTip()

@@ -74,7 +74,10 @@ def _style(plot, font, title: str, xlabel: str, ylabel: str):
 
 
 def _legend(plot, left: bool = False):
-    leg = plot.addLegend(offset=(8 if left else -8, 8), labelTextSize="11.5pt", labelTextColor="#333333")
+    # The exporter scales the plots EXPORT_SCALE times but not the legend's text items: size
+    # those for the exported image, so they read like the axis labels in the PDF.
+    leg = plot.addLegend(offset=(8 if left else -8, 8), labelTextSize=f"{10 * EXPORT_SCALE}pt",
+                         labelTextColor="#333333", verSpacing=-2)
     leg.setBrush((255, 255, 255, 220))
     leg.setPen("#cccccc")
     return leg
@@ -276,13 +279,13 @@ def sieve_sizes(model) -> bytes | None:
     pg = _pg()
     win, font = _layout(pg)
     plot = win.addPlot()
-    _style(plot, font, "Data sieve: active and removed set sizes", "epoch", "samples")
+    _style(plot, font, "Data sieve: active, removed and still-waiting samples", "epoch", "samples")
     _legend(plot)
     ep = np.array([u.get("epoch", np.nan) for u in ups], float) + 1   # the epoch it starts
     series = []
     for key, colour, name in (("active_size", SIEVE_COLORS["active_size"], "active"),
                               ("removed_size", SIEVE_COLORS["removed_size"], "removed"),
-                              ("initial_waiting", SIEVE_COLORS["initial_waiting"], "initially removed, still waiting")):
+                              ("initial_waiting", SIEVE_COLORS["initial_waiting"], "still waiting")):
         vals = np.array([u.get(key, np.nan) if u.get(key) is not None else np.nan for u in ups], float)
         _line(pg, plot, ep, vals, colour, name, dash=key == "initial_waiting")
         series.append(vals)

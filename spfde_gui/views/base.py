@@ -165,7 +165,8 @@ def finite_xy(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_plot(layout: pg.GraphicsLayoutWidget, row: int, col: int, title: str, xlabel: str,
-              ylabel: str, legend: bool = True, legend_bottom: bool = False) -> pg.PlotItem:
+              ylabel: str, legend: bool = True, legend_bottom: bool = False,
+              legend_left: bool = False) -> pg.PlotItem:
     p = layout.addPlot(row=row, col=col, title=title)
     # FLOPs axes keep SI prefixes (GFLOPs, TFLOPs); epochs, %, samples read better plain
     for side, text in (("bottom", xlabel), ("left", ylabel)):
@@ -178,9 +179,31 @@ def make_plot(layout: pg.GraphicsLayoutWidget, row: int, col: int, title: str, x
     p.setMenuEnabled(True)
     if legend:
         # rising curves (accuracy) leave the bottom right free, falling ones the top right
-        p.addLegend(offset=(-8, -8) if legend_bottom else (-8, 8), labelTextSize="8pt",
+        # (curves rising from the origin, e.g. cumulative FLOPs, leave the top left free)
+        p.addLegend(offset=(8 if legend_left else -8, -8 if legend_bottom else 8), labelTextSize="8pt",
                     brush=pg.mkBrush(255, 255, 255, 200))
     return p
+
+
+def keep_headroom(plot: pg.PlotItem) -> None:
+    """Let ``apply_headroom`` keep room above the data for the legend, until the user zooms."""
+    plot._headroom = True
+    plot.vb.sigRangeChangedManually.connect(lambda *_a: setattr(plot, "_headroom", False))
+
+
+def apply_headroom(plot: pg.PlotItem, *series, top: float = 0.45, bottom: float = 0.05) -> None:
+    """y range = the data plus ``top`` of its span above it (``bottom`` below): a legend in
+    that corner covers no curve (flat live lines included)."""
+    if not getattr(plot, "_headroom", False):
+        return
+    vals = [np.asarray(s, float) for s in series if s is not None and len(s)]
+    vals = [v[np.isfinite(v)] for v in vals]
+    vals = [v for v in vals if v.size]
+    if not vals:
+        return
+    lo, hi = min(float(v.min()) for v in vals), max(float(v.max()) for v in vals)
+    span = hi - lo or abs(hi) * 0.1 or 1.0
+    plot.setYRange(lo - bottom * span, hi + top * span, padding=0)
 
 
 class HoverReadout:

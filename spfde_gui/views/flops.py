@@ -52,7 +52,8 @@ class FlopsView(RunView):
         self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
         lay.addWidget(self.summary)
         self.glw = pg.GraphicsLayoutWidget()
-        self.cum = make_plot(self.glw, 0, 0, "Cumulative training FLOPs", "epoch", "training FLOPs")
+        self.cum = make_plot(self.glw, 0, 0, "Cumulative training FLOPs", "epoch", "training FLOPs",
+                             legend_left=True)
         self.c_dense = curve(self.cum, GREY_DENSE, "dense equivalent", style=Qt.DashLine)
         self.c_spent = curve(self.cum, SOURCE_COLORS["spent"], "spent", width=2)
         self.c_saved = {k: curve(self.cum, SOURCE_COLORS[k], SOURCE_LABELS[k]) for k in SOURCES}

@@ -35,11 +35,12 @@ class _Timeline:
     def set(self, mat: np.ndarray, names: list[str]) -> None:
         self.img.setImage(mat, autoLevels=False, levels=[0, 2])
         w, h = max(mat.shape[1], 1), max(mat.shape[0], 1)
-        self.img.setRect(0, 0, w, h)
+        # epoch n (counted from 1) is the cell centred on x = n
+        self.img.setRect(0.5, 0, w, h)
         if (w, h) != self._shape:   # new extent: show it all (the user may zoom in afterwards)
             self._shape = (w, h)
-            self.plot.vb.setLimits(xMin=0, xMax=w, yMin=0, yMax=h)
-            self.plot.setRange(xRange=(0, w), yRange=(0, h), padding=0)
+            self.plot.vb.setLimits(xMin=0.5, xMax=w + 0.5, yMin=0, yMax=h)
+            self.plot.setRange(xRange=(0.5, w + 0.5), yRange=(0, h), padding=0)
         if names != self.names:
             self.names = list(names)
             step = max(1, len(names) // 20)   # keep the axis readable on deep models
@@ -119,7 +120,7 @@ class FreezeView(RunView):
         for tl in (self.planned, self.actual):
             if tl.plot.sceneBoundingRect().contains(pos):
                 p = tl.plot.vb.mapSceneToView(pos)
-                e, b = int(np.floor(p.x())), int(np.floor(p.y()))
+                e, b = int(np.floor(p.x() - 0.5)), int(np.floor(p.y()))
                 img = tl.img.image
                 if img is not None and 0 <= b < img.shape[0] and 0 <= e < img.shape[1]:
                     state = ("active", "frozen", "not run yet")[int(img[b, e])]

@@ -13,7 +13,8 @@ from spfde_gui import palette as P
 from spfde_gui.fmt import fmt_bytes
 from spfde_gui.hw_monitor import HardwareMonitor
 from spfde_gui.run_model import RunModel
-from spfde_gui.views.base import HoverReadout, RunView, curve, make_plot, set_long_data
+from spfde_gui.views.base import (HoverReadout, RunView, apply_headroom, curve, keep_headroom, make_plot,
+                                  set_long_data)
 
 HISTORY = 900   # samples kept (15 minutes at 1 Hz)
 
@@ -45,7 +46,7 @@ class HardwareView(RunView):
             self.labels[key] = v
         lay.addLayout(grid)
         self.glw = pg.GraphicsLayoutWidget()
-        self.live_plot = make_plot(self.glw, 0, 0, "Engine process (live)", "seconds", "CPU %")
+        self.live_plot = make_plot(self.glw, 0, 0, "Engine process (live)", "seconds", "CPU %", legend=False)
         self.c_cpu = curve(self.live_plot, P.BLUE, "CPU %")
         self.mem_plot = make_plot(self.glw, 0, 1, "Engine memory (live)", "seconds", "MiB")
         self.c_rss = curve(self.mem_plot, P.GREEN, "RSS")
@@ -54,6 +55,8 @@ class HardwareView(RunView):
         self.glw.ci.layout.setRowStretchFactor(1, 1)
         self.c_peak = curve(self.epoch_plot, P.PURPLE, "peak")
         self.c_erss = curve(self.epoch_plot, P.BROWN, "RSS")
+        for p in (self.mem_plot, self.epoch_plot):      # the legends sit above the curves
+            keep_headroom(p)
         self.hovers = [HoverReadout(p) for p in (self.live_plot, self.mem_plot, self.epoch_plot)]
         lay.addWidget(self.glw, 1)
         self.set_content(box)
@@ -88,6 +91,7 @@ class HardwareView(RunView):
             self.c_rss.setData(t, self._hist[2, :self._n])
             if self.monitor.has_gpu:
                 self.c_gpu.setData(t, self._hist[3, :self._n])
+            apply_headroom(self.mem_plot, self._hist[2, :self._n], self._hist[3, :self._n])
         return s
 
     def _show_devices(self, s: dict) -> None:
@@ -128,6 +132,7 @@ class HardwareView(RunView):
             peak = m.column("memory_peak")
             set_long_data(self.c_peak, ep, peak / 2**20)
             set_long_data(self.c_erss, ep, m.column("memory_rss") / 2**20)
+            apply_headroom(self.epoch_plot, peak / 2**20, m.column("memory_rss") / 2**20)
             top = np.nanmax(peak) if np.isfinite(peak).any() else None
             self.labels["peak"].setText(fmt_bytes(float(top) if top is not None else None))
         else:

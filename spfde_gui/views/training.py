@@ -7,7 +7,8 @@ from PySide6.QtCore import Qt
 
 from spfde_gui.fmt import fmt_flops
 from spfde_gui.run_model import RunModel, config_value, differing_fields
-from spfde_gui.views.base import PALETTE, HoverReadout, RunView, curve, drop_curve, make_plot, set_long_data
+from spfde_gui.views.base import (PALETTE, HoverReadout, RunView, apply_headroom, curve, drop_curve, keep_headroom,
+                                  make_plot, set_long_data)
 
 from spfde_gui.palette import TEST, TRAIN
 
@@ -35,6 +36,8 @@ class TrainingView(RunView):
             self.curves[key] = (x, [(curve(plot, TRAIN, "train", style=Qt.DashLine), "train_" + col),
                                     (curve(plot, TEST, "test"), "test_" + col)])
         self._flops_pinned = False
+        for p in (self.acc_ep, self.acc_fl):     # room under the curves for the legend
+            keep_headroom(p)
         self.hovers = [HoverReadout(self.acc_ep), HoverReadout(self.loss_ep),
                        HoverReadout(self.acc_fl, fmt_flops), HoverReadout(self.loss_fl, fmt_flops)]
         self.set_content(self.glw)
@@ -72,24 +75,48 @@ class TrainingView(RunView):
         elif self._flops_pinned:
             self.acc_fl.enableAutoRange(axis="x")
             self._flops_pinned = False
+        for p in (self.acc_ep, self.acc_fl):     # room under the curves for the legend
+            keep_headroom(p)
         if self._overlays_dirty:
             self._draw_overlays()
             self._overlays_dirty = False
+        # the accuracy legends sit bottom right, one row per curve: keep that strip free
+        accs = [_scaled(r, c) for r in [m, *self.overlays] for c in ("train_acc", "test_acc")]
+        rows = 2 + len(self.overlays)
+        for p in (self.acc_ep, self.acc_fl):
+            # the legend's height as a fraction of the plot's, turned into room below the data
+            f = min(0.6, (rows * 22 + 36) / max(p.vb.height(), 120.0))
+            apply_headroom(p, *accs, top=0.05, bottom=f * 1.05 / (1 - f))
 
     def _draw_overlays(self) -> None:
         for plot, item in self._overlay_items:
             drop_curve(plot, item)
         self._overlay_items = []
         labels = compare_labels([self.model] + list(self.overlays)) if self.model is not None else {}
-        for plot, title in ((self.acc_ep, "Accuracy vs epoch"), (self.acc_fl, "Accuracy vs training FLOPs")):
-            mine = labels.get(id(self.model))
-            plot.setTitle(f"{title}: {mine}" if self.overlays and mine else title)
+        # compared, every test curve is named alike: this run's too (not plain "test")
+        mine = labels.get(id(self.model))
+        for key in ("acc_ep", "acc_fl"):
+            item = self.curves[key][1][1][0]
+            _rename(item, f"{mine} (test)" if self.overlays and mine else "test")
         for i, o in enumerate(self.overlays):
             color = PALETTE[(i + 2) % len(PALETTE)]
             for plot, xname in ((self.acc_ep, "epoch"), (self.acc_fl, "flops_spent")):
                 item = curve(plot, color, f"{labels.get(id(o), o.name)} (test)", width=1.3)
                 set_long_data(item, o.epoch_axis() if xname == "epoch" else o.column(xname), _scaled(o, "test_acc"))
                 self._overlay_items.append((plot, item))
+
+
+def _rename(item, name: str) -> None:
+    """A curve's legend entry, renamed in place (pyqtgraph has no call for it)."""
+    if item.name() == name:
+        return
+    item.opts["name"] = name
+    legend = item.getViewBox().parentItem().legend if item.getViewBox() is not None else None
+    if legend is not None:
+        for sample, label in legend.items:
+            if sample.item is item:
+                label.setText(name)
+                legend.updateSize()
 
 
 def compare_labels(models: list[RunModel]) -> dict[int, str]:
