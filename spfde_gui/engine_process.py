@@ -90,6 +90,7 @@ class EngineController(QObject):
             fh.write(cfgmod.to_yaml(cfg))
         self._tmp_config = path
         model = RunModel()
+        model.config = cfg.to_dict()     # name and epochs known before the engine speaks
         model.begin_session(resume=False)
         return self._launch(["run", "--config", path, STOP_ON_EOF], model)
 

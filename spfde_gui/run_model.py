@@ -195,7 +195,7 @@ class RunModel:
         """The studio is starting an engine for this run (a launch or a resume): until its
         run_started arrives the run is *starting*, whatever its previous session ended as."""
         self.starting = True
-        self.start_phase = "starting the engine"
+        self.start_phase = "loading Python and PyTorch"
         self.killed = False
         if resume:
             self.finished = None

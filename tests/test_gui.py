@@ -187,7 +187,7 @@ def test_runs_panel_lists_statuses_and_overlays_runs(window, qtbot, tmp_path):
     scene_pt = plot.vb.mapViewToScene(pg_point(2.0, 50.0))
     window.training.hovers[0]._moved((scene_pt,))
     assert window.training.hovers[0].label.isVisible()
-    assert "test: 35 @ 2" in window.training.hovers[0].label.toPlainText()   # epoch 2 = the second epoch
+    assert "a-1 · epochs=6 (test): 35 @ 2" in window.training.hovers[0].label.toPlainText()   # epoch 2 = the second
 
 
 def test_non_fatal_error_shows_a_warning_not_a_crash(window):

@@ -348,3 +348,26 @@ def test_runs_table_shows_every_column_at_the_default_width(window, tmp_path, qt
     used = sum(table.columnWidth(c) for c in range(len(COLUMNS)))
     assert used <= table.viewport().width(), (used, table.viewport().width())
     assert "GFLOPs" in table.item(0, 6).toolTip() and "resnet20" in table.item(0, 1).toolTip()
+
+
+# ---------------------------------------------------------------- item 6: the report after a resume
+def test_report_header_gives_first_start_resumes_and_total_training_time(tmp_path):
+    from spfde_gui.report import builder, load_run
+    d = tmp_path / "resumed-run"
+    d.mkdir()
+    t0, t1 = 1_700_000_000.0, 1_700_003_600.0          # first start; resumed an hour later
+    common = dict(run_id="r", run_dir=str(d), device="cpu", dataset={}, model={"blocks": []},
+                  config={"name": "r", "epochs": 2}, freeze_plan=None, projected=None)
+    evs = [dict(make_event("run_started", resumed=False, start_epoch=0, **common), time=t0),
+           {"event": "epoch_end", "epoch": 0, "test_acc": 0.5, "epoch_time": 30.0, "time": t0 + 31},
+           dict(make_event("run_started", resumed=True, start_epoch=1, **common), time=t1),
+           {"event": "epoch_end", "epoch": 1, "test_acc": 0.6, "epoch_time": 30.0, "time": t1 + 31},
+           dict(make_event("run_finished", status="completed", epochs_completed=2, final={}, flops={},
+                           wall_time=75.0), time=t1 + 32)]
+    (d / "events.jsonl").write_text("".join(dumps(e) + "\n" for e in evs))
+    m = load_run(d)
+    t = m.timing()
+    assert t["first_start"] == t0 and t["resumes"] == [t1] and t["training_time"] == 75.0
+    html_text = builder.render_html(m, {})
+    assert "started 2023-11-14 22:13 UTC" in html_text and "resumed 1×" in html_text   # not the resume time
+    assert "2023-11-14 23:13:20 UTC" in html_text and "1:15 min" in html_text

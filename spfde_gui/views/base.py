@@ -313,7 +313,7 @@ class RunView(QWidget):
         last = m.column("time")[-1:].tobytes() + m.column("test_acc")[-1:].tobytes()
         return (id(m), n, last, m.status, len(m.block_names), len(m.freeze_events),
                 len(m.unfreeze_events), len(m.sieve_updates), id(m.freeze_plan), id(m.projected),
-                id(m.config), id(m.sieve_updates[-1]) if m.sieve_updates else None)
+                id(m.config), id(m.sieve_updates[-1]) if m.sieve_updates else None, m.start_phase)
 
     def has_data(self, m: RunModel) -> bool:
         return m.n_epochs > 0

@@ -36,8 +36,9 @@ class TrainingView(RunView):
             self.curves[key] = (x, [(curve(plot, TRAIN, "train", style=Qt.DashLine), "train_" + col),
                                     (curve(plot, TEST, "test"), "test_" + col)])
         self._flops_pinned = False
-        for p in (self.acc_ep, self.acc_fl):     # room under the curves for the legend
+        for p in (self.acc_ep, self.acc_fl, self.loss_ep, self.loss_fl):   # room for the legends
             keep_headroom(p)
+        self._int_ticks = None
         self.hovers = [HoverReadout(self.acc_ep), HoverReadout(self.loss_ep),
                        HoverReadout(self.acc_fl, fmt_flops), HoverReadout(self.loss_fl, fmt_flops)]
         self.set_content(self.glw)
@@ -75,8 +76,9 @@ class TrainingView(RunView):
         elif self._flops_pinned:
             self.acc_fl.enableAutoRange(axis="x")
             self._flops_pinned = False
-        for p in (self.acc_ep, self.acc_fl):     # room under the curves for the legend
+        for p in (self.acc_ep, self.acc_fl, self.loss_ep, self.loss_fl):   # room for the legends
             keep_headroom(p)
+        self._int_ticks = None
         if self._overlays_dirty:
             self._draw_overlays()
             self._overlays_dirty = False
@@ -87,6 +89,16 @@ class TrainingView(RunView):
             # the legend's height as a fraction of the plot's, turned into room below the data
             f = min(0.6, (rows * 22 + 36) / max(p.vb.height(), 120.0))
             apply_headroom(p, *accs, top=0.05, bottom=f * 1.05 / (1 - f))
+        losses = [m.column("train_loss"), m.column("test_loss")]
+        for p in (self.loss_ep, self.loss_fl):   # the loss legends sit top right, above the curves
+            f = min(0.6, (2 * 22 + 36) / max(p.vb.height(), 120.0))
+            apply_headroom(p, *losses, top=f * 1.05 / (1 - f))
+        # a few epochs: whole-epoch ticks, not 1.2, 1.4...
+        few = m.n_epochs <= 12
+        if few != self._int_ticks:
+            self._int_ticks = few
+            for p in (self.acc_ep, self.loss_ep):
+                p.getAxis("bottom").setTickSpacing(*((1, 1) if few else ()))
 
     def _draw_overlays(self) -> None:
         for plot, item in self._overlay_items:
