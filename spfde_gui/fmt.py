@@ -60,7 +60,7 @@ def fmt_seconds(x: Any) -> str:
     """12.3 s, 4:05 min, 1:02:03."""
     if not finite(x):
         return MISSING
-    s = int(round(x))
+    s = round(x)
     if s < 60:
         return f"{x:.1f} s"
     h, rem = divmod(s, 3600)
@@ -72,7 +72,7 @@ def fmt_eta(x: Any) -> str:
     """A remaining time, coarse: 40 s, 3 min, 1 h 20 min."""
     if not finite(x) or x < 0:
         return MISSING
-    s = int(round(x))
+    s = round(x)
     if s < 60:
         return f"{s} s"
     if s < 3600:

@@ -36,7 +36,7 @@ DEBIAN_PACKAGES = {
     "libfontconfig.so.1": "libfontconfig1", "libfreetype.so.6": "libfreetype6",
     "libdbus-1.so.3": "libdbus-1-3", "libglib-2.0.so.0": "libglib2.0-0",
 }
-_NOT_FOUND = re.compile(r"^\s*(\S+)\s*=>\s*not found", re.M)
+_NOT_FOUND = re.compile(r"^\s*(\S+)\s*=>\s*not found", re.MULTILINE)
 
 
 def xcb_plugin() -> Path | None:
@@ -61,7 +61,7 @@ def missing_libraries(plugin: Path | None = None) -> list[str]:
     plugin = plugin or xcb_plugin()
     if plugin is None or shutil.which("ldd") is None:
         return []
-    res = subprocess.run(["ldd", str(plugin)], capture_output=True, text=True, timeout=60)
+    res = subprocess.run(["ldd", str(plugin)], capture_output=True, text=True, timeout=60, check=False)
     return missing_from_ldd(res.stdout + res.stderr)
 
 

@@ -2,6 +2,7 @@
 whether and why it cannot be resumed, and the progress line inside an epoch."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from spfde_gui.fmt import fmt_eta, fmt_rate
@@ -37,7 +38,7 @@ def batch_progress_text(m: RunModel) -> str:
         parts.append(fmt_rate(ips))
         bs = ((m.config or {}).get("batch_size")) or 0
         samples = m.last("samples")
-        per_epoch = samples if samples == samples else batches * bs
+        per_epoch = samples if not math.isnan(samples) else batches * bs
         if per_epoch:
             left_epoch = max(0.0, (batches - batch) / batches) * per_epoch / ips
             parts.append(f"epoch ends in {fmt_eta(left_epoch)}")
@@ -46,6 +47,6 @@ def batch_progress_text(m: RunModel) -> str:
             if later:
                 # epoch_time (training only) when known: evaluation adds to it
                 et = m.last("epoch_time")
-                per = et if et == et and et > 0 else per_epoch / ips
+                per = et if not math.isnan(et) and et > 0 else per_epoch / ips
                 parts.append(f"run ends in {fmt_eta(left_epoch + later * per)}")
     return "  ·  ".join(parts)

@@ -18,7 +18,8 @@ import ctypes
 import itertools
 import threading
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
@@ -30,7 +31,7 @@ class TaskCancelled(Exception):
 class TaskState:
     """What a running task sees: its progress/status reporting and its cancel flag."""
 
-    def __init__(self, runner: "TaskRunner", tid: int):
+    def __init__(self, runner: TaskRunner, tid: int):
         self._runner = runner
         self.id = tid
         self._cancelled = threading.Event()

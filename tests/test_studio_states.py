@@ -5,7 +5,6 @@ speaking the same stdin/stdout/stderr protocol) so that the *starting* phase, a 
 Kill during it, and a resume can be tested without training anything; nothing waits on a
 clock: every wait is on a condition.
 """
-import json
 import os
 import sys
 import threading
@@ -356,8 +355,8 @@ def test_report_header_gives_first_start_resumes_and_total_training_time(tmp_pat
     d = tmp_path / "resumed-run"
     d.mkdir()
     t0, t1 = 1_700_000_000.0, 1_700_003_600.0          # first start; resumed an hour later
-    common = dict(run_id="r", run_dir=str(d), device="cpu", dataset={}, model={"blocks": []},
-                  config={"name": "r", "epochs": 2}, freeze_plan=None, projected=None)
+    common = {"run_id": "r", "run_dir": str(d), "device": "cpu", "dataset": {}, "model": {"blocks": []},
+              "config": {"name": "r", "epochs": 2}, "freeze_plan": None, "projected": None}
     evs = [dict(make_event("run_started", resumed=False, start_epoch=0, **common), time=t0),
            {"event": "epoch_end", "epoch": 0, "test_acc": 0.5, "epoch_time": 30.0, "time": t0 + 31},
            dict(make_event("run_started", resumed=True, start_epoch=1, **common), time=t1),
