@@ -320,7 +320,11 @@ def test_killed_engine_is_shown_as_crashed(window, qtbot, tmp_path):
     window._tick(force=True)
     assert m.status == "crashed"
     assert window.header.banner.isVisible() and "killed" in window.header.banner.text()
-    assert window.act_resume.isEnabled()
+    # Resume only from a checkpoint: killed before the first one, it says so instead
+    has_ckpt = any((m.run_dir / "checkpoints").glob("*.pt")) if (m.run_dir / "checkpoints").is_dir() else False
+    assert window.act_resume.isEnabled() == has_ckpt
+    if not has_ckpt:
+        assert "No checkpoint" in window.act_resume.toolTip()
 
 
 @pytest.mark.slow
