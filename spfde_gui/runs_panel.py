@@ -30,7 +30,7 @@ class RunsPanel(QWidget):
 
     def __init__(self, runs_dir: str | os.PathLike, parent=None):
         super().__init__(parent)
-        self.runs_dir = Path(runs_dir)
+        self.runs_dir: Path | None = None
         self.models: dict[Path, RunModel] = {}
         self.live: dict[Path, RunModel] = {}   # runs this window is driving (their models are shared)
         self._rows: list[Path] = []
@@ -77,9 +77,12 @@ class RunsPanel(QWidget):
         self.timer = QTimer(self)
         self.timer.setInterval(3000)
         self.timer.timeout.connect(self.rescan)
-        self.set_runs_dir(self.runs_dir)
+        self.set_runs_dir(runs_dir)
 
     def set_runs_dir(self, d) -> None:
+        if Path(d) != self.runs_dir:          # replays of the old folder are no longer wanted
+            self.tasks.cancel()
+            self._loading.clear()
         self.runs_dir = Path(d)
         self.folder_label.setText(f"Runs folder: <b>{self.runs_dir}</b>")
         self.rescan()
