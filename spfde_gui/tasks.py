@@ -24,8 +24,10 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal
 
 
-class TaskCancelled(Exception):
-    """Raised inside a task that was cancelled (superseded, or the window closing)."""
+class TaskCancelled(BaseException):
+    """Raised inside a task that was cancelled (superseded, or the window closing). A
+    BaseException, like KeyboardInterrupt, so that the task's own ``except Exception``
+    clauses (the planner's, say) do not swallow it and compute on."""
 
 
 class TaskState:

@@ -96,3 +96,24 @@ def test_side_by_side_tasks_are_queued_beyond_the_thread_limit(qapp, qtbot):
     assert r.shutdown(5.0) and r.running_threads() == 0
     with pytest.raises(RuntimeError):
         r.start(lambda state: None)
+
+
+def test_a_task_that_catches_every_exception_is_still_interrupted(runner, qtbot):
+    started = threading.Event()
+    finished = threading.Event()
+
+    def stubborn(state):
+        started.set()
+        try:
+            while True:
+                try:
+                    sum(range(100))
+                except Exception:       # what planner code may do: must not swallow the cancel
+                    pass
+        finally:
+            finished.set()
+
+    runner.start(stubborn)
+    assert started.wait(10)
+    runner.cancel()
+    assert finished.wait(10) and runner.wait(10.0)
