@@ -23,8 +23,10 @@ install: $(STAMP)
 
 # Opens the studio on the embedded demo preset. Without a display there is no window to
 # open: say so and run the demo in the terminal instead (xvfb-run make run gives a screen).
+# With one, first name any system library Qt's xcb plugin lacks, and the apt-get line.
 run: $(STAMP)
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || [ "$$QT_QPA_PLATFORM" = offscreen ]; then \
+		$(BIN)/python -m spfde_gui.qt_libs || exit 1; \
 		$(BIN)/spfde-gui --preset demo; \
 	else \
 		echo "No display found (DISPLAY is unset): running the demo in the terminal instead."; \

@@ -268,7 +268,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("freeze.adaptive.mask_similarity", "float", "adaptive: structural similarity its sparse layers must keep", "freeze", min=0, max=1),
     _f("freeze.adaptive.patience", "int", "adaptive: consecutive measurements above both thresholds", "freeze", min=1, max=100),
     _f("analysis.enabled", "bool", "Measure mask similarity, CKA and gradient norms during training", "analysis"),
-    _f("analysis.every", "int", "Epochs between measurements (default: interval)", "analysis", min=1, optional=True),
+    _f("analysis.every", "int", "Epochs between measurements (default: interval)", "analysis", min=1, max=MAX_EPOCHS, optional=True),
     _f("analysis.probe_size", "int", "Training samples in the fixed CKA probe set", "analysis", min=2, max=8192),
 )
 FIELD_BY_PATH = {f.path: f for f in FIELDS}

@@ -148,7 +148,8 @@ class Trainer:
             self._partial = (pos["loss_sum"], pos["correct_sum"], int(pos["seen"]), float(pos["elapsed"]))
         ckpt.set_rng_state(state.get("rng"))
         self.resumed = True
-        log.info("resumed at epoch %d, batch %d", self.epoch, self.batch)
+        # epochs counted from 1 as the progress bar and the studio show them (events: from 0)
+        log.info("resuming at epoch %d/%d, batch %d", self.epoch + 1, self.cfg.epochs, self.batch)
 
     # ------------------------------------------------------------------ the run
     def fit(self) -> str:

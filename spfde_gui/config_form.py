@@ -21,6 +21,9 @@ from engine.sparsity.methods import METHOD_FIELDS, METHODS
 GROUPS = (("model", "Model && data"), ("sparsity", "Sparsity && DST"), ("freeze", "Layer freezing"),
           ("sieve", "Data sieving"), ("analysis", "Analyses"), ("training", "Training"), ("device", "Device"))
 ERROR_STYLE = "border: 1px solid #d0312d; border-radius: 3px; background: #fff5f5;"
+# Fields only the synthetic dataset reads: with a real dataset they are disabled and show
+# the dataset's own figures (engine.datasets_info.KNOWN) instead of the synthetic values.
+SYNTHETIC_ONLY = {"data.train_size": 0, "data.test_size": 1, "data.num_classes": 2, "data.label_noise": None}
 
 
 LABELS = {"model.name": "model", "data.name": "dataset", "data.root": "data folder", "name": "run name",
@@ -77,6 +80,32 @@ class FieldEditor(QWidget):
         self.error_label.hide()
         lay.addWidget(self.error_label)
         self.error: str | None = None
+        self._held = None          # (value) kept while the field does not apply (see hold)
+
+    def hold(self, shown: str | None, why: str) -> None:
+        """Disable the field and show ``shown`` in it; its own value is kept for the
+        configuration (and comes back with ``release``)."""
+        if self._held is None:
+            self._held = self.value()
+        self.input.setEnabled(False)
+        if isinstance(self.input, QLineEdit):
+            self.input.blockSignals(True)
+            self.input.setText(shown or "")
+            self.input.setPlaceholderText("n/a")
+            self.input.blockSignals(False)
+        self.input.setToolTip(f"{why}\n\n{self.spec.help}")
+
+    def release(self) -> None:
+        if self._held is None:
+            return
+        (v, _err), self._held = self._held, None
+        self.input.setEnabled(True)
+        self.input.blockSignals(True)
+        self.set_value(v)
+        self.input.blockSignals(False)
+        if isinstance(self.input, QLineEdit) and self.spec.optional:
+            self.input.setPlaceholderText("(default)")
+        self.input.setToolTip(self.spec.help)
 
     def _browse(self) -> None:
         d = QFileDialog.getExistingDirectory(self, self.spec.help, self.input.text() or str(Path.cwd()))
@@ -85,6 +114,9 @@ class FieldEditor(QWidget):
 
     # value <-> widget -------------------------------------------------------------
     def set_value(self, v) -> None:
+        if self._held is not None:        # a field that does not apply: keep the value for later
+            self._held = (v, None)
+            return
         w, kind = self.input, self.spec.kind
         if kind == "choice":
             if w.findText(str(v)) < 0:
@@ -103,6 +135,8 @@ class FieldEditor(QWidget):
 
     def value(self):
         """(value, local error): the typed value, or the reason it cannot be read."""
+        if self._held is not None:
+            return self._held
         w, kind = self.input, self.spec.kind
         if kind == "choice":
             return w.currentText(), None
@@ -313,8 +347,32 @@ class ConfigForm(QWidget):
         if self._loading:
             return
         self._sync_method_fields()
+        self._apply_dataset_rules()
         self.validate()
         self.changed.emit()
+
+    def _apply_dataset_rules(self) -> None:
+        """Synthetic-only fields are disabled for a real dataset and show its sizes."""
+        from engine.datasets_info import KNOWN
+        name_ed = self.editors.get("data.name")
+        if name_ed is None:
+            return
+        name = name_ed.value()[0]
+        for path, idx in SYNTHETIC_ONLY.items():
+            ed = self.editors.get(path)
+            if ed is None:
+                continue
+            if name == "synthetic":
+                ed.release()
+                continue
+            if idx is None:
+                shown = "n/a"
+            elif name in KNOWN:
+                shown = f"{KNOWN[name][idx]:,}".replace(",", " ")
+            else:
+                shown = "counted from data.root"
+            ed.hold(shown, f"Only the synthetic dataset reads {path}: {name} has its own "
+                           f"({'sizes from the folder' if name not in KNOWN else 'fixed sizes'}).")
 
     # ------------------------------------------------------------------ presets & files
     def load_preset(self, name: str) -> None:

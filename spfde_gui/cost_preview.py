@@ -3,37 +3,22 @@ the GUI thread, debounced, showing projected FLOPs by source against dense, memo
 freeze start epoch, or why the configuration cannot be projected."""
 from __future__ import annotations
 
-import itertools
-
-from PySide6.QtCore import QObject, QRectF, QRunnable, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from engine import config as cfgmod
+from spfde_gui.tasks import TaskCancelled, TaskRunner
 
 DEBOUNCE_MS = 250
-# One colour per FLOPs source, shared by every view that splits FLOPs.
-SOURCE_COLORS = {"spent": "#3b6fb6", "sparsity": "#7fb77e", "freeze": "#e6a23c", "sieve": "#b57edc"}
-SOURCE_LABELS = {"spent": "spent", "sparsity": "saved by sparsity", "freeze": "saved by freezing",
-                 "sieve": "saved by sieving"}
+# Re-exported for the views that import them from here; defined in palette and fmt.
+from spfde_gui.fmt import fmt_bytes, fmt_flops, shown_epoch  # noqa: E402,F401
+from spfde_gui.palette import SOURCE_COLORS, SOURCE_LABELS  # noqa: E402,F401
 
 
-def fmt_flops(x: float | None) -> str:
-    if x is None or x != x:
-        return "–"
-    for unit, scale in (("EFLOPs", 1e18), ("PFLOPs", 1e15), ("TFLOPs", 1e12), ("GFLOPs", 1e9), ("MFLOPs", 1e6)):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g} {unit}"
-    return f"{x:.3g} FLOPs"
-
-
-def fmt_bytes(b: float | None) -> str:
-    if b is None or b != b:
-        return "–"
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(b) >= scale:
-            return f"{b / scale:.1f} {unit}"
-    return f"{b:.0f} B"
+MEMORY_TIP = ("The model's training memory in the paper's accounting (cost model): weights, "
+              "gradients, optimizer state and one batch of activations at 32-bit, sparse layers "
+              "stored compressed. Not the process's memory (see 'Engine process now').")
 
 
 class StackedBar(QWidget):
@@ -64,24 +49,17 @@ class StackedBar(QWidget):
         p.end()
 
 
-class _Signals(QObject):
-    done = Signal(int, object, str)   # sequence, result ({} on error), error text ("" if none)
-
-
-class _ProjectTask(QRunnable):
-    def __init__(self, seq: int, cfg: cfgmod.RunConfig, signals: _Signals):
-        super().__init__()
-        self.seq, self.cfg, self.signals = seq, cfg, signals
-
-    def run(self) -> None:
-        try:
-            from engine import plan
-            res = plan.project(self.cfg)
-            self.signals.done.emit(self.seq, res, "")
-        except cfgmod.ConfigError as exc:
-            self.signals.done.emit(self.seq, {}, "; ".join(f"{f}: {m}" for f, m in exc.errors))
-        except Exception as exc:  # the planner is another team's code: show, do not crash
-            self.signals.done.emit(self.seq, {}, f"{type(exc).__name__}: {exc}")
+def _project(state, cfg: cfgmod.RunConfig):
+    """The task: (projection, "") or ({}, why it cannot be projected)."""
+    try:
+        from engine import plan
+        return plan.project(cfg), ""
+    except cfgmod.ConfigError as exc:
+        return {}, "; ".join(f"{f}: {m}" for f, m in exc.errors)
+    except TaskCancelled:
+        raise
+    except Exception as exc:  # the planner is another team's code: show, do not crash
+        return {}, f"{type(exc).__name__}: {exc}"
 
 
 class CostPreview(QWidget):
@@ -89,15 +67,14 @@ class CostPreview(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self._seq = itertools.count(1)
-        self._latest = 0
         self._pending: cfgmod.RunConfig | None = None
         self.result: dict | None = None
         self.error: str | None = None
-        self._signals = _Signals()
-        self._signals.done.connect(self._on_done)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
+        # A newer configuration cancels the projection under way (interrupted where it is)
+        # and starts at once: a stale projection never holds the window or a newer one.
+        self.tasks = TaskRunner(self, "preview", interrupt=True)
+        self.tasks.done.connect(self._on_done)
+        self.tasks.failed.connect(lambda exc: self._show_error(f"{type(exc).__name__}: {exc}"))
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
@@ -114,26 +91,39 @@ class CostPreview(QWidget):
         self.values: dict[str, QLabel] = {}
         rows = [("spent", "Training FLOPs"), ("dense", "Dense equivalent"), ("sparsity", SOURCE_LABELS["sparsity"]),
                 ("freeze", SOURCE_LABELS["freeze"]), ("sieve", SOURCE_LABELS["sieve"]),
-                ("peak", "Peak memory"), ("average", "Average memory"), ("freeze_start", "Freeze starts at epoch")]
+                ("peak", "Model training memory, peak"), ("average", "Model training memory, average"),
+                ("process", "Engine process now"), ("freeze_start", "Freeze starts at epoch")]
+        tips = {"peak": MEMORY_TIP, "average": MEMORY_TIP,
+                "process": "Resident memory of the running engine process (Python, PyTorch, data "
+                           "loaders, caches): what the Hardware tab shows. Larger than the model's "
+                           "training memory, which counts only what the paper's cost model counts."}
         for i, (key, text) in enumerate(rows):
             sw = QLabel()
             if key in SOURCE_COLORS:
                 sw.setFixedSize(10, 10)
                 sw.setStyleSheet(f"background: {SOURCE_COLORS[key]};")
             grid.addWidget(sw, i, 0)
-            grid.addWidget(QLabel(text), i, 1)
+            lab = QLabel(text)
+            lab.setToolTip(tips.get(key, ""))
+            grid.addWidget(lab, i, 1)
             v = QLabel("–")
+            v.setToolTip(tips.get(key, ""))
             v.setObjectName("preview:" + key)
             v.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
             v.setTextInteractionFlags(Qt.TextSelectableByMouse)
             grid.addWidget(v, i, 2)
             self.values[key] = v
+        self.values["process"].setText("no run yet")
         lay.addLayout(grid)
         self.message = QLabel()
         self.message.setObjectName("preview:message")
         self.message.setWordWrap(True)
+        # room for three lines of errors, so a message never squeezes the rows above it
+        self.message.setMinimumHeight(3 * self.message.fontMetrics().lineSpacing() + 4)
+        self.message.setAlignment(Qt.AlignLeft | Qt.AlignTop)
         lay.addWidget(self.message)
         lay.addStretch(1)
+        self.setMinimumHeight(self.sizeHint().height())
 
     # ------------------------------------------------------------------ input
     def schedule(self, cfg: cfgmod.RunConfig | None, errors: list[tuple[str, str]] | None = None) -> None:
@@ -141,25 +131,31 @@ class CostPreview(QWidget):
         self._pending = cfg
         if cfg is None:
             self._timer.stop()
-            self._latest = next(self._seq)   # drop any projection still on its way
+            self.tasks.cancel()              # drop any projection still on its way
             self._show_error("Fix the configuration: " + "; ".join(f"{f}: {m}" for f, m in (errors or [])[:3]))
             return
+        self.message.setStyleSheet("color: #555;")
         self.message.setText("<i>updating…</i>")
         self._timer.start()
 
     def _run(self) -> None:
         if self._pending is None:
             return
-        self._latest = next(self._seq)
-        self._pool.start(_ProjectTask(self._latest, self._pending, self._signals))
+        self.tasks.start(_project, self._pending)
+
+    def busy(self) -> bool:
+        return self._timer.isActive() or self.tasks.is_busy()
 
     def wait_idle(self, ms: int = 5000) -> None:
-        self._pool.waitForDone(ms)
+        self.tasks.wait(ms / 1000)
+
+    def shutdown(self) -> None:
+        self._timer.stop()
+        self.tasks.shutdown()
 
     # ------------------------------------------------------------------ output
-    def _on_done(self, seq: int, res, err) -> None:
-        if seq != self._latest:
-            return   # a newer configuration is already on its way
+    def _on_done(self, outcome) -> None:
+        res, err = outcome
         if err:
             self._show_error(err)
             return
@@ -168,25 +164,32 @@ class CostPreview(QWidget):
         saved = f.get("saved", {})
         dense = f.get("dense") or 0.0
         pct = lambda x: f" ({100 * x / dense:.1f}%)" if dense else ""
-        self.values["spent"].setText(fmt_flops(f.get("spent")) + pct(f.get("spent") or 0.0))
+        spent = f.get("spent")
+        self.values["spent"].setText(fmt_flops(spent) + pct(spent or 0.0))
         self.values["dense"].setText(fmt_flops(dense))
         for k in ("sparsity", "freeze", "sieve"):
             self.values[k].setText(fmt_flops(saved.get(k)) + pct(saved.get(k) or 0.0))
         self.values["peak"].setText(fmt_bytes(m.get("peak_bytes")))
         self.values["average"].setText(fmt_bytes(m.get("average_bytes")))
         fp = res.get("freeze_plan")
-        self.values["freeze_start"].setText(str(fp.get("start_epoch")) if fp else "off")
-        self.bar.set_parts([("spent", f.get("spent") or 0.0)] + [(k, saved.get(k) or 0.0) for k in ("sparsity", "freeze", "sieve")])
+        self.values["freeze_start"].setText(shown_epoch(fp.get("start_epoch")) if fp else "off")
+        self.bar.set_parts([("spent", spent or 0.0)] + [(k, saved.get(k) or 0.0) for k in ("sparsity", "freeze", "sieve")])
         self.message.setStyleSheet("color: #555;")
         self.message.setText(f"{res.get('model', {}).get('name', '')}, "
-                             f"{res.get('dataset', {}).get('train_size', '?')} training samples; memory at 32-bit, "
-                             f"batch {m.get('batch_size', '?')}")
+                             f"{res.get('dataset', {}).get('train_size', '?')} training samples; model training memory "
+                             f"at 32-bit, batch {m.get('batch_size', '?')} (the paper's accounting)")
         self.updated.emit(res)
+
+    def set_process_memory(self, rss: float | None, running: bool) -> None:
+        """The engine's resident memory beside the model's (from the hardware poll)."""
+        self.values["process"].setText(fmt_bytes(rss) if running and rss else
+                                       ("starting…" if running else "no run going"))
 
     def _show_error(self, text: str) -> None:
         self.result, self.error = None, text
-        for v in self.values.values():
-            v.setText("–")
+        for k, v in self.values.items():
+            if k != "process":
+                v.setText("–")
         self.bar.set_parts([])
         self.message.setStyleSheet("color: #c0392b;")
         self.message.setText(text)

@@ -29,6 +29,10 @@ from spfde_gui.run_model import RunModel
 ENGINE_HOME = Path(engine.__file__).resolve().parent.parent
 STDERR_LINES = 400
 STOP_ON_EOF = "--stop-on-eof"   # engine flag: EOF on stdin (our death) is a graceful stop
+# What a starting engine is doing, read from its log lines (first match wins, in order).
+START_PHASES = (("run directory", "loading the data"),
+                ("data:", "building the model and planning the run"),
+                ("resuming at", "resuming from the checkpoint"))
 
 
 class EngineController(QObject):
@@ -49,6 +53,7 @@ class EngineController(QObject):
         self.exit_code: int | None = None
         self.exit_status: str | None = None   # normal | crashed (signal) | failed-to-start
         self.stop_requested = False
+        self.kill_requested = False
         self._state = "idle"
         self._proc: QProcess | None = None
         self._tmp_config: str | None = None
@@ -57,6 +62,8 @@ class EngineController(QObject):
         self._escalate.setSingleShot(True)
         self._escalate.timeout.connect(self._on_escalate)
         self._stage = 0
+        # the program and leading arguments of the engine (tests put a scripted stand-in here)
+        self.engine_command = [sys.executable, "-u", "-m", "engine"]
 
     # ---------------------------------------------------------------- state
     @property
@@ -69,7 +76,8 @@ class EngineController(QObject):
             self.state_changed.emit(s)
 
     def is_running(self) -> bool:
-        return self._proc is not None and self._proc.state() != QProcess.NotRunning
+        """From launch to exit, starting included: Stop and Kill work from the first moment."""
+        return self._proc is not None
 
     def pid(self) -> int | None:
         if self._proc is None:
@@ -86,7 +94,10 @@ class EngineController(QObject):
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(cfgmod.to_yaml(cfg))
         self._tmp_config = path
-        return self._launch(["run", "--config", path, STOP_ON_EOF], RunModel())
+        model = RunModel()
+        model.config = cfg.to_dict()     # name and epochs known before the engine speaks
+        model.begin_session(resume=False)
+        return self._launch(["run", "--config", path, STOP_ON_EOF], model)
 
     def resume(self, run_dir: str | os.PathLike, model: RunModel | None = None) -> RunModel:
         """Resume a stopped or crashed run from its last checkpoint; the events keep
@@ -95,6 +106,7 @@ class EngineController(QObject):
         if model is None:
             model = RunModel.load(run_dir)
         model.run_dir = run_dir
+        model.begin_session(resume=True)
         return self._launch(["resume", str(run_dir), STOP_ON_EOF], model)
 
     def _launch(self, args: list[str], model: RunModel) -> RunModel:
@@ -106,6 +118,7 @@ class EngineController(QObject):
         self._err_buf = b""
         self.exit_code = self.exit_status = None
         self.stop_requested = False
+        self.kill_requested = False
         self._stage = 0
         proc = QProcess(self)
         proc.setProcessChannelMode(QProcess.SeparateChannels)
@@ -123,7 +136,7 @@ class EngineController(QObject):
         self._proc = proc
         self._set_state("starting")
         self.started.emit(model)
-        proc.start(sys.executable, ["-u", "-m", "engine", *args])
+        proc.start(self.engine_command[0], [*self.engine_command[1:], *args])
         return model
 
     # ---------------------------------------------------------------- commands
@@ -147,8 +160,10 @@ class EngineController(QObject):
         self._escalate.start(self.stop_timeout_ms)
 
     def kill(self) -> None:
+        """Kill at once (the window asks first); the run then reads *killed*, not crashed."""
         if self.is_running():
             self.stop_requested = True
+            self.kill_requested = True
             self._proc.kill()
 
     def _on_escalate(self) -> None:
@@ -226,6 +241,13 @@ class EngineController(QObject):
 
     def _append_log(self, line: str) -> None:
         self.stderr_tail.append(line)
+        m = self.model
+        if m is not None and m.starting:
+            for needle, phase in START_PHASES:
+                if needle in line:
+                    m.start_phase = phase
+                    m.version += 1
+                    break
         self.log_line.emit(line)
 
     def _on_error(self, err) -> None:
@@ -257,9 +279,13 @@ class EngineController(QObject):
         if m is not None and m.finished is None and m.error is None:
             # no run_finished: a crash, a kill, or an engine that died before speaking
             how = "was killed" if status == QProcess.CrashExit else f"exited with code {code}"
+            if self.kill_requested:
+                how = "was killed on request"
             tail = "\n".join(list(self.stderr_tail)[-40:])
             m.ingest({"event": "error", "message": f"engine {how} without finishing the run",
                       "traceback": tail, "source": "studio"})
+            if self.kill_requested:
+                m.mark_killed()
         self._finish()
 
     def _finish(self) -> None:

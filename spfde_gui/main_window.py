@@ -14,14 +14,19 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, Q
 from spfde_gui.config_form import ConfigForm
 from spfde_gui.cost_preview import CostPreview
 from spfde_gui.engine_process import EngineController
+from spfde_gui.palette import STATUS_COLORS
+from spfde_gui.run_state import batch_progress_text, resume_blocker
 from spfde_gui.run_model import RunModel, is_run_dir
-from spfde_gui.runs_panel import STATUS_COLORS, RunsPanel
+from spfde_gui.runs_panel import RunsPanel
+from spfde_gui.tasks import TaskRunner
 from spfde_gui.views import AnalysisView, FlopsView, FreezeView, HardwareView, SieveView, TrainingView
 from spfde_gui.sweep.queue import SweepQueue
 from spfde_gui.sweep.results_view import SweepResultsView
 
 REDRAW_HZ = 15
 CLOSE_CHOICES = ("stop", "kill", "cancel")
+RESUME_TIP = "Resume the stopped or crashed run in view from its last checkpoint"
+BLOCKED_MSG = "Launch blocked: fix the fields marked in red."
 
 
 class RunHeader(QWidget):
@@ -48,6 +53,13 @@ class RunHeader(QWidget):
         top.addWidget(self.detail, 1)
         top.addWidget(self.progress)
         lay.addLayout(top)
+        # inside the epoch: batch, speed and the time left (epoch and run)
+        self.rate = QLabel()
+        self.rate.setObjectName("batch-progress")
+        self.rate.setStyleSheet("color: #555;")
+        self.rate.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+        self.rate.hide()
+        lay.addWidget(self.rate)
         self.banner = QLabel()
         self.banner.setObjectName("crash-banner")
         self.banner.setWordWrap(True)
@@ -78,6 +90,7 @@ class RunHeader(QWidget):
             self.badge.setStyleSheet("")
             self.detail.setText("")
             self.progress.hide()
+            self.rate.hide()
             self.banner.hide()
             self.warning.hide()
             self.tail.hide()
@@ -89,6 +102,8 @@ class RunHeader(QWidget):
                                  "border-radius: 4px; padding: 1px 6px; font-weight: bold;")
         dev = (m.run_started or {}).get("device")
         bits = [f"device {dev}" if dev else "", str(m.run_dir) if m.run_dir else ""]
+        if st == "starting":
+            bits = [f"the engine is {m.start_phase or 'starting'}…"] + bits[1:]
         self.detail.setText("  ·  ".join(b for b in bits if b))
         total = m.epochs_planned or 0
         done = m.n_epochs
@@ -100,14 +115,19 @@ class RunHeader(QWidget):
             if st == "running" and pr and pr.get("batches"):
                 frac = min(1.0, pr.get("batch", 0) / max(1, pr["batches"]))
             self.progress.setValue(int(1000 * min(total, done + frac)))
-            self.progress.setFormat(f"epoch {done}/{total}")
+            # the epoch under way, counted from 1 as the CLI does
+            self.progress.setFormat(f"epoch {min(done + 1, total)}/{total}" if st == "running" and done < total
+                                    else f"{done}/{total} epochs")
         else:
             self.progress.hide()
+        text = batch_progress_text(m) if st == "running" else ""
+        self.rate.setText(text)
+        self.rate.setVisible(bool(text))
         self._show_warnings(m.warnings)
-        if st == "crashed":
+        if st in ("crashed", "killed"):
             err = m.error or {}
             msg = err.get("message") or "the engine stopped without finishing the run (no run_finished event)"
-            self.banner.setText(f"<b>Run crashed:</b> {msg}")
+            self.banner.setText(f"<b>Run {st}:</b> {html.escape(msg)}")
             self.banner.show()
             lines = list(stderr_tail or [])[-60:]
             text = "\n".join(lines) if lines else (err.get("traceback") or "")
@@ -137,7 +157,14 @@ class MainWindow(QMainWindow):
         self.resize(1440, 900)
         self.model: RunModel | None = None
         self.close_policy: str | None = None   # tests: "stop" or "kill" instead of asking
+        self.kill_policy: bool | None = None    # tests: True/False instead of asking before a kill
         self.controller = EngineController(self)
+        # report files are written by a background task (figures are drawn here first)
+        self.exporter = TaskRunner(self, "report")
+        self.exporter.progress.connect(self._on_export_progress)
+        self.exporter.done.connect(self._on_exported)
+        self.exporter.failed.connect(self._on_export_failed)
+        self._export_out: Path | None = None
         self.controller.log_line.connect(self._on_log)
         self.controller.state_changed.connect(self._update_actions)
         self.controller.started.connect(self._on_engine_started)
@@ -241,8 +268,8 @@ class MainWindow(QMainWindow):
         self.act_launch = mk("Launch", self.launch, "F5", "Start a run with the configuration on the left")
         self.act_stop = mk("Stop", self.stop, "Ctrl+.", "Stop gracefully: checkpoint and exit (then terminate, then kill)")
         self.act_ckpt = mk("Checkpoint now", self.controller.checkpoint, None, "Ask the engine to save a checkpoint")
-        self.act_resume = mk("Resume", self.resume, None, "Resume the stopped or crashed run in view from its last checkpoint")
-        self.act_kill = mk("Kill", self.controller.kill, None, "Kill the engine process at once")
+        self.act_resume = mk("Resume", self.resume, None, RESUME_TIP)
+        self.act_kill = mk("Kill", self.kill, None, "Kill the engine process at once (asks first; no checkpoint)")
         tb.addSeparator()
         self.act_open = mk("Open run…", self._open_dialog, "Ctrl+O", "Replay a run directory")
         self.act_export = mk("Export report…", self.export_report, "Ctrl+E", "HTML, PDF, CSV and JSON report of the run in view")
@@ -277,12 +304,16 @@ class MainWindow(QMainWindow):
         self.act_ckpt.setEnabled(running)
         self.act_kill.setEnabled(running)
         m = self.model
-        self.act_resume.setEnabled(not running and m is not None and m.run_dir is not None
-                                   and m.status in ("stopped", "crashed"))
-        self.act_export.setEnabled(m is not None and m.run_dir is not None)
+        why = resume_blocker(m, running)
+        self.act_resume.setEnabled(not why)
+        self.act_resume.setToolTip(RESUME_TIP if not why else f"Cannot resume: {why}")
+        self.act_resume.setStatusTip(self.act_resume.toolTip())
+        self.act_export.setEnabled(m is not None and m.run_dir is not None and not self.exporter.is_busy())
         self.act_use_cfg.setEnabled(m is not None and bool(m.config))
         if valid:
             self.launch_msg.setText("")
+            if self.statusBar().currentMessage() == BLOCKED_MSG:
+                self.statusBar().clearMessage()   # the fields are fixed: the line is stale
 
     # ------------------------------------------------------------------ launching
     def _runs_dir(self) -> Path:
@@ -301,7 +332,7 @@ class MainWindow(QMainWindow):
             n = len(errors)
             self.launch_msg.setText(f"Cannot launch: {n} invalid field{'s' if n != 1 else ''} "
                                     f"(marked in red): " + "; ".join(f"{f}: {m}" for f, m in errors[:3]))
-            self.statusBar().showMessage("Launch blocked: fix the fields marked in red.")
+            self.statusBar().showMessage(BLOCKED_MSG)
             self.left.setCurrentIndex(0)
             self.form.focus_first_error()
             return False
@@ -309,7 +340,7 @@ class MainWindow(QMainWindow):
         runs_dir.mkdir(parents=True, exist_ok=True)
         if self.runs.runs_dir.resolve() != runs_dir:
             self.runs.set_runs_dir(runs_dir)
-        self.log.clear()
+        self._log_separator(f"launch of {cfg.name}")
         self.controller.start_run(cfg, runs_dir)
         self.statusBar().showMessage(f"Launched {cfg.name} in {runs_dir}")
         return True
@@ -322,10 +353,39 @@ class MainWindow(QMainWindow):
         m = self.model
         if self.controller.is_running() or m is None or m.run_dir is None:
             return False
-        self.log.clear()
+        if resume_blocker(m, False):
+            self.statusBar().showMessage("Cannot resume: " + resume_blocker(m, False))
+            return False
+        self._log_separator(f"resume of {m.run_dir.name}")
         self.controller.resume(m.run_dir, m)
         self.statusBar().showMessage(f"Resuming {m.run_dir.name}")
         return True
+
+    def kill(self) -> bool:
+        """Kill the engine after a confirmation: no checkpoint, the run reads *killed*."""
+        if not self.controller.is_running():
+            return False
+        ok = self.kill_policy if self.kill_policy is not None else self._ask_kill()
+        if not ok:
+            return False
+        self.controller.kill()
+        self.statusBar().showMessage("Killing the engine…")
+        return True
+
+    def _ask_kill(self) -> bool:
+        answer = QMessageBox.question(
+            self, "Kill the engine?",
+            "Kill the engine now? It gets no chance to save a checkpoint: the run can only be resumed "
+            "from its last periodic checkpoint, if any.\n\nStop gracefully saves one first.",
+            QMessageBox.Yes | QMessageBox.Cancel, QMessageBox.Cancel)
+        return answer == QMessageBox.Yes
+
+    def _log_separator(self, what: str) -> None:
+        """The log is kept across launches and resumes: a line marks where each begins."""
+        import time
+        if self.log.blockCount() > 1 or self.log.toPlainText():
+            self.log.appendPlainText("")
+        self.log.appendPlainText(f"──────── {what} at {time.strftime('%H:%M:%S')} ────────")
 
     def _on_engine_started(self, model: RunModel) -> None:
         self.open_model(model)
@@ -400,30 +460,45 @@ class MainWindow(QMainWindow):
         self.open_run(d)
 
     def export_report(self, out_dir: str | Path | None = None) -> Path | None:
+        """Write the report of the run in view: the figures here (pyqtgraph needs the GUI
+        thread, about a second), the files by a background task (the window stays live)."""
         m = self.model
-        if m is None or m.run_dir is None:
+        if m is None or m.run_dir is None or self.exporter.is_busy():
             return None
         try:
-            from spfde_gui.report import export_report
+            from spfde_gui import report
         except ImportError as exc:
             QMessageBox.warning(self, "Export report", f"The report module is not available: {exc}")
             return None
         out = Path(out_dir) if out_dir else Path(m.run_dir) / "report"
-        # Rendering the figures needs the GUI thread (pyqtgraph exporters): a second or two
-        # with a busy cursor and a status line, rather than a window that seems frozen.
-        self.statusBar().showMessage(f"Writing the report of {m.name}…")
+        self.statusBar().showMessage(f"Drawing the report figures of {m.name}…")
         QApplication.setOverrideCursor(Qt.WaitCursor)
         QApplication.processEvents()
         try:
-            written = export_report(m.run_dir, out, model=m)
+            model, chosen, out = report.prepare(m.run_dir, out, None, m)
+            figures = report.render_figures(model, chosen)
         except Exception as exc:
             QApplication.restoreOverrideCursor()
             QMessageBox.warning(self, "Export report", f"Could not write the report: {type(exc).__name__}: {exc}")
             return None
         QApplication.restoreOverrideCursor()
-        names = ", ".join(Path(p).name for p in (written or {}).values()) if isinstance(written, dict) else ""
-        self.statusBar().showMessage(f"Report written to {out}" + (f" ({names})" if names else ""))
+        self._export_out = out
+        self.exporter.start(report.write_report, model, out, chosen, figures)
+        self._update_actions()
         return out
+
+    def _on_export_progress(self, fraction: float, status: str) -> None:
+        self.statusBar().showMessage(f"Writing the report: {status} ({100 * fraction:.0f}%)")
+
+    def _on_exported(self, written) -> None:
+        names = ", ".join(Path(p).name for p in (written or {}).values()) if isinstance(written, dict) else ""
+        self.statusBar().showMessage(f"Report written to {self._export_out}" + (f" ({names})" if names else ""))
+        self._update_actions()
+
+    def _on_export_failed(self, exc) -> None:
+        self.statusBar().showMessage("Report export failed")
+        self._update_actions()
+        QMessageBox.warning(self, "Export report", f"Could not write the report: {type(exc).__name__}: {exc}")
 
     # ------------------------------------------------------------------ timers
     def _tick(self, force: bool = False) -> None:
@@ -451,9 +526,14 @@ class MainWindow(QMainWindow):
             # a run another process drives (e.g. the CLI): tail its events.jsonl
             m.poll_file()
             self.runs.judge_liveness(m)
-        self.hardware.set_pid(self.controller.pid() if self.controller.is_running() else None)
-        if self.tabs.currentWidget() is self.hardware or self.controller.is_running():
-            self.hardware.poll()
+        running = self.controller.is_running()
+        self.hardware.set_pid(self.controller.pid() if running else None)
+        if self.tabs.currentWidget() is self.hardware or running:
+            s = self.hardware.poll()
+            proc = (s or {}).get("proc") if running else None
+            self.preview.set_process_memory(proc["rss"] if proc else None, running)
+        else:
+            self.preview.set_process_memory(None, False)
 
     def _schedule_preview(self) -> None:
         cfg = self.form.config()
@@ -471,9 +551,12 @@ class MainWindow(QMainWindow):
         self.redraw_timer.stop()
         self.hw_timer.stop()
         self.hardware.monitor.close()
-        self.preview.wait_idle(2000)
-        self.sieve.wait_idle(2000)
-        self.runs.wait_idle(2000)
+        # background tasks: cancelled and joined (a report being written is finished first)
+        self.exporter.wait(30.0)
+        self.exporter.shutdown()
+        self.preview.shutdown()
+        self.sieve.shutdown()
+        self.runs.shutdown()
         ev.accept()
 
     def _ask_close(self) -> str:

@@ -17,7 +17,7 @@ from typing import Iterable
 
 import numpy as np
 
-from engine.events import EVENTS_FILE  # noqa: F401 - the run folder's event log (one definition)
+from engine.events import EVENTS_FILE, RUN_STATUSES  # noqa: F401 - the run folder's event log (one definition)
 
 # Per-epoch columns (epoch_end fields, FLOPs ledger and memory flattened); NaN where absent.
 COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time",
@@ -28,7 +28,8 @@ _COL = {name: i for i, name in enumerate(COLUMNS)}
 _SIMPLE = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time",
            "samples", "samples_total")
 _NAN = float("nan")
-STATUSES = ("new", "running", "completed", "stopped", "crashed")
+# The engine's final statuses plus the studio's own (see spfde_gui.palette.STUDIO_STATUSES).
+STATUSES = ("new", "starting", "running", *RUN_STATUSES, "killed", "crashed")
 _PROGRESS_PREFIX = b'{"event":"progress"'   # how engine.events.dumps starts a progress line
 
 
@@ -55,6 +56,10 @@ class RunModel:
         self.freeze_plan: dict | None = None
         self.projected: dict | None = None
         self.progress: dict | None = None        # latest in-epoch progress event
+        self.sessions: list[dict] = []           # every run_started (the first start, then resumes)
+        self.starting = False                    # the studio launched an engine that has not spoken yet
+        self.start_phase = ""                    # what that engine is doing meanwhile (from its log)
+        self.killed = False                      # the user killed the engine on purpose
         self.last_event_time: float | None = None
         self.freeze_events: list[dict] = []
         self.unfreeze_events: list[dict] = []
@@ -187,8 +192,27 @@ class RunModel:
             self._alive = alive
             self.version += 1
 
+    def begin_session(self, resume: bool) -> None:
+        """The studio is starting an engine for this run (a launch or a resume): until its
+        run_started arrives the run is *starting*, whatever its previous session ended as."""
+        self.starting = True
+        self.start_phase = "loading Python and PyTorch"
+        self.killed = False
+        if resume:
+            self.finished = None
+            self.error = None
+        self.version += 1
+
+    def mark_killed(self) -> None:
+        """The engine was killed at the user's request: *killed*, not crashed."""
+        self.killed = True
+        self.starting = False
+        self.version += 1
+
     def _on_run_started(self, ev: dict) -> None:
         self.run_started = ev
+        self.sessions.append(ev)
+        self.starting = False
         self.config = ev.get("config") if isinstance(ev.get("config"), dict) else self.config
         self.freeze_plan = ev.get("freeze_plan")
         self.projected = ev.get("projected")
@@ -293,6 +317,7 @@ class RunModel:
             self.error = None
 
     def _on_error(self, ev: dict) -> None:
+        self.starting = False
         # A failed periodic checkpoint write (full disk) is reported with fatal=false while
         # training goes on: a warning, not a crash. A missing flag means fatal.
         if ev.get("fatal") is False:
@@ -306,9 +331,11 @@ class RunModel:
         # run_finished is the engine's own last word: it outranks an error reported before it
         if self.finished is not None:
             st = self.finished.get("status")
-            return st if st in ("completed", "stopped") else "crashed"
+            return st if st in RUN_STATUSES else "crashed"
         if self.error is not None:
-            return "crashed"
+            return "killed" if self.killed else "crashed"
+        if self.starting and self._alive is not False:
+            return "starting"
         if self.run_started is None and self._n == 0:
             return "crashed" if self._alive is False and self.n_events else "new"
         return "crashed" if self._alive is False else "running"
@@ -342,6 +369,11 @@ class RunModel:
         v.flags.writeable = False
         return v
 
+    def epoch_axis(self) -> np.ndarray:
+        """x of each epoch row in the plots: epochs trained (1 for the first epoch), the
+        numbering the CLI and every label use (events count from 0)."""
+        return self.column("epoch") + 1.0
+
     def last(self, name: str) -> float:
         """Latest non-NaN value of a column (NaN when none)."""
         c = self.column(name)
@@ -365,6 +397,20 @@ class RunModel:
 
     def sieve_latest(self) -> dict | None:
         return self.sieve_updates[-1] if self.sieve_updates else None
+
+    def timing(self) -> dict:
+        """First start, resumes (times of each later run_started) and training time.
+
+        ``wall_time`` is the engine's total over every session (run_finished carries it);
+        without run_finished, the sum of epoch times recorded so far."""
+        starts = [s.get("time") for s in self.sessions if isinstance(s.get("time"), (int, float))]
+        resumes = [s.get("time") for s in self.sessions[1:] if s.get("resumed") and isinstance(s.get("time"), (int, float))]
+        wall = (self.finished or {}).get("wall_time")
+        if not isinstance(wall, (int, float)):
+            et = self.column("epoch_time")
+            wall = float(np.nansum(et)) if et.size and np.isfinite(et).any() else None
+        return {"first_start": starts[0] if starts else None, "resumes": resumes, "training_time": wall,
+                "last_event": self.last_event_time}
 
     def summary(self) -> dict:
         acc = self.column("test_acc")
@@ -402,6 +448,32 @@ class RunModel:
 
     def __repr__(self) -> str:
         return f"RunModel({self.name!r}, {self.status}, epochs={self._n}, events={self.n_events})"
+
+
+def differing_fields(configs: list[dict | None], limit: int = 3) -> list[str]:
+    """The dotted configuration keys whose values differ between runs (name and folders
+    excluded): what tells two runs of one preset apart in compare mode."""
+    flat = [_flatten(c or {}) for c in configs]
+    keys = sorted(set().union(*flat)) if flat else []
+    skip = ("name", "run_dir", "preset")
+    diff = [k for k in keys if k not in skip and not k.startswith("data.root")
+            and len({repr(f.get(k)) for f in flat}) > 1]
+    return diff[:limit]
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def config_value(config: dict | None, key: str):
+    return _flatten(config or {}).get(key)
 
 
 def _none_if_nan(x: float):

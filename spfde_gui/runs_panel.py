@@ -7,19 +7,21 @@ import os
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from spfde_gui.cost_preview import fmt_flops
+from spfde_gui.fmt import fmt_flops
+from spfde_gui.palette import STATUS_COLORS
 from spfde_gui.run_model import EVENTS_FILE, RunModel, scan_runs
-
-STATUS_COLORS = {"running": "#1f77b4", "completed": "#2ca02c", "stopped": "#ff7f0e", "crashed": "#d62728",
-                 "new": "#777777"}
+from spfde_gui.tasks import TaskRunner
 # A run without run_finished whose file changed this recently is taken as running elsewhere.
 LIVE_WINDOW_S = 120
-COLUMNS = ("compare", "run", "status", "model / data", "epochs", "best acc", "final acc", "FLOPs vs dense")
+# Narrow enough that accuracy and FLOPs show at the window's default width: the model and
+# dataset go into the run cell's tooltip, the run name is elided in the middle.
+COLUMNS = ("", "run", "status", "epochs", "best acc", "final acc", "FLOPs")
+RUN_COL_WIDTH = 116
 
 
 class RunsPanel(QWidget):
@@ -28,16 +30,14 @@ class RunsPanel(QWidget):
 
     def __init__(self, runs_dir: str | os.PathLike, parent=None):
         super().__init__(parent)
-        self.runs_dir = Path(runs_dir)
+        self.runs_dir: Path | None = None
         self.models: dict[Path, RunModel] = {}
         self.live: dict[Path, RunModel] = {}   # runs this window is driving (their models are shared)
         self._rows: list[Path] = []
         self._updating = False
         self._loading: set[Path] = set()
-        self._signals = _LoadSignals()
-        self._signals.loaded.connect(self._on_loaded)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
+        self.tasks = TaskRunner(self, "runs-loader", max_threads=2)
+        self.tasks.done.connect(self._on_loaded)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         top = QHBoxLayout()
@@ -53,8 +53,15 @@ class RunsPanel(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        hh = self.table.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeToContents)
+        hh.setSectionResizeMode(1, QHeaderView.Interactive)
+        hh.setStretchLastSection(False)
+        self.table.setColumnWidth(1, RUN_COL_WIDTH)
+        self.table.setTextElideMode(Qt.ElideMiddle)
+        self.table.setWordWrap(False)
+        self.table.horizontalHeaderItem(0).setToolTip("compare: overlay the ticked runs on the accuracy plots")
+        self.table.horizontalHeaderItem(6).setToolTip("training FLOPs spent, as a percentage of the dense equivalent")
         self.table.cellDoubleClicked.connect(self._open_row)
         self.table.itemChanged.connect(self._item_changed)
         lay.addWidget(self.table, 1)
@@ -70,9 +77,12 @@ class RunsPanel(QWidget):
         self.timer = QTimer(self)
         self.timer.setInterval(3000)
         self.timer.timeout.connect(self.rescan)
-        self.set_runs_dir(self.runs_dir)
+        self.set_runs_dir(runs_dir)
 
     def set_runs_dir(self, d) -> None:
+        if Path(d) != self.runs_dir:          # replays of the old folder are no longer wanted
+            self.tasks.cancel()
+            self._loading.clear()
         self.runs_dir = Path(d)
         self.folder_label.setText(f"Runs folder: <b>{self.runs_dir}</b>")
         self.rescan()
@@ -131,10 +141,10 @@ class RunsPanel(QWidget):
                 chk.setCheckState(Qt.Checked if p in checked else Qt.Unchecked)
                 self.table.setItem(r, 0, chk)
                 dense, spent = s["flops_dense"], s["flops_spent"]
-                cells = [p.name, s["status"], f"{s['model'] or '?'} / {s['dataset'] or '?'}",
+                cells = [p.name, s["status"],
                          f"{s['epochs_done']}/{s['epochs_planned'] or '?'}" if m is not None else "", _acc(s["best_test_acc"]),
                          _acc(s["final_test_acc"]),
-                         f"{fmt_flops(spent)} ({100 * spent / dense:.0f}%)" if spent and dense else "–"]
+                         f"{100 * spent / dense:.1f}%" if spent and dense else "–"]
                 for c, text in enumerate(cells, start=1):
                     it = QTableWidgetItem(str(text))
                     if c == 2:
@@ -142,7 +152,9 @@ class RunsPanel(QWidget):
                         if s.get("error"):
                             it.setToolTip(s["error"])
                     if c == 1:
-                        it.setToolTip(str(p))
+                        it.setToolTip(f"{p}\n{s['model'] or '?'} on {s['dataset'] or '?'}")
+                    if c == 6 and spent and dense:
+                        it.setToolTip(f"{fmt_flops(spent)} spent of a dense-equivalent {fmt_flops(dense)}")
                     self.table.setItem(r, c, it)
         finally:
             self._updating = False
@@ -153,10 +165,10 @@ class RunsPanel(QWidget):
         if p in self._loading:
             return
         self._loading.add(p)
-        self._pool.start(_LoadTask(p, self._signals))
+        self.tasks.start(_load_run, p, supersede=False)   # every folder's replay is wanted
 
-    def _on_loaded(self, path: str, model) -> None:
-        p = Path(path)
+    def _on_loaded(self, result) -> None:
+        p, model = result
         self._loading.discard(p)
         if isinstance(model, RunModel) and p not in self.models:
             self.models[p] = model
@@ -204,24 +216,19 @@ class RunsPanel(QWidget):
         super().hideEvent(ev)
 
     def wait_idle(self, ms: int = 5000) -> None:
-        self._pool.waitForDone(ms)
+        self.tasks.wait(ms / 1000)
+
+    def shutdown(self) -> None:
+        self.timer.stop()
+        self.tasks.shutdown()
 
 
-class _LoadSignals(QObject):
-    loaded = Signal(str, object)
-
-
-class _LoadTask(QRunnable):
-    def __init__(self, path: Path, signals: _LoadSignals):
-        super().__init__()
-        self.path, self.signals = path, signals
-
-    def run(self) -> None:
-        try:
-            model = RunModel.load(self.path)
-        except Exception:   # unreadable folder: leave the row loading, the next scan retries
-            model = 0
-        self.signals.loaded.emit(str(self.path), model)
+def _load_run(state, path: Path):
+    """The task: a run folder replayed off the GUI thread (None if unreadable)."""
+    try:
+        return path, RunModel.load(path)
+    except Exception:   # unreadable folder: the row stays "loading", the next scan retries
+        return path, None
 
 
 def _acc(x) -> str:

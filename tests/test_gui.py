@@ -65,7 +65,7 @@ def test_cost_preview_follows_the_form(window, qtbot):
     form.set_field("freeze.target", 0.1)
     qtbot.waitUntil(lambda: pv.result is not None and pv.result["freeze_plan"] is not None, timeout=10000)
     start = pv.values["freeze_start"].text()
-    assert start.isdigit() and int(start) == pv.result["freeze_plan"]["start_epoch"]
+    assert start.isdigit() and int(start) == pv.result["freeze_plan"]["start_epoch"] + 1   # shown from 1
     assert pv.values["freeze"].text() != "–" and "%" in pv.values["spent"].text()
     form.set_field("freeze.target", 0.0)
     qtbot.waitUntil(lambda: pv.values["freeze_start"].text() == "off", timeout=10000)
@@ -166,13 +166,19 @@ def test_replayed_run_fills_every_view(window, qtbot, tmp_path):
     assert window.form.config() is not None and window.form.config().epochs == 6
 
 
-def test_export_report_from_the_window(window, tmp_path):
+def test_export_report_from_the_window(window, qtbot, tmp_path):
     run = _record(tmp_path / "runs" / "rec-2")
     window.open_run(run)
     out = window.export_report(tmp_path / "rep")
     assert out == tmp_path / "rep"
-    assert any(p.suffix == ".html" for p in out.iterdir())
+    # the files are written by a background task: the window stays live meanwhile
+    assert window.exporter.is_busy() and not window.act_export.isEnabled()
+    qtbot.waitUntil(lambda: not window.exporter.is_busy(), timeout=60000)
     assert "Report written" in window.statusBar().currentMessage()
+    names = {p.name for p in out.iterdir()}
+    assert {"report.html", "report.pdf", "metrics.csv", "metrics.json"} <= names
+    assert (out / "report.pdf").read_bytes().startswith(b"%PDF") and (out / "report.pdf").stat().st_size > 10000
+    assert window.act_export.isEnabled()
 
 
 def test_runs_panel_lists_statuses_and_overlays_runs(window, qtbot, tmp_path):
@@ -190,7 +196,7 @@ def test_runs_panel_lists_statuses_and_overlays_runs(window, qtbot, tmp_path):
     panel.set_compared([runs / "b-2"])
     window.redraw_all()
     overlay = [it for _p, it in window.training._overlay_items]
-    assert len(overlay) == 2 and overlay[0].name() == "spfde (test)"
+    assert len(overlay) == 2 and overlay[0].name() == "b-2 · epochs=3 (test)"   # folder and what differs
     assert len(overlay[0].getData()[0]) == 3
     # hovering the accuracy plot reads the values under the mouse
     plot = window.training.acc_ep
@@ -199,7 +205,7 @@ def test_runs_panel_lists_statuses_and_overlays_runs(window, qtbot, tmp_path):
     scene_pt = plot.vb.mapViewToScene(pg_point(2.0, 50.0))
     window.training.hovers[0]._moved((scene_pt,))
     assert window.training.hovers[0].label.isVisible()
-    assert "test: 40" in window.training.hovers[0].label.toPlainText()
+    assert "a-1 · epochs=6 (test): 35 @ 2" in window.training.hovers[0].label.toPlainText()   # epoch 2 = the second
 
 
 def test_non_fatal_error_shows_a_warning_not_a_crash(window):
@@ -243,7 +249,7 @@ def test_long_curves_are_sent_as_an_envelope_and_hover_reads_true_values(window)
     x, y = item.getData()
     assert len(x) <= 2 * ENVELOPE_BUCKETS + 6 < n
     assert y.max() == pytest.approx(99.0)                # the one-epoch spike survives decimation
-    assert np.all(np.diff(x) >= 0) and x[0] == 0 and x[-1] == n - 1
+    assert np.all(np.diff(x) >= 0) and x[0] == 1 and x[-1] == n   # epochs shown from 1
     # zoomed in, the visible range is sent in full detail
     plot = window.training.acc_ep
     plot.vb.setRange(xRange=(spike - 50, spike + 50), padding=0)
@@ -254,13 +260,13 @@ def test_long_curves_are_sent_as_an_envelope_and_hover_reads_true_values(window)
     e = 777
     plot.vb.setRange(xRange=(0, n), yRange=(0, 100), padding=0)
     true = 100 * m.column("test_acc")[e]
-    window.training.hovers[0]._moved((plot.vb.mapViewToScene(pg_point(float(e), 50.0)),))
-    assert f"test: {true:.4g} @ {e}" in window.training.hovers[0].label.toPlainText()
+    window.training.hovers[0]._moved((plot.vb.mapViewToScene(pg_point(float(e + 1), 50.0)),))
+    assert f"test: {true:.4g} @ {e + 1}" in window.training.hovers[0].label.toPlainText()
     # growing during a live run: the new epoch is drawn
     m.ingest({"event": "epoch_end", "epoch": n, "test_acc": 0.01, "time": float(n)})
     window._tick()
     x, y = item.getData()
-    assert x[-1] == n and y.min() == pytest.approx(1.0)
+    assert x[-1] == n + 1 and y.min() == pytest.approx(1.0)
 
 
 def pg_point(x, y):
@@ -326,7 +332,11 @@ def test_killed_engine_is_shown_as_crashed(window, qtbot, tmp_path):
     window._tick(force=True)
     assert m.status == "crashed"
     assert window.header.banner.isVisible() and "killed" in window.header.banner.text()
-    assert window.act_resume.isEnabled()
+    # Resume only from a checkpoint: killed before the first one, it says so instead
+    has_ckpt = any((m.run_dir / "checkpoints").glob("*.pt")) if (m.run_dir / "checkpoints").is_dir() else False
+    assert window.act_resume.isEnabled() == has_ckpt
+    if not has_ckpt:
+        assert "No checkpoint" in window.act_resume.toolTip()
 
 
 @pytest.mark.slow

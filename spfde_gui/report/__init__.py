@@ -11,10 +11,12 @@ from pathlib import Path
 
 FORMATS = ("html", "pdf", "csv", "json")
 FILE_NAMES = {"html": "report.html", "pdf": "report.pdf", "csv": "metrics.csv", "json": "metrics.json"}
-PDF_IMAGE_WIDTH = 660   # CSS pixels: about the PDF page body width (A4 less margins at 96 dpi)
+# CSS pixels. A little under the page body width (A4 less margins at 96 dpi, 660): a figure
+# that does not fit the rest of a page moves to the next and leaves a gap, so smaller
+# figures leave fewer, shorter gaps (and the configuration flows on, with no page break).
+PDF_IMAGE_WIDTH = 600
 # The page's own margins come from the PDF writer; the browser's padding would only narrow it.
-# The configuration is an appendix: it starts a page rather than straddling two.
-PDF_CSS = ".page { padding: 0; margin: 0; } .figure { margin: 6px 0 10px 0; } h2.config { page-break-before: always; }"
+PDF_CSS = ".page { padding: 0; margin: 0; } .figure { margin: 6px 0 10px 0; }"
 
 
 class ReportError(ValueError):
@@ -72,6 +74,13 @@ def export_report(run_dir, out_dir, formats=None, model=None) -> dict[str, Path]
 
     ``model``: a RunModel already in memory (the window's live one, whose status knows the
     engine is still running); by default the run is replayed from ``run_dir``."""
+    model, chosen, out = prepare(run_dir, out_dir, formats, model)
+    figures = render_figures(model, chosen)
+    return write_report(None, model, out, chosen, figures)
+
+
+def prepare(run_dir, out_dir, formats=None, model=None):
+    """Checks and the run model: (model, chosen formats, output folder created)."""
     chosen = parse_formats(formats)
     if model is None:
         model = load_run(run_dir)
@@ -81,27 +90,42 @@ def export_report(run_dir, out_dir, formats=None, model=None) -> dict[str, Path]
     if out.exists() and not out.is_dir():
         raise ReportError(f"output path exists and is not a folder: {out}")
     out.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
+    return model, chosen, out
 
+
+def render_figures(model, chosen) -> dict:
+    """The figures (pyqtgraph, so on the GUI thread); empty when no format shows them."""
+    return _figures(model) if ("html" in chosen or "pdf" in chosen) else {}
+
+
+def write_report(state, model, out: Path, chosen, figures: dict) -> dict[str, Path]:
+    """Write the chosen formats from rendered figures. No widgets: the window runs this as a
+    background task (``state``: its TaskState, for progress and cancellation; or None)."""
+    written: dict[str, Path] = {}
+    step = lambda i, what: state.set_progress(i / len(chosen), what) if state is not None else None
     from . import metrics
-    if "csv" in chosen:
-        written["csv"] = metrics.write_csv(model, out / FILE_NAMES["csv"])
-    if "json" in chosen:
-        written["json"] = metrics.write_json(model, out / FILE_NAMES["json"])
-    if "html" in chosen or "pdf" in chosen:
-        from . import builder
-        figures = _figures(model)
-        if "html" in chosen:
+    for i, fmt in enumerate(chosen):
+        if state is not None:
+            state.check()
+        step(i, f"writing {FILE_NAMES[fmt]}")
+        if fmt == "csv":
+            written["csv"] = metrics.write_csv(model, out / FILE_NAMES["csv"])
+        elif fmt == "json":
+            written["json"] = metrics.write_json(model, out / FILE_NAMES["json"])
+        elif fmt == "html":
+            from . import builder
             path = out / FILE_NAMES["html"]
             path.write_text(builder.render_html(model, figures), encoding="utf-8")
             written["html"] = path
-        if "pdf" in chosen:
+        elif fmt == "pdf":
+            from . import builder
             from .pdf import write_pdf
             html_text = builder.render_html(model, figures, image_src=lambda f: f"figure/{f.key}.png",
                                             image_width=PDF_IMAGE_WIDTH, extra_css=PDF_CSS)
             images = {f"figure/{f.key}.png": f.png for f in figures.values()}
             written["pdf"] = write_pdf(html_text, images, out / FILE_NAMES["pdf"],
                                        f"SpFDE Studio · {model.name} · {model.status}")
+    step(len(chosen), "done")
     return {f: written[f] for f in chosen}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from spfde_gui import analysis_data as AD
+from spfde_gui.palette import RED
 from spfde_gui.report import plots as P
 
 
@@ -29,7 +30,7 @@ def _heat(model, kind: str, title: str) -> bytes | None:
     marks = AD.freeze_marks(model, names)
     if marks:
         plot.plot([e for e, _ in marks], [r + 0.5 for _, r in marks], pen=None, symbol="t2", symbolSize=10,
-                  symbolBrush="#ffffff", symbolPen=pg.mkPen(P.RED, width=1.5))
+                  symbolBrush="#ffffff", symbolPen=pg.mkPen(RED, width=1.5))
     step = max(1, len(names) // 30)
     ax = plot.getAxis("left")
     ax.setTicks([[(i + 0.5, n) for i, n in enumerate(names) if i % step == 0]])
@@ -68,7 +69,7 @@ def grad_norms(model) -> bytes | None:
             P._line(pg, plot, epochs[ok] + 0.5, g[i][ok], PALETTE[i % len(PALETTE)], n)
     from PySide6.QtCore import Qt
     for b, e in AD.freeze_epochs(model).items():
-        plot.addItem(pg.InfiniteLine(pos=e, angle=90, pen=pg.mkPen(P.RED, width=1, style=Qt.DashLine)))
+        plot.addItem(pg.InfiniteLine(pos=e, angle=90, pen=pg.mkPen(RED, width=1, style=Qt.DashLine)))
     plot.getViewBox().setMouseEnabled(False, False)
     return P._export(win)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -28,32 +27,12 @@ FLOP_SOURCES = (("sparsity", "Saved by sparsity"), ("freeze", "Saved by layer fr
 
 
 # ------------------------------------------------------------------ formatting
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def fmt_flops(x: Any) -> str:
-    """1.757e15 style: the paper's notation, fixed mantissa width so columns align."""
-    if not _finite(x):
-        return "–"
-    if x == 0:
-        return "0"
-    mant, exp = f"{x:.3e}".split("e")
-    return f"{mant}e{int(exp)}"
-
-
-def fmt_bytes(x: Any) -> str:
-    if not _finite(x):
-        return "–"
-    units = ("B", "KiB", "MiB", "GiB", "TiB")
-    v, i = float(x), 0
-    while abs(v) >= 1024 and i < len(units) - 1:
-        v, i = v / 1024, i + 1
-    return f"{v:.0f} {units[i]}" if i == 0 else f"{v:.1f} {units[i]}"
-
-
-def fmt_pct(x: Any, digits: int = 1) -> str:
-    return f"{x:.{digits}f} %" if _finite(x) else "–"
+# One definition each, shared with the window (spfde_gui.fmt); FLOPs in tables use the
+# paper's notation.
+from spfde_gui.fmt import MISSING, fmt_bytes, fmt_pct, fmt_seconds  # noqa: E402,F401
+from spfde_gui.fmt import finite as _finite  # noqa: E402
+from spfde_gui.fmt import fmt_flops_sci as fmt_flops  # noqa: E402
+from spfde_gui.fmt import shown_epoch as _ep  # noqa: E402  (epochs counted from 1, as in the studio)
 
 
 def fmt_acc(x: Any) -> str:
@@ -71,17 +50,6 @@ def fmt_num(x: Any, digits: int = 4) -> str:
     return f"{x:.{digits}g}"
 
 
-def fmt_seconds(x: Any) -> str:
-    if not _finite(x):
-        return "–"
-    s = int(round(x))
-    if s < 60:
-        return f"{x:.1f} s"
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d} min"
-
-
 def fmt_value(v: Any) -> str:
     """A configuration value as written in YAML."""
     if v is None:
@@ -95,10 +63,11 @@ def fmt_value(v: Any) -> str:
     return str(v)
 
 
-def _fmt_time(t: Any) -> str:
+def _fmt_time(t: Any, seconds: bool = False) -> str:
     if not _finite(t):
         return "–"
-    return _dt.datetime.fromtimestamp(float(t), _dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return _dt.datetime.fromtimestamp(float(t), _dt.timezone.utc).strftime(
+        "%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
 
 
 # ------------------------------------------------------------------ tables
@@ -223,14 +192,14 @@ def memory_tables(model) -> tuple[Table | None, Table | None]:
                              ("min_bytes", "Projected minimum", "epoch {min_epoch}"),
                              ("dense_bytes", "Dense training", "same model, no sparsity or freezing")):
         if _finite(mem.get(key)):
-            text = note.format(peak_epoch=mem.get("peak_epoch", "?"), min_epoch=mem.get("min_epoch", "?"))
+            text = note.format(peak_epoch=_ep(mem.get("peak_epoch")), min_epoch=_ep(mem.get("min_epoch")))
             rows.append([label, fmt_bytes(mem[key]), f"cost model{f' ({setting})' if setting else ''}: {text}"])
     peak = model.column("memory_peak")
     rss = model.column("memory_rss")
     if np.isfinite(peak).any():
         i = int(np.nanargmax(peak))
         dev = str((model.run_started or {}).get("device") or "")
-        at = f"epoch {fmt_value(_int_or(model.column('epoch')[i]))}"
+        at = f"epoch {_ep(_int_or(model.column('epoch')[i]))}"
         note = (f"CUDA allocator peak, {at}" if dev.startswith("cuda") else
                 f"engine process peak RSS, {at} (a CPU run: includes the Python and torch runtime, "
                 "so it is not comparable with the cost model)")
@@ -256,6 +225,22 @@ def _int_or(x: float):
     return int(x) if _finite(x) and float(x).is_integer() else x
 
 
+def timing_rows(model) -> list[list[str]]:
+    """First start, each resume and the training time of all sessions together (the report
+    header used to give the latest session's start as the run's)."""
+    t = model.timing()
+    rows = [["First started", _fmt_time(t["first_start"], seconds=True)]]
+    for i, r in enumerate(t["resumes"], start=1):
+        rows.append([f"Resumed ({i})" if len(t["resumes"]) > 1 else "Resumed", _fmt_time(r, seconds=True)])
+    rows.append(["Training time, all sessions", fmt_seconds(t["training_time"])])
+    return rows
+
+
+def _resumes_text(model) -> str:
+    n = len(model.timing()["resumes"]) if hasattr(model, "timing") else 0
+    return f"resumed {n}×" if n else ""
+
+
 def final_metrics_table(model) -> Table:
     s = model.summary()
     n = model.n_epochs
@@ -269,8 +254,7 @@ def final_metrics_table(model) -> Table:
         ["Final test loss", fmt_num(model.last("test_loss"))],
         ["Final weight density", fmt_pct(100 * model.last("density")) if _finite(model.last("density")) else "–"],
         ["Training samples, last epoch", fmt_num(model.last("samples"))],
-        ["Wall time", fmt_seconds(s.get("wall_time") if s.get("wall_time") is not None
-                                  else float(np.nansum(model.column("epoch_time"))) if n else None)],
+        *timing_rows(model),
         ["Device", str(s.get("device") or "–")],
     ]
     return Table(["Metric", "Value"], rows, numeric=[False, True], css="kv")
@@ -328,8 +312,8 @@ def freeze_section(model) -> tuple[str, Table | None]:
         bits.append(f"target {fmt_pct(100 * cfg_freeze['target'])} of training FLOPs")
     if plan and _finite(plan.get("achieved")):
         bits.append(f"plan achieves {fmt_pct(100 * plan['achieved'])}")
-    bits.append(f"planned start epoch <b>{start if start is not None else '–'}</b>")
-    bits.append(f"first actual freeze at epoch <b>{first if first is not None else '–'}</b>")
+    bits.append(f"planned start epoch <b>{_ep(start)}</b>")
+    bits.append(f"first actual freeze at epoch <b>{_ep(first)}</b>")
     bits.append(f"{len(actual)} of {len(model.block_names) or '?'} blocks frozen by the end")
     names = list(model.block_names) or sorted(set(planned) | set(actual))
     rows = []
@@ -337,10 +321,10 @@ def freeze_section(model) -> tuple[str, Table | None]:
         if name not in planned and name not in actual:
             continue
         ev = actual.get(name)
-        rows.append([name, fmt_value(planned.get(name)) if name in planned else "–",
-                     fmt_value(ev.get("epoch")) if ev else "not frozen",
+        rows.append([name, _ep(planned.get(name)) if name in planned else "–",
+                     _ep(ev.get("epoch")) if ev else "not frozen",
                      fmt_flops(ev.get("flops_saved")) if ev else "–",
-                     fmt_value(unfrozen[name]) if name in unfrozen else "–"])
+                     _ep(unfrozen[name]) if name in unfrozen else "–"])
     # A freeze event's flops_saved is what freezing had saved (by plan) before that epoch.
     table = Table(["Block", "Planned freeze epoch", "Actual freeze epoch", "Saved by freezing before", "Unfrozen at"],
                   rows, numeric=[False, True, True, True, True]) if rows else None
@@ -382,7 +366,7 @@ def sieve_section(model) -> tuple[str, Table | None]:
                 f"removed set <b>{fmt_num(last.get('removed_size'))}</b>")
     if _finite(last.get("initial_waiting")):
         bits.append(f"{fmt_num(last['initial_waiting'])} initially removed samples still waiting")
-    rows = [[fmt_value(u.get("epoch")), fmt_num(u.get("active_size")), fmt_num(u.get("removed_size")),
+    rows = [[_ep(u.get("epoch")), fmt_num(u.get("active_size")), fmt_num(u.get("removed_size")),
              fmt_num(u.get("k")), fmt_num(len(u.get("swapped_in") or [])), fmt_num(len(u.get("swapped_out") or [])),
              fmt_num(u.get("initial_waiting"))] for u in ups]
     table = Table(["Epoch", "Active", "Removed", "k", "Swapped in", "Swapped out", "Initial still waiting"],
@@ -404,7 +388,7 @@ def dst_table(model) -> Table | None:
         layers = [x for u in group for x in (u.get("layers") or []) if isinstance(x, dict)]
         changed = [x.get("changed") for x in layers if _finite(x.get("changed"))]
         n_layers = len([x for x in (last.get("layers") or []) if isinstance(x, dict)])
-        rows.append([fmt_value(epoch), fmt_num(len(group)),
+        rows.append([_ep(epoch), fmt_num(len(group)),
                      fmt_pct(100 * last["density"], 2) if _finite(last.get("density")) else "–",
                      fmt_num(n_layers), fmt_pct(100 * float(np.mean(changed)), 2) if changed else "–"])
     return Table(["Epoch", "Updates", "Density", "Layers", "Mean positions changed"], rows, numeric=[True] * 5)
@@ -413,9 +397,20 @@ def dst_table(model) -> Table | None:
 def checkpoints_table(model) -> Table | None:
     if not model.checkpoints:
         return None
-    rows = [[fmt_value(c.get("epoch")), fmt_value(c.get("batch")), str(c.get("reason", "–")),
+    rows = [[_checkpoint_position(c), str(c.get("reason", "–")),
              fmt_bytes(c.get("bytes")), Path(str(c.get("path", ""))).name] for c in model.checkpoints]
-    return Table(["Epoch", "Batch", "Reason", "Size", "File"], rows, numeric=[True, True, False, True, False])
+    return Table(["Taken", "Reason", "Size", "File"], rows, numeric=[False, False, True, False])
+
+
+def _checkpoint_position(c: dict) -> str:
+    # the event's epoch is where training continues from (0-based): after that many epochs,
+    # or inside the next one when batch > 0
+    e, b = c.get("epoch"), c.get("batch")
+    if not isinstance(e, int):
+        return "–"
+    if isinstance(b, int) and b > 0:
+        return f"epoch {e + 1}, batch {b}"
+    return f"after epoch {e}" if e > 0 else "before epoch 1"
 
 
 # ------------------------------------------------------------------ rendering
@@ -446,7 +441,7 @@ def render_html(model, figures: dict[str, Figure], *, image_src: Callable[[Figur
     """The whole report as one HTML document."""
     s = model.summary()
     generated = generated or _dt.datetime.now(_dt.timezone.utc)
-    started = (model.run_started or {}).get("time")
+    started = model.timing()["first_start"] if hasattr(model, "timing") else (model.run_started or {}).get("time")
 
     def fig(key: str, missing: str) -> str:
         return _figure_html(figures[key], image_src, image_width) if key in figures else f'<p class="empty">{missing}</p>'
@@ -511,6 +506,7 @@ def render_html(model, figures: dict[str, Figure], *, image_src: Callable[[Figur
         f"{s.get('model') or '?'} on {s.get('dataset') or '?'}",
         f"device {s.get('device')}" if s.get("device") else "",
         f"started {_fmt_time(started)}" if _finite(started) else "",
+        _resumes_text(model),
     ) if x)
     values = {
         "title": html.escape(f"SpFDE report · {model.name}"),

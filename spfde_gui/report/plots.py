@@ -13,9 +13,11 @@ import numpy as np
 # Figure size in scene pixels; exported at EXPORT_SCALE x for crisp print.
 FIG_W, FIG_H = 900, 380
 EXPORT_SCALE = 2
-# A restrained palette that survives greyscale printing.
-BLUE, ORANGE, GREEN, RED, PURPLE, GREY = "#1f5fa8", "#e07b1a", "#2e8b57", "#c0392b", "#7b4fa0", "#9aa3ad"
-SOURCE_COLOURS = {"spent": BLUE, "sparsity": GREY, "freeze": ORANGE, "sieve": GREEN}
+# The window's palette (spfde_gui.palette): a source or series has one colour in both.
+from spfde_gui.palette import ACTIVE_BLOCK, FROZEN, GREY, SIEVE_COLORS, TEST, TRAIN  # noqa: E402
+from spfde_gui.palette import BLUE, ORANGE  # noqa: E402
+from spfde_gui.fmt import shown_epoch  # noqa: E402
+from spfde_gui.palette import SOURCE_COLORS as SOURCE_COLOURS  # noqa: E402
 
 
 def ensure_app():
@@ -56,23 +58,26 @@ def _layout(pg):
     win.resize(FIG_W, FIG_H)
     win.ci.setContentsMargins(6, 6, 14, 6)
     font = QFont()
-    font.setPointSizeF(8.5)
+    font.setPointSizeF(9.5)
     return win, font
 
 
 def _style(plot, font, title: str, xlabel: str, ylabel: str):
-    plot.setTitle(f"<span style='font-size:10.5pt; color:#222'>{title}</span>")
+    plot.setTitle(f"<span style='font-size:11.5pt; color:#222'>{title}</span>")
     for side, label in (("bottom", xlabel), ("left", ylabel)):
         ax = plot.getAxis(side)
         ax.setTickFont(font)
         ax.setPen("#888888")
         ax.setTextPen("#444444")
-        ax.setLabel(f"<span style='font-size:9pt'>{label}</span>")
+        ax.setLabel(f"<span style='font-size:10pt'>{label}</span>")
     plot.showGrid(x=True, y=True, alpha=0.15)
 
 
 def _legend(plot, left: bool = False):
-    leg = plot.addLegend(offset=(8 if left else -8, 8), labelTextSize="10pt", labelTextColor="#333333")
+    # The exporter scales the plots EXPORT_SCALE times but not the legend's text items: size
+    # those for the exported image, so they read like the axis labels in the PDF.
+    leg = plot.addLegend(offset=(8 if left else -8, 8), labelTextSize=f"{10 * EXPORT_SCALE}pt",
+                         labelTextColor="#333333", verSpacing=-2)
     leg.setBrush((255, 255, 255, 220))
     leg.setPen("#cccccc")
     return leg
@@ -141,19 +146,19 @@ def accuracy_loss(model) -> bytes | None:
         return None
     pg = _pg()
     win, font = _layout(pg)
-    ep = model.column("epoch")
+    ep = model.epoch_axis()       # epochs counted from 1, as everywhere
     acc = win.addPlot()
     _style(acc, font, "Accuracy", "epoch", "accuracy (%)")
     _legend(acc)
     tr_acc, te_acc = percent(model.column("train_acc")), percent(model.column("test_acc"))
-    _line(pg, acc, ep, tr_acc, BLUE, "train")
-    _line(pg, acc, ep, te_acc, ORANGE, "test")
+    _line(pg, acc, ep, tr_acc, TRAIN, "train", dash=True)
+    _line(pg, acc, ep, te_acc, TEST, "test")
     _headroom(acc, tr_acc, te_acc)
     loss = win.addPlot()
     _style(loss, font, "Loss", "epoch", "cross-entropy")
     _legend(loss)
-    _line(pg, loss, ep, model.column("train_loss"), BLUE, "train")
-    _line(pg, loss, ep, model.column("test_loss"), ORANGE, "test")
+    _line(pg, loss, ep, model.column("train_loss"), TRAIN, "train", dash=True)
+    _line(pg, loss, ep, model.column("test_loss"), TEST, "test")
     _headroom(loss, model.column("train_loss"), model.column("test_loss"))
     return _export(win)
 
@@ -186,7 +191,7 @@ def flops_by_source(model) -> bytes | None:
     """Per-epoch training FLOPs, stacked: spent, then saved by sparsity, freezing and sieving."""
     if model.n_epochs == 0:
         return None
-    ep = model.column("epoch").astype(float)
+    ep = model.epoch_axis().astype(float)
     parts = {}
     for key, col in (("spent", "flops_spent"), ("sparsity", "saved_sparsity"),
                      ("freeze", "saved_freeze"), ("sieve", "saved_sieve")):
@@ -228,21 +233,21 @@ def freeze_timeline(model, planned: dict[str, int] | None) -> bytes | None:
     win.resize(FIG_W, min(h, 900))
     plot = win.addPlot()
     _style(plot, font, "Freeze timeline (filled: frozen; marker: planned freeze epoch)", "epoch", "")
-    epochs = model.column("epoch").astype(float)
+    epochs = model.epoch_axis().astype(float)
     n_blocks = len(names)
     # Row 0 (top) is the first block; y runs downwards in the drawing order.
     for b in range(n_blocks):
         y = n_blocks - 1 - b
         plot.addItem(pg.BarGraphItem(x0=[epochs.min() - 0.5 if len(epochs) else 0], y0=[y - 0.35],
-                                     width=[len(epochs)], height=[0.7], brush="#eef1f5", pen=None))
+                                     width=[len(epochs)], height=[0.7], brush=ACTIVE_BLOCK, pen=None))
         row = frozen[b]
         xs = epochs[row[: len(epochs)]] if len(epochs) else np.array([])
         if xs.size:
             plot.addItem(pg.BarGraphItem(x=xs, y0=np.full(xs.size, y - 0.35), width=1.0, height=0.7,
-                                         brush=ORANGE, pen=None))
+                                         brush=FROZEN, pen=None))
         if planned and names[b] in planned and planned[names[b]] is not None:
-            plot.plot([planned[names[b]]], [y], pen=None, symbol="t", symbolSize=10,
-                      symbolBrush=None, symbolPen=pg.mkPen(BLUE, width=2))
+            plot.plot([planned[names[b]] + 1], [y], pen=None, symbol="t", symbolSize=10,
+                      symbolBrush=None, symbolPen=pg.mkPen(ORANGE, width=2))
     ax = plot.getAxis("left")
     ax.setTicks([[(n_blocks - 1 - b, names[b]) for b in range(n_blocks)]])
     ax.setStyle(tickLength=0)
@@ -274,12 +279,13 @@ def sieve_sizes(model) -> bytes | None:
     pg = _pg()
     win, font = _layout(pg)
     plot = win.addPlot()
-    _style(plot, font, "Data sieve: active and removed set sizes", "epoch", "samples")
+    _style(plot, font, "Data sieve: active, removed and still-waiting samples", "epoch", "samples")
     _legend(plot)
-    ep = np.array([u.get("epoch", np.nan) for u in ups], float)
+    ep = np.array([u.get("epoch", np.nan) for u in ups], float) + 1   # the epoch it starts
     series = []
-    for key, colour, name in (("active_size", BLUE, "active"), ("removed_size", ORANGE, "removed"),
-                              ("initial_waiting", GREEN, "initially removed, still waiting")):
+    for key, colour, name in (("active_size", SIEVE_COLORS["active_size"], "active"),
+                              ("removed_size", SIEVE_COLORS["removed_size"], "removed"),
+                              ("initial_waiting", SIEVE_COLORS["initial_waiting"], "still waiting")):
         vals = np.array([u.get(key, np.nan) if u.get(key) is not None else np.nan for u in ups], float)
         _line(pg, plot, ep, vals, colour, name, dash=key == "initial_waiting")
         series.append(vals)
@@ -288,11 +294,14 @@ def sieve_sizes(model) -> bytes | None:
     edges, counts = hist.get("edges"), hist.get("counts")
     if edges and counts and len(edges) == len(counts) + 1:
         hp = win.addPlot()
-        _style(hp, font, f"Forgetting counts of the active set (epoch {ups[-1].get('epoch', '?')})",
+        _style(hp, font, f"Forgetting counts of the active set (epoch {shown_epoch(ups[-1].get('epoch'))})",
                "forgetting count", "samples")
         e = np.asarray(edges, float)
+        if np.allclose(np.diff(e), 1) and len(e) <= 31:
+            # integer counts: one labelled tick per bar, never half steps
+            hp.getAxis("bottom").setTicks([[(float(v) + 0.45, str(int(v))) for v in e[:-1]], []])
         hp.addItem(pg.BarGraphItem(x0=e[:-1], width=np.diff(e) * 0.9, y0=0, height=np.asarray(counts, float),
-                                   brush=PURPLE, pen=None))
+                                   brush=SIEVE_COLORS["histogram"], pen=None))
     return _export(win)
 
 

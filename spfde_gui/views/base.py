@@ -14,12 +14,12 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QStackedWidget, QVBoxLayout, QWidget
 
+from spfde_gui.palette import SERIES
 from spfde_gui.run_model import RunModel
 
 pg.setConfigOptions(antialias=False, background="w", foreground="#333", imageAxisOrder="row-major")
 
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22"]
+PALETTE = SERIES   # the shared series colours (spfde_gui.palette)
 
 
 def curve(plot: pg.PlotItem, color: str, name: str | None = None, width: float = 1.6,
@@ -165,7 +165,8 @@ def finite_xy(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_plot(layout: pg.GraphicsLayoutWidget, row: int, col: int, title: str, xlabel: str,
-              ylabel: str, legend: bool = True, legend_bottom: bool = False) -> pg.PlotItem:
+              ylabel: str, legend: bool = True, legend_bottom: bool = False,
+              legend_left: bool = False) -> pg.PlotItem:
     p = layout.addPlot(row=row, col=col, title=title)
     # FLOPs axes keep SI prefixes (GFLOPs, TFLOPs); epochs, %, samples read better plain
     for side, text in (("bottom", xlabel), ("left", ylabel)):
@@ -178,9 +179,31 @@ def make_plot(layout: pg.GraphicsLayoutWidget, row: int, col: int, title: str, x
     p.setMenuEnabled(True)
     if legend:
         # rising curves (accuracy) leave the bottom right free, falling ones the top right
-        p.addLegend(offset=(-8, -8) if legend_bottom else (-8, 8), labelTextSize="8pt",
+        # (curves rising from the origin, e.g. cumulative FLOPs, leave the top left free)
+        p.addLegend(offset=(8 if legend_left else -8, -8 if legend_bottom else 8), labelTextSize="8pt",
                     brush=pg.mkBrush(255, 255, 255, 200))
     return p
+
+
+def keep_headroom(plot: pg.PlotItem) -> None:
+    """Let ``apply_headroom`` keep room above the data for the legend, until the user zooms."""
+    plot._headroom = True
+    plot.vb.sigRangeChangedManually.connect(lambda *_a: setattr(plot, "_headroom", False))
+
+
+def apply_headroom(plot: pg.PlotItem, *series, top: float = 0.45, bottom: float = 0.05) -> None:
+    """y range = the data plus ``top`` of its span above it (``bottom`` below): a legend in
+    that corner covers no curve (flat live lines included)."""
+    if not getattr(plot, "_headroom", False):
+        return
+    vals = [np.asarray(s, float) for s in series if s is not None and len(s)]
+    vals = [v[np.isfinite(v)] for v in vals]
+    vals = [v for v in vals if v.size]
+    if not vals:
+        return
+    lo, hi = min(float(v.min()) for v in vals), max(float(v.max()) for v in vals)
+    span = hi - lo or abs(hi) * 0.1 or 1.0
+    plot.setYRange(lo - bottom * span, hi + top * span, padding=0)
 
 
 class HoverReadout:
@@ -290,7 +313,7 @@ class RunView(QWidget):
         last = m.column("time")[-1:].tobytes() + m.column("test_acc")[-1:].tobytes()
         return (id(m), n, last, m.status, len(m.block_names), len(m.freeze_events),
                 len(m.unfreeze_events), len(m.sieve_updates), id(m.freeze_plan), id(m.projected),
-                id(m.config), id(m.sieve_updates[-1]) if m.sieve_updates else None)
+                id(m.config), id(m.sieve_updates[-1]) if m.sieve_updates else None, m.start_phase)
 
     def has_data(self, m: RunModel) -> bool:
         return m.n_epochs > 0
@@ -298,6 +321,8 @@ class RunView(QWidget):
     def empty_text(self, m: RunModel | None) -> str:
         if m is None:
             return "No run yet.\nLaunch one from the configuration, or open a past run."
+        if m.status == "starting":
+            return f"The engine is starting: {m.start_phase or 'starting'}…\nStop works already."
         return "Waiting for the first epoch…" if m.status == "running" else "This run recorded no epochs."
 
     def redraw(self, m: RunModel) -> None:

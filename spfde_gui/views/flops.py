@@ -7,11 +7,13 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from spfde_gui.cost_preview import SOURCE_COLORS, SOURCE_LABELS, fmt_flops
+from spfde_gui.fmt import fmt_flops
+from spfde_gui.palette import SOURCE_COLORS, SOURCE_LABELS
 from spfde_gui.run_model import RunModel
 from spfde_gui.views.base import HoverReadout, RunView, curve, make_plot, set_long_data
+from engine.payloads import SOURCES
 
-SOURCES = ("sparsity", "freeze", "sieve")
+GREY_DENSE = "#555555"
 
 
 def achieved_fractions(m: RunModel) -> dict[str, float]:
@@ -49,8 +51,9 @@ class FlopsView(RunView):
         self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
         lay.addWidget(self.summary)
         self.glw = pg.GraphicsLayoutWidget()
-        self.cum = make_plot(self.glw, 0, 0, "Cumulative training FLOPs", "epoch", "training FLOPs")
-        self.c_dense = curve(self.cum, "#555555", "dense equivalent", style=Qt.DashLine)
+        self.cum = make_plot(self.glw, 0, 0, "Cumulative training FLOPs", "epoch", "training FLOPs",
+                             legend_left=True)
+        self.c_dense = curve(self.cum, GREY_DENSE, "dense equivalent", style=Qt.DashLine)
         self.c_spent = curve(self.cum, SOURCE_COLORS["spent"], "spent", width=2)
         self.c_saved = {k: curve(self.cum, SOURCE_COLORS[k], SOURCE_LABELS[k]) for k in SOURCES}
         self.c_proj = curve(self.cum, SOURCE_COLORS["spent"], "projected spent", width=1, style=Qt.DotLine)
@@ -76,7 +79,7 @@ class FlopsView(RunView):
         return dense[-1] == dense[-1] or bool(np.isfinite(dense).any())
 
     def redraw(self, m: RunModel) -> None:
-        ep = m.column("epoch")
+        ep = m.epoch_axis()
         set_long_data(self.c_dense, ep, m.column("flops_dense"))
         set_long_data(self.c_spent, ep, m.column("flops_spent"))
         for k, c in self.c_saved.items():
@@ -85,7 +88,7 @@ class FlopsView(RunView):
             self._proj_src = (id(m), id(m.projected))
             proj = _projected_cumulative(m.projected)
             if proj is not None:
-                set_long_data(self.c_proj, np.arange(len(proj), dtype=float), proj)
+                set_long_data(self.c_proj, np.arange(1, len(proj) + 1, dtype=float), proj)
             else:
                 set_long_data(self.c_proj, [], [])
         got, goal = achieved_fractions(m), targets(m)

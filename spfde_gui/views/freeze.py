@@ -6,11 +6,13 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from spfde_gui.fmt import shown_epoch
+from spfde_gui.palette import ACTIVE_BLOCK, FROZEN, NOT_RUN, rgba
 from spfde_gui.run_model import RunModel
 from spfde_gui.views.base import RunView
 
 # 0 = active, 1 = frozen, 2 = not reached yet (actual only)
-LUT = np.array([[198, 230, 196, 255], [59, 111, 182, 255], [240, 240, 240, 255]], dtype=np.uint8)
+LUT = np.array([rgba(ACTIVE_BLOCK), rgba(FROZEN), rgba(NOT_RUN)], dtype=np.uint8)
 
 
 class _Timeline:
@@ -33,11 +35,12 @@ class _Timeline:
     def set(self, mat: np.ndarray, names: list[str]) -> None:
         self.img.setImage(mat, autoLevels=False, levels=[0, 2])
         w, h = max(mat.shape[1], 1), max(mat.shape[0], 1)
-        self.img.setRect(0, 0, w, h)
+        # epoch n (counted from 1) is the cell centred on x = n
+        self.img.setRect(0.5, 0, w, h)
         if (w, h) != self._shape:   # new extent: show it all (the user may zoom in afterwards)
             self._shape = (w, h)
-            self.plot.vb.setLimits(xMin=0, xMax=w, yMin=0, yMax=h)
-            self.plot.setRange(xRange=(0, w), yRange=(0, h), padding=0)
+            self.plot.vb.setLimits(xMin=0.5, xMax=w + 0.5, yMin=0, yMax=h)
+            self.plot.setRange(xRange=(0.5, w + 0.5), yRange=(0, h), padding=0)
         if names != self.names:
             self.names = list(names)
             step = max(1, len(names) // 20)   # keep the axis readable on deep models
@@ -62,9 +65,9 @@ class FreezeView(RunView):
         self.actual.plot.setXLink(self.planned.plot)
         self._proxy = pg.SignalProxy(self.glw.scene().sigMouseMoved, rateLimit=30, slot=self._moved)
         lay.addWidget(self.glw, 1)
-        legend = QLabel("<span style='background:#c6e6c4'>&nbsp;&nbsp;&nbsp;</span> active &nbsp; "
-                        "<span style='background:#3b6fb6'>&nbsp;&nbsp;&nbsp;</span> frozen &nbsp; "
-                        "<span style='background:#f0f0f0'>&nbsp;&nbsp;&nbsp;</span> not run yet")
+        legend = QLabel(f"<span style='background:{ACTIVE_BLOCK}'>&nbsp;&nbsp;&nbsp;</span> active &nbsp; "
+                        f"<span style='background:{FROZEN}'>&nbsp;&nbsp;&nbsp;</span> frozen &nbsp; "
+                        f"<span style='background:{NOT_RUN}'>&nbsp;&nbsp;&nbsp;</span> not run yet")
         lay.addWidget(legend)
         self.set_content(box)
         self._planned_src = None
@@ -103,7 +106,7 @@ class FreezeView(RunView):
         if fp:
             text = (f"Scheme <b>{fp.get('scheme', cfg_freeze.get('scheme', '?'))}</b>, target "
                     f"{100 * float(fp.get('target', 0)):.1f}% of training FLOPs, plan achieves "
-                    f"{100 * float(fp.get('achieved', 0)):.1f}%; freezing starts at epoch <b>{fp.get('start_epoch')}</b>.")
+                    f"{100 * float(fp.get('achieved', 0)):.1f}%; freezing starts at epoch <b>{shown_epoch(fp.get('start_epoch'))}</b>.")
         elif float(cfg_freeze.get("target") or 0) <= 0:
             text = "Layer freezing is off for this run (freeze.target = 0): every block trains every epoch."
         else:
@@ -117,11 +120,11 @@ class FreezeView(RunView):
         for tl in (self.planned, self.actual):
             if tl.plot.sceneBoundingRect().contains(pos):
                 p = tl.plot.vb.mapSceneToView(pos)
-                e, b = int(np.floor(p.x())), int(np.floor(p.y()))
+                e, b = int(np.floor(p.x() - 0.5)), int(np.floor(p.y()))
                 img = tl.img.image
                 if img is not None and 0 <= b < img.shape[0] and 0 <= e < img.shape[1]:
                     state = ("active", "frozen", "not run yet")[int(img[b, e])]
-                    tl.hover.setText(f"{tl.names[b] if b < len(tl.names) else b} · epoch {e}: {state}")
+                    tl.hover.setText(f"{tl.names[b] if b < len(tl.names) else b} · epoch {e + 1}: {state}")
                     tl.hover.setPos(p.x(), p.y())
                     tl.hover.show()
                     continue

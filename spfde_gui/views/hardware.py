@@ -9,10 +9,12 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
-from spfde_gui.cost_preview import fmt_bytes
+from spfde_gui import palette as P
+from spfde_gui.fmt import fmt_bytes
 from spfde_gui.hw_monitor import HardwareMonitor
 from spfde_gui.run_model import RunModel
-from spfde_gui.views.base import HoverReadout, RunView, curve, make_plot, set_long_data
+from spfde_gui.views.base import (HoverReadout, RunView, apply_headroom, curve, keep_headroom, make_plot,
+                                  set_long_data)
 
 HISTORY = 900   # samples kept (15 minutes at 1 Hz)
 
@@ -44,15 +46,17 @@ class HardwareView(RunView):
             self.labels[key] = v
         lay.addLayout(grid)
         self.glw = pg.GraphicsLayoutWidget()
-        self.live_plot = make_plot(self.glw, 0, 0, "Engine process (live)", "seconds", "CPU %")
-        self.c_cpu = curve(self.live_plot, "#1f77b4", "CPU %")
+        self.live_plot = make_plot(self.glw, 0, 0, "Engine process (live)", "seconds", "CPU %", legend=False)
+        self.c_cpu = curve(self.live_plot, P.BLUE, "CPU %")
         self.mem_plot = make_plot(self.glw, 0, 1, "Engine memory (live)", "seconds", "MiB")
-        self.c_rss = curve(self.mem_plot, "#2ca02c", "RSS")
-        self.c_gpu = curve(self.mem_plot, "#d62728", "GPU (process)")
+        self.c_rss = curve(self.mem_plot, P.GREEN, "RSS")
+        self.c_gpu = curve(self.mem_plot, P.RED, "GPU (process)")
         self.epoch_plot = make_plot(self.glw, 1, 0, "Peak memory per epoch (engine)", "epoch", "MiB")
         self.glw.ci.layout.setRowStretchFactor(1, 1)
-        self.c_peak = curve(self.epoch_plot, "#9467bd", "peak")
-        self.c_erss = curve(self.epoch_plot, "#8c564b", "RSS")
+        self.c_peak = curve(self.epoch_plot, P.PURPLE, "peak")
+        self.c_erss = curve(self.epoch_plot, P.BROWN, "RSS")
+        for p in (self.mem_plot, self.epoch_plot):      # the legends sit above the curves
+            keep_headroom(p)
         self.hovers = [HoverReadout(p) for p in (self.live_plot, self.mem_plot, self.epoch_plot)]
         lay.addWidget(self.glw, 1)
         self.set_content(box)
@@ -87,6 +91,7 @@ class HardwareView(RunView):
             self.c_rss.setData(t, self._hist[2, :self._n])
             if self.monitor.has_gpu:
                 self.c_gpu.setData(t, self._hist[3, :self._n])
+            apply_headroom(self.mem_plot, self._hist[2, :self._n], self._hist[3, :self._n])
         return s
 
     def _show_devices(self, s: dict) -> None:
@@ -123,10 +128,11 @@ class HardwareView(RunView):
 
     def redraw(self, m: RunModel) -> None:
         if m.n_epochs:
-            ep = m.column("epoch")
+            ep = m.epoch_axis()
             peak = m.column("memory_peak")
             set_long_data(self.c_peak, ep, peak / 2**20)
             set_long_data(self.c_erss, ep, m.column("memory_rss") / 2**20)
+            apply_headroom(self.epoch_plot, peak / 2**20, m.column("memory_rss") / 2**20)
             top = np.nanmax(peak) if np.isfinite(peak).any() else None
             self.labels["peak"].setText(fmt_bytes(float(top) if top is not None else None))
         else:

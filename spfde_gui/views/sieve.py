@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from spfde_gui.palette import SIEVE_COLORS
 from spfde_gui.run_model import RunModel
+from spfde_gui.tasks import TaskRunner
 from spfde_gui.views.base import HoverReadout, RunView, curve, make_plot, set_long_data
 
 THUMBS = 10       # per row (swapped in / swapped out)
@@ -18,22 +20,17 @@ THUMB_PX = 48
 _SERIES = ("epoch", "active_size", "removed_size", "initial_waiting")
 
 
-class _ThumbSignals(QObject):
-    done = Signal(int, object, object, object)   # request id, in images, out images, error
-
-
-class _ThumbTask(QRunnable):
-    def __init__(self, rid: int, cfg: dict, ins: list, outs: list, signals: _ThumbSignals):
-        super().__init__()
-        self.rid, self.cfg, self.ins, self.outs, self.signals = rid, cfg, ins, outs, signals
-
-    def run(self) -> None:
-        try:
-            from engine.data.sources import sample_image
-            render = lambda idx: [np.ascontiguousarray(sample_image(self.cfg, "train", int(i))) for i in idx]
-            self.signals.done.emit(self.rid, render(self.ins), render(self.outs), None)
-        except Exception as exc:   # a dataset folder that moved, an unreadable file...
-            self.signals.done.emit(self.rid, None, None, f"{type(exc).__name__}: {exc}")
+def _render_thumbs(state, cfg: dict, ins: list, outs: list):
+    """The task: the swapped samples' images, read from the dataset off the GUI thread."""
+    from engine.data.sources import sample_image
+    out = []
+    for idx in (ins, outs):
+        imgs = []
+        for i in idx:
+            state.check()                 # a newer sieve update supersedes this one
+            imgs.append(np.ascontiguousarray(sample_image(cfg, "train", int(i))))
+        out.append(imgs)
+    return out
 
 
 def _pixmap(img: np.ndarray) -> QPixmap:
@@ -48,12 +45,11 @@ class SieveView(RunView):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
-        self._signals = _ThumbSignals()
-        self._signals.done.connect(self._on_thumbs)
+        self.tasks = TaskRunner(self, "thumbnails")
+        self.tasks.done.connect(self._on_thumbs)
+        self.tasks.failed.connect(lambda exc: self.thumb_msg.setText(
+            f"Thumbnails unavailable: {type(exc).__name__}: {exc}"))   # a moved dataset folder...
         self._thumb_for = None
-        self._rid = 0
         self._series = np.zeros((4, 0))
         self._series_src = None
         self._series_drawn = None
@@ -79,12 +75,12 @@ class SieveView(RunView):
         self.glw = pg.GraphicsLayoutWidget()
         self.hist_plot = make_plot(self.glw, 0, 0, "Forgetting counts in the active set", "forgetting events",
                                    "samples", legend=False)
-        self.hist = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#b57edc")
+        self.hist = pg.BarGraphItem(x=[], height=[], width=0.8, brush=SIEVE_COLORS["histogram"])
         self.hist_plot.addItem(self.hist)
         self.size_plot = make_plot(self.glw, 0, 1, "Queue over time", "epoch", "samples")
-        self.c_active = curve(self.size_plot, "#2ca02c", "active")
-        self.c_removed = curve(self.size_plot, "#d62728", "removed")
-        self.c_waiting = curve(self.size_plot, "#ff7f0e", "still waiting")
+        self.c_active = curve(self.size_plot, SIEVE_COLORS["active_size"], "active")
+        self.c_removed = curve(self.size_plot, SIEVE_COLORS["removed_size"], "removed")
+        self.c_waiting = curve(self.size_plot, SIEVE_COLORS["initial_waiting"], "still waiting")
         self.hover = HoverReadout(self.size_plot)
         lay.addWidget(self.glw, 1)
 
@@ -109,25 +105,32 @@ class SieveView(RunView):
         self.set_content(box)
 
     def has_data(self, m: RunModel) -> bool:
-        return bool(m.sieve_updates)
+        # before the first update the initial split is known once the run has started
+        return bool(m.sieve_updates) or initial_split(m) is not None
 
     def empty_text(self, m: RunModel | None) -> str:
         if m is not None and m.config is not None:
             if float(((m.config.get("sieve") or {}).get("ratio")) or 0) <= 0:
                 return "Data sieving is off for this run (sieve.ratio = 0): every epoch trains on the whole set."
-            return "No sieve update yet: the first comes at the start of the run and then every ΔT epochs."
+            return "No sieve update yet. " + first_update_text(m)
         return super().empty_text(m)
 
     def redraw(self, m: RunModel) -> None:
+        if not m.sieve_updates:
+            self._show_initial(m)
+            return
         last = m.sieve_updates[-1]
         for key, lab in self.numbers.items():
             v = last.get(key)
-            lab.setText(f"{v:,}" if isinstance(v, int) else "–")
+            if key == "epoch":
+                lab.setText(_ep(v))
+            else:
+                lab.setText(f"{v:,}" if isinstance(v, int) else "–")
         series = self._series_of(m)
         if series is not self._series_drawn:     # the queue changes only with sieve updates
             self._series_drawn = series
             for i, c in enumerate((self.c_active, self.c_removed, self.c_waiting), start=1):
-                set_long_data(c, series[0], series[i])
+                set_long_data(c, series[0] + 1, series[i])    # epochs shown from 1
             top = np.nanmax(series[1:]) if series.shape[1] and np.isfinite(series[1:]).any() else 1.0
             self.size_plot.setYRange(0, top * 1.35, padding=0)   # headroom for the legend
         h = last.get("histogram") or {}
@@ -149,6 +152,24 @@ class SieveView(RunView):
         self.hist_plot.setTitle("Forgetting counts in the active set"
                                 + (f" ({never:,} never classified correctly)" if isinstance(never, int) else ""))
         self._request_thumbs(m, last)
+
+    def _show_initial(self, m: RunModel) -> None:
+        """Before the first update: the split the run started with, and when the update comes."""
+        active, removed = initial_split(m)
+        circular = _sieve_cfg(m).get("mode", "circular") == "circular"
+        shown = {"active_size": active, "removed_size": removed, "initial_waiting": removed if circular else 0}
+        for key, lab in self.numbers.items():
+            v = shown.get(key)
+            lab.setText(f"{v:,}" if isinstance(v, int) else "–")
+        self.hist.setOpts(x=[], height=[], width=0.9)
+        self._series_drawn = None
+        for c in (self.c_active, self.c_removed, self.c_waiting):
+            set_long_data(c, [], [])
+        for row in self.thumb_labels.values():
+            for lab in row:
+                lab.clear()
+        self._thumb_for = None
+        self.thumb_msg.setText("No sieve update yet. " + first_update_text(m))
 
     def _series_of(self, m: RunModel) -> np.ndarray:
         """epoch, active, removed, waiting per update; extended with new updates only."""
@@ -181,21 +202,63 @@ class SieveView(RunView):
         if not m.config:
             self.thumb_msg.setText("Thumbnails unavailable: the run recorded no configuration.")
             return
-        self._rid += 1
-        self.thumb_msg.setText(f"Samples swapped at epoch {last.get('epoch')} (rendering…)")
-        self._pool.start(_ThumbTask(self._rid, m.config, ins, outs, self._signals))
+        self.thumb_msg.setText(f"Samples swapped at epoch {_ep(last.get('epoch'))} (rendering…)")
+        self.tasks.start(_render_thumbs, m.config, ins, outs)
 
-    def _on_thumbs(self, rid: int, ins, outs, err) -> None:
-        if rid != self._rid:
-            return
-        if err:
-            self.thumb_msg.setText(f"Thumbnails unavailable: {err}")
-            return
+    def _on_thumbs(self, result) -> None:
+        ins, outs = result
         for key, imgs in (("in", ins), ("out", outs)):
             for lab, img in zip(self.thumb_labels[key], imgs):
                 lab.setPixmap(_pixmap(img))
         last = self.model.sieve_updates[-1] if self.model and self.model.sieve_updates else {}
-        self.thumb_msg.setText(f"Samples swapped at epoch {last.get('epoch', '?')} (first {THUMBS} of each)")
+        self.thumb_msg.setText(f"Samples swapped at epoch {_ep(last.get('epoch'))} (first {THUMBS} of each)")
 
     def wait_idle(self, ms: int = 10000) -> None:
-        self._pool.waitForDone(ms)
+        self.tasks.wait(ms / 1000)
+
+    def shutdown(self) -> None:
+        self.tasks.shutdown()
+
+
+def _ep(e) -> str:
+    """An event's 0-based epoch as the studio shows it (1-based, as the CLI counts)."""
+    return str(e + 1) if isinstance(e, int) else "?"
+
+
+def _sieve_cfg(m: RunModel) -> dict:
+    return ((m.config or {}).get("sieve") or {})
+
+
+def initial_split(m: RunModel) -> tuple[int, int] | None:
+    """(active, removed) sizes the run starts with (engine.sieve: round(ratio * N) removed),
+    once the run has started and reported its training set; None when sieving is off."""
+    ratio = _sieve_cfg(m).get("ratio")
+    n = ((m.run_started or {}).get("dataset") or {}).get("train_size")
+    if not isinstance(ratio, (int, float)) or ratio <= 0 or not isinstance(n, int) or n <= 0:
+        return None
+    if _sieve_cfg(m).get("mode", "circular") != "circular":
+        return n, 0                         # oneshot: the whole set until the removal
+    removed = int(round(ratio * n))
+    return n - removed, removed
+
+
+def first_update_text(m: RunModel) -> str:
+    """When the first sieve update comes, counted from 1 as everywhere in the studio."""
+    cfg = m.config or {}
+    sv = _sieve_cfg(m)
+    epochs = cfg.get("epochs")
+    if sv.get("mode", "circular") == "oneshot":
+        at = sv.get("oneshot_epoch")
+        if not isinstance(at, int) and isinstance(epochs, int):
+            from types import SimpleNamespace
+
+            from engine.config import sieve_oneshot_epoch   # the engine's default rule
+            at = sieve_oneshot_epoch(SimpleNamespace(epochs=epochs, sieve=SimpleNamespace(oneshot_epoch=None)))
+        return (f"The one-shot removal comes at the start of epoch {_ep(at)}; until then every "
+                "epoch trains on the whole set." if isinstance(at, int) else "")
+    iv = cfg.get("interval")
+    if not isinstance(iv, int):
+        return "The first update comes after ΔT epochs."
+    when = f"at the start of epoch {iv + 1}" if not isinstance(epochs, int) or iv < epochs else \
+        "never in this run (ΔT is not smaller than the number of epochs)"
+    return f"The first update comes {when}, then every ΔT = {iv} epochs; until then the initial split trains."

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
-from spfde_gui.cost_preview import fmt_flops
-from spfde_gui.run_model import RunModel
-from spfde_gui.views.base import PALETTE, HoverReadout, RunView, curve, drop_curve, make_plot, set_long_data
+from spfde_gui.fmt import fmt_flops
+from spfde_gui.run_model import RunModel, config_value, differing_fields
+from spfde_gui.views.base import (PALETTE, HoverReadout, RunView, apply_headroom, curve, drop_curve, keep_headroom,
+                                  make_plot, set_long_data)
 
-TRAIN, TEST = "#1f77b4", "#d62728"
+from spfde_gui.palette import TEST, TRAIN
 
 
 class TrainingView(RunView):
@@ -35,6 +36,9 @@ class TrainingView(RunView):
             self.curves[key] = (x, [(curve(plot, TRAIN, "train", style=Qt.DashLine), "train_" + col),
                                     (curve(plot, TEST, "test"), "test_" + col)])
         self._flops_pinned = False
+        for p in (self.acc_ep, self.acc_fl, self.loss_ep, self.loss_fl):   # room for the legends
+            keep_headroom(p)
+        self._int_ticks = None
         self.hovers = [HoverReadout(self.acc_ep), HoverReadout(self.loss_ep),
                        HoverReadout(self.acc_fl, fmt_flops), HoverReadout(self.loss_fl, fmt_flops)]
         self.set_content(self.glw)
@@ -60,7 +64,7 @@ class TrainingView(RunView):
 
     def redraw(self, m: RunModel) -> None:
         for xname, items in self.curves.values():
-            x = m.column(xname)
+            x = m.epoch_axis() if xname == "epoch" else m.column(xname)
             for item, yname in items:
                 set_long_data(item, x, _scaled(m, yname))
         # One epoch is one x value: auto-range would zoom to +-0.5 FLOPs around it and print
@@ -72,20 +76,71 @@ class TrainingView(RunView):
         elif self._flops_pinned:
             self.acc_fl.enableAutoRange(axis="x")
             self._flops_pinned = False
+        for p in (self.acc_ep, self.acc_fl, self.loss_ep, self.loss_fl):   # room for the legends
+            keep_headroom(p)
+        self._int_ticks = None
         if self._overlays_dirty:
             self._draw_overlays()
             self._overlays_dirty = False
+        # the accuracy legends sit bottom right, one row per curve: keep that strip free
+        accs = [_scaled(r, c) for r in [m, *self.overlays] for c in ("train_acc", "test_acc")]
+        rows = 2 + len(self.overlays)
+        for p in (self.acc_ep, self.acc_fl):
+            # the legend's height as a fraction of the plot's, turned into room below the data
+            f = min(0.6, (rows * 22 + 36) / max(p.vb.height(), 120.0))
+            apply_headroom(p, *accs, top=0.05, bottom=f * 1.05 / (1 - f))
+        losses = [m.column("train_loss"), m.column("test_loss")]
+        for p in (self.loss_ep, self.loss_fl):   # the loss legends sit top right, above the curves
+            f = min(0.6, (2 * 22 + 36) / max(p.vb.height(), 120.0))
+            apply_headroom(p, *losses, top=f * 1.05 / (1 - f))
+        # a few epochs: whole-epoch ticks, not 1.2, 1.4...
+        few = m.n_epochs <= 12
+        if few != self._int_ticks:
+            self._int_ticks = few
+            for p in (self.acc_ep, self.loss_ep):
+                p.getAxis("bottom").setTickSpacing(*((1, 1) if few else ()))
 
     def _draw_overlays(self) -> None:
         for plot, item in self._overlay_items:
             drop_curve(plot, item)
         self._overlay_items = []
+        labels = compare_labels([self.model] + list(self.overlays)) if self.model is not None else {}
+        # compared, every test curve is named alike: this run's too (not plain "test")
+        mine = labels.get(id(self.model))
+        for key in ("acc_ep", "acc_fl"):
+            item = self.curves[key][1][1][0]
+            _rename(item, f"{mine} (test)" if self.overlays and mine else "test")
         for i, o in enumerate(self.overlays):
             color = PALETTE[(i + 2) % len(PALETTE)]
             for plot, xname in ((self.acc_ep, "epoch"), (self.acc_fl, "flops_spent")):
-                item = curve(plot, color, f"{o.name} (test)", width=1.3)
-                set_long_data(item, o.column(xname), _scaled(o, "test_acc"))
+                item = curve(plot, color, f"{labels.get(id(o), o.name)} (test)", width=1.3)
+                set_long_data(item, o.epoch_axis() if xname == "epoch" else o.column(xname), _scaled(o, "test_acc"))
                 self._overlay_items.append((plot, item))
+
+
+def _rename(item, name: str) -> None:
+    """A curve's legend entry, renamed in place (pyqtgraph has no call for it)."""
+    if item.name() == name:
+        return
+    item.opts["name"] = name
+    legend = item.getViewBox().parentItem().legend if item.getViewBox() is not None else None
+    if legend is not None:
+        for sample, label in legend.items:
+            if sample.item is item:
+                label.setText(name)
+                legend.updateSize()
+
+
+def compare_labels(models: list[RunModel]) -> dict[int, str]:
+    """id(model) -> its run folder and the settings that differ between the compared runs,
+    e.g. "demo-0003 · sparsity.target=0.8" (two runs of one preset share a name)."""
+    keys = differing_fields([m.config for m in models])
+    out = {}
+    for m in models:
+        folder = m.run_dir.name if m.run_dir is not None else m.name
+        diff = ", ".join(f"{k}={config_value(m.config, k)}" for k in keys)
+        out[id(m)] = f"{folder} · {diff}" if diff else folder
+    return out
 
 
 def _scaled(m: RunModel, name: str):
