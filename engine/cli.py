@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="start a new run")
     _add_config_args(p)
     p.add_argument("--run-dir", help="folder in which the run directory is created (default: the config's run_dir)")
+    # A torchrun worker started by `run` joins the run directory its launcher created.
+    p.add_argument("--attach", help=argparse.SUPPRESS)
     _add_supervision_args(p)
     p = sub.add_parser("resume", help="continue a stopped or killed run from its last checkpoint")
     p.add_argument("run_dir", metavar="RUN_DIR")
@@ -97,37 +99,82 @@ def cmd_run(args) -> int:
     # is a configuration error before any run directory exists, as in `validate`.
     from engine import plan as plan_mod
     plan_mod.project(cfg)
+    if args.attach:                      # a torchrun worker of `run` (engine.distributed.launch)
+        return _train(cfg, Path(args.attach), resume=False, stop_on_eof=args.stop_on_eof,
+                      events_on_tty=args.events, create=None)
+    from engine import distributed
+    if distributed.needs_launch(cfg):
+        d = run_dir_mod.create(cfg, args.run_dir)
+        log.info("run directory %s", d)
+        return _launch(cfg, d, ["run", *args.argv, "--attach", str(d)])
+    if distributed.under_torchrun():     # started by torchrun by hand: rank 0 creates the folder
+        return _train(cfg, None, resume=False, stop_on_eof=args.stop_on_eof, events_on_tty=args.events,
+                      create=lambda: run_dir_mod.create(cfg, args.run_dir))
     d = run_dir_mod.create(cfg, args.run_dir)
     log.info("run directory %s", d)
     return _train(cfg, d, resume=False, stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
 
 
 def cmd_resume(args) -> int:
+    from engine import distributed
     from engine import run_dir as run_dir_mod
     d = Path(args.run_dir)
-    cfg = run_dir_mod.read_config(d)
+    try:
+        cfg = run_dir_mod.read_config(d)
+    except ConfigError:
+        if not distributed.under_torchrun() or int(os.environ.get("RANK", "0")) == 0:
+            raise
+        cfg = None                       # another node: rank 0's configuration arrives by broadcast
+    if cfg is not None and distributed.needs_launch(cfg):
+        return _launch(cfg, d, ["resume", *args.argv])
     return _train(cfg, d, resume=True, stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
 
 
-def _train(cfg, run_dir: Path, resume: bool, stop_on_eof: bool = False, events_on_tty: bool = False) -> int:
+def _launch(cfg, run_dir: Path, worker_argv: list[str]) -> int:
+    from engine import distributed
+    rc = distributed.launch(cfg, run_dir, worker_argv)
+    return EXIT_OK if rc == 0 else EXIT_FAILED
+
+
+def _train(cfg, run_dir: Path | None, resume: bool, stop_on_eof: bool = False, events_on_tty: bool = False,
+           create=None) -> int:
+    from engine import distributed
     from engine.commands import CommandChannel
     from engine.telemetry import Emitter
-    emitter = Emitter(run_dir, stream_events=True if events_on_tty else None)
+    if distributed.under_torchrun():
+        # Rank 0 decides the configuration and the run directory; the others follow it.
+        dist = distributed.init(cfg if cfg is not None else config_mod.RunConfig())
+        if dist.enabled:
+            cfg = config_mod.from_dict(dist.broadcast_object(cfg.to_dict() if dist.is_primary else None))
+        if create is not None:
+            run_dir = Path(dist.broadcast_object(str(create()) if dist.is_primary else None))
+    else:
+        dist = distributed.Single()
+    primary = dist.is_primary
+    emitter = Emitter(run_dir, stream_events=True if events_on_tty else None) if primary else distributed.NullEmitter()
     commands = CommandChannel()
-    commands.start_stdin(stop_on_eof=stop_on_eof)
+    if primary:                          # stdin belongs to rank 0; signals reach every rank
+        commands.start_stdin(stop_on_eof=stop_on_eof)
     commands.install_signal_handlers()
+    if dist.enabled:
+        emitter = dist.guard(emitter)
     try:
+        if dist.enabled:
+            dist.start(run_dir)
         from engine.trainer import Trainer   # torch is imported here, not before
-        trainer = Trainer(cfg, run_dir, emitter, commands)
+        trainer = Trainer(cfg, run_dir, emitter, commands, dist=dist)
         if resume:
             trainer.load_checkpoint()
         status = trainer.fit()
+        dist.finish()                    # every rank got here: the watchdog may stop
         log.info("run %s: %s", status, run_dir)
         return EXIT_OK
     except KeyboardInterrupt:
         emitter.emit("error", message="interrupted (second Ctrl-C)", traceback=traceback.format_exc())
         return 130
     except Exception as exc:  # noqa: BLE001 - every failure becomes an error event
+        if dist.enabled and not isinstance(exc, ConfigError):
+            dist.failure(exc)            # names a rank that died, saves the last epoch; exits
         msg = f"{type(exc).__name__}: {exc}" if not isinstance(exc, (ConfigError,)) else str(exc)
         log.error("run failed: %s", msg)
         emitter.emit("error", message=msg, traceback=traceback.format_exc())
@@ -135,6 +182,7 @@ def _train(cfg, run_dir: Path, resume: bool, stop_on_eof: bool = False, events_o
     finally:
         commands.restore_signal_handlers()
         emitter.close()
+        dist.close()
 
 
 COMMANDS = {"run": cmd_run, "resume": cmd_resume, "validate": cmd_validate, "plan": cmd_plan}
@@ -143,7 +191,9 @@ COMMANDS = {"run": cmd_run, "resume": cmd_resume, "validate": cmd_validate, "pla
 def main(argv: list[str] | None = None) -> int:
     from engine.telemetry import setup_logging
     setup_logging()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv[1:] if argv and argv[0] == args.command else argv
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:

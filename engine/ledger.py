@@ -43,7 +43,9 @@ class Ledger(Component):
         self._resume = None
 
     def on_batch_end(self, trainer, indices, correct, loss) -> None:
-        self.epoch_samples += len(indices)
+        # The global batch (every rank's samples) under distributed training, so each rank's
+        # ledger holds the job's count; the trainer sets it per batch.
+        self.epoch_samples += getattr(trainer, "global_batch", 0) or len(indices)
 
     def epoch_entry(self, densities: dict, frozen_prefix: int, samples: int) -> dict:
         """One epoch's {spent, dense, saved} for ``samples`` trained at these densities."""
