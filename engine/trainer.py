@@ -261,6 +261,8 @@ class Trainer:
             if want_checkpoint:
                 self._checkpoint("command", mid_epoch=True,
                                  partial=(loss_sum, correct_sum, seen, elapsed + time.monotonic() - t_start))
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)   # the epoch's time includes its queued kernels
         train_time = elapsed + time.monotonic() - t_start
         loss_sum, correct_sum, seen = dist.sum_stats(loss_sum, correct_sum, seen)
 
