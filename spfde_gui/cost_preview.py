@@ -64,6 +64,18 @@ class StackedBar(QWidget):
         p.end()
 
 
+def per_gpu(cfg: cfgmod.RunConfig, project) -> dict | None:
+    """Batch and projected peak memory of each process when the run is distributed (the
+    configured batch is the global one, split evenly); None for one process."""
+    world = cfgmod.world_size(cfg)
+    if world <= 1:
+        return None
+    per = max(1, cfg.batch_size // world)
+    one = cfg.replace(**{"batch_size": per, "distributed.nproc_per_node": 1, "distributed.nnodes": 1,
+                         "distributed.gpus": None})
+    return {"processes": world, "batch_size": per, "peak_bytes": project(one)["memory"]["peak_bytes"]}
+
+
 class _Signals(QObject):
     done = Signal(int, object, str)   # sequence, result ({} on error), error text ("" if none)
 
@@ -77,6 +89,7 @@ class _ProjectTask(QRunnable):
         try:
             from engine import plan
             res = plan.project(self.cfg)
+            res["per_gpu"] = per_gpu(self.cfg, plan.project)
             self.signals.done.emit(self.seq, res, "")
         except cfgmod.ConfigError as exc:
             self.signals.done.emit(self.seq, {}, "; ".join(f"{f}: {m}" for f, m in exc.errors))
@@ -114,7 +127,8 @@ class CostPreview(QWidget):
         self.values: dict[str, QLabel] = {}
         rows = [("spent", "Training FLOPs"), ("dense", "Dense equivalent"), ("sparsity", SOURCE_LABELS["sparsity"]),
                 ("freeze", SOURCE_LABELS["freeze"]), ("sieve", SOURCE_LABELS["sieve"]),
-                ("peak", "Peak memory"), ("average", "Average memory"), ("freeze_start", "Freeze starts at epoch")]
+                ("peak", "Peak memory"), ("average", "Average memory"), ("freeze_start", "Freeze starts at epoch"),
+                ("per_gpu", "Per GPU (process)")]
         for i, (key, text) in enumerate(rows):
             sw = QLabel()
             if key in SOURCE_COLORS:
@@ -174,6 +188,9 @@ class CostPreview(QWidget):
             self.values[k].setText(fmt_flops(saved.get(k)) + pct(saved.get(k) or 0.0))
         self.values["peak"].setText(fmt_bytes(m.get("peak_bytes")))
         self.values["average"].setText(fmt_bytes(m.get("average_bytes")))
+        pg = res.get("per_gpu") or {}
+        self.values["per_gpu"].setText(f"{pg['processes']} x batch {pg['batch_size']}, peak {fmt_bytes(pg['peak_bytes'])}"
+                                       if pg else "1 process")
         fp = res.get("freeze_plan")
         self.values["freeze_start"].setText(str(fp.get("start_epoch")) if fp else "off")
         self.bar.set_parts([("spent", f.get("total") or 0.0)] + [(k, saved.get(k) or 0.0) for k in ("sparsity", "freeze", "sieve")])
