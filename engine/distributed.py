@@ -113,8 +113,22 @@ def launch(cfg, run_dir: Path, worker_argv: list[str]) -> int:
         for s, h in old.items():
             signal.signal(s, h)
     if rc != 0:
+        # torchrun exits non-zero after passing on a signal even when every worker stopped
+        # cleanly; the run's own last event says how it ended.
+        if _last_event(run_dir) == "run_finished":
+            return 0
         _post_mortem(run_dir, rc)
     return rc
+
+
+def _last_event(run_dir: Path) -> str | None:
+    from engine.events import read_events
+    last = None
+    path = Path(run_dir) / "events.jsonl"
+    if path.is_file():
+        for ev in read_events(path):
+            last = ev.get("event")
+    return last
 
 
 def _die_with_parent() -> None:
@@ -127,14 +141,8 @@ def _die_with_parent() -> None:
 
 
 def _post_mortem(run_dir: Path, rc: int) -> None:
-    from engine.events import read_events
     from engine.telemetry import Emitter
-    last = None
-    path = Path(run_dir) / "events.jsonl"
-    if path.is_file():
-        for ev in read_events(path):
-            last = ev.get("event")
-    if last in ("error", "run_finished"):
+    if _last_event(run_dir) in ("error", "run_finished"):
         return
     em = Emitter(run_dir)
     try:
