@@ -49,7 +49,7 @@ case "$CUDA" in 0|1) ;; *) CUDA=0; NGPU=0 ;; esac
 T0=$(date +%s)
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "host: $(hostname), $(nproc --all) CPU cores"
+  echo "host: $(cat /proc/sys/kernel/hostname 2>/dev/null), $(nproc --all) CPU cores, $(free -g 2>/dev/null | awk '/Mem:/{print $2" GiB RAM"}')"
   echo "python: $("$PY" --version 2>&1)"
   echo "probe: $PROBE"
   echo "cuda available: $CUDA, devices: $NGPU"
@@ -59,7 +59,7 @@ T0=$(date +%s)
 
 COMMON=(--set checkpoint.every=0)
 if [ "$CUDA" = "1" ]; then
-  part cuda_tests 120 "CUDA-only tests (pytest -m cuda)" -- \
+  part cuda_tests 150 "CUDA-only tests (pytest -m cuda)" -- \
     "$PY" -m pytest -v -p no:cacheprovider -m cuda tests/test_cuda.py -o addopts="" -W ignore::pytest.PytestConfigWarning
   part nvml 20 "NVML readout (spfde_gui.gpu_info, the Qt-free part of the hardware monitor)" -- \
     "$PY" -m spfde_gui.gpu_info
