@@ -95,10 +95,11 @@ def test_nvml_sees_this_process():
     gpus, why = list_gpus()
     assert why is None and len(gpus) == torch.cuda.device_count()
     g = gpus[torch.cuda.current_device()]
-    assert g.total_bytes > 0 and g.used_bytes > 0 and g.name
-    pids = {p.pid for p in g.processes}
-    # Inside a container NVML may report host pids; then at least one process is listed.
-    assert os.getpid() in pids or g.processes, (os.getpid(), pids)
+    assert g.name and g.total_bytes >= g.used_bytes >= 64 * 2**20      # our 64 MiB at least
+    assert g.util_percent is None or 0 <= g.util_percent <= 100
+    # The process list is best effort: inside a container NVML often lists host pids or none
+    # (the nvml part of gpu_check.sh prints what it sees).
+    assert all(p.pid > 0 for p in g.processes)
     del x
 
 
