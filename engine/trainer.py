@@ -250,7 +250,7 @@ class Trainer:
             now = time.monotonic()
             if now - t_mark >= 0.5 and emitter.progress(
                     epoch, b + 1, batches, loss_fn=lambda: float(loss_sum.item() / max(1, seen)),
-                    images_per_s=(seen - seen_mark) / max(1e-9, now - t_mark)):
+                    images_per_s=(seen - seen_mark) * dist.world / max(1e-9, now - t_mark)):
                 t_mark, seen_mark = now, seen
                 self._sample_rss()
             stop, want_checkpoint = dist.poll(commands, b)
