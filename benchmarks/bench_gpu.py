@@ -88,8 +88,10 @@ def cmd_speed(a) -> None:
         print(f"<!-- {prec} cl={cl}: epochs {[round(x) for x in rates]}, {time.monotonic() - t0:.0f} s -->", flush=True)
 
 
-def run_cli(cfg_path: Path, runs: Path, nproc: int, extra: list[str]) -> tuple[list[float], int, str]:
+def run_cli(cfg_path: Path, runs: Path, nproc: int, extra: list[str], cpu: bool = False) -> tuple[list[float], int, str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    if cpu:   # one thread per process for every count: scaling by processes, not by threads
+        env["OMP_NUM_THREADS"] = "1"
     cmd = [sys.executable, "-m", "engine", "run", "--config", str(cfg_path), "--run-dir", str(runs),
            "--set", f"distributed.nproc_per_node={nproc}", *extra]
     p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -106,7 +108,7 @@ def cmd_ddp(a) -> None:
         n = a.nproc
     print(f"### DDP scaling: {a.model} x{a.width:g}, {a.image_size}px, {a.train_size} synthetic images, global batch "
           f"{a.batch_size}, precision {a.precision}, {a.epochs} epochs (first discarded)\n")
-    print(f"Machine: {machine(a.device)}; backend {'nccl' if cuda else 'gloo'}; torch {torch.__version__}; "
+    print(f"Machine: {machine(a.device)}; backend {'nccl' if cuda else 'gloo, 1 thread per process'}; torch {torch.__version__}; "
           f"load average {os.getloadavg()[0]:.2f}\n")
     cfg = make_cfg(a, precision=a.precision)
     with tempfile.TemporaryDirectory() as tmp:
@@ -117,7 +119,7 @@ def cmd_ddp(a) -> None:
         one = None
         for k in ([1, n] if n > 1 else [1]):
             extra = [] if a.batch_size % k == 0 else ["--set", f"batch_size={a.batch_size // k * k}"]
-            rates, rc, err = run_cli(path, Path(tmp) / "runs", k, extra)
+            rates, rc, err = run_cli(path, Path(tmp) / "runs", k, extra, cpu=not cuda)
             if rc != 0 or not rates:
                 print(f"| {k} | failed (exit {rc}) | | |\n\n```\n{err}\n```")
                 continue
