@@ -70,7 +70,7 @@ if [ "$CUDA" = "1" ]; then
   part freezing_fp32 60 "layer freezing, 2x ResNet-32, fp32: time saved vs FLOPs saved" -- \
     "$PY" benchmarks/bench_freezing.py --device cuda --model resnet32 --width 2 --image-size 32 --train-size 5000 --batch-size 128 --epochs 16 --interval 1 --rounds 1 --reps 10 --threads 0
   part sieving_fp32 45 "data sieving, 2x ResNet-32, fp32: time saved vs FLOPs saved" -- \
-    "$PY" benchmarks/bench_sieving.py --device cuda --model resnet32 --width 2 --image-size 32 --train-size 20000 --batch-size 128 --epochs 3 --threads 0
+    "$PY" benchmarks/bench_sieving.py --device cuda --model resnet32 --width 2 --image-size 32 --train-size 20000 --batch-size 128 --epochs 3
   part ddp 60 "DDP: images/s with 1 process and with one per GPU ($NGPU)" -- \
     "$PY" benchmarks/bench_gpu.py ddp --model resnet32 --width 2 --image-size 32 --train-size 50000 --classes 100 --batch-size 256 --epochs 3 --precision bf16
   part overhead 40 "engine overhead vs a plain PyTorch loop, 2x ResNet-32, fp32" -- \
@@ -78,7 +78,7 @@ if [ "$CUDA" = "1" ]; then
   part freezing_bf16 45 "layer freezing, 2x ResNet-32, bf16 + channels_last" -- \
     "$PY" benchmarks/bench_freezing.py --device cuda --model resnet32 --width 2 --image-size 32 --train-size 5000 --batch-size 128 --epochs 16 --interval 1 --rounds 1 --reps 10 --threads 0 --set precision=bf16 --set channels_last=true
   part sieving_bf16 40 "data sieving, 2x ResNet-32, bf16 + channels_last" -- \
-    "$PY" benchmarks/bench_sieving.py --device cuda --model resnet32 --width 2 --image-size 32 --train-size 20000 --batch-size 128 --epochs 3 --threads 0 --set precision=bf16 --set channels_last=true
+    "$PY" benchmarks/bench_sieving.py --device cuda --model resnet32 --width 2 --image-size 32 --train-size 20000 --batch-size 128 --epochs 3 --set precision=bf16 --set channels_last=true
 else
   part cuda_tests 60 "CUDA-only tests (pytest -m cuda; all skip without CUDA)" -- \
     "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py -o addopts="" -W ignore::pytest.PytestConfigWarning
