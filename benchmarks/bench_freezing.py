@@ -50,13 +50,18 @@ TARGETS = (0.0, 0.10, 0.15, 0.20, 0.25)
 PAPER_A11 = {0.10: 8.93, 0.15: 13.66, 0.20: 18.83, 0.25: 23.67}
 
 
+def _overrides(a) -> dict:
+    from engine.config import parse_override
+    return dict(parse_override(t) for t in getattr(a, "overrides", []))
+
+
 def make_cfg(a, target: float) -> RunConfig:
     return RunConfig().replace(**{
         "name": f"bench-freeze-{target:g}", "seed": 0, "device": a.device, "epochs": a.epochs,
         "interval": a.interval, "batch_size": a.batch_size, "model.name": a.model, "model.width": a.width,
         "data.image_size": a.image_size, "data.train_size": a.train_size, "data.test_size": 32,
         "data.num_classes": 10, "data.augment": False, "sparsity.target": 0.0, "checkpoint.every": 0,
-        "freeze.target": target})
+        "freeze.target": target, **_overrides(a)})
 
 
 def run_epochs(a, target: float, tmp: Path) -> tuple[list[float], list[dict]]:
@@ -149,6 +154,8 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=20, help="repetitions of each step timing")
     ap.add_argument("--rounds", type=int, default=2, help="whole runs of each target (epoch time = fastest over rounds)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: leave as is; 1 suits a small model on a shared CPU)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra config fields for every run, e.g. precision=bf16 channels_last=true")
     ap.add_argument("--append", action="store_true", help="append the results to docs/benchmarks.md")
     a = ap.parse_args(argv)
     if a.threads:

@@ -45,6 +45,11 @@ RATIOS = (0.0, 0.10, 0.15, 0.20, 0.25)
 PAPER_A12 = {0.10: 9.14, 0.15: 14.38, 0.20: 19.09, 0.25: 24.39}
 
 
+def _overrides(a) -> dict:
+    from engine.config import parse_override
+    return dict(parse_override(t) for t in getattr(a, "overrides", []))
+
+
 def make_cfg(a, ratio: float) -> RunConfig:
     return RunConfig().replace(**{
         "name": f"bench-sieve-{ratio:g}", "seed": 0, "device": a.device, "epochs": a.epochs,
@@ -52,7 +57,7 @@ def make_cfg(a, ratio: float) -> RunConfig:
         "batch_size": a.batch_size, "model.name": a.model, "model.width": a.width,
         "data.image_size": a.image_size, "data.train_size": a.train_size, "data.test_size": 32,
         "data.num_classes": 10, "sparsity.target": 0.0, "checkpoint.every": 0,
-        "sieve.ratio": ratio})
+        "sieve.ratio": ratio, **_overrides(a)})
 
 
 class Timed:
@@ -165,6 +170,8 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1,
                     help="CPU threads (1 gives steadier timings on a shared machine)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra config fields for every run, e.g. precision=bf16 channels_last=true")
     ap.add_argument("--append", action="store_true", help="append the figures to docs/benchmarks.md")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)

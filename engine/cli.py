@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="start a new run")
     _add_config_args(p)
     p.add_argument("--run-dir", help="folder in which the run directory is created (default: the config's run_dir)")
+    # A torchrun worker started by `run` joins the run directory its launcher created.
+    p.add_argument("--attach", help=argparse.SUPPRESS)
     _add_supervision_args(p)
     p = sub.add_parser("resume", help="continue a stopped or killed run from its last checkpoint")
     p.add_argument("run_dir", metavar="RUN_DIR")
@@ -131,15 +133,20 @@ def cmd_plan(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from engine import resources
+    from engine import distributed, resources
     from engine import run_dir as run_dir_mod
     from engine.run_lock import RunLock, RunLockedError
     cfg = _load(args)
+    if args.attach:                      # a torchrun worker of `run`: the launcher made and locked the folder
+        return _train(cfg, Path(args.attach), stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
     est = resources.preflight(cfg)        # refuses a run that cannot fit in memory
     # What only the projection can catch (an unreachable freeze target, unknown dense layers)
     # is a configuration error before any run directory exists, as in `validate`.
     from engine import plan as plan_mod
     plan_mod.project(cfg)
+    if distributed.under_torchrun():     # started by torchrun by hand: rank 0 creates the folder
+        return _train(cfg, None, stop_on_eof=args.stop_on_eof, events_on_tty=args.events,
+                      create=lambda: run_dir_mod.create(cfg, args.run_dir))
     base = args.run_dir if args.run_dir is not None else cfg.run_dir
     warning = resources.check_disk(est, base)
     if warning:
@@ -154,14 +161,26 @@ def cmd_run(args) -> int:
     except (RunLockedError, OSError) as exc:
         return _fail_at_start(f"cannot lock run folder {d}: {exc}")
     try:
-        return _train(cfg, d, None, stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
+        if distributed.needs_launch(cfg):    # one process per GPU: torchrun starts the workers
+            return _launch(cfg, d, ["run", *args.argv, "--attach", str(d)])
+        return _train(cfg, d, stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
     finally:
         lock.release()
 
 
 def cmd_resume(args) -> int:
+    from engine import distributed
     from engine.run_lock import RunLock, RunLockedError
     d = Path(args.run_dir)
+    if distributed.under_torchrun():
+        # A worker of a distributed resume (started by the launcher below, which holds the
+        # lock, or by torchrun by hand): rank 0 prepares it and passes config and state on.
+        point = None
+        if int(os.environ.get("RANK", "0")) == 0:
+            from engine.resume import prepare
+            point = prepare(d, args.allow_change)
+        return _train(point.cfg if point else None, d, point, resume=True,
+                      stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
     if not d.is_dir():
         raise ConfigError([("RUN_DIR", f"not a directory: {d}")])
     try:
@@ -177,9 +196,17 @@ def cmd_resume(args) -> int:
             point = prepare(d, args.allow_change)
         except ckpt.CheckpointError as exc:
             return _fail_at_start(f"cannot resume {d}: {exc}", run_dir=d)
-        return _train(point.cfg, d, point, stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
+        if distributed.needs_launch(point.cfg):
+            return _launch(point.cfg, d, ["resume", *args.argv])
+        return _train(point.cfg, d, point, resume=True, stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
     finally:
         lock.release()
+
+
+def _launch(cfg, run_dir: Path, worker_argv: list[str]) -> int:
+    from engine import distributed
+    rc = distributed.launch(cfg, run_dir, worker_argv)
+    return EXIT_OK if rc == 0 else EXIT_FAILED
 
 
 def _fail_at_start(message: str, run_dir: Path | None = None) -> int:
@@ -193,33 +220,58 @@ def _fail_at_start(message: str, run_dir: Path | None = None) -> int:
     return EXIT_FAILED
 
 
-def _train(cfg, run_dir: Path, point=None, stop_on_eof: bool = False, events_on_tty: bool = False) -> int:
-    """Train ``cfg`` in ``run_dir`` (locked by the caller); ``point`` is a resume.ResumePoint."""
-    from engine import threads
+def _train(cfg, run_dir: Path | None, point=None, resume: bool = False, stop_on_eof: bool = False,
+           events_on_tty: bool = False, create=None) -> int:
+    """Train ``cfg`` in ``run_dir`` (locked by the caller). A resume passes ``resume=True`` and
+    its resume.ResumePoint (under torchrun rank 0's; the other ranks get config and state
+    from it). ``create`` makes the run folder on rank 0 when torchrun was started by hand."""
+    from engine import distributed, threads
     from engine.commands import CommandChannel
     from engine.telemetry import Emitter
-    # CPU threads and OpenMP's wait policy are read once, when torch loads: set them first.
-    log.info("CPU threads: %d (threads: %s)", threads.apply(cfg.threads), cfg.threads)
-    emitter = Emitter(run_dir, stream_events=True if events_on_tty else None)
+    if cfg is not None:
+        # CPU threads and OpenMP's wait policy are read once, when torch loads: set them first.
+        log.info("CPU threads: %d (threads: %s)", threads.apply(cfg.threads), cfg.threads)
+    if distributed.under_torchrun():
+        # Rank 0 decides the configuration and the run directory; the others follow it.
+        dist = distributed.init(cfg if cfg is not None else config_mod.RunConfig())
+        if dist.enabled:
+            cfg = config_mod.from_dict(dist.broadcast_object(cfg.to_dict() if dist.is_primary else None))
+        if create is not None:
+            run_dir = Path(dist.broadcast_object(str(create()) if dist.is_primary else None))
+    else:
+        dist = distributed.Single()
+    primary = dist.is_primary
+    emitter = Emitter(run_dir, stream_events=True if events_on_tty else None) if primary else distributed.NullEmitter()
     commands = CommandChannel()
-    commands.start_stdin(stop_on_eof=stop_on_eof)
+    if primary:                          # stdin belongs to rank 0; signals reach every rank
+        commands.start_stdin(stop_on_eof=stop_on_eof)
     commands.install_signal_handlers()
+    if dist.enabled:
+        emitter = dist.guard(emitter)
     try:
+        if dist.enabled:
+            dist.start(run_dir)
         from engine.trainer import Trainer   # torch is imported here, not before
-        trainer = Trainer(cfg, run_dir, emitter, commands)
-        if point is not None:
-            if point.state is not None:
-                trainer.load_checkpoint(point.state)
+        trainer = Trainer(cfg, run_dir, emitter, commands, dist=dist)
+        if resume:
+            state = point.state if point is not None else None
+            has_state = dist.broadcast_object(state is not None if primary else None)
+            if has_state:
+                trainer.load_checkpoint(state)   # rank 0's state, broadcast to the others
             else:
                 trainer.resumed = True       # restarted from epoch 0: readers drop the old epochs
-            trainer.resume_info = point.info
+            if point is not None:
+                trainer.resume_info = point.info
         status = trainer.fit()
+        dist.finish()                    # every rank got here: the watchdog may stop
         log.info("run %s: %s", status, run_dir)
         return EXIT_OK
     except KeyboardInterrupt:
         emitter.emit("error", message="interrupted (second Ctrl-C)", traceback=traceback.format_exc())
         return 130
     except Exception as exc:  # noqa: BLE001 - every failure becomes an error event
+        if dist.enabled and not isinstance(exc, ConfigError):
+            dist.failure(exc)            # names a rank that died, saves the last epoch; exits
         msg = f"{type(exc).__name__}: {exc}" if not isinstance(exc, (ConfigError,)) else str(exc)
         log.error("run failed: %s", msg)
         emitter.emit("error", message=msg, traceback=traceback.format_exc())
@@ -227,6 +279,7 @@ def _train(cfg, run_dir: Path, point=None, stop_on_eof: bool = False, events_on_
     finally:
         commands.restore_signal_handlers()
         emitter.close()
+        dist.close()
 
 
 def cmd_sweep(args) -> int:
@@ -240,7 +293,9 @@ COMMANDS = {"run": cmd_run, "resume": cmd_resume, "validate": cmd_validate, "pla
 def main(argv: list[str] | None = None) -> int:
     from engine.telemetry import setup_logging
     setup_logging()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv[1:] if argv and argv[0] == args.command else argv
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:

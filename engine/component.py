@@ -16,6 +16,7 @@ class LoopState:
     epoch: int = 0                  # the epoch being trained (set before on_epoch_start)
     batch_index: int = -1           # index of the batch in flight within the epoch
     batches_in_epoch: int = 0       # batches of the current epoch
+    global_batch: int = 0           # samples of the batch in flight over all ranks (one process: its size)
     frozen_prefix: int = 0          # leading blocks frozen this epoch (from the freeze plan)
     densities: dict[str, float] = field(default_factory=dict)  # mask densities (set before on_epoch_end)
 

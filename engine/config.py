@@ -35,6 +35,9 @@ BAD_SAMPLE_POLICIES = ("skip", "error")
 MAX_EPOCHS = 100_000
 MAX_SAMPLES = 50_000_000
 MAX_SEED = 2**63 - 1
+PRECISIONS = ("fp32", "bf16", "fp16")
+DIST_BACKENDS = ("auto", "nccl", "gloo")
+_GPU_LIST_RE = re.compile(r"^\s*\d+\s*(,\s*\d+\s*)*$")
 # Names that ``sparsity.dense_layers`` accepts besides exact layer names.
 LAYER_GROUPS = ("stem", "head", "shortcut")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
@@ -145,6 +148,15 @@ class AnalysisConfig:
 
 
 @dataclass
+class DistributedConfig:
+    nproc_per_node: int = 1      # processes (GPUs) per machine; > 1 starts torchrun
+    nnodes: int = 1              # machines; > 1 is started with torchrun on each (docs/distributed.md)
+    backend: str = "auto"        # nccl on CUDA, gloo on the CPU
+    timeout_s: int = 600         # every collective fails after this long instead of hanging
+    gpus: str | None = None      # "0,2": the GPUs this machine uses (CUDA_VISIBLE_DEVICES); null = all
+
+
+@dataclass
 class RunConfig:
     name: str = "run"
     seed: int = 0
@@ -162,6 +174,10 @@ class RunConfig:
     sieve: SieveConfig = field(default_factory=SieveConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     analysis: "AnalysisConfig" = field(default_factory=lambda: AnalysisConfig())
+    precision: str = "fp32"      # fp32 | bf16 | fp16 (autocast; fp16 with a gradient scaler)
+    channels_last: bool = False  # CUDA only
+    compile: bool = False        # torch.compile of the model
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -184,6 +200,7 @@ _SECTIONS = {
     "model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "sparsity": SparsityConfig,
     "freeze": FreezeConfig, "sieve": SieveConfig, "checkpoint": CheckpointConfig,
     "analysis": AnalysisConfig,
+    "distributed": DistributedConfig,
 }
 # Mappings nested inside a section: (section, field) -> dataclass
 _SUBSECTIONS = {("freeze", "adaptive"): AdaptiveFreezeConfig}
@@ -270,6 +287,14 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("analysis.enabled", "bool", "Measure mask similarity, CKA and gradient norms during training", "analysis"),
     _f("analysis.every", "int", "Epochs between measurements (default: interval)", "analysis", min=1, max=MAX_EPOCHS, optional=True),
     _f("analysis.probe_size", "int", "Training samples in the fixed CKA probe set", "analysis", min=2, max=8192),
+    _f("precision", "choice", "Arithmetic: fp32, bf16 autocast, or fp16 autocast with a gradient scaler (CUDA)", "device", choices=PRECISIONS),
+    _f("channels_last", "bool", "Channels-last memory format (CUDA only)", "device"),
+    _f("compile", "bool", "torch.compile the model (slow first epoch, faster later ones)", "device"),
+    _f("distributed.nproc_per_node", "int", "Training processes on this machine (one per GPU); > 1 runs under torchrun", "device", min=1, max=1024),
+    _f("distributed.nnodes", "int", "Machines in the job (> 1: start torchrun on each, see docs/distributed.md)", "device", min=1, max=4096),
+    _f("distributed.backend", "choice", "Collective backend: auto (nccl on CUDA, gloo on the CPU), nccl or gloo", "device", choices=DIST_BACKENDS),
+    _f("distributed.timeout_s", "int", "Seconds after which a collective fails instead of hanging", "device", min=10, max=86400),
+    _f("distributed.gpus", "str", "GPUs of this machine to use, e.g. 0,2 (null: all)", "device", optional=True),
 )
 FIELD_BY_PATH = {f.path: f for f in FIELDS}
 
@@ -363,7 +388,56 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
         errors.append(("analysis.every", f"must be at most epochs ({cfg.epochs}), got {cfg.analysis.every}"))
     if cfg.freeze.scheme == "adaptive" and cfg.freeze.target > 0 and not cfg.analysis.enabled:
         errors.append(("freeze.scheme", "adaptive freezing is driven by the analyses: set analysis.enabled: true"))
+    errors += _device_errors(cfg, bad)
     return errors
+
+
+def _device_errors(cfg: RunConfig, bad: set) -> list[tuple[str, str]]:
+    """Speed and distributed settings that cannot apply to the chosen device. ``device: auto``
+    is checked again when the engine resolves it (engine.speed.check)."""
+    errors: list[tuple[str, str]] = []
+    on_cpu = cfg.device == "cpu"
+    if on_cpu and cfg.precision == "fp16" and "precision" not in bad:
+        errors.append(("precision", "fp16 needs CUDA (its gradient scaler and fast kernels are GPU-only); "
+                                    "use bf16 or fp32 with device=cpu"))
+    if on_cpu and cfg.channels_last is True:
+        errors.append(("channels_last", "applies to CUDA only (the CPU convolution backward of torch 2.14 "
+                                        "corrupts memory on channels-last batches); set it to false with device=cpu"))
+    dc = cfg.distributed
+    if dc.backend == "nccl" and (on_cpu or cfg.device == "mps"):
+        errors.append(("distributed.backend", f"nccl needs CUDA GPUs, but device={cfg.device}; use gloo or auto"))
+    world_ok = not {"distributed.nproc_per_node", "distributed.nnodes", "batch_size"} & bad
+    if world_ok:
+        world = dc.nproc_per_node * dc.nnodes
+        if world > 1 and cfg.batch_size % world:
+            errors.append(("batch_size", f"is the global batch, split evenly over {world} processes "
+                                         f"(distributed.nproc_per_node x nnodes); {cfg.batch_size} is not a multiple of {world}"))
+        if world > 1 and cfg.device.startswith("cuda:"):
+            errors.append(("device", f"{cfg.device} names one GPU, but the run has {world} processes; "
+                                     "use device=cuda (or auto) and distributed.gpus to choose the GPUs"))
+    if dc.gpus is not None and "distributed.gpus" not in bad:
+        if not _GPU_LIST_RE.match(dc.gpus):
+            errors.append(("distributed.gpus", f"expected GPU indices separated by commas (e.g. 0,2), got {_fmt(dc.gpus)}"))
+        else:
+            ids = [int(x) for x in dc.gpus.split(",")]
+            if len(set(ids)) != len(ids):
+                errors.append(("distributed.gpus", f"lists a GPU twice: {dc.gpus}"))
+            elif "distributed.nproc_per_node" not in bad and len(ids) < dc.nproc_per_node:
+                errors.append(("distributed.gpus", f"lists {len(ids)} GPU(s) for distributed.nproc_per_node="
+                                                   f"{dc.nproc_per_node} (one GPU per process)"))
+            if on_cpu:
+                errors.append(("distributed.gpus", "chooses GPUs, but device=cpu; set it to null"))
+    return errors
+
+
+def gpu_list(cfg: RunConfig) -> list[int] | None:
+    """The GPU indices of ``distributed.gpus``, or None for all."""
+    g = cfg.distributed.gpus
+    return None if g is None else [int(x) for x in g.split(",")]
+
+
+def world_size(cfg: RunConfig) -> int:
+    return cfg.distributed.nproc_per_node * cfg.distributed.nnodes
 
 
 def _coerce(spec: FieldSpec | None, value: Any) -> Any:
@@ -383,6 +457,8 @@ def _coerce(spec: FieldSpec | None, value: Any) -> Any:
         return [value]
     if spec.path == "threads" and isinstance(value, int) and not isinstance(value, bool):
         return str(value)                # threads: 4 in YAML is the count "4"
+    if spec.path == "distributed.gpus" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)        # gpus: 1 in YAML
     return value
 
 

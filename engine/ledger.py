@@ -47,7 +47,9 @@ class Ledger(Component):
         self._resume = None
 
     def on_batch_end(self, trainer, indices, correct, loss) -> None:
-        self.epoch_samples += len(indices)
+        # The global batch (every rank's samples) under distributed training, so each rank's
+        # ledger holds the job's count; the trainer sets it per batch.
+        self.epoch_samples += trainer.state.global_batch or len(indices)
 
     def epoch_entry(self, densities: dict, frozen_prefix: int, samples: int, epoch: int | None = None) -> Flops:
         """One epoch's {spent, dense, saved, overhead} for ``samples`` trained at these densities."""

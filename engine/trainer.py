@@ -19,12 +19,14 @@ import torch.nn.functional as F
 
 from engine import arch as arch_mod
 from engine import checkpoint as ckpt
+from engine import distributed as dist_mod
 from engine.commands import CommandChannel
 from engine.component import Component, LoopState
 from engine.events import COMPLETED, STOPPED
 from engine.data.loaders import Data, epoch_order, num_batches
 from engine.lr_schedule import block_lr
 from engine.run_dir import run_id
+from engine.speed import Speed
 
 log = logging.getLogger("engine.trainer")
 
@@ -52,18 +54,21 @@ class _Stop(Exception):
 
 
 class Trainer:
-    def __init__(self, cfg, run_dir, emitter, commands: CommandChannel | None = None):
+    def __init__(self, cfg, run_dir, emitter, commands: CommandChannel | None = None,
+                 dist: dist_mod.Single | None = None):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.emitter = emitter
         self.commands = commands or CommandChannel()
-        self.device = resolve_device(cfg.device)
+        self.dist = dist or dist_mod.Single()        # this process's rank in a torchrun job
+        self.device = self.dist.device(resolve_device(cfg.device))
+        self.speed = Speed(cfg, self.device)         # precision, channels_last, compile
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
             torch.backends.cudnn.benchmark = True
 
         t0 = time.monotonic()
-        self.data = Data(cfg, self.device)
+        self.data = Data(cfg, self.device, shard=self.dist.shard)
         self.train_size, self.test_size = self.data.train_size, self.data.test_size
         self.num_classes = self.data.num_classes
         log.info("data: %s, %d train / %d test samples, %d classes (%.1fs)", cfg.data.name,
@@ -71,7 +76,7 @@ class Trainer:
 
         from engine.models import build_model
         torch.manual_seed(cfg.seed)          # the initial weights depend on the seed only
-        self.model = build_model(cfg, self.num_classes).to(self.device)
+        self.model = self.speed.prepare(build_model(cfg, self.num_classes).to(self.device))
         self.block_names = list(self.model.block_names)
         self.arch = arch_mod.describe(cfg.model, self.num_classes, cfg.data.image_size)
         from engine.plan import project
@@ -122,6 +127,9 @@ class Trainer:
                                nesterov=o.nesterov and o.momentum > 0)
 
     def emit(self, name: str, **fields) -> dict:
+        if name == "mask_update":
+            # Compared across ranks (a mismatch stops the run) and reported, so runs can be compared.
+            fields["mask_checksum"] = self.dist.mask_checksum(self.sparsifier.masks)
         return self.emitter.emit(name, **fields)
 
     # ------------------------------------------------------------------ resume
@@ -130,7 +138,9 @@ class Trainer:
         if state is None:
             # On the CPU: RNG states must stay CPU tensors, and each component moves its own
             # state to where it keeps it (model and optimizer state follow their parameters).
-            state = ckpt.load(self.run_dir, map_location="cpu")
+            state = ckpt.load(self.run_dir, map_location="cpu") if self.dist.is_primary else None
+        if self.dist.enabled:                # rank 0's state, the same on every rank
+            state = self.dist.broadcast_object(state if self.dist.is_primary else None)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         for c in self.components:
@@ -146,6 +156,9 @@ class Trainer:
         self.last_record = pos.get("last_record")
         if self.batch > 0:
             self._partial = (pos["loss_sum"], pos["correct_sum"], int(pos["seen"]), float(pos["elapsed"]))
+            if not self.dist.is_primary:     # the saved sums are the job's: counted once, on rank 0
+                self._partial = (0.0, 0, 0, float(pos["elapsed"]))
+        self.speed.load_state_dict(tr.get("speed", {}))
         ckpt.set_rng_state(state.get("rng"))
         self.resumed = True
         # epochs counted from 1 as the progress bar and the studio show them (events: from 0)
@@ -163,12 +176,13 @@ class Trainer:
         try:
             for epoch in range(self.epoch, self.cfg.epochs):
                 self.epoch = epoch
-                if self.commands.should_stop:
+                if self.dist.agree_stop(self.commands):
                     self._checkpoint("stop", mid_epoch=False)
                     raise _Stop
                 self._train_epoch(epoch)
                 self.epochs_completed = epoch + 1
                 self.epoch, self.batch = epoch + 1, 0
+                self.dist.note_epoch_state(lambda: self._state(mid_epoch=False))
                 every = self.cfg.checkpoint.every
                 if every > 0 and (epoch + 1) % every == 0 and epoch + 1 < self.cfg.epochs:
                     self._checkpoint("periodic", mid_epoch=False, tag=epoch + 1)
@@ -217,7 +231,9 @@ class Trainer:
 
         after_backward, after_step = self._hooks["after_backward"], self._hooks["after_step"]
         on_batch_end = self._hooks["on_batch_end"]
-        emitter, commands = self.emitter, self.commands
+        emitter, commands, dist, speed = self.emitter, self.commands, self.dist, self.speed
+        net = dist.wrap(model, speed.compiled)   # DDP over the unfrozen blocks; torch.compile
+        bs, n_order = cfg.batch_size, len(order)
         t_start = time.monotonic()
         t_mark, seen_mark = t_start, seen
         b = start
@@ -225,39 +241,47 @@ class Trainer:
         state.batches_in_epoch = batches
         for b, (x, y, idx) in enumerate(self.data.train_batches(order, epoch, start), start=start):
             state.batch_index = b
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            loss.backward()
+            state.global_batch = n = min(bs, n_order - b * bs)
+            n_real = idx.shape[0]                # < len(y) only for a rank's padding sample
+            with speed.autocast():
+                logits = net(speed.inputs(x))
+                loss, loss_d = dist.loss(logits, y, n_real, n)
+            speed.backward(loss, opt)
             for hook in after_backward:
                 hook(self)
-            opt.step()
+            speed.step(opt)
             for hook in after_step:
                 hook(self)
             with torch.no_grad():
                 correct = logits.argmax(1) == y
-                loss_d = loss.detach()
+                if n_real != y.shape[0]:
+                    correct = correct[:n_real]
                 for hook in on_batch_end:
                     hook(self, idx, correct, loss_d)
-                loss_sum += loss_d.double() * y.shape[0]
+                loss_sum += loss_d.double() * n_real
                 correct_sum += correct.sum()
             opt.zero_grad(set_to_none=True)
-            seen += y.shape[0]
+            seen += n_real
             self.batch = b + 1
 
             now = time.monotonic()
             if now - t_mark >= 0.5 and emitter.progress(
                     epoch, b + 1, batches, loss_fn=lambda: float(loss_sum.item() / max(1, seen)),
-                    images_per_s=(seen - seen_mark) / max(1e-9, now - t_mark)):
+                    images_per_s=(seen - seen_mark) * dist.world / max(1e-9, now - t_mark)):
                 t_mark, seen_mark = now, seen
                 self._sample_rss()
-            if commands.should_stop:
+            stop, want_checkpoint = dist.poll(commands, b)
+            if stop:
                 self._checkpoint("stop", mid_epoch=True,
                                  partial=(loss_sum, correct_sum, seen, elapsed + time.monotonic() - t_start))
                 raise _Stop
-            if commands.take_checkpoint_request():
+            if want_checkpoint:
                 self._checkpoint("command", mid_epoch=True,
                                  partial=(loss_sum, correct_sum, seen, elapsed + time.monotonic() - t_start))
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)   # the epoch's time includes its queued kernels
         train_time = elapsed + time.monotonic() - t_start
+        loss_sum, correct_sum, seen = dist.sum_stats(loss_sum, correct_sum, seen)
 
         t_eval = time.monotonic()
         test_loss, test_acc = self.evaluate()
@@ -273,7 +297,7 @@ class Trainer:
             "lr": float(opt.param_groups[-1]["lr"]), "lrs": lrs,
             "epoch_time": train_time, "eval_time": eval_time,
             "samples": len(order), "samples_total": self.samples_total,
-            "memory": self._memory(), "flops": {}, "flops_epoch": {},
+            "memory": dist.gather_memory(self._memory()), "flops": {}, "flops_epoch": {},
             "density": float(self._density(state.densities)), "sparse_density": float(self._sparse_density()),
             "frozen_blocks": self.block_names[:model.frozen_prefix],
             "active_samples": int(len(active)),
@@ -281,6 +305,7 @@ class Trainer:
         for hook in self._hooks["on_epoch_end"]:
             hook(self, epoch, record)
         self._report_bad_samples(epoch)
+        dist.check_consistency(self, epoch)
         self.last_record = {k: record[k] for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc",
                                                    "density", "sparse_density", "lr")}
         self.emit("epoch_end", **record)
@@ -294,12 +319,17 @@ class Trainer:
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         n = 0
-        for x, y, _ in self.data.test_batches():
-            logits = model(x)
+        speed = self.speed
+        for x, y, idx in self.data.test_batches():
+            with speed.autocast():
+                logits = model(speed.inputs(x))
+            k = idx.shape[0]                     # a rank's padding sample is not counted
+            logits, y = logits[:k].float(), y[:k]
             loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
             correct += (logits.argmax(1) == y).sum()
-            n += y.shape[0]
+            n += k
         model.train()
+        loss_sum, correct, n = self.dist.sum_stats(loss_sum, correct, n)
         return float(loss_sum.item() / n), float(correct.item() / n)
 
     # ------------------------------------------------------------------ reporting
@@ -373,6 +403,7 @@ class Trainer:
             projected={k: self.plan[k] for k in ("flops", "memory", "segments", "method") if k in self.plan},
             resumed=self.resumed, start_epoch=int(self.epoch), start_batch=int(self.batch),
             pid=os.getpid(), torch_version=torch.__version__,
+            distributed=self.dist.describe(), speed=self.speed.describe(),
             **({"resume": self.resume_info} if self.resume_info else {}))
 
     # ------------------------------------------------------------------ checkpoints
@@ -382,12 +413,17 @@ class Trainer:
                "wall_time": self._wall(), "last_record": self.last_record}
         if mid_epoch and partial is not None:
             ls, cs, seen, elapsed = partial
+            if self.dist.enabled:   # the job's sums and forgetting statistics, not this rank's
+                ls, cs, seen = self.dist.sum_stats(ls, cs, seen)
+                if getattr(self.sieve, "tracking", False):
+                    self.sieve.tracker.all_reduce()
             pos.update(loss_sum=float(ls.item()), correct_sum=int(cs.item()), seen=int(seen), elapsed=float(elapsed))
         return {
             "config": self.cfg.to_dict(), "position": pos,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "components": {c.name: c.state_dict() for c in self.components},
-            "trainer": {"block_lr_end": list(self.block_lr_end), "lr_override": list(self.lr_override)},
+            "trainer": {"block_lr_end": list(self.block_lr_end), "lr_override": list(self.lr_override),
+                        "speed": self.speed.state_dict()},
             "rng": ckpt.rng_state(),
         }
 
@@ -396,14 +432,17 @@ class Trainer:
         """Write a checkpoint and emit its event. A failed write is reported as a non-fatal
         error event (the previous checkpoint stays intact) unless it is the final one."""
         state = self._state(mid_epoch, partial)
-        try:
-            path, size = ckpt.save(self.run_dir, state, epoch_tag=tag, keep=self.cfg.checkpoint.keep)
-        except ckpt.CheckpointError as exc:
-            if final or reason == "stop":
-                raise
-            log.error("%s", exc)
-            self.emit("error", message=str(exc), traceback=traceback.format_exc(), fatal=False)
-            return False
-        self.emit("checkpoint", epoch=int(state["position"]["epoch"]), batch=int(state["position"]["batch"]),
-                  path=str(path), reason=reason, bytes=int(size))
+        if not self.dist.is_primary:             # rank 0 writes the job's checkpoints
+            return True
+        with self.dist.io_lock:                  # not while a failing job saves its last epoch
+            try:
+                path, size = ckpt.save(self.run_dir, state, epoch_tag=tag, keep=self.cfg.checkpoint.keep)
+            except ckpt.CheckpointError as exc:
+                if final or reason == "stop":
+                    raise
+                log.error("%s", exc)
+                self.emit("error", message=str(exc), traceback=traceback.format_exc(), fatal=False)
+                return False
+            self.emit("checkpoint", epoch=int(state["position"]["epoch"]), batch=int(state["position"]["batch"]),
+                      path=str(path), reason=reason, bytes=int(size))
         return True

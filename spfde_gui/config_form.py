@@ -234,6 +234,10 @@ class ConfigForm(QWidget):
                 self.labels[spec.path] = lab
                 form.addRow(lab, ed)
             blay.addWidget(box)
+        from spfde_gui.gpu_selector import GpuSelector, apply_selection
+        self.gpu_selector = GpuSelector()
+        self.gpu_selector.selection_changed.connect(lambda ids: apply_selection(self, ids))
+        blay.addWidget(self.gpu_selector)
         blay.addStretch(1)
         self.scroll = scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -255,6 +259,10 @@ class ConfigForm(QWidget):
                 ed.set_value(_get(merged, path))
         finally:
             self._loading = False
+        gpus = _get(merged, "distributed.gpus")
+        if hasattr(self, "gpu_selector"):
+            ids = [int(x) for x in str(gpus).split(",") if x.strip().isdigit()] if gpus is not None else []
+            self.gpu_selector.set_selected(ids)
         self._on_changed()
 
     def raw_dict(self) -> tuple[dict, dict[str, str]]:

@@ -49,11 +49,25 @@ class StackedBar(QWidget):
         p.end()
 
 
+def per_gpu(cfg: cfgmod.RunConfig, project) -> dict | None:
+    """Batch and projected peak memory of each process when the run is distributed (the
+    configured batch is the global one, split evenly); None for one process."""
+    world = cfgmod.world_size(cfg)
+    if world <= 1:
+        return None
+    per = max(1, cfg.batch_size // world)
+    one = cfg.replace(**{"batch_size": per, "distributed.nproc_per_node": 1, "distributed.nnodes": 1,
+                         "distributed.gpus": None})
+    return {"processes": world, "batch_size": per, "peak_bytes": project(one)["memory"]["peak_bytes"]}
+
+
 def _project(state, cfg: cfgmod.RunConfig):
     """The task: (projection, "") or ({}, why it cannot be projected)."""
     try:
         from engine import plan
-        return plan.project(cfg), ""
+        res = plan.project(cfg)
+        res["per_gpu"] = per_gpu(cfg, plan.project)
+        return res, ""
     except cfgmod.ConfigError as exc:
         return {}, "; ".join(f"{f}: {m}" for f, m in exc.errors)
     except TaskCancelled:
@@ -92,7 +106,8 @@ class CostPreview(QWidget):
         rows = [("spent", "Training FLOPs"), ("dense", "Dense equivalent"), ("sparsity", SOURCE_LABELS["sparsity"]),
                 ("freeze", SOURCE_LABELS["freeze"]), ("sieve", SOURCE_LABELS["sieve"]),
                 ("peak", "Model training memory, peak"), ("average", "Model training memory, average"),
-                ("process", "Engine process now"), ("freeze_start", "Freeze starts at epoch")]
+                ("process", "Engine process now"), ("freeze_start", "Freeze starts at epoch"),
+                ("per_gpu", "Per GPU (process)")]
         tips = {"peak": MEMORY_TIP, "average": MEMORY_TIP,
                 "process": "Resident memory of the running engine process (Python, PyTorch, data "
                            "loaders, caches): what the Hardware tab shows. Larger than the model's "
@@ -171,6 +186,9 @@ class CostPreview(QWidget):
             self.values[k].setText(fmt_flops(saved.get(k)) + pct(saved.get(k) or 0.0))
         self.values["peak"].setText(fmt_bytes(m.get("peak_bytes")))
         self.values["average"].setText(fmt_bytes(m.get("average_bytes")))
+        pg = res.get("per_gpu") or {}
+        self.values["per_gpu"].setText(f"{pg['processes']} x batch {pg['batch_size']}, peak {fmt_bytes(pg['peak_bytes'])}"
+                                       if pg else "1 process")
         fp = res.get("freeze_plan")
         self.values["freeze_start"].setText(shown_epoch(fp.get("start_epoch")) if fp else "off")
         self.bar.set_parts([("spent", spent or 0.0)] + [(k, saved.get(k) or 0.0) for k in ("sparsity", "freeze", "sieve")])

@@ -51,8 +51,11 @@ class HardwareMonitor:
                 if isinstance(name, bytes):
                     name = name.decode(errors="replace")
                 own = None
+                per_pid: dict[int, int | None] = {}
                 try:
                     procs = pynvml.nvmlDeviceGetComputeRunningProcesses(h)
+                    per_pid = {p.pid: (p.usedGpuMemory if isinstance(p.usedGpuMemory, int) else None)
+                               for p in procs if p.pid in pids}
                     mine = [p.usedGpuMemory for p in procs if p.pid in pids]
                     if mine and all(isinstance(m, int) for m in mine):
                         own = sum(mine)
@@ -66,7 +69,7 @@ class HardwareMonitor:
                 except Exception:
                     pass
                 out.append({"index": i, "name": name, "used": mem.used, "total": mem.total,
-                            "process": own, "util": util})
+                            "process": own, "util": util, "processes": per_pid})
             except Exception as exc:
                 out.append({"index": i, "name": "?", "error": _nvml_reason(exc)})
         return out

@@ -161,10 +161,13 @@ class Analysis(Component):
         model.eval()     # BatchNorm running statistics stay as training left them
         try:
             outs: list[list[torch.Tensor]] = [[] for _ in names]
+            speed = trainer.speed            # the run's precision: the probe sees the model as it trains
             for x in trainer.data.probe_batches(self.probe, PROBE_BATCH):
-                for b, block in enumerate(model.blocks):
-                    x = block(x)
-                    outs[b].append(x.reshape(x.shape[0], -1))
+                x = speed.inputs(x)
+                with speed.autocast():
+                    for b, block in enumerate(model.blocks):
+                        x = block(x)
+                        outs[b].append(x.reshape(x.shape[0], -1).float())   # the Gram in fp32 or better
         finally:
             model.train(was_training)
         cka = {}

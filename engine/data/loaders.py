@@ -57,19 +57,23 @@ class DeviceDataset:
     def __len__(self) -> int:
         return self.targets.shape[0]
 
-    def batch(self, idx: torch.Tensor, augment: bool, seed: int = 0, epoch: int = 0, b: int = 0):
-        """Images and targets for dataset indices ``idx`` (a device tensor)."""
+    def batch(self, idx: torch.Tensor, augment: bool, seed: int = 0, epoch: int = 0, b: int = 0,
+              part: tuple[int, int] | None = None):
+        """Images and targets for dataset indices ``idx`` (a device tensor). ``part`` = (offset,
+        global size) when ``idx`` is one rank's slice of a global batch: the augmentation is
+        drawn for the global batch, so it does not depend on the number of processes."""
         x = self.images.index_select(0, idx)
         y = self.targets.index_select(0, idx)
         if augment:
-            x = self._augment(x, gen(seed, "aug", epoch, b))
+            x = self._augment(x, gen(seed, "aug", epoch, b), part)
         x = torch.addcmul(self.shift, x.float(), self.scale)
         return x, y
 
-    def _augment(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def _augment(self, x: torch.Tensor, g: torch.Generator, part: tuple[int, int] | None = None) -> torch.Tensor:
         n, _, h, w = x.shape
-        shifts = torch.randint(0, 2 * CROP_PAD + 1, (2, n), generator=g)
-        flips = torch.rand(n, generator=g) < 0.5
+        lo, total = part if part is not None else (0, n)
+        shifts = torch.randint(0, 2 * CROP_PAD + 1, (2, total), generator=g)[:, lo:lo + n]
+        flips = (torch.rand(total, generator=g) < 0.5)[lo:lo + n]
         shifts, flips = shifts.to(self.device, non_blocking=True), flips.to(self.device, non_blocking=True)
         xp = F.pad(x, (CROP_PAD, CROP_PAD, CROP_PAD, CROP_PAD))   # zero (black) padding, as torchvision
         rows = shifts[0][:, None] + torch.arange(h, device=self.device)[None, :]        # n,h
@@ -83,19 +87,39 @@ class DeviceDataset:
         return out.permute(0, 3, 1, 2).contiguous()
 
 
-class InMemoryLoader:
-    """Batches of one in-memory split in a given order."""
+def rank_slice(n: int, shard: tuple[int, int]) -> tuple[int, int, int]:
+    """(lo, hi, n_real): this rank's part [lo, hi) of a global batch of ``n``. An empty part
+    becomes one padding sample (the batch's first) with n_real = 0, so that every rank runs
+    the forward and backward DDP synchronises (its loss weight is 0)."""
+    rank, world = shard
+    lo, hi = (rank * n) // world, ((rank + 1) * n) // world
+    if hi > lo:
+        return lo, hi, hi - lo
+    return 0, 1, 0
 
-    def __init__(self, ds: DeviceDataset, batch_size: int, augment: bool, seed: int):
+
+class InMemoryLoader:
+    """Batches of one in-memory split in a given order (this rank's slice of each global batch
+    under distributed training: ``shard`` = (rank, world size))."""
+
+    def __init__(self, ds: DeviceDataset, batch_size: int, augment: bool, seed: int,
+                 shard: tuple[int, int] = (0, 1)):
         self.ds, self.batch_size, self.augment, self.seed = ds, batch_size, augment, seed
+        self.shard = shard
 
     def batches(self, order: torch.Tensor, epoch: int, start_batch: int = 0):
-        order_dev = order.to(self.ds.device)
+        order_dev = order.to(self.ds.device, non_blocking=True)
         bs = self.batch_size
+        sharded = self.shard[1] > 1
         for b in range(start_batch, num_batches(len(order), bs)):
             idx = order_dev[b * bs:(b + 1) * bs]
-            x, y = self.ds.batch(idx, self.augment, self.seed, epoch, b)
-            yield x, y, idx
+            if not sharded:
+                x, y = self.ds.batch(idx, self.augment, self.seed, epoch, b)
+                yield x, y, idx
+                continue
+            lo, hi, n_real = rank_slice(idx.shape[0], self.shard)
+            x, y = self.ds.batch(idx[lo:hi], self.augment, self.seed, epoch, b, part=(lo, idx.shape[0]))
+            yield x, y, idx[lo:lo + n_real]
 
 
 # ----------------------------------------------------------------------------- ImageFolder
@@ -186,8 +210,9 @@ class _OrderSampler:
 
 class FolderLoader:
     def __init__(self, data: FolderData, device: torch.device, image_size: int, batch_size: int,
-                 augment: bool, seed: int, workers: int, on_bad_sample: str = "skip"):
-        self.device, self.batch_size = device, batch_size
+                 augment: bool, seed: int, workers: int, on_bad_sample: str = "skip",
+                 shard: tuple[int, int] = (0, 1)):
+        self.device, self.batch_size, self.shard = device, batch_size, shard
         self.on_bad_sample = on_bad_sample
         self.bad: dict[int, str] = {}          # dataset index -> reason, not yet reported
         self.sampler = _OrderSampler()
@@ -207,9 +232,13 @@ class FolderLoader:
     def batches(self, order: torch.Tensor, epoch: int, start_batch: int = 0):
         order = order.tolist()
         bs = self.batch_size
-        self.sampler.batches = [[(epoch, i) for i in order[b * bs:(b + 1) * bs]]
-                                for b in range(start_batch, num_batches(len(order), bs))]
-        for x, y, idx, err in self.loader:
+        parts = []
+        for b in range(start_batch, num_batches(len(order), bs)):
+            g = order[b * bs:(b + 1) * bs]
+            lo, hi, n_real = rank_slice(len(g), self.shard)
+            parts.append(([(epoch, i) for i in g[lo:hi]], n_real))
+        self.sampler.batches = [p for p, _ in parts]
+        for (x, y, idx, err), (_, n_real) in zip(self.loader, parts):
             if any(err):
                 ok = torch.tensor([not e for e in err])
                 bad = [(int(i), e) for i, e in zip(idx.tolist(), err) if e]
@@ -218,10 +247,11 @@ class FolderLoader:
                 self.bad.update(bad)
                 if not ok.any():
                     raise DatasetError(f"every image of a batch is unreadable, e.g. {bad[0][1]}")
+                n_real -= int((~ok[:n_real]).sum())      # a skipped sample of this rank's own slice
                 x, y, idx = x[ok], y[ok], idx[ok]
-            x = x.to(self.device, non_blocking=True)
+            x = x.to(self.device, non_blocking=True)    # pinned by the loader on CUDA
             x = torch.addcmul(self.shift, x.float(), self.scale)
-            yield x, y.to(self.device, non_blocking=True), idx.to(self.device, non_blocking=True)
+            yield x, y.to(self.device, non_blocking=True), idx[:n_real].to(self.device, non_blocking=True)
 
 
 # ----------------------------------------------------------------------------- factory
@@ -229,7 +259,7 @@ class FolderLoader:
 class Data:
     """Train and test loaders of a configuration, plus the sizes the trainer reports."""
 
-    def __init__(self, cfg, device: torch.device):
+    def __init__(self, cfg, device: torch.device, shard: tuple[int, int] = (0, 1)):
         d = cfg.data
         train = load_split(cfg, "train")
         test = load_split(cfg, "test")
@@ -241,12 +271,13 @@ class Data:
         if isinstance(train, InMemoryData):
             tr = DeviceDataset(train, device, d.image_size)
             te = DeviceDataset(test, device, d.image_size, mean=train.mean, std=train.std)
-            self.train = InMemoryLoader(tr, cfg.batch_size, d.augment, cfg.seed)
-            self.test = InMemoryLoader(te, eval_bs, False, cfg.seed)
+            self.train = InMemoryLoader(tr, cfg.batch_size, d.augment, cfg.seed, shard)
+            self.test = InMemoryLoader(te, eval_bs, False, cfg.seed, shard)
         else:
             policy = getattr(d, "on_bad_sample", "skip")
-            self.train = FolderLoader(train, device, d.image_size, cfg.batch_size, d.augment, cfg.seed, d.workers, policy)
-            self.test = FolderLoader(test, device, d.image_size, eval_bs, False, cfg.seed, d.workers, policy)
+            self.train = FolderLoader(train, device, d.image_size, cfg.batch_size, d.augment, cfg.seed, d.workers,
+                                      policy, shard)
+            self.test = FolderLoader(test, device, d.image_size, eval_bs, False, cfg.seed, d.workers, policy, shard)
         self._train_data, self._test_data = train, test
 
     def take_bad_samples(self) -> dict[str, list]:

@@ -19,6 +19,27 @@ from spfde_gui.views.base import (HoverReadout, RunView, apply_headroom, curve, 
 HISTORY = 900   # samples kept (15 minutes at 1 Hz)
 
 
+def gpu_lines(gpus: list[dict], engine_running: bool) -> str:
+    """One line per GPU (memory, utilisation) and the memory of each engine process on it."""
+    if len(gpus) < 2 and not any(len(g.get("processes") or {}) > 1 for g in gpus):
+        return ""          # one GPU, one process: the labels above say it all
+    out = []
+    for g in gpus:
+        if "error" in g:
+            out.append(f"GPU {g['index']}: {g['error']}")
+            continue
+        util = f", {g['util']}% busy" if g.get("util") is not None else ""
+        line = f"GPU {g['index']} {g['name']}: {fmt_bytes(g['used'])} / {fmt_bytes(g['total'])}{util}"
+        procs = g.get("processes") or {}
+        if procs:
+            line += "; engine: " + ", ".join(f"pid {pid} {fmt_bytes(b) if b is not None else '?'}"
+                                              for pid, b in sorted(procs.items()))
+        elif engine_running:
+            line += "; engine: none"
+        out.append(line)
+    return "\n".join(out)
+
+
 class HardwareView(RunView):
     title = "Hardware"
 
@@ -45,6 +66,11 @@ class HardwareView(RunView):
             grid.addWidget(v, i // 3 * 2 + 1, i % 3)
             self.labels[key] = v
         lay.addLayout(grid)
+        # Every GPU and, under distributed training, each engine process (rank) on it.
+        self.gpu_detail = QLabel("")
+        self.gpu_detail.setObjectName("hw:gpu_detail")
+        self.gpu_detail.setWordWrap(True)
+        lay.addWidget(self.gpu_detail)
         self.glw = pg.GraphicsLayoutWidget()
         self.live_plot = make_plot(self.glw, 0, 0, "Engine process (live)", "seconds", "CPU %", legend=False)
         self.c_cpu = curve(self.live_plot, P.BLUE, "CPU %")
@@ -117,6 +143,7 @@ class HardwareView(RunView):
             L["gpu"].setStyleSheet("font-size: 13px; font-weight: bold; color: #a05a00;")
             L["gpu_mem"].setText("n/a (CPU only)")
             L["gpu_proc"].setText("n/a (CPU only)")
+        self.gpu_detail.setText(gpu_lines(s["gpus"], bool(self.pid)))
         proc = s["proc"]
         if proc is None:
             L["cpu"].setText("no engine running")
