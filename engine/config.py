@@ -638,6 +638,18 @@ def sieve_oneshot_epoch(cfg: RunConfig) -> int:
     return int(round(70 / 160 * cfg.epochs))
 
 
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """A nested configuration dict as {dotted field: value} (the names ``--set`` takes)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
 def analysis_every(cfg: RunConfig) -> int:
     return cfg.analysis.every if cfg.analysis.every is not None else cfg.interval
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from engine import checkpoint as ckpt
 from engine import config as config_mod
-from engine.config import ConfigError
+from engine.config import ConfigError, flatten
 from engine.run_dir import CONFIG_FILE
 
 log = logging.getLogger("engine.resume")
@@ -28,17 +28,6 @@ class ResumePoint:
     cfg: Any
     state: dict | None                    # None: restart from epoch 0
     info: dict = field(default_factory=dict)   # reported in run_started["resume"]
-
-
-def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def config_diff(a: dict, b: dict) -> list[tuple[str, Any, Any]]:

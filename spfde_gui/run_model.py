@@ -18,6 +18,7 @@ from typing import Iterable
 import numpy as np
 
 from engine.events import EVENTS_FILE, RUN_STATUSES  # noqa: F401 - the run folder's event log (one definition)
+from engine.config import flatten
 
 # Per-epoch columns (epoch_end fields, FLOPs ledger and memory flattened); NaN where absent.
 COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time",
@@ -453,7 +454,7 @@ class RunModel:
 def differing_fields(configs: list[dict | None], limit: int = 3) -> list[str]:
     """The dotted configuration keys whose values differ between runs (name and folders
     excluded): what tells two runs of one preset apart in compare mode."""
-    flat = [_flatten(c or {}) for c in configs]
+    flat = [flatten(c or {}) for c in configs]
     keys = sorted(set().union(*flat)) if flat else []
     skip = ("name", "run_dir", "preset")
     diff = [k for k in keys if k not in skip and not k.startswith("data.root")
@@ -461,19 +462,8 @@ def differing_fields(configs: list[dict | None], limit: int = 3) -> list[str]:
     return diff[:limit]
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
 def config_value(config: dict | None, key: str):
-    return _flatten(config or {}).get(key)
+    return flatten(config or {}).get(key)
 
 
 def _none_if_nan(x: float):

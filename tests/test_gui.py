@@ -19,18 +19,8 @@ BLOCKS = ["stem", "layer1.0", "layer2.0", "head"]
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    from spfde_gui.main_window import MainWindow
-    w = MainWindow(runs_dir=tmp_path / "runs")
-    w.close_policy = "kill"       # never a modal question, never an orphan engine
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    yield w
-    if w.controller.is_running():
-        w.controller.kill()
-        w.controller.wait_finished(5000)
-    w.close()
+def window(studio):
+    return studio
 
 
 # ---------------------------------------------------------------- configuration

@@ -55,18 +55,8 @@ for line in sys.stdin:
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    from spfde_gui.main_window import MainWindow
-    w = MainWindow(runs_dir=tmp_path / "runs")
-    w.close_policy = "kill"
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    yield w
-    if w.controller.is_running():
-        w.controller.kill()
-        w.controller.wait_finished(5000)
-    w.close()
+def window(studio):
+    return studio
 
 
 @pytest.fixture

@@ -17,23 +17,14 @@ TINY = {"device": "cpu", "epochs": 2, "interval": 1, "batch_size": 4, "model": {
 
 
 @pytest.fixture
-def window(qtbot, tmp_path):
-    from spfde_gui.main_window import MainWindow
+def window(studio, tmp_path):
     from engine.config import load_preset
-    w = MainWindow(runs_dir=tmp_path / "runs")
-    w.close_policy = "kill"
-    qtbot.addWidget(w)
     cfg = load_preset("demo").to_dict()
     for k, v in TINY.items():
         cfg[k] = {**cfg[k], **v} if isinstance(v, dict) else v
     cfg["run_dir"] = str(tmp_path / "runs")
-    w.form.set_config(cfg)
-    w.show()
-    yield w
-    if w.controller.is_running():
-        w.controller.kill()
-        w.controller.wait_finished(5000)
-    w.close()
+    studio.form.set_config(cfg)
+    return studio
 
 
 def test_bad_axis_is_shown_with_its_name(window):
