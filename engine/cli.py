@@ -164,6 +164,7 @@ def cmd_resume(args) -> int:
     d = Path(args.run_dir)
     if not d.is_dir():
         raise ConfigError([("RUN_DIR", f"not a directory: {d}")])
+    d = d.resolve()      # events carry paths (checkpoints) that must not depend on this cwd
     try:
         lock = RunLock(d).acquire()
     except RunLockedError as exc:
