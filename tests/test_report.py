@@ -273,3 +273,13 @@ def test_projected_flops_read_by_the_one_payload_reader():
     # a run folder written before the plan's "total" became "spent" still reports
     assert projected_flops({"flops": {"total": 5.0, "dense": 9.0, "saved": saved}}) == new
     assert projected_flops(None) == {} and projected_flops({"flops": {"saved_sparsity": 1.0}}) == {}
+
+
+def test_sieve_section_with_a_ratio_but_no_update_does_not_say_no_sieving():
+    # a 2-epoch run with interval 2 sieves (the first removed set stays out) yet never updates
+    from types import SimpleNamespace
+    from spfde_gui.report.builder import sieve_section
+    text, table = sieve_section(SimpleNamespace(sieve_updates=[], config={"sieve": {"ratio": 0.2, "mode": "circular"}}))
+    assert "No data sieving" not in text and "20" in text and "stayed out" in text and table is None
+    text, _ = sieve_section(SimpleNamespace(sieve_updates=[], config={"sieve": {"ratio": 0}}))
+    assert "No data sieving in this run (sieve.ratio is 0)" in text

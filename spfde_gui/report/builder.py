@@ -355,8 +355,13 @@ def sieve_section(model) -> tuple[str, Table | None]:
     ups = list(model.sieve_updates)
     cfg_sieve = (model.config or {}).get("sieve") or {}
     if not ups:
-        why = "sieve.ratio is 0" if not cfg_sieve.get("ratio") else "no sieve update was recorded"
-        return f"No data sieving in this run ({why}).", None
+        if not cfg_sieve.get("ratio"):
+            return "No data sieving in this run (sieve.ratio is 0).", None
+        # a short run can sieve without ever updating: the first removed set stays out throughout
+        ratio = fmt_pct(100 * cfg_sieve["ratio"]) if _finite(cfg_sieve.get("ratio")) else "?"
+        return (f"Mode <b>{html.escape(str(cfg_sieve.get('mode', '–')))}</b>, ratio {ratio} removed; "
+                "no sieve update was recorded, so the initially removed samples stayed out "
+                "for the whole run."), None
     last = ups[-1]
     bits = [f"Mode <b>{html.escape(str(cfg_sieve.get('mode', '–')))}</b>"]
     if _finite(cfg_sieve.get("ratio")):
