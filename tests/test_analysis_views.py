@@ -101,6 +101,11 @@ def test_analysis_view_draws_and_says_when_the_analyses_are_off(qapp):
                           model={"blocks": []}, freeze_plan=None, projected=None, resumed=False, start_epoch=0))
     v.set_model(off)
     assert v.is_empty() and "analysis.enabled: false" in v.empty_label.text()
+    # a launched engine that has not spoken yet is starting, not a run that "recorded no analyses"
+    new = RunModel()
+    new.begin_session(resume=False)
+    v.set_model(new)
+    assert v.is_empty() and "starting" in v.empty_label.text() and "no analyses" not in v.empty_label.text()
 
 
 def test_report_has_the_analyses_section(tmp_path, qapp):

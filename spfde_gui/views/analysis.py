@@ -131,7 +131,7 @@ class AnalysisView(RunView):
         return AD.has_analysis(m)
 
     def empty_text(self, m: RunModel | None) -> str:
-        if m is None:
+        if m is None or m.status == "starting":     # no config yet: not "recorded no analyses"
             return super().empty_text(m)
         an = (m.config or {}).get("analysis") or {}
         if m.config is not None and not an.get("enabled"):
