@@ -100,7 +100,10 @@ class SweepQueue(QWidget):
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        # the setting (long with several axes) takes what is left, elided with a tooltip, so
+        # the status column stays in view without scrolling
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+        self.table.horizontalHeader().setStretchLastSection(False)
         lay.addWidget(self.table, 1)
         row = QHBoxLayout()
         self.start_btn = QPushButton("▶ Start")
@@ -291,6 +294,8 @@ class SweepQueue(QWidget):
             for k, v in enumerate(vals):
                 item = QTableWidgetItem(v)
                 item.setData(Qt.UserRole, c.name)
+                if k == 1:
+                    item.setToolTip(v)
                 self.table.setItem(r, k, item)
         self.total.setText(f"{len(self.cells)} cells, about {cells_mod._duration(total)} left "
                            f"(estimate at {self.flops_per_s:.3g} FLOPs/s)")
