@@ -123,3 +123,21 @@ def test_results_view_table_gaps_pareto_and_exports(qtbot, tmp_path):
     assert float(got[1]["final_test_acc_mean"]) == pytest.approx(0.7) and got[1]["seeds_failed"] == "1"
     assert v.export("md").read_text().count("\n") == 4
     assert "\\toprule" in v.export("tex").read_text()
+
+
+def test_results_plot_frames_a_single_finished_cell(qtbot, tmp_path):
+    # one point: the auto range collapses and the ticks would read 15.50000000000004
+    from spfde_gui.sweep.results_view import SweepResultsView
+    s = spec.parse({"name": "one", "base": {"preset": "demo"}, "overrides": TINY,
+                    "axes": {"sparsity.target": [0.5, 0.8]}, "seeds": 1})
+    m = manifest.create(s, cells_mod.build(s), tmp_path)
+    c = m.cells[0]
+    manifest.append_jsonl(m.dir / manifest.RESULTS, {
+        "cell": c.name, "status": "completed", "run_dir": None, "final_test_acc": 0.155,
+        "best_test_acc": 0.155, "flops_spent": 1.3554e10, "peak_memory_bytes": 2**20, "wall_time": 3.0})
+    v = SweepResultsView()
+    qtbot.addWidget(v)
+    v.set_sweep(m.dir)
+    (x0, x1), (y0, y1) = v.plot.getViewBox().viewRange()
+    assert x1 - x0 > 1e9 and x0 < 1.3554e10 < x1
+    assert y1 - y0 >= 1.0 and y0 < 15.5 < y1
