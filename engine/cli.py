@@ -140,6 +140,11 @@ def cmd_run(args) -> int:
     # is a configuration error before any run directory exists, as in `validate`.
     from engine import plan as plan_mod
     plan_mod.project(cfg)
+    # a missing CIFAR file is an error before any run folder exists, as in `validate` (an
+    # ImageFolder tree is checked by the projection; its full scan stays in `validate`)
+    from engine.data.checks import CIFAR_FILES, check_dataset
+    if cfg.data.name in CIFAR_FILES:
+        check_dataset(cfg)
     base = args.run_dir if args.run_dir is not None else cfg.run_dir
     warning = resources.check_disk(est, base)
     if warning:
