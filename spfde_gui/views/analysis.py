@@ -72,7 +72,9 @@ class _Heat:
         axis.setWidth(label_width(names))   # labels wider than the axis are not drawn at all
         # a triangle at the left edge of the first frozen epoch, on the block's rows
         self.marks.setData([e + 0.5 for e, _ in marks], [r + 0.5 for _, r in marks])
-        self.plot.setTitle(f"{self.title} (colour {self.lo:.1f} → 1; grey: not measured; ▶ block frozen)")
+        # the key (grey, ▶) is in the line above the plots: a long title sets the plot's minimum
+        # width and pushed the right edge out of a 1440-pixel window
+        self.plot.setTitle(f"{self.title} (colour {self.lo:.1f} → 1)")
 
     def value_at(self, x: float, y: float) -> str | None:
         if self.values is None:
@@ -167,7 +169,8 @@ class AnalysisView(RunView):
             self.grad.addItem(line)
             self._lines.append(line)
         n_meas = len(AD.measured(m))
-        text = f"{n_meas} measurement(s) on a probe of {next((e.get('probe_size') for e in AD.measured(m)), '?')} samples."
+        text = (f"{n_meas} measurement(s) on a probe of {next((e.get('probe_size') for e in AD.measured(m)), '?')} "
+                "samples. Grey: not measured; ▶ and dashed lines: the epoch a block froze.")
         line = AD.adaptive_summary(m)
         if line:
             text += " " + line + "."
