@@ -289,13 +289,16 @@ class SweepQueue(QWidget):
             secs = cells_mod.estimate_seconds(c, self.flops_per_s)
             if st.get(c.name) in ("waiting", "stopped", "running", "failed (retry)"):
                 total += secs
-            vals = [c.name, c.label(), str(c.seed), f"{c.projected.get('flops_spent', 0):.3g}",
+            vals = [c.name, c.label(), str(c.seed), cells_mod.flops_text(c.projected),
                     cells_mod._duration(secs), st.get(c.name, "?")]
             for k, v in enumerate(vals):
                 item = QTableWidgetItem(v)
                 item.setData(Qt.UserRole, c.name)
                 if k == 1:
                     item.setToolTip(v)
+                elif k == 3 and not c.projected.get("exact", True):
+                    item.setToolTip("an estimate: SNIP/GraSP choose layer densities from the data; "
+                                    "priced at the uniform split")
                 self.table.setItem(r, k, item)
         self.total.setText(f"{len(self.cells)} cells, about {cells_mod._duration(total)} left "
                            f"(estimate at {self.flops_per_s:.3g} FLOPs/s)")
