@@ -180,6 +180,9 @@ class CostPreview(QWidget):
         over = {k: v for k, v in (f.get("overhead") or {}).items() if isinstance(v, (int, float)) and v > 0}
         over_text = (f"; Training FLOPs include {fmt_flops(sum(over.values()))} of overhead "
                      f"({', '.join(k.replace('_', ' ') for k in over)})") if over else ""
+        if not (res.get("method") or {}).get("exact", True):
+            over_text += (f"; FLOPs are an estimate: {res['method'].get('name', 'the method')} chooses the layer "
+                          "densities from the data (priced at the uniform split)")
         self.message.setText(f"{res.get('model', {}).get('name', '')}, "
                              f"{res.get('dataset', {}).get('train_size', '?')} training samples; model training memory "
                              f"at 32-bit, batch {m.get('batch_size', '?')} (the paper's accounting){over_text}")
