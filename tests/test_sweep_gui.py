@@ -42,6 +42,12 @@ def test_bad_axis_is_shown_with_its_name(window):
     assert q.plan() is False
     assert "axes.sparsity.target" in q.message.text() and "lots" in q.message.text()
     assert q.table.rowCount() == 0 and not q.start_btn.isEnabled()
+    # a good plan, then a bad one: the old cells go, Start cannot run them
+    q.axes.item(0, 1).setText("0.5, 0.8")
+    assert q.plan() is True and q.table.rowCount() == 2 and q.start_btn.isEnabled()
+    q.axes.item(0, 1).setText("0.5, 1.5")
+    assert q.plan() is False and q.cells == [] and q.table.rowCount() == 0 and not q.start_btn.isEnabled()
+    assert q.start() is False
 
 
 @pytest.mark.slow

@@ -158,6 +158,9 @@ class SweepQueue(QWidget):
             self.spec = parse(data)
             self.cells = cells_mod.build(self.spec)
         except SweepError as exc:
+            # drop the previous plan: Start must not run cells the message says were not planned
+            self.cells, self.spec, self.manifest = [], None, None
+            self.refresh()
             self.message.setText("Cannot plan: " + "; ".join(f"{w}: {m}" for w, m in exc.errors[:4]))
             self.message.setStyleSheet("color: #c0392b;")
             return False
