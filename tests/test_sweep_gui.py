@@ -147,3 +147,15 @@ def test_results_plot_frames_a_single_finished_cell(qtbot, tmp_path):
     (x0, x1), (y0, y1) = v.plot.getViewBox().viewRange()
     assert x1 - x0 > 1e9 and x0 < 1.3554e10 < x1
     assert y1 - y0 >= 1.0 and y0 < 15.5 < y1
+
+
+def test_open_a_sweep_folder_shows_its_results(qtbot, tmp_path):
+    # `spfde-gui --open SWEEP_DIR`: the results table, not an empty run view
+    from spfde_gui.app import build_window
+    s = spec.parse({"name": "o", "base": {"preset": "demo"}, "overrides": TINY, "axes": {"sparsity.target": [0.5, 0.8]}})
+    m = manifest.create(s, cells_mod.build(s), tmp_path)
+    w = build_window(open_run=str(m.dir), runs_dir=str(tmp_path / "runs"))
+    w.close_policy = "kill"
+    qtbot.addWidget(w)
+    assert w.tabs.currentWidget() is w.sweep_results and w.sweep_results.table.rowCount() == 2
+    assert "0/2 runs completed" in w.sweep_results.label.text()
