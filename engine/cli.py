@@ -144,6 +144,11 @@ def cmd_run(args) -> int:
     # is a configuration error before any run directory exists, as in `validate`.
     from engine import plan as plan_mod
     plan_mod.project(cfg)
+    # a missing CIFAR file is an error before any run folder exists, as in `validate` (an
+    # ImageFolder tree is checked by the projection; its full scan stays in `validate`)
+    from engine.data.checks import CIFAR_FILES, check_dataset
+    if cfg.data.name in CIFAR_FILES:
+        check_dataset(cfg)
     if distributed.under_torchrun():     # started by torchrun by hand: rank 0 creates the folder
         return _train(cfg, None, stop_on_eof=args.stop_on_eof, events_on_tty=args.events,
                       create=lambda: run_dir_mod.create(cfg, args.run_dir))
@@ -183,6 +188,7 @@ def cmd_resume(args) -> int:
                       stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
     if not d.is_dir():
         raise ConfigError([("RUN_DIR", f"not a directory: {d}")])
+    d = d.resolve()      # events carry paths (checkpoints) that must not depend on this cwd
     try:
         lock = RunLock(d).acquire()
     except RunLockedError as exc:

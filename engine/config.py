@@ -591,7 +591,9 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 
 def load(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
     """Load a YAML/JSON file, apply ``--set`` overrides, validate."""
-    return from_dict(apply_overrides(read_file(path), overrides), source=str(path))
+    # a bad --set value is not in the file: say the overrides were part of what was read
+    src = f"{path} with the --set overrides" if overrides else str(path)
+    return from_dict(apply_overrides(read_file(path), overrides), source=src)
 
 
 def preset_path(name: str) -> Path:

@@ -162,7 +162,10 @@ class Trainer:
         ckpt.set_rng_state(state.get("rng"))
         self.resumed = True
         # epochs counted from 1 as the progress bar and the studio show them (events: from 0)
-        log.info("resuming at epoch %d/%d, batch %d", self.epoch + 1, self.cfg.epochs, self.batch)
+        if self.epoch >= self.cfg.epochs:
+            log.info("the checkpoint is at the end of all %d epochs: nothing left to train", self.cfg.epochs)
+        else:
+            log.info("resuming at epoch %d/%d, batch %d", self.epoch + 1, self.cfg.epochs, self.batch)
 
     # ------------------------------------------------------------------ the run
     def fit(self) -> str:

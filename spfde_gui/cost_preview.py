@@ -193,9 +193,17 @@ class CostPreview(QWidget):
         self.values["freeze_start"].setText(shown_epoch(fp.get("start_epoch")) if fp else "off")
         self.bar.set_parts([("spent", spent or 0.0)] + [(k, saved.get(k) or 0.0) for k in ("sparsity", "freeze", "sieve")])
         self.message.setStyleSheet("color: #555;")
+        # the spent FLOPs include work on top of the sparse training: name it, or the rows
+        # above add up to more than the dense equivalent
+        over = {k: v for k, v in (f.get("overhead") or {}).items() if isinstance(v, (int, float)) and v > 0}
+        over_text = (f"; Training FLOPs include {fmt_flops(sum(over.values()))} of overhead "
+                     f"({', '.join(k.replace('_', ' ') for k in over)})") if over else ""
+        if not (res.get("method") or {}).get("exact", True):
+            over_text += (f"; FLOPs are an estimate: {res['method'].get('name', 'the method')} chooses the layer "
+                          "densities from the data (priced at the uniform split)")
         self.message.setText(f"{res.get('model', {}).get('name', '')}, "
                              f"{res.get('dataset', {}).get('train_size', '?')} training samples; model training memory "
-                             f"at 32-bit, batch {m.get('batch_size', '?')} (the paper's accounting)")
+                             f"at 32-bit, batch {m.get('batch_size', '?')} (the paper's accounting){over_text}")
         self.updated.emit(res)
 
     def set_process_memory(self, rss: float | None, running: bool) -> None:

@@ -224,6 +224,10 @@ class MainWindow(QMainWindow):
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(5000)
         self.log.setStyleSheet("font-family: monospace; font-size: 11px;")
+        # an opened past run has no log here: say so rather than show a blank page
+        self.log.setPlaceholderText("The engine's log (its stderr) of the runs launched or resumed from this "
+                                    "window appears here. A run opened from disk has no log here: its events "
+                                    "are in the other tabs and in RUN_DIR/events.jsonl.")
         self.tabs.addTab(self.log, "Engine log")
         self.sweep_results = SweepResultsView()
         self.tabs.addTab(self.sweep_results, self.sweep_results.title)

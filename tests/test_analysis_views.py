@@ -87,6 +87,12 @@ def test_analysis_view_draws_and_says_when_the_analyses_are_off(qapp):
     v.set_model(_model())
     assert not v.is_empty() and "3 measurement(s)" in v.info.text()
     assert v.cka.values.shape == (3, 6) and len(v._lines) == 1          # the stem's freeze line
+    # epochs as the other views count them (from 1): the stem froze at event epoch 3, i.e. before
+    # epoch 4, and the column centred on 4 is event epoch 3
+    assert v._lines[0].value() == pytest.approx(3.5)
+    assert v.cka.value_at(4.0, 1.5).startswith("b1 · epoch 4: 0.93")
+    xs, _ys = v._curves["b1"].getData()
+    assert xs.tolist() == [1, 2, 3, 4, 5, 6]
     v.similarity_kind.setCurrentIndex(1)                                # vs the final mask
     assert v.sim.names == ["b1.conv1", "b1.conv2"] and v.sim.values[0, 0] == pytest.approx(0.5)
     off = RunModel()
@@ -95,6 +101,11 @@ def test_analysis_view_draws_and_says_when_the_analyses_are_off(qapp):
                           model={"blocks": []}, freeze_plan=None, projected=None, resumed=False, start_epoch=0))
     v.set_model(off)
     assert v.is_empty() and "analysis.enabled: false" in v.empty_label.text()
+    # a launched engine that has not spoken yet is starting, not a run that "recorded no analyses"
+    new = RunModel()
+    new.begin_session(resume=False)
+    v.set_model(new)
+    assert v.is_empty() and "starting" in v.empty_label.text() and "no analyses" not in v.empty_label.text()
 
 
 def test_report_has_the_analyses_section(tmp_path, qapp):

@@ -57,6 +57,14 @@ def test_cost_preview_follows_the_form(window, qtbot):
     start = pv.values["freeze_start"].text()
     assert start.isdigit() and int(start) == pv.result["freeze_plan"]["start_epoch"] + 1   # shown from 1
     assert pv.values["freeze"].text() != "–" and "%" in pv.values["spent"].text()
+    # the overhead inside the spent FLOPs (e.g. the analyses' probe forwards) is named
+    assert ("of overhead" in pv.message.text()) == (sum(pv.result["flops"]["overhead"].values()) > 0)
+    form.set_field("sparsity.algorithm", "snip")
+    qtbot.waitUntil(lambda: pv.result is not None and pv.result["method"]["name"] == "snip", timeout=10000)
+    assert "an estimate" in pv.message.text()
+    form.set_field("sparsity.algorithm", "mest_ems")
+    qtbot.waitUntil(lambda: pv.result is not None and pv.result["method"]["name"] == "mest_ems", timeout=10000)
+    assert "an estimate" not in pv.message.text()
     form.set_field("freeze.target", 0.0)
     qtbot.waitUntil(lambda: pv.values["freeze_start"].text() == "off", timeout=10000)
     # a configuration the planner rejects: its reason instead of numbers

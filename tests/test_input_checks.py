@@ -102,6 +102,19 @@ def test_validate_checks_the_dataset_layout(tmp_path, capsys):
     assert rc == 0 and "empty" in err
 
 
+def test_run_refuses_missing_cifar_files_before_making_a_run_folder(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    runs = tmp_path / "runs"
+    rc = cli.main(["run", "--preset", "demo", "--set", "data.name=cifar10", "--set", f"data.root={tmp_path / 'empty'}",
+                   "--set", f"run_dir={runs}"])
+    err = capsys.readouterr().err
+    assert rc == cli.EXIT_CONFIG and "data.root" in err and "batches.meta" in err
+    assert not runs.exists() or not any(runs.iterdir())
+    # a bad --set value is not blamed on the file alone
+    assert cli.main(["validate", "--preset", "demo", "--set", "epochs=abc"]) == cli.EXIT_CONFIG
+    assert "with the --set overrides" in capsys.readouterr().err
+
+
 def test_validate_checks_the_device(tmp_path, capsys):
     import torch
     if torch.cuda.is_available():

@@ -162,6 +162,12 @@ def test_method_field_ranges_and_model_checks():
         project(from_dict({"epochs": 2, "interval": 1, "data": {"train_size": 256},
                            "sparsity": {"algorithm": "rigl", "update_steps": 3}}))
     assert "sparsity.update_steps" in dict(ei.value.errors)
+    # the default (never set by the user) is named as such, with a value that would work
+    with pytest.raises(ConfigError) as ei:
+        project(from_dict({"epochs": 2, "interval": 1, "data": {"train_size": 256},
+                           "sparsity": {"algorithm": "rigl"}}))
+    msg = dict(ei.value.errors)["sparsity.update_steps"]
+    assert "(the default)" in msg and "set it below" in msg
     with pytest.raises(ConfigError) as ei:
         project(from_dict({"sparsity": {"algorithm": "snip", "dense_layers": ["stem", "head", "shortcut",
                                                                               *[f"layer{i}" for i in range(1)]]}}))

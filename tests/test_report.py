@@ -273,3 +273,31 @@ def test_projected_flops_read_by_the_one_payload_reader():
     # a run folder written before the plan's "total" became "spent" still reports
     assert projected_flops({"flops": {"total": 5.0, "dense": 9.0, "saved": saved}}) == new
     assert projected_flops(None) == {} and projected_flops({"flops": {"saved_sparsity": 1.0}}) == {}
+
+
+def test_sieve_section_with_a_ratio_but_no_update_does_not_say_no_sieving():
+    # a 2-epoch run with interval 2 sieves (the first removed set stays out) yet never updates
+    from types import SimpleNamespace
+    from spfde_gui.report.builder import sieve_section
+    text, table = sieve_section(SimpleNamespace(sieve_updates=[], config={"sieve": {"ratio": 0.2, "mode": "circular"}}))
+    assert "No data sieving" not in text and "20" in text and "stayed out" in text and table is None
+    text, _ = sieve_section(SimpleNamespace(sieve_updates=[], config={"sieve": {"ratio": 0}}))
+    assert "No data sieving in this run (sieve.ratio is 0)" in text
+
+
+def test_flops_table_lists_the_overhead_so_the_rows_add_up():
+    # spent = dense - saved + overhead: without an overhead row the percentages do not add up
+    from types import SimpleNamespace
+    from spfde_gui.report.builder import flops_table
+    fl = {"spent": 14.0, "dense": 100.0, "saved": {"sparsity": 80.0, "freeze": 5.0, "sieve": 5.0},
+          "overhead": {"dst_dense_grad": 3.0, "mask_scoring": 0.0, "analysis": 1.0}}
+    summary = {"flops_spent": 14.0, "flops_dense": 100.0, "flops_saved": dict(fl["saved"])}
+    m = SimpleNamespace(summary=lambda: summary, projected={"flops": fl}, finished={"flops": fl})
+    rows = {r[0]: r for r in flops_table(m).rows}
+    assert rows["Overhead: dense gradients (RigL)"][2] == "3.0 %" and rows["Overhead: dense gradients (RigL)"][4] == "3.0 %"
+    assert rows["Overhead: analyses (probe forwards)"][2] == "1.0 %"
+    assert not any("mask scoring" in k for k in rows)               # zero: no row
+    # a run without run_finished: the total is derived from the ledger's identity
+    m = SimpleNamespace(summary=lambda: summary, projected=None, finished=None)
+    rows = {r[0]: r for r in flops_table(m).rows}
+    assert rows["Overhead: total"][2] == "4.0 %"

@@ -45,6 +45,16 @@ def test_expansion_order_seeds_and_names():
     assert cells[4].projected["flops_spent"] < cells[0].projected["flops_spent"]
     text = cells_mod.format_plan(s, cells)
     assert "t-c007" in text and "estimated total" in text
+    assert "~" not in text and all(c.projected["exact"] for c in cells)
+
+
+def test_plan_marks_snip_cells_as_estimates():
+    # SNIP picks layer densities from the data: the plan prices the uniform split, so say so
+    s = spec.parse({"name": "m", "overrides": TINY, "axes": {"sparsity.algorithm": ["mest_ems", "snip"]}})
+    cells = cells_mod.build(s)
+    assert [c.projected["exact"] for c in cells] == [True, False]
+    assert [cells_mod.flops_text(c.projected)[0] == "~" for c in cells] == [False, True]
+    assert "an estimate" in cells_mod.format_plan(s, cells)
 
 
 def test_linked_axes_change_together_and_seed_lists():

@@ -33,6 +33,12 @@ def test_bad_axis_is_shown_with_its_name(window):
     assert q.plan() is False
     assert "axes.sparsity.target" in q.message.text() and "lots" in q.message.text()
     assert q.table.rowCount() == 0 and not q.start_btn.isEnabled()
+    # a good plan, then a bad one: the old cells go, Start cannot run them
+    q.axes.item(0, 1).setText("0.5, 0.8")
+    assert q.plan() is True and q.table.rowCount() == 2 and q.start_btn.isEnabled()
+    q.axes.item(0, 1).setText("0.5, 1.5")
+    assert q.plan() is False and q.cells == [] and q.table.rowCount() == 0 and not q.start_btn.isEnabled()
+    assert q.start() is False
 
 
 @pytest.mark.slow
@@ -114,3 +120,33 @@ def test_results_view_table_gaps_pareto_and_exports(qtbot, tmp_path):
     assert float(got[1]["final_test_acc_mean"]) == pytest.approx(0.7) and got[1]["seeds_failed"] == "1"
     assert v.export("md").read_text().count("\n") == 4
     assert "\\toprule" in v.export("tex").read_text()
+
+
+def test_results_plot_frames_a_single_finished_cell(qtbot, tmp_path):
+    # one point: the auto range collapses and the ticks would read 15.50000000000004
+    from spfde_gui.sweep.results_view import SweepResultsView
+    s = spec.parse({"name": "one", "base": {"preset": "demo"}, "overrides": TINY,
+                    "axes": {"sparsity.target": [0.5, 0.8]}, "seeds": 1})
+    m = manifest.create(s, cells_mod.build(s), tmp_path)
+    c = m.cells[0]
+    manifest.append_jsonl(m.dir / manifest.RESULTS, {
+        "cell": c.name, "status": "completed", "run_dir": None, "final_test_acc": 0.155,
+        "best_test_acc": 0.155, "flops_spent": 1.3554e10, "peak_memory_bytes": 2**20, "wall_time": 3.0})
+    v = SweepResultsView()
+    qtbot.addWidget(v)
+    v.set_sweep(m.dir)
+    (x0, x1), (y0, y1) = v.plot.getViewBox().viewRange()
+    assert x1 - x0 > 1e9 and x0 < 1.3554e10 < x1
+    assert y1 - y0 >= 1.0 and y0 < 15.5 < y1
+
+
+def test_open_a_sweep_folder_shows_its_results(qtbot, tmp_path):
+    # `spfde-gui --open SWEEP_DIR`: the results table, not an empty run view
+    from spfde_gui.app import build_window
+    s = spec.parse({"name": "o", "base": {"preset": "demo"}, "overrides": TINY, "axes": {"sparsity.target": [0.5, 0.8]}})
+    m = manifest.create(s, cells_mod.build(s), tmp_path)
+    w = build_window(open_run=str(m.dir), runs_dir=str(tmp_path / "runs"))
+    w.close_policy = "kill"
+    qtbot.addWidget(w)
+    assert w.tabs.currentWidget() is w.sweep_results and w.sweep_results.table.rowCount() == 2
+    assert "0/2 runs completed" in w.sweep_results.label.text()

@@ -141,7 +141,9 @@ def plan_cells(spec: SweepSpec, cells: list[Cell]) -> list[Cell]:
             cache[key] = {"flops_spent": spent, "flops_dense": f["dense"], "flops_saved": dict(f["saved"]),
                           "peak_memory_bytes": p["memory"]["peak_bytes"],
                           "freeze_start_epoch": (p.get("freeze_plan") or {}).get("start_epoch"),
-                          "freeze_achieved": (p.get("freeze_plan") or {}).get("achieved")}
+                          "freeze_achieved": (p.get("freeze_plan") or {}).get("achieved"),
+                          # SNIP/GraSP: layer densities come from the data, the FLOPs are an estimate
+                          "exact": bool(p.get("method", {}).get("exact", True))}
         cell.projected = dict(cache[key])
     return cells
 
@@ -168,6 +170,11 @@ def estimate_seconds(cell: Cell, flops_per_s: float) -> float:
     return CELL_OVERHEAD_S + executed_flops(cell.projected) / max(flops_per_s, 1.0)
 
 
+def flops_text(projected: dict) -> str:
+    """A cell's projected FLOPs, marked ~ when the plan can only estimate them (SNIP/GraSP)."""
+    return ("" if projected.get("exact", True) else "~") + f"{projected.get('flops_spent', 0):.3g}"
+
+
 def format_plan(spec: SweepSpec, cells: list[Cell], flops_per_s: float = DEFAULT_CPU_FLOPS_PER_S) -> str:
     """The ``--plan`` table: one line per cell with projected FLOPs and an estimated time."""
     cols = spec.varied_fields()
@@ -180,12 +187,15 @@ def format_plan(spec: SweepSpec, cells: list[Cell], flops_per_s: float = DEFAULT
         pj = c.projected
         dense = pj.get("flops_dense") or 1.0
         rows.append([c.name] + [_short(c.setting.get(f)) for f in cols] + [
-            str(c.seed), f"{pj.get('flops_spent', 0):.3g}", f"{100 * pj.get('flops_spent', 0) / dense:.1f}%",
+            str(c.seed), flops_text(pj), f"{100 * pj.get('flops_spent', 0) / dense:.1f}%",
             f"{pj.get('peak_memory_bytes', 0) / 2**20:.1f} MiB", _duration(s)])
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)] if rows else [len(h) for h in head]
     lines = [f"sweep {spec.name}: {len(cells)} cells ({len(cells) // max(1, len(spec.seeds))} settings x "
              f"{len(spec.seeds)} seeds)", "  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+    if any(not c.projected.get("exact", True) for c in cells):
+        lines.append("~: SNIP/GraSP choose layer densities from the data; their FLOPs are priced at the "
+                     "uniform split, an estimate")
     lines.append(f"estimated total: {_duration(total_s)} one cell at a time, at {flops_per_s:.3g} executed FLOPs/s "
                  f"(masked layers run densely) and {CELL_OVERHEAD_S:g} s start-up per cell; --flops-per-s sets "
                  "your machine's rate")

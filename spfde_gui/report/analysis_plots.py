@@ -24,19 +24,19 @@ def _heat(model, kind: str, title: str) -> bytes | None:
     img = pg.ImageItem(idx)
     img.setLookupTable(_lut())
     img.setLevels([0, NAN_INDEX])
-    img.setRect(0, 0, mat.shape[1], mat.shape[0])
+    img.setRect(0.5, 0, mat.shape[1], mat.shape[0])   # column e centred on e + 1: epochs as people count
     plot.addItem(img)
     plot.invertY(True)
     marks = AD.freeze_marks(model, names)
     if marks:
-        plot.plot([e for e, _ in marks], [r + 0.5 for _, r in marks], pen=None, symbol="t2", symbolSize=10,
+        plot.plot([e + 0.5 for e, _ in marks], [r + 0.5 for _, r in marks], pen=None, symbol="t2", symbolSize=10,
                   symbolBrush="#ffffff", symbolPen=pg.mkPen(RED, width=1.5))
     step = max(1, len(names) // 30)
     ax = plot.getAxis("left")
     ax.setTicks([[(i + 0.5, n) for i, n in enumerate(names) if i % step == 0]])
     ax.setStyle(tickLength=0)
     ax.setWidth(label_width(names))
-    plot.setRange(xRange=(0, mat.shape[1]), yRange=(0, mat.shape[0]), padding=0)
+    plot.setRange(xRange=(0.5, mat.shape[1] + 0.5), yRange=(0, mat.shape[0]), padding=0)
     plot.getViewBox().setMouseEnabled(False, False)
     return P._export(win)
 
@@ -66,10 +66,10 @@ def grad_norms(model) -> bytes | None:
     for i, n in enumerate(names):
         ok = np.isfinite(g[i]) & (g[i] > 0)
         if ok.any():
-            P._line(pg, plot, epochs[ok] + 0.5, g[i][ok], PALETTE[i % len(PALETTE)], n)
+            P._line(pg, plot, epochs[ok] + 1, g[i][ok], PALETTE[i % len(PALETTE)], n)
     from PySide6.QtCore import Qt
     for b, e in AD.freeze_epochs(model).items():
-        plot.addItem(pg.InfiniteLine(pos=e, angle=90, pen=pg.mkPen(RED, width=1, style=Qt.DashLine)))
+        plot.addItem(pg.InfiniteLine(pos=e + 0.5, angle=90, pen=pg.mkPen(RED, width=1, style=Qt.DashLine)))
     plot.getViewBox().setMouseEnabled(False, False)
     return P._export(win)
 

@@ -146,6 +146,26 @@ def projected_flops(projected: dict | None) -> dict[str, float | None]:
     return {k: v for k, v in out.items() if _finite(v)}
 
 
+OVERHEAD_LABELS = {"dst_dense_grad": "dense gradients (RigL)", "mask_scoring": "mask scoring (SNIP/GraSP)",
+                   "analysis": "analyses (probe forwards)"}
+
+
+def overhead_figures(model) -> tuple[dict[str, float], dict[str, float]]:
+    """(the run's overhead FLOPs by source, the plan's), from run_finished and the projection;
+    a run without run_finished gets its total as spent - (dense - saved), which the ledger
+    makes exact."""
+    plan = read_flops(model.projected.get("flops")) if isinstance(model.projected, dict) else None
+    plan_over = {k: v for k, v in (plan or {}).get("overhead", {}).items() if _finite(v) and v > 0}
+    fin = read_flops((model.finished or {}).get("flops"))
+    if fin is not None:
+        return {k: v for k, v in fin["overhead"].items() if _finite(v) and v > 0}, plan_over
+    got = flops_figures(model)
+    if not (_finite(got.get("spent")) and _finite(got.get("dense"))):
+        return {}, plan_over
+    rest = got["spent"] - got["dense"] + sum(got[k] for k, _ in FLOP_SOURCES if _finite(got.get(k)))
+    return ({"total": rest} if rest > 1e-9 * got["dense"] else {}), plan_over
+
+
 def flops_table(model) -> Table | None:
     got = flops_figures(model)
     if not _finite(got.get("spent")) and not _finite(got.get("dense")):
@@ -173,6 +193,14 @@ def flops_table(model) -> Table | None:
     if plan:
         row += [fmt_flops(plan_saved) if plan_saved else "–", pct(plan_saved, plan_dense)]
     rows.append(row)
+    # FLOPs spent on top of the sparse training (RigL's dense gradients, SNIP/GraSP scoring,
+    # the analyses' probe): part of Spent, so that Spent = Dense - Saved in total + these
+    over, plan_over = overhead_figures(model)
+    for src in [k for k in dict.fromkeys((*OVERHEAD_LABELS, *over, *plan_over)) if over.get(k) or plan_over.get(k)]:
+        row = [f"Overhead: {OVERHEAD_LABELS.get(src, src)}", fmt_flops(over.get(src)), pct(over.get(src), dense)]
+        if plan:
+            row += [fmt_flops(plan_over.get(src)), pct(plan_over.get(src), plan_dense)]
+        rows.append(row)
     row = ["Dense equivalent", fmt_flops(dense), pct(dense, dense)]
     if plan:
         row += [fmt_flops(plan_dense), pct(plan_dense, plan_dense)]
@@ -355,8 +383,13 @@ def sieve_section(model) -> tuple[str, Table | None]:
     ups = list(model.sieve_updates)
     cfg_sieve = (model.config or {}).get("sieve") or {}
     if not ups:
-        why = "sieve.ratio is 0" if not cfg_sieve.get("ratio") else "no sieve update was recorded"
-        return f"No data sieving in this run ({why}).", None
+        if not cfg_sieve.get("ratio"):
+            return "No data sieving in this run (sieve.ratio is 0).", None
+        # a short run can sieve without ever updating: the first removed set stays out throughout
+        ratio = fmt_pct(100 * cfg_sieve["ratio"]) if _finite(cfg_sieve.get("ratio")) else "?"
+        return (f"Mode <b>{html.escape(str(cfg_sieve.get('mode', '–')))}</b>, ratio {ratio} removed; "
+                "no sieve update was recorded, so the initially removed samples stayed out "
+                "for the whole run."), None
     last = ups[-1]
     bits = [f"Mode <b>{html.escape(str(cfg_sieve.get('mode', '–')))}</b>"]
     if _finite(cfg_sieve.get("ratio")):

@@ -100,7 +100,10 @@ class SweepQueue(QWidget):
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        # the setting (long with several axes) takes what is left, elided with a tooltip, so
+        # the status column stays in view without scrolling
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+        self.table.horizontalHeader().setStretchLastSection(False)
         lay.addWidget(self.table, 1)
         row = QHBoxLayout()
         self.start_btn = QPushButton("▶ Start")
@@ -155,6 +158,9 @@ class SweepQueue(QWidget):
             self.spec = parse(data)
             self.cells = cells_mod.build(self.spec)
         except SweepError as exc:
+            # drop the previous plan: Start must not run cells the message says were not planned
+            self.cells, self.spec, self.manifest = [], None, None
+            self.refresh()
             self.message.setText("Cannot plan: " + "; ".join(f"{w}: {m}" for w, m in exc.errors[:4]))
             self.message.setStyleSheet("color: #c0392b;")
             return False
@@ -286,11 +292,16 @@ class SweepQueue(QWidget):
             secs = cells_mod.estimate_seconds(c, self.flops_per_s)
             if st.get(c.name) in ("waiting", "stopped", "running", "failed (retry)"):
                 total += secs
-            vals = [c.name, c.label(), str(c.seed), f"{c.projected.get('flops_spent', 0):.3g}",
+            vals = [c.name, c.label(), str(c.seed), cells_mod.flops_text(c.projected),
                     cells_mod._duration(secs), st.get(c.name, "?")]
             for k, v in enumerate(vals):
                 item = QTableWidgetItem(v)
                 item.setData(Qt.UserRole, c.name)
+                if k == 1:
+                    item.setToolTip(v)
+                elif k == 3 and not c.projected.get("exact", True):
+                    item.setToolTip("an estimate: SNIP/GraSP choose layer densities from the data; "
+                                    "priced at the uniform split")
                 self.table.setItem(r, k, item)
         self.total.setText(f"{len(self.cells)} cells, about {cells_mod._duration(total)} left "
                            f"(estimate at {self.flops_per_s:.3g} FLOPs/s)")

@@ -63,7 +63,10 @@ def scatter_png(rows: list[results_mod.Row]) -> bytes | None:
 
 
 def _table_html(rows: list[results_mod.Row], varied: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in ["#"] + list(varied) + export_mod.HEADERS)
+    # a zero-width space after each dot: a narrow column breaks "sparsity.target" at the dot,
+    # not as "sparsity.ta / rget"
+    head = "".join(f"<th>{html.escape(h).replace('.', '.&#8203;')}</th>"
+                   for h in ["#"] + list(varied) + export_mod.HEADERS)
     body = []
     for i, r in enumerate(rows):
         vals = [f"#{i + 1}"] + [export_mod._v(r.setting.get(f)) for f in varied] + export_mod._cells(r, " ± ")
@@ -94,7 +97,7 @@ table{{border-collapse:collapse;margin:8px 0}}th,td{{border:1px solid #ccc;paddi
 th{{background:#f0f2f5}}tr.gap td{{background:#fdf0e6}}.warn{{color:#c0392b}}</style></head><body>
 <h1>Sweep {html.escape(m.name)}</h1>
 <p>{html.escape(str(m.data.get('description') or ''))}</p>
-<p>{len(rows)} settings x {len(m.seeds) or '?'} seeds = {n_cells} runs; {n_done} completed, {n_failed} failed.
+<p>{len(rows)} setting(s) x {len(m.seeds) or '?'} seed(s) = {n_cells} run(s); {n_done} completed, {n_failed} failed.
 Folder: {html.escape(str(m.dir.resolve()))}. Generated {time.strftime('%Y-%m-%d %H:%M')}.</p>
 {gaps}
 <h2>Results (mean ± sample std over the seeds that finished)</h2>

@@ -116,7 +116,20 @@ class SweepResultsView(QWidget):
             t.setPos(pts[i][0], pts[i][1] * 100)
             self.plot.addItem(t)
             self.labels.append(t)
+        self._frame([pts[i][0] for i in ok], [pts[i][1] * 100 for i in ok])
         self._update_buttons()
+
+    def _frame(self, xs: list[float], ys: list[float]) -> None:
+        """Auto-range, except where all points share an x or a y (one finished cell): there the
+        auto range collapses to a width of ~1e-14 and the ticks read 15.50000000000004."""
+        vb = self.plot.getViewBox()
+        vb.enableAutoRange()
+        if not xs:
+            return
+        if max(xs) - min(xs) <= 1e-9 * max(abs(max(xs)), 1.0):
+            vb.setXRange(xs[0] * 0.9, xs[0] * 1.1 if xs[0] else 1.0, padding=0)
+        if max(ys) - min(ys) <= 1e-9 * max(abs(max(ys)), 1.0):
+            vb.setYRange(ys[0] - 1.0, ys[0] + 1.0, padding=0)
 
     def pareto_rows(self) -> list[int]:
         return results_mod.pareto_front([(r.stats["flops_spent"].mean, r.stats["final_test_acc"].mean)

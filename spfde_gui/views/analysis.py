@@ -62,24 +62,27 @@ class _Heat:
         self.values, self.names = mat, list(names)
         self.img.setImage(idx, autoLevels=False, levels=[0, 255])
         w, h = max(mat.shape[1], 1), max(mat.shape[0], 1)
-        self.img.setRect(0, 0, w, h)
-        self.plot.vb.setLimits(xMin=0, xMax=w, yMin=0, yMax=h)
-        self.plot.setRange(xRange=(0, w), yRange=(0, h), padding=0)
+        # column e (events count from 0) is centred on e + 1: epochs as the other views show them
+        self.img.setRect(0.5, 0, w, h)
+        self.plot.vb.setLimits(xMin=0.5, xMax=w + 0.5, yMin=0, yMax=h)
+        self.plot.setRange(xRange=(0.5, w + 0.5), yRange=(0, h), padding=0)
         step = max(1, -(-len(names) // 12))   # at most 12 labels: the view may be short
         axis = self.plot.getAxis("left")
         axis.setTicks([[(i + 0.5, n) for i, n in enumerate(names) if i % step == 0]])
         axis.setWidth(label_width(names))   # labels wider than the axis are not drawn at all
         # a triangle at the left edge of the first frozen epoch, on the block's rows
-        self.marks.setData([e for e, _ in marks], [r + 0.5 for _, r in marks])
-        self.plot.setTitle(f"{self.title} (colour {self.lo:.1f} → 1; grey: not measured; ▶ block frozen)")
+        self.marks.setData([e + 0.5 for e, _ in marks], [r + 0.5 for _, r in marks])
+        # the key (grey, ▶) is in the line above the plots: a long title sets the plot's minimum
+        # width and pushed the right edge out of a 1440-pixel window
+        self.plot.setTitle(f"{self.title} (colour {self.lo:.1f} → 1)")
 
     def value_at(self, x: float, y: float) -> str | None:
         if self.values is None:
             return None
-        e, r = int(np.floor(x)), int(np.floor(y))
+        e, r = int(np.floor(x - 0.5)), int(np.floor(y))
         if 0 <= r < self.values.shape[0] and 0 <= e < self.values.shape[1]:
             v = self.values[r, e]
-            return f"{self.names[r]} · epoch {e}: " + ("not measured" if not np.isfinite(v) else f"{v:.4f}")
+            return f"{self.names[r]} · epoch {e + 1}: " + ("not measured" if not np.isfinite(v) else f"{v:.4f}")
         return None
 
 
@@ -130,7 +133,7 @@ class AnalysisView(RunView):
         return AD.has_analysis(m)
 
     def empty_text(self, m: RunModel | None) -> str:
-        if m is None:
+        if m is None or m.status == "starting":     # no config yet: not "recorded no analyses"
             return super().empty_text(m)
         an = (m.config or {}).get("analysis") or {}
         if m.config is not None and not an.get("enabled"):
@@ -143,6 +146,10 @@ class AnalysisView(RunView):
         kind = self.similarity_kind.currentData() or "mask_similarity"
         snames, smat = AD.heat(m, kind)
         self.sim.set(snames, smat, AD.freeze_marks(m, snames))
+        # one left-axis width for the three plots, so that their epoch columns line up
+        width = max(label_width(names), label_width(snames))
+        for p in (self.cka.plot, self.sim.plot, self.grad):
+            p.getAxis("left").setWidth(width)
         gnames, epochs, g = AD.grad_norms(m)
         for i, n in enumerate(gnames):
             item = self._curves.get(n)
@@ -150,17 +157,20 @@ class AnalysisView(RunView):
                 item = self._curves[n] = self.grad.plot([], [], pen=pg.mkPen(PALETTE[i % len(PALETTE)], width=1.5),
                                                         name=n)
             ok = np.isfinite(g[i]) & (g[i] > 0)
-            item.setData(epochs[ok] + 0.5, g[i][ok])
+            item.setData(epochs[ok] + 1, g[i][ok])     # epochs counted from 1, as in the other views
+        # eleven blocks do not fit one column of the legend in a third of the window
+        self.grad.legend.setColumnCount(2 if len(gnames) > 6 else 1)
         for line in self._lines:
             self.grad.removeItem(line)
         self._lines = []
         for b, e in AD.freeze_epochs(m).items():
-            line = pg.InfiniteLine(pos=e, angle=90, pen=pg.mkPen("#d62728", width=1, style=Qt.DashLine),
-                                   label=b, labelOpts={"position": 0.92, "color": "#d62728", "rotateAxis": (1, 0)})
+            line = pg.InfiniteLine(pos=e + 0.5, angle=90, pen=pg.mkPen("#d62728", width=1, style=Qt.DashLine),
+                                   label=b, labelOpts={"position": 0.8, "color": "#d62728", "rotateAxis": (1, 0)})
             self.grad.addItem(line)
             self._lines.append(line)
         n_meas = len(AD.measured(m))
-        text = f"{n_meas} measurement(s) on a probe of {next((e.get('probe_size') for e in AD.measured(m)), '?')} samples."
+        text = (f"{n_meas} measurement(s) on a probe of {next((e.get('probe_size') for e in AD.measured(m)), '?')} "
+                "samples. Grey: not measured; ▶ and dashed lines: the epoch a block froze.")
         line = AD.adaptive_summary(m)
         if line:
             text += " " + line + "."

@@ -102,6 +102,12 @@ class FlopsView(RunView):
         for k in SOURCES:
             parts.append(f"{SOURCE_LABELS[k].capitalize()}: {fmt_flops(_last(m, 'saved_' + k))} "
                          f"({_pct(got[k])} achieved, target {100 * goal[k]:.1f}%).")
+        # spent = dense - saved + overhead (RigL's dense gradients, mask scoring, analyses):
+        # name the overhead, or the figures above do not add up
+        over = spent - dense + sum(np.nan_to_num(_last(m, "saved_" + k)) for k in SOURCES)
+        if dense and over > 1e-9 * dense:
+            parts.append(f"Overhead on top of the sparse training: {fmt_flops(over)} "
+                         f"({100 * over / dense:.1f}% of dense, included in the spent).")
         self.summary.setText(" ".join(parts))
 
 

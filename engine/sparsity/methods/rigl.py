@@ -82,9 +82,11 @@ class RigL(Method):
         if not self.active:
             return []
         if self.samples is not None and int(self.param("update_steps")) >= self.end_step():
-            return [("sparsity.update_steps", f"{self.param('update_steps')} steps: RigL would never update "
+            # name the default when the user never set the field (e.g. the demo switched to rigl)
+            given = "" if self.cfg.sparsity.update_steps is not None else " (the default)"
+            return [("sparsity.update_steps", f"{self.param('update_steps')} steps{given}: RigL would never update "
                      f"the mask before step {self.end_step()} (search_end x {self._steps()[-1]} steps); "
-                     "lower it or raise epochs")]
+                     f"set it below {self.end_step()} or raise epochs")]
         return []
 
     def overhead(self, epoch, samples, fwd_sparse_unfrozen, fwd_dense_unfrozen, fwd_dense, train_size):
