@@ -164,14 +164,27 @@ def test_sigkill_then_resume_reproduces_the_run(reference, tmp_path):
 
 
 def test_a_failing_run_exits_nonzero_with_an_error_event(tmp_path):
-    missing = tmp_path / "no-cifar"
+    # every CIFAR file is there (the pre-start scan passes) but holds no pickle: the run
+    # fails while loading its data, after its folder exists
+    root = tmp_path / "bad-cifar"
+    root.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]:
+        (root / name).write_bytes(b"not a pickle")
     rc, out, err = _finish(_spawn("run", "--config", str(_write_cfg(tmp_path, **{"data.name": "cifar10",
-                                                                                   "data.root": str(missing)}))))
+                                                                                   "data.root": str(root)}))))
     assert rc == 1
     evs = _events(out)
     assert evs[-1]["event"] == "error"
-    assert str(missing) in evs[-1]["message"] and "Traceback" in evs[-1]["traceback"]
-    assert str(missing) in err
+    assert "data_batch_1" in evs[-1]["message"] and "Traceback" in evs[-1]["traceback"]
+    assert "data_batch_1" in err
+
+
+def test_a_missing_dataset_stops_the_run_before_its_folder_exists(tmp_path):
+    missing = tmp_path / "no-cifar"
+    rc, out, err = _finish(_spawn("run", "--config", str(_write_cfg(tmp_path, **{"data.name": "cifar10",
+                                                                                   "data.root": str(missing)}))))
+    assert rc == 2 and str(missing) in err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_bad_config_exits_2_without_a_run(tmp_path):
