@@ -149,14 +149,18 @@ def atomic_write(data, path: Path) -> int:
 
 def atomic_save(obj: Any, path: Path) -> int:
     """Serialise ``obj`` to ``path`` atomically; returns the file size. Raises CheckpointError."""
+    return atomic_write(_checked_bytes(obj, str(path)), path)
+
+
+def _checked_bytes(obj: Any, where: str):
+    """``obj`` checked for plain data and serialised; any failure is a CheckpointError naming ``where``."""
     try:
         check_plain(obj)
-        data = serialize(obj)
+        return serialize(obj)
     except CheckpointError:
         raise
     except Exception as exc:
-        raise CheckpointError(f"could not write checkpoint {path}: {exc}") from exc
-    return atomic_write(data, path)
+        raise CheckpointError(f"could not write checkpoint {where}: {exc}") from exc
 
 
 def save(run_dir: str | Path, state: dict[str, Any], epoch_tag: int | None = None, keep: int = 2) -> tuple[Path, int]:
@@ -165,13 +169,7 @@ def save(run_dir: str | Path, state: dict[str, Any], epoch_tag: int | None = Non
     d = checkpoint_dir(run_dir)
     d.mkdir(parents=True, exist_ok=True)
     state = dict(state, format=FORMAT)
-    try:
-        check_plain(state)
-        data = serialize(state)
-    except CheckpointError:
-        raise
-    except Exception as exc:
-        raise CheckpointError(f"could not write checkpoint in {d}: {exc}") from exc
+    data = _checked_bytes(state, f"in {d}")
     if epoch_tag is None:
         path = d / LAST
         return path, atomic_write(data, path)

@@ -13,6 +13,7 @@ import torch
 from engine import config as C
 from engine.analysis import adaptive, metrics, schedule
 from engine.plan import project
+from helpers import StopAfter
 
 TINY = {
     "name": "an", "seed": 5, "device": "cpu", "epochs": 4, "batch_size": 32, "interval": 1,
@@ -153,17 +154,6 @@ def test_plan_counts_the_probe_forwards_as_analysis_overhead():
 
 # ----------------------------------------------------------------------------- in the engine
 
-class _StopAfter:
-    def __init__(self, polls: int):
-        self.left = polls
-
-    @property
-    def should_stop(self) -> bool:
-        self.left -= 1
-        return self.left < 0
-
-    def take_checkpoint_request(self) -> bool:
-        return False
 
 
 def _trainer(tmp_path, name, cfg, commands=None):
@@ -187,7 +177,7 @@ def test_probe_set_and_measurements_survive_a_resume_and_the_ledger_counts_them(
     probe = ref.analysis.probe.clone()
     assert len(probe) == 48 and len(set(probe.tolist())) == 48 and int(probe.max()) < 192
     # 6 batches an epoch: stop in epoch 2, after measurements at epochs 0 and 1
-    stopped, _ = _trainer(tmp_path, "stop", cfg, _StopAfter(6 + 1 + 6 + 1 + 3 + 1))
+    stopped, _ = _trainer(tmp_path, "stop", cfg, StopAfter(6 + 1 + 6 + 1 + 3 + 1))
     assert stopped.fit() == "stopped"
     resumed, out = _trainer(tmp_path, "stop", cfg)
     resumed.load_checkpoint()

@@ -15,6 +15,7 @@ import yaml
 
 from engine import config as C
 from engine.events import parse_line, read_events, validate_event
+from helpers import StopAfter
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -195,19 +196,6 @@ def test_bad_config_exits_2_without_a_run(tmp_path):
 
 # ----------------------------------------------------------------------------- in-process
 
-class _StopAfter:
-    """A command channel that asks for a stop after a given number of polls (batches)."""
-
-    def __init__(self, batches: int):
-        self.left = batches
-
-    @property
-    def should_stop(self) -> bool:
-        self.left -= 1
-        return self.left < 0
-
-    def take_checkpoint_request(self) -> bool:
-        return False
 
 
 def _trainer(tmp_path, name, commands=None):
@@ -224,7 +212,7 @@ def test_mid_epoch_stop_and_resume_in_process(tmp_path):
     """Stop after batch 3 of epoch 1 (3 + 7 + 1 polls), resume mid-epoch, match exactly."""
     ref, ref_out = _trainer(tmp_path, "ref")
     assert ref.fit() == "completed"
-    stopped, out = _trainer(tmp_path, "stop", _StopAfter(7 + 3 + 1))
+    stopped, out = _trainer(tmp_path, "stop", StopAfter(7 + 3 + 1))
     assert stopped.fit() == "stopped"
     evs = [json.loads(l) for l in out.getvalue().splitlines()]
     ck = [e for e in evs if e["event"] == "checkpoint" and e["reason"] == "stop"][0]
