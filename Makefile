@@ -26,7 +26,7 @@ install: $(STAMP)
 # With one, first name any system library Qt's xcb plugin lacks, and the apt-get line.
 run: $(STAMP)
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || [ "$$QT_QPA_PLATFORM" = offscreen ]; then \
-		$(BIN)/python -m spfde_gui.qt_libs || exit 1; \
+		$(BIN)/python -m spfde_gui.system.qt_libs || exit 1; \
 		$(BIN)/spfde-gui --preset demo; \
 	else \
 		echo "No display found (DISPLAY is unset): running the demo in the terminal instead."; \

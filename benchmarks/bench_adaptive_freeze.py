@@ -37,10 +37,10 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from engine import run_dir as run_dir_mod  # noqa: E402
+from engine.run import folder as run_dir_mod  # noqa: E402
 from engine.config import load_preset  # noqa: E402
-from engine.telemetry import Emitter  # noqa: E402
-from engine.trainer import Trainer  # noqa: E402
+from engine.run.telemetry import Emitter  # noqa: E402
+from engine.training.trainer import Trainer  # noqa: E402
 
 METHODS = ("mest", "single_shot", "adaptive")
 

@@ -8,7 +8,7 @@ own, beside one busy loop (a process spinning on one core) and beside two. Setti
 * default   - torch's own choice (one thread per core, libgomp's long spin), as before
 * passive   - OMP_WAIT_POLICY=PASSIVE (workers sleep at once)
 * one       - OMP_NUM_THREADS=1
-* auto      - the engine's ``threads: auto`` (engine.threads)
+* auto      - the engine's ``threads: auto`` (engine.training.threads)
 
 Goals (issue 14): auto quiet >= 0.95x default quiet; beside a one-core busy loop >= 0.6x
 its quiet figure; never below 0.4x. The machine is often shared: the load average is
@@ -34,13 +34,14 @@ CHILD = r"""
 import io, json, sys, tempfile
 setting = sys.argv[1]
 cfg_d = json.loads(sys.argv[2])
-from engine import config as C, threads
+from engine import config as C
+from engine.training import threads
 cfg = C.from_dict(cfg_d)
 if setting == "auto":
     threads.apply(cfg.threads)          # what the CLI does before torch loads
 import torch
-from engine.telemetry import Emitter
-from engine.trainer import Trainer
+from engine.run.telemetry import Emitter
+from engine.training.trainer import Trainer
 with tempfile.TemporaryDirectory() as d:
     out = io.StringIO()
     Trainer(cfg, d, Emitter(d, stream=out, progress_bar=False)).fit()

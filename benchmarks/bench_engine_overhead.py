@@ -36,8 +36,8 @@ import torch.nn.functional as F  # noqa: E402
 from engine import config as C  # noqa: E402
 from engine.data.loaders import Data, epoch_order, num_batches  # noqa: E402
 from engine.models import build_model  # noqa: E402
-from engine.telemetry import Emitter  # noqa: E402
-from engine.trainer import Trainer, resolve_device  # noqa: E402
+from engine.run.telemetry import Emitter  # noqa: E402
+from engine.training.trainer import Trainer, resolve_device  # noqa: E402
 
 
 def make_cfg(a, sparsity: float) -> C.RunConfig:

@@ -7,7 +7,7 @@ Table A11: average epoch time over the run, time saved, FLOPs saved by freezing 
 Two measurements, both in this one process, on the same model and data:
 
 * trainer: every target runs through the real Trainer (single-shot plan from
-  ``engine.plan.project``), in forward then reverse order (ABBA) so slow drift of a shared
+  ``engine.cost.projection.project``), in forward then reverse order (ABBA) so slow drift of a shared
   machine cancels; a run's epoch time is the mean of its ``epoch_end.epoch_time`` (training
   only, evaluation excluded) over all epochs after the first (warm-up), as the paper averages
   consecutive epochs. Its saving is the plan's saving over the same epochs.
@@ -39,12 +39,12 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from engine import run_dir as run_dir_mod  # noqa: E402
+from engine.run import folder as run_dir_mod  # noqa: E402
 from engine.config import RunConfig  # noqa: E402
 from engine.models import build_model  # noqa: E402
-from engine.plan import project  # noqa: E402
-from engine.telemetry import Emitter  # noqa: E402
-from engine.trainer import Trainer  # noqa: E402
+from engine.cost.projection import project  # noqa: E402
+from engine.run.telemetry import Emitter  # noqa: E402
+from engine.training.trainer import Trainer  # noqa: E402
 
 TARGETS = (0.0, 0.10, 0.15, 0.20, 0.25)
 PAPER_A11 = {0.10: 8.93, 0.15: 13.66, 0.20: 18.83, 0.25: 23.67}

@@ -60,8 +60,8 @@ def rates_of(events: list[dict]) -> tuple[list[float], int]:
 
 
 def run_trainer(cfg) -> tuple[list[float], int]:
-    from engine.telemetry import Emitter
-    from engine.trainer import Trainer
+    from engine.run.telemetry import Emitter
+    from engine.training.trainer import Trainer
     with tempfile.TemporaryDirectory() as d:
         out = io.StringIO()
         em = Emitter(d, stream=out, progress_bar=False, stream_events=True)

@@ -64,7 +64,7 @@ def synthetic_stream(n_events: int):
 
 
 def bench_ingest(n_events: int) -> dict:
-    from spfde_gui.run_model import RunModel
+    from spfde_gui.model.run_model import RunModel
     evs = list(synthetic_stream(n_events))[:n_events]
     m = RunModel()
     t = time.perf_counter()
@@ -80,8 +80,8 @@ def bench_ingest(n_events: int) -> dict:
 
 
 def bench_file_replay(evs: list, n_lines: int) -> dict:
-    from engine.events import dumps
-    from spfde_gui.run_model import RunModel
+    from engine.run.events import dumps
+    from spfde_gui.model.run_model import RunModel
     with tempfile.TemporaryDirectory() as d:
         with open(Path(d) / "events.jsonl", "w") as fh:
             for ev in evs[:n_lines]:
@@ -95,8 +95,8 @@ def bench_file_replay(evs: list, n_lines: int) -> dict:
 
 def bench_redraw(model, frames: int = 15) -> dict:
     from PySide6.QtTest import QTest
-    from spfde_gui.app import make_app
-    from spfde_gui.main_window import MainWindow
+    from spfde_gui.window.app import make_app
+    from spfde_gui.window.main_window import MainWindow
     app = make_app()  # noqa: F841 - the application must outlive the window
     w = MainWindow(runs_dir=tempfile.mkdtemp())
     w.resize(1440, 900)
@@ -155,8 +155,8 @@ def bench_live(seconds: float, train_size: int | None = None) -> dict | None:
     """GUI process CPU while it watches the demo preset train (engine on the CPU)."""
     from PySide6.QtTest import QTest
     from engine import config as cfgmod
-    from spfde_gui.app import make_app
-    from spfde_gui.main_window import MainWindow
+    from spfde_gui.window.app import make_app
+    from spfde_gui.window.main_window import MainWindow
     if not (ROOT / "engine" / "trainer.py").exists():
         return None
     app = make_app()  # noqa: F841 - the application must outlive the window

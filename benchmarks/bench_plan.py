@@ -1,4 +1,4 @@
-"""The planner's cost: ``engine.plan.project`` on the CIFAR-100 presets at 160 epochs and
+"""The planner's cost: ``engine.cost.projection.project`` on the CIFAR-100 presets at 160 epochs and
 stretched to 1,000 / 10,000 / 100,000 epochs (goal: under 50 ms for the preset, under 200 ms
 at 100,000 epochs), beside the per-epoch reference walk it replaced, so the two are measured
 side by side in one run. Pure Python, no torch.
@@ -17,8 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine import arch as arch_mod  # noqa: E402
-from engine import plan as plan_mod  # noqa: E402
+from engine.cost import arch as arch_mod  # noqa: E402
+from engine.cost import projection as plan_mod  # noqa: E402
 from engine.config import load_preset  # noqa: E402
 
 CASES = [("cifar100_resnet32x2_spfde", []), ("cifar100_resnet32x2_mest", []),
@@ -43,7 +43,7 @@ def reference_walk(cfg) -> None:
     a = arch_mod.describe(cfg.model, 100, 32)
     prefix = p["freeze_plan"]["frozen_prefix"] if p["freeze_plan"] else [0] * cfg.epochs
     dens = plan_mod._with_frozen_masks(cfg, a, plan_mod._scheduled(cfg, a), prefix)
-    from engine import costmodel
+    from engine.cost import costmodel
     for d, k in zip(dens, prefix):
         costmodel.memory(a, d, k, cfg.batch_size)
 

@@ -35,11 +35,11 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from engine import run_dir as run_dir_mod  # noqa: E402
+from engine.run import folder as run_dir_mod  # noqa: E402
 from engine.config import RunConfig  # noqa: E402
-from engine.forgetting import ForgettingTracker  # noqa: E402
-from engine.telemetry import Emitter  # noqa: E402
-from engine.trainer import Trainer  # noqa: E402
+from engine.sieving.forgetting import ForgettingTracker  # noqa: E402
+from engine.run.telemetry import Emitter  # noqa: E402
+from engine.training.trainer import Trainer  # noqa: E402
 
 RATIOS = (0.0, 0.10, 0.15, 0.20, 0.25)
 PAPER_A12 = {0.10: 9.14, 0.15: 14.38, 0.20: 19.09, 0.25: 24.39}

@@ -22,7 +22,7 @@ MODES = (("interrupted", True, None), ("left running", False, None), ("queued be
 
 
 def measure(app, interrupt: bool, max_threads, epochs: int) -> tuple[float, float, int]:
-    from spfde_gui.main_window import MainWindow
+    from spfde_gui.window.main_window import MainWindow
     w = MainWindow(runs_dir="/tmp/spfde-bench-runs")
     w.preview.tasks.interrupt = interrupt
     w.preview.tasks.max_threads = max_threads

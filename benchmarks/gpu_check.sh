@@ -61,8 +61,8 @@ COMMON=(--set checkpoint.every=0)
 if [ "$CUDA" = "1" ]; then
   part cuda_tests 150 "CUDA-only tests (pytest -m cuda)" -- \
     "$PY" -m pytest -v -p no:cacheprovider -m cuda tests/test_cuda.py -o addopts="" -W ignore::pytest.PytestConfigWarning
-  part nvml 20 "NVML readout (spfde_gui.gpu_info, the Qt-free part of the hardware monitor)" -- \
-    "$PY" -m spfde_gui.gpu_info
+  part nvml 20 "NVML readout (spfde_gui.system.gpu_info, the Qt-free part of the hardware monitor)" -- \
+    "$PY" -m spfde_gui.system.gpu_info
   part speed_resnet32x2 70 "2x ResNet-32, CIFAR-100-sized synthetic data: fp32/bf16 x channels_last" -- \
     "$PY" benchmarks/bench_gpu.py speed --model resnet32 --width 2 --image-size 32 --train-size 50000 --classes 100 --batch-size 128 --epochs 3
   part speed_resnet50 90 "ResNet-50 at 224 px, 6 epochs x 10 steps per setting: fp32/bf16 x channels_last" -- \
@@ -82,7 +82,7 @@ if [ "$CUDA" = "1" ]; then
 else
   part cuda_tests 60 "CUDA-only tests (pytest -m cuda; all skip without CUDA)" -- \
     "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py -o addopts="" -W ignore::pytest.PytestConfigWarning
-  part nvml 30 "NVML readout (expects 'no NVIDIA GPU' here)" -- "$PY" -m spfde_gui.gpu_info
+  part nvml 30 "NVML readout (expects 'no NVIDIA GPU' here)" -- "$PY" -m spfde_gui.system.gpu_info
   part speed_cpu 60 "CPU: fp32 vs bf16 autocast, tiny ResNet-20" -- \
     "$PY" benchmarks/bench_gpu.py speed --device cpu --model resnet20 --width 0.25 --image-size 16 --train-size 512 --classes 10 --batch-size 64 --epochs 3
   part ddp 120 "CPU: images/s with 1 and 2 processes (gloo), tiny ResNet-20" -- \

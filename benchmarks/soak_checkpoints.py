@@ -84,7 +84,7 @@ def engine_until(args: list, ready) -> tuple[int | None, str, str]:
 
 def epochs_of(run_dir: Path) -> dict[int, dict]:
     """The last epoch_end record of each epoch in events.jsonl (a redone epoch supersedes)."""
-    from engine.events import read_events
+    from engine.run.events import read_events
     return {e["epoch"]: e for e in read_events(run_dir / "events.jsonl") if e["event"] == "epoch_end"}
 
 

@@ -90,11 +90,11 @@ def _load(args) -> config_mod.RunConfig:
 
 def cmd_validate(args) -> int:
     cfg = _load(args)
-    from engine import resources
+    from engine.cost import preflight as resources
     resources.preflight(cfg)              # memory: before the projection allocates anything
     # The projection catches what the fields alone cannot: an unreachable freeze target,
     # unknown dense_layers names, an imagefolder tree without images.
-    from engine import plan as plan_mod
+    from engine.cost import projection as plan_mod
     plan_mod.project(cfg)
     # What `run` would otherwise find only later: the device and the dataset's layout (a scan).
     _check_device(cfg.device)
@@ -122,7 +122,7 @@ def _check_device(name: str) -> None:
 
 
 def cmd_plan(args) -> int:
-    from engine import plan as plan_mod
+    from engine.cost import projection as plan_mod
     cfg = _load(args)
     plan = plan_mod.project(cfg)
     if args.json:
@@ -133,16 +133,17 @@ def cmd_plan(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from engine import distributed, resources
-    from engine import run_dir as run_dir_mod
-    from engine.run_lock import RunLock, RunLockedError
+    from engine.training import distributed
+    from engine.cost import preflight as resources
+    from engine.run import folder as run_dir_mod
+    from engine.run.lock import RunLock, RunLockedError
     cfg = _load(args)
     if args.attach:                      # a torchrun worker of `run`: the launcher made and locked the folder
         return _train(cfg, Path(args.attach), stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
     est = resources.preflight(cfg)        # refuses a run that cannot fit in memory
     # What only the projection can catch (an unreachable freeze target, unknown dense layers)
     # is a configuration error before any run directory exists, as in `validate`.
-    from engine import plan as plan_mod
+    from engine.cost import projection as plan_mod
     plan_mod.project(cfg)
     # a missing CIFAR file is an error before any run folder exists, as in `validate` (an
     # ImageFolder tree is checked by the projection; its full scan stays in `validate`)
@@ -174,15 +175,15 @@ def cmd_run(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from engine import distributed
-    from engine.run_lock import RunLock, RunLockedError
+    from engine.training import distributed
+    from engine.run.lock import RunLock, RunLockedError
     d = Path(args.run_dir)
     if distributed.under_torchrun():
         # A worker of a distributed resume (started by the launcher below, which holds the
         # lock, or by torchrun by hand): rank 0 prepares it and passes config and state on.
         point = None
         if int(os.environ.get("RANK", "0")) == 0:
-            from engine.resume import prepare
+            from engine.training.resume import prepare
             point = prepare(d, args.allow_change)
         return _train(point.cfg if point else None, d, point, resume=True,
                       stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
@@ -196,8 +197,8 @@ def cmd_resume(args) -> int:
     except OSError as exc:
         return _fail_at_start(f"cannot lock run folder {d}: {exc}")
     try:
-        from engine import checkpoint as ckpt   # torch is imported here
-        from engine.resume import prepare
+        from engine.training import checkpoint as ckpt   # torch is imported here
+        from engine.training.resume import prepare
         try:
             point = prepare(d, args.allow_change)
         except ckpt.CheckpointError as exc:
@@ -210,7 +211,7 @@ def cmd_resume(args) -> int:
 
 
 def _launch(cfg, run_dir: Path, worker_argv: list[str]) -> int:
-    from engine import distributed
+    from engine.training import distributed
     rc = distributed.launch(cfg, run_dir, worker_argv)
     return EXIT_OK if rc == 0 else EXIT_FAILED
 
@@ -218,7 +219,7 @@ def _launch(cfg, run_dir: Path, worker_argv: list[str]) -> int:
 def _fail_at_start(message: str, run_dir: Path | None = None) -> int:
     """A failure before training: one clear line on stderr and an ``error`` event (on stdout,
     and in the run's events.jsonl when ``run_dir`` is given)."""
-    from engine.telemetry import Emitter
+    from engine.run.telemetry import Emitter
     log.error("%s", message)
     em = Emitter(run_dir, stream_events=None)
     em.emit("error", message=message, traceback="")
@@ -231,9 +232,10 @@ def _train(cfg, run_dir: Path | None, point=None, resume: bool = False, stop_on_
     """Train ``cfg`` in ``run_dir`` (locked by the caller). A resume passes ``resume=True`` and
     its resume.ResumePoint (under torchrun rank 0's; the other ranks get config and state
     from it). ``create`` makes the run folder on rank 0 when torchrun was started by hand."""
-    from engine import distributed, threads
-    from engine.commands import CommandChannel
-    from engine.telemetry import Emitter
+    from engine.training import distributed
+    from engine.training import threads
+    from engine.run.control import CommandChannel
+    from engine.run.telemetry import Emitter
     if cfg is not None:
         # CPU threads and OpenMP's wait policy are read once, when torch loads: set them first.
         log.info("CPU threads: %d (threads: %s)", threads.apply(cfg.threads), cfg.threads)
@@ -257,7 +259,7 @@ def _train(cfg, run_dir: Path | None, point=None, resume: bool = False, stop_on_
     try:
         if dist.enabled:
             dist.start(run_dir)
-        from engine.trainer import Trainer   # torch is imported here, not before
+        from engine.training.trainer import Trainer   # torch is imported here, not before
         trainer = Trainer(cfg, run_dir, emitter, commands, dist=dist)
         if resume:
             state = point.state if point is not None else None
@@ -297,7 +299,7 @@ COMMANDS = {"run": cmd_run, "resume": cmd_resume, "validate": cmd_validate, "pla
 
 
 def main(argv: list[str] | None = None) -> int:
-    from engine.telemetry import setup_logging
+    from engine.run.telemetry import setup_logging
     setup_logging()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)

@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="docs/img")
     ap.add_argument("--live", action="store_true", help="also grab a short live run (starting, training)")
     a = ap.parse_args(argv)
-    from spfde_gui.app import build_window, make_app
+    from spfde_gui.window.app import build_window, make_app
     app = make_app()
     run = Path(a.run_dir).resolve()
     win = build_window(preset=a.preset, runs_dir=str(run.parent))

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.open_run and not Path(args.open_run).is_dir():
         print(f"spfde-gui: --open: no such run directory: {args.open_run}", file=sys.stderr)
         return 2
-    from spfde_gui.app import run
+    from spfde_gui.window.app import run
     return run(args.preset, args.config, args.open_run, args.runs_dir)
 
 

@@ -5,7 +5,7 @@ table and PDF. The hues are Tableau 10's, which stay distinct in greyscale print
 """
 from __future__ import annotations
 
-from engine.events import RUN_STATUSES
+from engine.run.events import RUN_STATUSES
 
 
 def rgba(hex_colour: str) -> tuple[int, int, int, int]:
@@ -31,7 +31,7 @@ SIEVE_COLORS = {"active_size": GREEN, "removed_size": RED, "initial_waiting": OR
 # Freeze timelines: a block active, frozen, or an epoch not run yet.
 ACTIVE_BLOCK, FROZEN, NOT_RUN = "#c6e6c4", "#3b6fb6", "#f0f0f0"
 
-# Run statuses: the engine's own final statuses (engine.events.RUN_STATUSES) plus the
+# Run statuses: the engine's own final statuses (engine.run.events.RUN_STATUSES) plus the
 # states only the studio knows (before the engine speaks, while it runs, after it dies).
 STUDIO_STATUSES = ("new", "starting", "running", "killed", "crashed")
 STATUS_COLORS = {"new": "#777777", "starting": "#5b8fc7", "running": BLUE, "killed": "#8c564b",

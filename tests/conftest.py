@@ -8,7 +8,7 @@ import pytest
 def studio(qtbot, tmp_path):
     """A shown MainWindow on an empty runs folder that never asks on close and leaves no
     engine behind (the window fixtures of the studio tests build on it)."""
-    from spfde_gui.main_window import MainWindow
+    from spfde_gui.window.main_window import MainWindow
     w = MainWindow(runs_dir=tmp_path / "runs")
     w.close_policy = "kill"       # never a modal question, never an orphan engine
     qtbot.addWidget(w)

@@ -12,7 +12,7 @@ import torch
 
 from engine import config as C
 from engine.analysis import adaptive, metrics, schedule
-from engine.plan import project
+from engine.cost.projection import project
 from helpers import StopAfter
 
 TINY = {
@@ -134,8 +134,8 @@ def test_plan_reports_the_range_of_adaptive_savings():
 # ----------------------------------------------------------------------------- cost in the plan
 
 def test_plan_counts_the_probe_forwards_as_analysis_overhead():
-    from engine import costmodel
-    from engine.arch import describe
+    from engine.cost import costmodel
+    from engine.cost.arch import describe
     cfg = C.from_dict({**TINY, "epochs": 5, "interval": 2, "freeze": {"target": 0.05}})
     plan = project(cfg)
     assert schedule.measure_epochs(cfg) == [1, 3, 4]              # every interval, and the last epoch
@@ -157,8 +157,8 @@ def test_plan_counts_the_probe_forwards_as_analysis_overhead():
 
 
 def _trainer(tmp_path, name, cfg, commands=None):
-    from engine.telemetry import Emitter
-    from engine.trainer import Trainer
+    from engine.run.telemetry import Emitter
+    from engine.training.trainer import Trainer
     d = tmp_path / name
     d.mkdir(exist_ok=True)
     out = io.StringIO()

@@ -1,5 +1,5 @@
 """The analyses in the studio and the report: the run model folds ``analysis`` events into
-layers x epochs matrices (spfde_gui.analysis_data), the Analyses view draws them, and the
+layers x epochs matrices (spfde_gui.model.analysis_data), the Analyses view draws them, and the
 report gets its "Analyses" section, for a run written by hand."""
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from engine import config as C
-from engine.events import dumps, make_event
-from spfde_gui import analysis_data as AD
-from spfde_gui.run_model import RunModel
+from engine.run.events import dumps, make_event
+from spfde_gui.model import analysis_data as AD
+from spfde_gui.model.run_model import RunModel
 
 BLOCKS = [("stem", ["stem.conv"]), ("b1", ["b1.conv1", "b1.conv2"]), ("head", ["head.fc"])]
 CFG = C.from_dict({"name": "an-view", "epochs": 6, "interval": 2, "analysis": {"enabled": True, "probe_size": 64},

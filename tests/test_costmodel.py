@@ -4,11 +4,13 @@ import time
 
 import pytest
 
-from engine import arch as arch_mod
-from engine import costmodel, dst_schedule, plan as plan_mod
+from engine.cost import arch as arch_mod
+from engine.cost import costmodel
+from engine.sparsity import schedule as dst_schedule
+from engine.cost import projection as plan_mod
 from engine.config import ConfigError, ModelConfig, from_dict, sieve_oneshot_epoch
-from engine.datasets_info import dataset_sizes
-from engine.plan import format_plan, project
+from engine.data.sizes import dataset_sizes
+from engine.cost.projection import format_plan, project
 
 # The paper's setting: 2x ResNet-32, CIFAR-100 (50,000 images), 160 epochs, interval 5.
 PAPER = {"epochs": 160, "interval": 5, "model": {"name": "resnet32", "width": 2},
@@ -231,7 +233,7 @@ def test_resnet50_width_must_be_one():
 
 def test_sieve_settings_that_would_do_nothing_are_errors():
     from engine.config import ConfigError, load_preset
-    from engine.plan import project
+    from engine.cost.projection import project
     for override, field in (("sieve.update_ratio=0.0001", "sieve.update_ratio"), ("sieve.ratio=0.00001", "sieve.ratio")):
         cfg = load_preset("demo", [override])
         with pytest.raises(ConfigError) as info:

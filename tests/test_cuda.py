@@ -27,8 +27,8 @@ BASE = {"name": "cuda", "seed": 0, "device": "cuda", "epochs": 4, "interval": 1,
 
 
 def _run(tmp_path, **over):
-    from engine.telemetry import Emitter
-    from engine.trainer import Trainer
+    from engine.run.telemetry import Emitter
+    from engine.training.trainer import Trainer
     d = dict(BASE)
     d.update(over)
     cfg = from_dict(d)
@@ -61,7 +61,7 @@ def test_trains_on_the_gpu(tmp_path, precision, channels_last):
 
 
 def test_autocast_dtype_on_the_gpu(tmp_path):
-    from engine.speed import Speed
+    from engine.training.precision import Speed
     cfg = from_dict(dict(BASE, precision="bf16", channels_last=True))
     sp = Speed(cfg, torch.device("cuda"))
     conv = sp.prepare(torch.nn.Conv2d(3, 8, 3).cuda())
@@ -89,7 +89,7 @@ def test_two_processes_on_the_gpus(tmp_path):
 
 def test_nvml_sees_this_process():
     pytest.importorskip("pynvml")
-    from spfde_gui.gpu_info import list_gpus
+    from spfde_gui.system.gpu_info import list_gpus
     x = torch.empty(64 * 2**20, dtype=torch.uint8, device="cuda")   # 64 MiB held by this process
     torch.cuda.synchronize()
     gpus, why = list_gpus()

@@ -1,4 +1,4 @@
-"""Distributed data parallel training (engine.distributed) on the CPU: gloo, 2 processes.
+"""Distributed data parallel training (engine.training.distributed) on the CPU: gloo, 2 processes.
 
 One short torchrun job trains with every technique on and is checked rank against rank (masks,
 frozen prefix, sieve queue and weights identical after every epoch), its ledger against the
@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine import distributed
+from engine.training import distributed
 from engine.config import ConfigError, from_dict, load_preset
 from engine.data.loaders import rank_slice
-from engine.plan import project
+from engine.cost.projection import project
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,7 +74,7 @@ def test_rank_slices_cover_every_global_batch_once():
 
 def test_fp16_and_channels_last_on_an_auto_cpu_device_are_config_errors():
     torch = pytest.importorskip("torch")
-    from engine.speed import Speed
+    from engine.training.precision import Speed
     for field, value in (("precision", "fp16"), ("channels_last", True)):
         cfg = from_dict(CONFIG).replace(**{"device": "auto", field: value})
         with pytest.raises(ConfigError) as exc:
@@ -84,8 +84,8 @@ def test_fp16_and_channels_last_on_an_auto_cpu_device_are_config_errors():
 
 def test_bf16_autocast_trains_on_the_cpu(tmp_path):
     torch = pytest.importorskip("torch")
-    from engine.telemetry import Emitter
-    from engine.trainer import Trainer
+    from engine.run.telemetry import Emitter
+    from engine.training.trainer import Trainer
     cfg = from_dict(CONFIG).replace(**{"precision": "bf16", "epochs": 2, "distributed.nproc_per_node": 1,
                                        "sieve.ratio": 0.0, "freeze.target": 0.0})
     em = Emitter(tmp_path, stream=open(os.devnull, "w"))

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from engine import config as C
-from engine.events import parse_line, read_events, validate_event
+from engine.run.events import parse_line, read_events, validate_event
 from helpers import StopAfter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,8 +199,8 @@ def test_bad_config_exits_2_without_a_run(tmp_path):
 
 
 def _trainer(tmp_path, name, commands=None):
-    from engine.telemetry import Emitter
-    from engine.trainer import Trainer
+    from engine.run.telemetry import Emitter
+    from engine.training.trainer import Trainer
     cfg = C.from_dict(TINY)
     d = tmp_path / name
     d.mkdir(exist_ok=True)
@@ -228,7 +228,7 @@ def test_mid_epoch_stop_and_resume_in_process(tmp_path):
 
 
 def test_a_failed_periodic_checkpoint_is_not_fatal(tmp_path, monkeypatch):
-    from engine import checkpoint as ck
+    from engine.training import checkpoint as ck
     real = ck.save
 
     def full_disk_at_epoch_2(run_dir, state, epoch_tag=None, keep=2):

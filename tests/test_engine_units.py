@@ -9,12 +9,12 @@ import logging
 import pytest
 import torch
 
-from engine import checkpoint as ckpt
-from engine.commands import CommandChannel, parse_command
+from engine.training import checkpoint as ckpt
+from engine.run.control import CommandChannel, parse_command
 from engine.config import RunConfig
-from engine.events import parse_line, validate_event
-from engine.lr_schedule import block_lr
-from engine.telemetry import Emitter
+from engine.run.events import parse_line, validate_event
+from engine.training.lr_schedule import block_lr
+from engine.run.telemetry import Emitter
 
 
 # ----------------------------------------------------------------------------- emitter
@@ -171,8 +171,8 @@ def test_progress_bar_goes_to_stderr_only(capsys):
 def test_emitter_ends_a_torn_last_line_before_appending(tmp_path):
     """A killed run can leave half a line; the resume's first event must still parse."""
     import io
-    from engine.events import read_events
-    from engine.telemetry import Emitter
+    from engine.run.events import read_events
+    from engine.run.telemetry import Emitter
     (tmp_path / "events.jsonl").write_text('{"event":"epoch_end","v":1,"time":1}\n{"event":"epoch_e')
     em = Emitter(tmp_path, stream=io.StringIO(), progress_bar=False)
     em.emit("run_started", resumed=True)
@@ -183,7 +183,7 @@ def test_emitter_ends_a_torn_last_line_before_appending(tmp_path):
 
 def test_stop_on_eof_turns_a_closed_stdin_into_a_stop():
     import io
-    from engine.commands import CommandChannel
+    from engine.run.control import CommandChannel
     kept, stopping = CommandChannel(), CommandChannel()
     kept.start_stdin(io.StringIO('{"cmd": "checkpoint"}\n'))
     stopping.start_stdin(io.StringIO(""), stop_on_eof=True)
@@ -195,7 +195,7 @@ def test_stop_on_eof_turns_a_closed_stdin_into_a_stop():
 
 def test_a_terminal_gets_no_json_unless_asked(tmp_path):
     import io
-    from engine.telemetry import Emitter
+    from engine.run.telemetry import Emitter
 
     class Tty(io.StringIO):
         def isatty(self):

@@ -18,11 +18,11 @@ import pytest
 import torch
 import yaml
 
-from engine import checkpoint as ckpt
+from engine.training import checkpoint as ckpt
 from engine import cli
 from engine import config as C
-from engine import run_dir as run_dir_mod
-from engine.commands import CommandChannel
+from engine.run import folder as run_dir_mod
+from engine.run.control import CommandChannel
 from engine.data import sources
 
 TINY = {
@@ -69,8 +69,8 @@ def _cfg(tmp_path, **over):
 
 def _run(tmp_path, **over) -> Path:
     """A completed tiny run in a fresh run folder (in-process); returns the folder."""
-    from engine.telemetry import Emitter
-    from engine.trainer import Trainer
+    from engine.run.telemetry import Emitter
+    from engine.training.trainer import Trainer
     cfg = _cfg(tmp_path, **over)
     d = run_dir_mod.create(cfg)
     em = Emitter(d, stream=io.StringIO(), progress_bar=False)
@@ -268,7 +268,7 @@ def test_a_deleted_config_resumes_from_the_checkpoints_config(tmp_path, capsys):
 # ----------------------------------------------------------------------------- 7. one engine per folder
 
 def test_a_locked_run_folder_is_refused_with_the_holders_pid(tmp_path, capsys):
-    from engine.run_lock import RunLock
+    from engine.run.lock import RunLock
     d = run_dir_mod.create(_cfg(tmp_path, epochs=2))
     with RunLock(d):
         rc, evs, err = _main(capsys, "resume", str(d))
@@ -387,7 +387,7 @@ def test_stop_still_works_after_each_kind_of_garbage_on_stdin():
 
 
 def test_stdin_lines_are_read_in_bounded_pieces():
-    from engine.commands import MAX_LINE, _lines, parse_command
+    from engine.run.control import MAX_LINE, _lines, parse_command
     pieces = list(_lines(io.BytesIO(b"z" * 1_000_000 + b"\nstop\n")))
     assert pieces == [b"stop\n"]                      # the overlong line is dropped, never held whole
     assert parse_command("{" * 50 + "}" * 50) is None and parse_command(" " + "a" * (MAX_LINE + 1)) is None

@@ -1,11 +1,11 @@
-"""engine.arch (pure Python) against the torch models: the same layer names, weight shapes,
+"""engine.cost.arch (pure Python) against the torch models: the same layer names, weight shapes,
 blocks and parameter counts, and dense forward FLOPs equal to PyTorch's own
 FlopCounterMode count of the conv and linear operations."""
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from engine import arch as arch_mod  # noqa: E402
+from engine.cost import arch as arch_mod  # noqa: E402
 from engine.config import from_dict  # noqa: E402
 from engine.models import build_model  # noqa: E402
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine import plan as plan_mod
+from engine.cost import projection as plan_mod
 from engine.config import ConfigError, from_dict, load_preset
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine import arch as arch_mod
-from engine import costmodel, dst_schedule
+from engine.cost import arch as arch_mod
+from engine.cost import costmodel
+from engine.sparsity import schedule as dst_schedule
 from engine.config import RunConfig, from_dict
-from engine.freeze_plan import freezable_blocks, frozen_prefix, plan_freeze
+from engine.freezing.schedule import freezable_blocks, frozen_prefix, plan_freeze
 
 NAMES4 = ["b0", "b1", "b2", "b3"]
 
@@ -176,8 +177,8 @@ def test_plan_prices_frozen_blocks_at_their_target_density():
     # a block frozen before then is pruned to the target (0.1) as it freezes and keeps that
     # mask. The plan's achieved must be the projection's (and so the ledger's) freeze share
     # saved / (spent + saved), and every sparse layer must end at the target density.
-    from engine import plan as plan_mod
-    from engine.plan import project
+    from engine.cost import projection as plan_mod
+    from engine.cost.projection import project
     base = {"model": {"name": "resnet32", "width": 1.0}, "epochs": 40, "interval": 2,
             "data": {"name": "synthetic", "image_size": 32, "train_size": 1000},
             "sparsity": {"target": 0.9, "algorithm": "mest_ems"}}

@@ -8,13 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine import dst_schedule
+from engine.sparsity import schedule as dst_schedule
 from engine.config import from_dict
 from engine.component import LoopState
-from engine.freezer import Freezer
-from engine.lr_schedule import block_lr
+from engine.freezing.freezer import Freezer
+from engine.training.lr_schedule import block_lr
 from engine.models import build_model
-from engine.plan import project
+from engine.cost.projection import project
 from engine.sparsity.masks import keep_count
 
 
@@ -260,9 +260,9 @@ def _real_cfg(tmp_path):
 def _trainer(cfg, run_dir, stop_at_freeze_epoch=None):
     import io
 
-    from engine.commands import CommandChannel
-    from engine.telemetry import Emitter
-    from engine.trainer import Trainer
+    from engine.run.control import CommandChannel
+    from engine.run.telemetry import Emitter
+    from engine.training.trainer import Trainer
 
     commands = CommandChannel()
 
@@ -285,7 +285,7 @@ def _block_tensors(state_dict, block):
 
 
 def test_real_trainer_freeze_and_resume_mid_freeze(tmp_path):
-    from engine import checkpoint as ckpt
+    from engine.training import checkpoint as ckpt
 
     cfg = _real_cfg(tmp_path)
     full, full_em = _trainer(cfg, tmp_path / "full")

@@ -5,8 +5,10 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from engine import config, plan  # noqa: E402
-from spfde_gui.gpu_info import Gpu, GpuProcess, list_gpus, per_gpu_batch  # noqa: E402
+from engine import config  # noqa: E402
+
+from engine.cost import projection as plan
+from spfde_gui.system.gpu_info import Gpu, GpuProcess, list_gpus, per_gpu_batch  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -17,7 +19,7 @@ FAKE = ([Gpu(0, "H200", 141 * 2**30, 2**30, 5, [GpuProcess(12, 2**29, "python")]
 def test_selector_sets_device_gpus_and_processes(qtbot):
     from PySide6.QtCore import Qt
 
-    from spfde_gui.config_form import ConfigForm
+    from spfde_gui.window.config_form import ConfigForm
     form = ConfigForm()
     qtbot.addWidget(form)
     sel = form.gpu_selector
@@ -35,7 +37,7 @@ def test_selector_sets_device_gpus_and_processes(qtbot):
 
 
 def test_selector_without_a_driver_says_so(qtbot):
-    from spfde_gui.gpu_selector import GpuSelector
+    from spfde_gui.window.gpu_selector import GpuSelector
     sel = GpuSelector(lister=lambda: ([], "no NVIDIA GPU (NVML library not found)"))
     qtbot.addWidget(sel)
     assert "no NVIDIA GPU" in sel.status.text() and sel.list.count() == 0
@@ -44,7 +46,7 @@ def test_selector_without_a_driver_says_so(qtbot):
 
 
 def test_hardware_lines_and_per_gpu_cost():
-    from spfde_gui.cost_preview import per_gpu
+    from spfde_gui.window.cost_preview import per_gpu
     from spfde_gui.views.hardware import gpu_lines
     text = gpu_lines([{"index": 0, "name": "H200", "used": 2**30, "total": 2**31, "util": 3,
                        "processes": {11: 2**28, 12: None}},

@@ -10,7 +10,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np
 import pytest
 
-from engine.events import dumps, make_event
+from engine.run.events import dumps, make_event
 
 pytestmark = pytest.mark.gui      # every test here drives Qt widgets (offscreen)
 
@@ -207,7 +207,7 @@ def test_runs_panel_lists_statuses_and_overlays_runs(window, qtbot, tmp_path):
 
 
 def test_non_fatal_error_shows_a_warning_not_a_crash(window):
-    from spfde_gui.run_model import RunModel
+    from spfde_gui.model.run_model import RunModel
     m = RunModel()
     m.ingest_many([
         make_event("run_started", run_id="w", run_dir="w", device="cpu", dataset={}, resumed=False, start_epoch=0,
@@ -228,7 +228,7 @@ def test_non_fatal_error_shows_a_warning_not_a_crash(window):
 
 
 def test_long_curves_are_sent_as_an_envelope_and_hover_reads_true_values(window):
-    from spfde_gui.run_model import RunModel
+    from spfde_gui.model.run_model import RunModel
     from spfde_gui.views.base import ENVELOPE_BUCKETS
     n = 20_000
     m = RunModel()
@@ -315,7 +315,7 @@ def test_engine_run_streams_stops_and_resumes(window, qtbot, tmp_path):
     assert m.status == "completed", (m.error, list(window.controller.stderr_tail)[-10:])
     np.testing.assert_array_equal(m.column("epoch"), np.arange(5))
     # the replay of the run directory agrees with what the window saw live
-    from spfde_gui.run_model import RunModel
+    from spfde_gui.model.run_model import RunModel
     replay = RunModel.load(m.run_dir)
     assert replay.status == "completed" and replay.n_epochs == 5
 

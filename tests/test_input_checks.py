@@ -13,8 +13,8 @@ import pytest
 
 from engine import cli
 from engine import config as C
-from engine import resources
-from engine import run_dir as run_dir_mod
+from engine.cost import preflight as resources
+from engine.run import folder as run_dir_mod
 from engine.config import ConfigError
 
 
@@ -43,8 +43,8 @@ def test_every_size_field_has_an_upper_bound():
 
 def test_a_run_that_cannot_fit_in_memory_is_refused_with_the_numbers():
     cfg = C.from_dict({"data": {"train_size": 40_000_000, "image_size": 64}})
-    from engine import arch as arch_mod
-    from engine.datasets_info import dataset_sizes
+    from engine.cost import arch as arch_mod
+    from engine.data.sizes import dataset_sizes
     sizes = dataset_sizes(cfg)
     arch = arch_mod.describe(cfg.model, sizes["num_classes"], sizes["image_size"])
     est = resources.estimate(cfg, sizes, arch.params, 0)
@@ -127,7 +127,7 @@ def test_a_symlink_loop_is_walked_once(tmp_path):
     root = _imagefolder(tmp_path / "loop", per_class=4)
     os.symlink(root / "train" / "a", root / "train" / "a" / "again")
     from engine.data import sources
-    from engine.datasets_info import dataset_sizes
+    from engine.data.sizes import dataset_sizes
     sources.clear_cache()
     cfg = C.from_dict({"data": {"name": "imagefolder", "root": str(root)}})
     assert len(sources.load_split(cfg, "train")) == 8
@@ -137,8 +137,8 @@ def test_a_symlink_loop_is_walked_once(tmp_path):
 @pytest.mark.parametrize("policy", ["skip", "error"])
 def test_corrupt_images_are_skipped_and_counted_or_one_line_errors(tmp_path, policy):
     from engine.data import sources
-    from engine.telemetry import Emitter
-    from engine.trainer import Trainer
+    from engine.run.telemetry import Emitter
+    from engine.training.trainer import Trainer
     root = _imagefolder(tmp_path / "imgs", per_class=4, corrupt=2)
     sources.clear_cache()
     cfg = C.from_dict({"device": "cpu", "epochs": 1, "batch_size": 4, "interval": 1,

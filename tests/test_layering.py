@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PURE = ["engine.config", "engine.events", "engine.arch", "engine.costmodel", "engine.plan",
-        "engine.dst_schedule", "engine.freeze_plan", "engine.datasets_info", "engine.data.sources",
-        "engine.resources", "engine.run_lock", "engine.run_dir", "engine.data.checks",
+PURE = ["engine.config", "engine.run.events", "engine.cost.arch", "engine.cost.costmodel", "engine.cost.projection",
+        "engine.sparsity.schedule", "engine.freezing.schedule", "engine.data.sizes", "engine.data.sources",
+        "engine.cost.preflight", "engine.run.lock", "engine.run.folder", "engine.data.checks",
         "engine.sparsity.methods",
         "engine.sweep.spec", "engine.sweep.cells", "engine.sweep.manifest", "engine.sweep.state",
-        "engine.sweep.results", "engine.sweep.export", "engine.sweep.runner", "engine.sweep.commands",
-        "engine.payloads", "engine.threads", "engine.assets", "engine.analysis.schedule", "engine.analysis.adaptive"]
+        "engine.sweep.results", "engine.sweep.export", "engine.sweep.runner", "engine.sweep.cli",
+        "engine.run.payloads", "engine.training.threads", "engine.assets", "engine.analysis.schedule", "engine.analysis.adaptive"]
 
 
 def _loaded_after(imports: list[str]) -> set[str]:

@@ -4,12 +4,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine import arch as arch_mod
-from engine import dst_schedule
+from engine.cost import arch as arch_mod
+from engine.sparsity import schedule as dst_schedule
 from engine.component import LoopState
 from engine.config import from_dict
-from engine.ledger import Ledger
-from engine.plan import project
+from engine.cost.ledger import Ledger
+from engine.cost.projection import project
 
 
 class _Sparsifier:
@@ -100,7 +100,7 @@ def test_resume_inside_an_epoch_keeps_the_partial_count():
 
 
 def test_one_name_per_quantity_in_plan_ledger_and_old_run_folders():
-    from engine.payloads import OVERHEAD, read_flops
+    from engine.run.payloads import OVERHEAD, read_flops
     cfg = from_dict({"epochs": 2, "data": {"train_size": 100, "num_classes": 4, "image_size": 16},
                      "model": {"width": 0.25}, "interval": 1})
     p = project(cfg)

@@ -1,6 +1,6 @@
 """A finished run's ledger equals its projection: the real engine (CLI, subprocess) trains the
 demo preset, shortened, with every technique on (MEST EM&S, single-shot freezing, circular
-sieving) and its counted FLOPs must match engine.plan.project within 0.5%, in total and
+sieving) and its counted FLOPs must match engine.cost.projection.project within 0.5%, in total and
 for every source of saving. Every sparse layer, frozen blocks included, ends at exactly its
 target sparsity."""
 import json
@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine import checkpoint as ckpt
-from engine import dst_schedule
-from engine.arch import describe
+from engine.training import checkpoint as ckpt
+from engine.sparsity import schedule as dst_schedule
+from engine.cost.arch import describe
 from engine.config import from_dict, load_preset
-from engine.plan import project, target_densities
+from engine.cost.projection import project, target_densities
 from engine.sparsity.masks import keep_count
 
 ROOT = Path(__file__).resolve().parent.parent

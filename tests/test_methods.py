@@ -10,10 +10,11 @@ import math
 import pytest
 import torch
 
-from engine import arch as arch_mod
-from engine import costmodel, dst_schedule
+from engine.cost import arch as arch_mod
+from engine.cost import costmodel
+from engine.sparsity import schedule as dst_schedule
 from engine.config import ConfigError, from_dict
-from engine.plan import project
+from engine.cost.projection import project
 from engine.sparsity.methods import METHODS, method_for
 from engine.sparsity.methods.grasp import GraSP
 from engine.sparsity.methods.rigl import RigL
@@ -113,7 +114,7 @@ def test_set_and_mest_schedules():
 
 def test_segment_plan_equals_the_per_epoch_walk():
     """project() prices by segments; the per-epoch reference (_with_frozen_masks) agrees."""
-    from engine import plan as plan_mod
+    from engine.cost import projection as plan_mod
     for sp, fr, sv in [({"target": 0.9}, {"target": 0.2}, {"ratio": 0.2}),
                        ({"target": 0.9}, {"target": 0.1, "scheme": "periodic"}, {"ratio": 0.24, "mode": "oneshot"}),
                        ({"target": 0.9}, {"target": 0.15, "scheme": "single_shot_resume"}, {"ratio": 0.0}),
@@ -282,8 +283,8 @@ class _KillAfter:
 
 
 def _trainer(cfg, d, commands=None):
-    from engine.telemetry import Emitter
-    from engine.trainer import Trainer
+    from engine.run.telemetry import Emitter
+    from engine.training.trainer import Trainer
     out = io.StringIO()
     return Trainer(cfg, d, Emitter(d, stream=out, progress_bar=False), commands), out
 

@@ -1,6 +1,6 @@
 """Report export: `spfde-gui report RUN --out DIR` and export_report on recorded runs.
 
-The recorded run is built from the real planner (engine.plan, pure Python) so its
+The recorded run is built from the real planner (engine.cost.projection, pure Python) so its
 run_started carries a genuine freeze plan and projection; the epoch_end FLOPs ledger follows
 the plan's per-epoch entries, as the engine's ledger would on a run that kept to plan.
 """
@@ -21,8 +21,8 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")   # before pytest-qt makes the QApplication
 
 from engine import config as config_mod
-from engine import plan as plan_mod
-from engine.events import dumps, make_event
+from engine.cost import projection as plan_mod
+from engine.run.events import dumps, make_event
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -4,8 +4,8 @@ truncation, status, freeze matrices and summaries."""
 import numpy as np
 import pytest
 
-from engine.events import dumps, make_event
-from spfde_gui.run_model import COLUMNS, RunModel, scan_runs
+from engine.run.events import dumps, make_event
+from spfde_gui.model.run_model import COLUMNS, RunModel, scan_runs
 
 BLOCKS = ["stem", "layer1.0", "layer2.0", "head"]
 

@@ -18,10 +18,10 @@ import pytest
 import torch
 
 from engine.config import RunConfig, sieve_oneshot_epoch
-from engine.events import validate_event
-from engine.forgetting import ForgettingTracker
-from engine.seeding import gen
-from engine.sieve import Sieve, forgetting_histogram
+from engine.run.events import validate_event
+from engine.sieving.forgetting import ForgettingTracker
+from engine.training.seeding import gen
+from engine.sieving.sieve import Sieve, forgetting_histogram
 
 N = 200
 BATCH = 32
@@ -271,8 +271,8 @@ import sys, json, torch, torch.distributed as dist
 from types import SimpleNamespace
 sys.path.insert(0, sys.argv[4])
 from engine.config import RunConfig
-from engine.seeding import gen
-from engine.sieve import Sieve
+from engine.training.seeding import gen
+from engine.sieving.sieve import Sieve
 rank, world, init = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
 cfg = RunConfig().replace(**{"seed": 5, "epochs": 7, "interval": 3, "data.train_size": 120,
@@ -330,10 +330,10 @@ def test_distributed_ranks_agree_and_match_single_process(tmp_path):
 
 # ---- a real tiny run through the trainer --------------------------------------------------
 def test_real_tiny_run_sieve_events(tmp_path):
-    from engine import run_dir as run_dir_mod
-    from engine.events import read_events
-    from engine.telemetry import Emitter
-    from engine.trainer import Trainer
+    from engine.run import folder as run_dir_mod
+    from engine.run.events import read_events
+    from engine.run.telemetry import Emitter
+    from engine.training.trainer import Trainer
 
     cfg = RunConfig().replace(**{
         "name": "sieve-tiny", "seed": 1, "device": "cpu", "epochs": 5, "interval": 2, "batch_size": 32,

@@ -6,11 +6,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from engine import dst_schedule as S
+from engine.sparsity import schedule as S
 from engine.component import LoopState
 from engine.config import from_dict
 from engine.models import build_model
-from engine.seeding import gen
+from engine.training.seeding import gen
 from engine.sparsity import Sparsifier
 from engine.sparsity import masks as M
 
@@ -178,7 +178,7 @@ def test_uniform_and_erk_with_dense_layers():
 def test_dst_schedule_imports_no_torch():
     import subprocess
     import sys
-    code = "import sys, engine.dst_schedule; assert 'torch' not in sys.modules"
+    code = "import sys, engine.sparsity.schedule; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -14,7 +14,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
 
-from engine.events import dumps, make_event
+from engine.run.events import dumps, make_event
 
 # The stand-in engine: logs like the engine while it starts, then waits on stdin. On
 # "go" it announces the run (run_started, a progress event); on "stop" it checkpoints and
@@ -103,7 +103,7 @@ def test_launch_shows_a_starting_state_with_stop_available_at_once(window, fake_
 
 # ---------------------------------------------------------------- item 3: progress inside an epoch
 def test_batch_progress_shows_speed_and_time_left(window):
-    from spfde_gui.run_model import RunModel
+    from spfde_gui.model.run_model import RunModel
     m = RunModel()
     m.ingest(make_event("run_started", run_id="r", run_dir="r", device="cpu", dataset={"train_size": 1000},
                         config={"name": "r", "epochs": 10, "batch_size": 100}, model={"blocks": []},
@@ -167,7 +167,7 @@ def test_kill_asks_first_and_shows_killed(window, fake_engine, qtbot, monkeypatc
 
 # ---------------------------------------------------------------- item 5: sieve before its first update
 def test_sieve_tab_says_when_the_first_update_comes_and_shows_the_split(window, tmp_path):
-    from spfde_gui.run_model import RunModel
+    from spfde_gui.model.run_model import RunModel
     m = RunModel()
     m.ingest(make_event("run_started", run_id="s", run_dir="s", device="cpu", dataset={"train_size": 1000},
                         config={"name": "s", "epochs": 10, "interval": 3, "sieve": {"ratio": 0.2, "mode": "circular"}},
@@ -203,7 +203,7 @@ def test_engine_log_is_kept_across_resume_with_a_separator(window, fake_engine, 
 
 
 def test_blocked_launch_status_line_clears_once_the_fields_are_fixed(window):
-    from spfde_gui.main_window import BLOCKED_MSG
+    from spfde_gui.window.main_window import BLOCKED_MSG
     window.form.editors["epochs"].input.setText("ten")
     assert window.launch() is False
     assert window.statusBar().currentMessage() == BLOCKED_MSG
@@ -267,7 +267,7 @@ def test_preview_labels_model_memory_and_shows_the_process_beside_it(window):
 
 
 def test_a_stale_projection_never_delays_a_newer_one(window, qtbot, monkeypatch):
-    from engine import plan
+    from engine.cost import projection as plan
     real = plan.project
     entered = threading.Event()
 
@@ -289,7 +289,7 @@ def test_a_stale_projection_never_delays_a_newer_one(window, qtbot, monkeypatch)
 
 # ---------------------------------------------------------------- item 1: Qt's system libraries
 def test_missing_xcb_libraries_give_one_apt_get_line(monkeypatch, capsys):
-    from spfde_gui import qt_libs
+    from spfde_gui.system import qt_libs
     ldd = ("\tlinux-vdso.so.1 (0x00007ffd)\n\tlibxcb-cursor.so.0 => /lib/x86_64-linux-gnu/libxcb-cursor.so.0 (0x1)\n"
            "\tlibxcb-icccm.so.4 => not found\n\tlibxcb-keysyms.so.1 => not found\n\tlibxcb-icccm.so.4 => not found\n"
            "\tlibfoo.so.9 => not found\n")
@@ -317,7 +317,7 @@ def test_the_readme_lists_the_xcb_libraries_for_three_systems():
 
 # ---------------------------------------------------------------- item 12: looks
 def test_runs_table_shows_every_column_at_the_default_width(window, tmp_path, qtbot):
-    from spfde_gui.runs_panel import COLUMNS
+    from spfde_gui.window.runs_panel import COLUMNS
     d = tmp_path / "runs" / "demo-20261201-003249"
     d.mkdir(parents=True)
     evs = [make_event("run_started", run_id=d.name, run_dir=str(d), device="cpu", dataset={},

@@ -142,7 +142,7 @@ def test_results_plot_frames_a_single_finished_cell(qtbot, tmp_path):
 
 def test_open_a_sweep_folder_shows_its_results(qtbot, tmp_path):
     # `spfde-gui --open SWEEP_DIR`: the results table, not an empty run view
-    from spfde_gui.app import build_window
+    from spfde_gui.window.app import build_window
     s = spec.parse({"name": "o", "base": {"preset": "demo"}, "overrides": TINY, "axes": {"sparsity.target": [0.5, 0.8]}})
     m = manifest.create(s, cells_mod.build(s), tmp_path)
     w = build_window(open_run=str(m.dir), runs_dir=str(tmp_path / "runs"))

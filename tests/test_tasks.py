@@ -1,4 +1,4 @@
-"""The studio's background-task helper (spfde_gui.tasks): results on the GUI thread,
+"""The studio's background-task helper (spfde_gui.system.tasks): results on the GUI thread,
 progress, a superseding task neither waits for nor is overwritten by a stale one, a
 pure-Python task that never polls is interrupted, and shutdown leaves no thread behind."""
 import os
@@ -8,7 +8,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
 
-from spfde_gui.tasks import TaskCancelled, TaskRunner
+from spfde_gui.system.tasks import TaskCancelled, TaskRunner
 
 
 def _spin(state, stop: threading.Event, started: threading.Event):

@@ -1,4 +1,4 @@
-"""The CPU thread policy (engine.threads): the ``threads`` field, the environment it sets
+"""The CPU thread policy (engine.training.threads): the ``threads`` field, the environment it sets
 before torch loads, and the CLI applying it."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from engine import config as C
-from engine import threads
+from engine.training import threads
 
 ROOT = Path(__file__).resolve().parent.parent
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")

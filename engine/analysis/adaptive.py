@@ -13,7 +13,7 @@ rule, applied after each measurement (engine.analysis.schedule):
   block it freezes freezes at its single-shot epoch at the latest, so the run saves at
   least the target whatever the measurements say. Early freezing only saves more.
 
-``engine.freeze_plan`` prices the range this gives: the deadline plan (least saving) and
+``engine.freezing.schedule`` prices the range this gives: the deadline plan (least saving) and
 the earliest plan the rule allows (every freezable block frozen as soon as the patience
 permits). The run reports what it achieved (the ledger's ``saved.freeze``).
 """

@@ -10,7 +10,7 @@ last epoch every measurement's sets are also compared with the final one (Fig. 1
 
 Results go out as ``analysis`` events (docs/events.md), so the live views, past runs and
 reports read them from the stream. The probe forwards' FLOPs are reported to the ledger
-(``overhead_flops``) with the formula engine.plan uses. With ``freeze.scheme: adaptive``
+(``overhead_flops``) with the formula engine.cost.projection uses. With ``freeze.scheme: adaptive``
 the component asks the freezer (``freeze_from``) to freeze the next block once it is
 stable (engine.analysis.adaptive).
 """
@@ -21,9 +21,9 @@ from typing import Any
 
 import torch
 
-from engine import costmodel
+from engine.cost import costmodel
 from engine.component import Component
-from engine.seeding import gen
+from engine.training.seeding import gen
 
 from . import adaptive, metrics, schedule
 

@@ -5,7 +5,7 @@ A measurement happens at the end of epoch e when (e + 1) is a multiple of
 run ends with one (structural similarity against the final mask needs it). It forwards
 the fixed probe set once through the whole network, frozen blocks included, at the
 epoch's densities: ``probe_samples x F_sparse`` FLOPs, counted as the ``analysis``
-overhead by the ledger and by ``engine.plan.project`` alike. The per-step gradient norms
+overhead by the ledger and by ``engine.cost.projection.project`` alike. The per-step gradient norms
 (one fused norm over the gradients the step already has, about two FLOPs per weight) are
 below 0.01% of a step's FLOPs and are not counted.
 """

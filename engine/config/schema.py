@@ -41,7 +41,7 @@ _GPU_LIST_RE = re.compile(r"^\s*\d+\s*(,\s*\d+\s*)*$")
 # Names that ``sparsity.dense_layers`` accepts besides exact layer names.
 LAYER_GROUPS = ("stem", "head", "shortcut")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
-_THREADS_RE = re.compile(r"^(auto|[1-9][0-9]{0,3})$")   # engine.threads: auto or 1..9999
+_THREADS_RE = re.compile(r"^(auto|[1-9][0-9]{0,3})$")   # engine.training.threads: auto or 1..9999
 
 PRESET_DIR = assets.path("presets")
 
@@ -165,7 +165,7 @@ class RunConfig:
     batch_size: int = 128
     interval: int = 5
     run_dir: str = "runs"
-    threads: str = "auto"    # CPU intra-op threads: auto or a count (engine.threads)
+    threads: str = "auto"    # CPU intra-op threads: auto or a count (engine.training.threads)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -394,7 +394,7 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
 
 def _device_errors(cfg: RunConfig, bad: set) -> list[tuple[str, str]]:
     """Speed and distributed settings that cannot apply to the chosen device. ``device: auto``
-    is checked again when the engine resolves it (engine.speed.check)."""
+    is checked again when the engine resolves it (engine.training.precision.check)."""
     errors: list[tuple[str, str]] = []
     on_cpu = cfg.device == "cpu"
     if on_cpu and cfg.precision == "fp16" and "precision" not in bad:

@@ -19,7 +19,7 @@ Pure Python, conventions of the SpFDE paper (docs/cost-model.md):
 """
 from __future__ import annotations
 
-from engine.arch import Arch, Layer
+from engine.cost.arch import Arch, Layer
 
 MEMORY_PARTS = ("weights", "weight_grads", "activations", "activation_grads")
 ROW_POINTER_BITS = 32

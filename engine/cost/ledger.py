@@ -4,17 +4,17 @@ same schedule, and what sparsity, freezing and sieving saved, per epoch and cumu
 It counts the samples actually trained (on_batch_end, from the batch's index tensor: no
 device sync) and, at the end of each epoch, prices them at the measured mask densities
 (trainer.state.densities) and the epoch's frozen prefix (trainer.state.frozen_prefix)
-with the formulas engine.plan uses, so a run's ledger and its projection agree.
+with the formulas engine.cost.projection uses, so a run's ledger and its projection agree.
 """
 from __future__ import annotations
 
 import copy
 
-from engine import costmodel
-from engine.arch import describe
+from engine.cost import costmodel
+from engine.cost.arch import describe
 from engine.component import Component
-from engine.payloads import OVERHEAD, SOURCES, Flops, FlopsTotals, add_flops, read_flops, with_overhead, zero_flops  # noqa: F401
-from engine.plan import epoch_flops, samples_per_epoch
+from engine.run.payloads import OVERHEAD, SOURCES, Flops, FlopsTotals, add_flops, read_flops, with_overhead, zero_flops  # noqa: F401
+from engine.cost.projection import epoch_flops, samples_per_epoch
 from engine.sparsity.methods import method_for
 
 
@@ -35,7 +35,7 @@ class Ledger(Component):
         self.arch = getattr(trainer, "arch", None) or describe(
             self.cfg.model, trainer.num_classes, self.cfg.data.image_size)
         self.train_size = int(trainer.train_size)
-        # the method's pure schedule prices its overhead, as engine.plan does
+        # the method's pure schedule prices its overhead, as engine.cost.projection does
         self.method = method_for(self.cfg, samples_per_epoch(self.cfg, self.train_size))
 
     def on_epoch_start(self, trainer, epoch: int) -> None:

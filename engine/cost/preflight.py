@@ -113,9 +113,9 @@ def check_disk(est: dict, folder: str | Path) -> str | None:
 
 def preflight(cfg: RunConfig) -> dict:
     """The estimate for a configuration, and a ConfigError if it cannot fit in memory."""
-    from engine import arch as arch_mod
-    from engine import costmodel
-    from engine.datasets_info import dataset_sizes
+    from engine.cost import arch as arch_mod
+    from engine.cost import costmodel
+    from engine.data.sizes import dataset_sizes
     sizes = dataset_sizes(cfg)
     arch = arch_mod.describe(cfg.model, sizes["num_classes"], sizes["image_size"])
     batch = costmodel.memory(arch, {}, 0, cfg.batch_size, 32)["total"]

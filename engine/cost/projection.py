@@ -20,21 +20,22 @@ Every schedule is piecewise constant, so the run is priced by segments of epochs
 same samples, frozen prefix, densities and overhead: the cost grows with the number of
 segments, not of epochs (docs/cost-model.md).
 
-engine.ledger applies the same formulas to what a run actually did.
+engine.cost.ledger applies the same formulas to what a run actually did.
 """
 from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
 
-from engine import arch as arch_mod
-from engine import costmodel, dst_schedule
+from engine.cost import arch as arch_mod
+from engine.cost import costmodel
+from engine.sparsity import schedule as dst_schedule
 from engine.config import ConfigError, RunConfig, freeze_enabled, sieve_oneshot_epoch
 from engine.config import sieve_removed, sieve_swapped
 from engine.analysis import schedule as analysis_schedule
-from engine.datasets_info import dataset_sizes
-from engine.freeze_plan import changes
-from engine.payloads import OVERHEAD, SOURCES, Flops, FreezePlan, Plan, Saved, add_flops, with_overhead, zero_flops  # noqa: F401 - OVERHEAD, SOURCES, add_flops, zero_flops: re-exported
+from engine.data.sizes import dataset_sizes
+from engine.freezing.schedule import changes
+from engine.run.payloads import OVERHEAD, SOURCES, Flops, FreezePlan, Plan, Saved, add_flops, with_overhead, zero_flops  # noqa: F401 - OVERHEAD, SOURCES, add_flops, zero_flops: re-exported
 from engine.sparsity.methods import method_for
 
 MEMORY_BITS = 32
@@ -135,7 +136,7 @@ def overall_density(arch, densities: dict) -> float:
 def _plan_freeze(cfg: RunConfig, arch, method, samples: list[int]) -> FreezePlan | None:
     if not freeze_enabled(cfg):
         return None
-    from engine.freeze_plan import plan_freeze  # only when freezing is on
+    from engine.freezing.schedule import plan_freeze  # only when freezing is on
     specs = arch.layer_specs()
     T = cfg.epochs
     cuts = sorted({0, T} | {c for c in method.sparsity_changes() if 0 < c < T})

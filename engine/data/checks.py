@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from engine.config import ConfigError, RunConfig
-from engine.datasets_info import IMAGE_EXTENSIONS, walk_files
+from engine.data.sizes import IMAGE_EXTENSIONS, walk_files
 
 CIFAR_FILES = {
     "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]),

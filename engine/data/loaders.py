@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.seeding import gen, key_seed
+from engine.training.seeding import gen, key_seed
 
 from .sources import DatasetError, FolderData, InMemoryData, load_split, read_image
 

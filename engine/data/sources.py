@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.datasets_info import walk_files
+from engine.data.sizes import walk_files
 
 log = logging.getLogger("engine.data")
 

@@ -1,6 +1,6 @@
-"""The freezer: applies the freeze plan (engine.freeze_plan) to the model, epoch by epoch.
+"""The freezer: applies the freeze plan (engine.freezing.schedule) to the model, epoch by epoch.
 
-The plan is computed once, without torch, by ``engine.plan.project`` (``trainer.plan
+The plan is computed once, without torch, by ``engine.cost.projection.project`` (``trainer.plan
 ["freeze_plan"]``), so the run follows exactly the schedule the ``plan`` command and the
 GUI preview show. A block in the frozen prefix
 
@@ -27,8 +27,8 @@ from __future__ import annotations
 from typing import Any
 
 from engine.component import Component
-from engine.freeze_plan import frozen_prefix as plan_prefix
-from engine.payloads import FreezePlan
+from engine.freezing.schedule import frozen_prefix as plan_prefix
+from engine.run.payloads import FreezePlan
 
 
 class Freezer(Component):

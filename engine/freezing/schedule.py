@@ -1,6 +1,6 @@
 """Progressive layer freezing planner (paper Sec. 4.2, Alg. 1, App. B; ALGORITHMS.md §3).
 
-Pure Python (no torch): ``engine.plan.project`` calls ``plan_freeze`` for the ``plan``
+Pure Python (no torch): ``engine.cost.projection.project`` calls ``plan_freeze`` for the ``plan``
 command, the GUI preview and ``run_started.freeze_plan``; the freezer follows the result.
 
 Every scheme is described the same way: ``frozen_prefix[e]`` = number of leading blocks
@@ -12,7 +12,7 @@ sparsifier's early final prune, so every layer ends at the target sparsity; with
 argument it keeps the FLOPs it froze with); unfrozen again, it keeps them until the next
 mask update. ``achieved`` is the ledger's freeze share of the run's training FLOPs:
 freeze saving / (spent + freeze saving), both under this plan's own densities, exactly
-what ``engine.plan.project`` projects and the ledger then counts.
+what ``engine.cost.projection.project`` projects and the ledger then counts.
 
 Rules (docs/layer-freezing.md explains them and compares with the paper's Tables A4/A5):
 
@@ -49,9 +49,9 @@ import math
 import operator
 from typing import Sequence
 
-from engine import dst_schedule
+from engine.sparsity import schedule as dst_schedule
 from engine.config import RunConfig, freeze_resume_epochs
-from engine.payloads import FreezePlan
+from engine.run.payloads import FreezePlan
 
 PERIOD = 4                      # periodic cycle: front 1-in-4, middle 1-in-2
 _REL_TOL = 1e-9                 # float noise allowance when comparing savings with the goal
@@ -95,7 +95,7 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
 
     # Masks (and so block FLOPs) change only at mask-update epochs, and a frozen block skips
     # them; entering the prefix it drops to its target FLOPs (under MEST EM&S it froze at
-    # the looser soft-bound density). Price schedules that way, as engine.plan.project does.
+    # the looser soft-bound density). Price schedules that way, as engine.cost.projection.project does.
     at_target = None
     if frozen_block_fwd_flops is not None:
         at_target = [float(v) for v in frozen_block_fwd_flops]
@@ -178,7 +178,7 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
             if p <= b and a < phase_end:
                 last = min(z, phase_end)
         block_lr_end.append(last)
-    plan: FreezePlan = {                 # engine.payloads.FreezePlan; schemes add keys (extra)
+    plan: FreezePlan = {                 # engine.run.payloads.FreezePlan; schemes add keys (extra)
         "scheme": scheme,
         "target": f,
         "achieved": saved_sum / total_sum,

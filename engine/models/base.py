@@ -1,7 +1,7 @@
 """BlockModel: a network split into freeze blocks, with its prunable layers named.
 
 Subclasses register their parts as ordinary attributes (``stem``, ``layer1`` ... ``head``)
-so module paths, and with them the layer names used by masks, ``engine.arch`` and the
+so module paths, and with them the layer names used by masks, ``engine.cost.arch`` and the
 events, read ``stem.conv``, ``layer1.0.conv1``, ``head.fc``. ``blocks`` is an unregistered
 view of the same modules in forward order: registering it too would store every weight a
 second time in ``state_dict``.

@@ -14,9 +14,9 @@ import sys
 import threading
 from typing import IO
 
-from engine.events import COMMANDS
+from engine.run.events import COMMANDS
 
-log = logging.getLogger("engine.commands")
+log = logging.getLogger("engine.run.control")
 
 # A command is a short flat object: longer lines are dropped unread, deeper JSON is not parsed
 # (json.loads recurses, and a deep enough line would kill the reader with RecursionError).

@@ -1,5 +1,5 @@
 """Typed shapes of the dicts the engine, the studio and the report exchange: FLOPs, the
-plan (``engine.plan.project``) and the freeze plan (``engine.freeze_plan.plan_freeze``).
+plan (``engine.cost.projection.project``) and the freeze plan (``engine.freezing.schedule.plan_freeze``).
 
 They stay plain dicts on the wire (JSON events, checkpoints); these TypedDicts give each
 key one name and one type, checked by mypy. One name per quantity (docs/cost-model.md):
@@ -75,7 +75,7 @@ class MemoryProjection(TypedDict):
 
 
 class FreezePlan(TypedDict, total=False):
-    """``engine.freeze_plan.plan_freeze``'s result (``plan["freeze_plan"]``, ``run_started.freeze_plan``).
+    """``engine.freezing.schedule.plan_freeze``'s result (``plan["freeze_plan"]``, ``run_started.freeze_plan``).
     Schemes may add keys of their own (``period``, ``delay_epochs``); these are always there."""
     scheme: str
     target: float
@@ -117,8 +117,8 @@ class BlockInfo(TypedDict):
 
 
 class Plan(TypedDict):
-    """``engine.plan.project``: the whole run projected by segments; ``epochs`` expands them
-    into per-epoch rows on demand (an ``engine.plan.EpochRows`` sequence)."""
+    """``engine.cost.projection.project``: the whole run projected by segments; ``epochs`` expands them
+    into per-epoch rows on demand (an ``engine.cost.projection.EpochRows`` sequence)."""
     model: dict[str, Any]
     dataset: dict[str, Any]
     method: dict[str, Any]         # {name, exact, distribution}

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from engine.events import EVENTS_FILE, dumps, make_event
+from engine.run.events import EVENTS_FILE, dumps, make_event
 
 log = logging.getLogger("engine")
 

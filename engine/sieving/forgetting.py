@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.process_group import active as _distributed
+from engine.training.process_group import active as _distributed
 
 
 class ForgettingTracker:

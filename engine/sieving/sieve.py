@@ -23,10 +23,10 @@ import torch
 from engine.component import Component
 from engine.config import sieve_oneshot_epoch
 from engine.config import sieve_removed, sieve_swapped
-from engine.forgetting import ForgettingTracker
-from engine.process_group import active as _distributed
-from engine.process_group import rank as _rank
-from engine.seeding import gen
+from engine.sieving.forgetting import ForgettingTracker
+from engine.training.process_group import active as _distributed
+from engine.training.process_group import rank as _rank
+from engine.training.seeding import gen
 
 HIST_MAX_BINS = 20
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.dst_schedule import keep_count  # noqa: F401 - one rounding rule for masks and planner
+from engine.sparsity.schedule import keep_count  # noqa: F401 - one rounding rule for masks and planner
 
 
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 from typing import Iterable, Sequence
 
-from .config import LAYER_GROUPS, RunConfig
+from engine.config import LAYER_GROUPS, RunConfig
 
-# (name, weight shape, tags) as the model or engine.arch describe a prunable layer.
+# (name, weight shape, tags) as the model or engine.cost.arch describe a prunable layer.
 Layer = tuple[str, Sequence[int], Iterable[str]]
 
 

@@ -11,15 +11,15 @@ A block entering the frozen prefix has its sparse layers pruned to their target 
 (the final RM(s) of MEST, done early for that block: no regrowth, momentum cleared at the
 pruned positions), then its mask stays fixed while frozen. So every sparse layer of a run
 ends at exactly its target count, even under MEST EM&S when a block freezes during the
-mask search (at the looser soft-bound density). engine.plan prices it the same way.
+mask search (at the looser soft-bound density). engine.cost.projection prices it the same way.
 """
 from __future__ import annotations
 
 import torch
 
-from .. import dst_schedule
-from ..component import Component
-from ..seeding import gen
+from engine.sparsity import schedule as dst_schedule
+from engine.component import Component
+from engine.training.seeding import gen
 from . import masks as M
 from .methods import method_for
 
@@ -68,7 +68,7 @@ class Sparsifier(Component):
         self._layers = [(n, m) for n, m in prunable if n not in dense]
         self._numel = {n: m.weight.numel() for n, m in self._layers}
         if self._step_based:
-            from engine.plan import samples_per_epoch
+            from engine.cost.projection import samples_per_epoch
             self.method = method_for(self.cfg, samples_per_epoch(self.cfg, int(trainer.train_size)))
         if self._pending is not None:
             self._restore(self._pending)

@@ -126,8 +126,8 @@ def _cell_error(spec: SweepSpec, cell: Cell, exc: ConfigError) -> SweepError:
 
 
 def plan_cells(spec: SweepSpec, cells: list[Cell]) -> list[Cell]:
-    """Project every cell (engine.plan, pure Python); seeds share their setting's plan."""
-    from engine import plan as plan_mod
+    """Project every cell (engine.cost.projection, pure Python); seeds share their setting's plan."""
+    from engine.cost import projection as plan_mod
     cache: dict[str, dict] = {}
     for cell in cells:
         key = cell.setting_key

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from engine.events import dumps, make_event
+from engine.run.events import dumps, make_event
 from engine.sweep import results as results_mod
 from engine.sweep import state as state_mod
 from engine.sweep.cells import Cell

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-log = logging.getLogger("engine.checkpoint")
+log = logging.getLogger("engine.training.checkpoint")
 
 FORMAT = 2
 MAGIC = b"SPFDE-CKPT"

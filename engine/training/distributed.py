@@ -14,8 +14,8 @@ What keeps the ranks identical (the model after every step, like DDP itself):
   (``Context.loss``), so gradients equal the single-process ones up to rounding.
 * Masks are decided on every rank from the same weights, gradients and seeded generators;
   ``mask_checksum`` goes into each ``mask_update`` event and is compared across ranks, a
-  mismatch stops the run. The sieve's decision is broadcast from rank 0 (engine.sieve) after
-  its forgetting counts are merged (engine.forgetting); ``check_consistency`` compares a
+  mismatch stops the run. The sieve's decision is broadcast from rank 0 (engine.sieving.sieve) after
+  its forgetting counts are merged (engine.sieving.forgetting); ``check_consistency`` compares a
   fingerprint of masks, frozen prefix and sieve state at every epoch end.
 * DDP only buckets parameters that need a gradient: the wrapper is rebuilt whenever the set
   of trainable parameters changes (a block joins or leaves the frozen prefix), so the frozen
@@ -50,7 +50,7 @@ import torch
 from engine import config as config_mod
 from engine.config import ConfigError
 
-log = logging.getLogger("engine.distributed")
+log = logging.getLogger("engine.training.distributed")
 
 SYNC_EVERY = 16            # batches between the ranks' agreement on stop/checkpoint commands
 WATCH_INTERVAL_S = 0.5     # how often a rank looks at its peers' processes
@@ -122,7 +122,7 @@ def launch(cfg, run_dir: Path, worker_argv: list[str]) -> int:
 
 
 def _last_event(run_dir: Path) -> str | None:
-    from engine.events import read_events
+    from engine.run.events import read_events
     last = None
     path = Path(run_dir) / "events.jsonl"
     if path.is_file():
@@ -141,7 +141,7 @@ def _die_with_parent() -> None:
 
 
 def _post_mortem(run_dir: Path, rc: int) -> None:
-    from engine.telemetry import Emitter
+    from engine.run.telemetry import Emitter
     if _last_event(run_dir) in ("error", "run_finished"):
         return
     em = Emitter(run_dir)
@@ -520,7 +520,7 @@ class Context(Single):
     def _save_snapshot(self) -> str | None:
         if self._snapshot is None:
             return None
-        from engine import checkpoint as ckpt
+        from engine.training import checkpoint as ckpt
         state = self._snapshot
         try:
             on_disk = ckpt.load(self.run_dir, map_location="cpu")["position"]

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import checkpoint as ckpt
+from engine.training import checkpoint as ckpt
 from engine import config as config_mod
 from engine.config import ConfigError, flatten
-from engine.run_dir import CONFIG_FILE
+from engine.run.folder import CONFIG_FILE
 
-log = logging.getLogger("engine.resume")
+log = logging.getLogger("engine.training.resume")
 
 
 @dataclass
@@ -42,7 +42,7 @@ def _allowed(path: str, allow: list[str]) -> bool:
 
 def _last_completed(run_dir: Path) -> int | None:
     """Epochs completed according to events.jsonl (what a lost checkpoint had reached)."""
-    from engine.events import read_events
+    from engine.run.events import read_events
     p = run_dir / "events.jsonl"
     best = None
     try:

@@ -17,18 +17,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from engine import arch as arch_mod
-from engine import checkpoint as ckpt
-from engine import distributed as dist_mod
-from engine.commands import CommandChannel
+from engine.cost import arch as arch_mod
+from engine.training import checkpoint as ckpt
+from engine.training import distributed as dist_mod
+from engine.run.control import CommandChannel
 from engine.component import Component, LoopState
-from engine.events import COMPLETED, STOPPED
+from engine.run.events import COMPLETED, STOPPED
 from engine.data.loaders import Data, epoch_order, num_batches
-from engine.lr_schedule import block_lr
-from engine.run_dir import run_id
-from engine.speed import Speed
+from engine.training.lr_schedule import block_lr
+from engine.run.folder import run_id
+from engine.training.precision import Speed
 
-log = logging.getLogger("engine.trainer")
+log = logging.getLogger("engine.training.trainer")
 
 HOOKS = ("on_epoch_start", "after_backward", "after_step", "on_batch_end", "on_epoch_end")
 
@@ -79,16 +79,16 @@ class Trainer:
         self.model = self.speed.prepare(build_model(cfg, self.num_classes).to(self.device))
         self.block_names = list(self.model.block_names)
         self.arch = arch_mod.describe(cfg.model, self.num_classes, cfg.data.image_size)
-        from engine.plan import project
+        from engine.cost.projection import project
         self.plan = project(cfg)
         self.optimizer = self._build_optimizer()
         nb = len(self.block_names)
         self.block_lr_end: list[int] = [cfg.epochs] * nb
         self.lr_override: list[float | None] = [None] * nb
 
-        from engine.freezer import Freezer
-        from engine.ledger import Ledger
-        from engine.sieve import Sieve
+        from engine.freezing.freezer import Freezer
+        from engine.cost.ledger import Ledger
+        from engine.sieving.sieve import Sieve
         from engine.sparsity import Sparsifier
         from engine.analysis.component import Analysis
         self.freezer = Freezer(cfg, self.plan.get("freeze_plan"))
@@ -346,8 +346,8 @@ class Trainer:
 
     def _density(self, densities: dict | None = None) -> float:
         """Fraction of weights kept over all prunable layers, kept-dense ones included: the
-        convention of engine.plan, so the measured and the projected curves compare."""
-        from engine.plan import overall_density
+        convention of engine.cost.projection, so the measured and the projected curves compare."""
+        from engine.cost.projection import overall_density
         return overall_density(self.arch, self.sparsifier.densities() if densities is None else densities)
 
     def _sparse_density(self) -> float:

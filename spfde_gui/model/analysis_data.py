@@ -1,5 +1,5 @@
 """The Section 3 analyses of a run (``analysis`` events) as matrices for the views and
-the report. Pure Python + numpy, like spfde_gui.run_model.
+the report. Pure Python + numpy, like spfde_gui.model.run_model.
 
 A measurement at the end of epoch e compares the network with the previous measurement,
 so its value stands for the epochs since then: ``heat`` fills columns (previous, e] with
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spfde_gui.run_model import RunModel
+from spfde_gui.model.run_model import RunModel
 
 KINDS = {
     "cka": ("cka", "blocks", "CKA with the previous measurement"),

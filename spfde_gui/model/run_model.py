@@ -17,7 +17,7 @@ from typing import Iterable
 
 import numpy as np
 
-from engine.events import EVENTS_FILE, RUN_STATUSES  # noqa: F401 - the run folder's event log (one definition)
+from engine.run.events import EVENTS_FILE, RUN_STATUSES  # noqa: F401 - the run folder's event log (one definition)
 from engine.config import flatten
 
 # Per-epoch columns (epoch_end fields, FLOPs ledger and memory flattened); NaN where absent.
@@ -31,7 +31,7 @@ _SIMPLE = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "e
 _NAN = float("nan")
 # The engine's final statuses plus the studio's own (see spfde_gui.palette.STUDIO_STATUSES).
 STATUSES = ("new", "starting", "running", *RUN_STATUSES, "killed", "crashed")
-_PROGRESS_PREFIX = b'{"event":"progress"'   # how engine.events.dumps starts a progress line
+_PROGRESS_PREFIX = b'{"event":"progress"'   # how engine.run.events.dumps starts a progress line
 
 
 def _num(v) -> float:
@@ -67,7 +67,7 @@ class RunModel:
         self.sieve_updates: list[dict] = []
         self.mask_updates: list[dict] = []
         self.checkpoints: list[dict] = []
-        self.analysis_events: list[dict] = []    # Section 3 analyses (spfde_gui.analysis_data reads them)
+        self.analysis_events: list[dict] = []    # Section 3 analyses (spfde_gui.model.analysis_data reads them)
         self.block_names: list[str] = []
         self.n_events = 0
         self.n_skipped = 0                       # torn or undecodable lines seen by load/poll

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from spfde_gui.fmt import fmt_eta, fmt_rate
-from spfde_gui.run_model import RunModel
+from spfde_gui.model.run_model import RunModel
 
 
 def resume_blocker(m: RunModel | None, running: bool) -> str:
@@ -17,7 +17,7 @@ def resume_blocker(m: RunModel | None, running: bool) -> str:
         return "Open a stopped or crashed run to resume it."
     if m.status not in ("stopped", "crashed", "killed"):
         return f"This run is {m.status}: only a stopped, crashed or killed run can be resumed."
-    # the engine's checkpoint folder (engine.checkpoint.checkpoint_dir, which imports torch)
+    # the engine's checkpoint folder (engine.training.checkpoint.checkpoint_dir, which imports torch)
     ck = Path(m.run_dir) / "checkpoints"
     if not (ck.is_dir() and any(ck.glob("*.pt"))):
         return (f"No checkpoint in {ck}: the engine ended before writing its first one, so there is "

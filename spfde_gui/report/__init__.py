@@ -2,7 +2,7 @@
 
 ``export_report(run_dir, out_dir)`` is what both the window's Export action and the
 headless ``spfde-gui report RUN_DIR --out DIR`` call. It reads the run through
-``spfde_gui.run_model.RunModel`` (the same replay the window shows), so a report is a
+``spfde_gui.model.run_model.RunModel`` (the same replay the window shows), so a report is a
 function of ``events.jsonl`` (plus ``config.yaml`` when the stream lacks a configuration).
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ class ReportError(ValueError):
 
 def load_run(run_dir):
     """The run model of ``run_dir``; ReportError naming the path when there is nothing to read."""
-    from spfde_gui.run_model import EVENTS_FILE, RunModel
+    from spfde_gui.model.run_model import EVENTS_FILE, RunModel
     p = Path(run_dir)
     if not p.exists():
         raise ReportError(f"run directory not found: {p}")

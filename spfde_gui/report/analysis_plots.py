@@ -1,11 +1,11 @@
-"""The report's figures of the Section 3 analyses (spfde_gui.analysis_data): CKA and
+"""The report's figures of the Section 3 analyses (spfde_gui.model.analysis_data): CKA and
 structural-similarity heat maps (rows x epochs) and block gradient norms, with the
 epochs at which blocks froze drawn on them. PNG bytes, like spfde_gui.report.plots."""
 from __future__ import annotations
 
 import numpy as np
 
-from spfde_gui import analysis_data as AD
+from spfde_gui.model import analysis_data as AD
 from spfde_gui.palette import RED
 from spfde_gui.report import plots as P
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from engine import assets
-from engine.payloads import read_flops
+from engine.run.payloads import read_flops
 
 TEMPLATE = assets.path("report_template.html")
 
@@ -361,7 +361,7 @@ def freeze_section(model) -> tuple[str, Table | None]:
 
 def analysis_section(model, fig: Callable[[str, str], str], figures: dict) -> str:
     """The Section 3 analyses: what was measured, the adaptive-freezing line, the figures."""
-    from spfde_gui import analysis_data as AD
+    from spfde_gui.model import analysis_data as AD
     an = (model.config or {}).get("analysis") or {}
     if not AD.has_analysis(model):
         why = "analysis.enabled is false" if not an.get("enabled") else "no analysis was recorded"

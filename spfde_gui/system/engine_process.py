@@ -20,9 +20,9 @@ from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signa
 
 import engine
 from engine import config as cfgmod
-from engine.events import parse_line
-from engine.run_dir import safe_name
-from spfde_gui.run_model import RunModel
+from engine.run.events import parse_line
+from engine.run.folder import safe_name
+from spfde_gui.model.run_model import RunModel
 
 # The folder holding the engine package this studio imported: site-packages for an
 # install (already on the child's path), the checkout when run from a source tree.

@@ -103,7 +103,7 @@ def per_gpu_batch(batch_size: int, processes: int) -> int:
 
 
 def main() -> int:
-    """``python -m spfde_gui.gpu_info``: print what NVML sees (used by gpu_check.sh)."""
+    """``python -m spfde_gui.system.gpu_info``: print what NVML sees (used by gpu_check.sh)."""
     gpus, why = list_gpus()
     if why:
         print(why)

@@ -6,7 +6,7 @@ first: ``ldd`` on the plugin lists every library that is "not found" (transitive
 the user gets the one ``apt-get install`` line that fixes it (README: Fedora and Arch).
 
 Pure standard library, no Qt import (the check must work where Qt cannot start).
-``python -m spfde_gui.qt_libs`` exits 0 when nothing is missing, 1 otherwise.
+``python -m spfde_gui.system.qt_libs`` exits 0 when nothing is missing, 1 otherwise.
 """
 from __future__ import annotations
 

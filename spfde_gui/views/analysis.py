@@ -9,8 +9,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from spfde_gui import analysis_data as AD
-from spfde_gui.run_model import RunModel
+from spfde_gui.model import analysis_data as AD
+from spfde_gui.model.run_model import RunModel
 from spfde_gui.views.base import PALETTE, RunView
 
 NAN_INDEX = 255

@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QStackedWidget, QVBoxLayout, QWidget
 
 from spfde_gui.palette import SERIES
-from spfde_gui.run_model import RunModel
+from spfde_gui.model.run_model import RunModel
 
 pg.setConfigOptions(antialias=False, background="w", foreground="#333", imageAxisOrder="row-major")
 

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from spfde_gui.fmt import shown_epoch
 from spfde_gui.palette import ACTIVE_BLOCK, FROZEN, NOT_RUN, rgba
-from spfde_gui.run_model import RunModel
+from spfde_gui.model.run_model import RunModel
 from spfde_gui.views.base import RunView
 
 # 0 = active, 1 = frozen, 2 = not reached yet (actual only)

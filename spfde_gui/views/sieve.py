@@ -11,8 +11,8 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from spfde_gui.palette import SIEVE_COLORS
-from spfde_gui.run_model import RunModel
-from spfde_gui.tasks import TaskRunner
+from spfde_gui.model.run_model import RunModel
+from spfde_gui.system.tasks import TaskRunner
 from spfde_gui.views.base import HoverReadout, RunView, curve, make_plot, set_long_data
 
 THUMBS = 10       # per row (swapped in / swapped out)
@@ -230,7 +230,7 @@ def _sieve_cfg(m: RunModel) -> dict:
 
 
 def initial_split(m: RunModel) -> tuple[int, int] | None:
-    """(active, removed) sizes the run starts with (engine.sieve: round(ratio * N) removed),
+    """(active, removed) sizes the run starts with (engine.sieving.sieve: round(ratio * N) removed),
     once the run has started and reported its training set; None when sieving is off."""
     ratio = _sieve_cfg(m).get("ratio")
     n = ((m.run_started or {}).get("dataset") or {}).get("train_size")

@@ -6,7 +6,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
 from spfde_gui.fmt import fmt_flops
-from spfde_gui.run_model import RunModel, config_value, differing_fields
+from spfde_gui.model.run_model import RunModel, config_value, differing_fields
 from spfde_gui.views.base import (PALETTE, HoverReadout, RunView, apply_headroom, curve, drop_curve, keep_headroom,
                                   make_plot, set_long_data)
 

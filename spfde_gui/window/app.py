@@ -33,7 +33,7 @@ def make_app(argv: list[str] | None = None) -> QApplication:
 
 def build_window(preset: str | None = None, config: str | None = None, open_run: str | None = None,
                  runs_dir: str | None = None):
-    from spfde_gui.main_window import MainWindow
+    from spfde_gui.window.main_window import MainWindow
     win = MainWindow(runs_dir=runs_dir)
     if preset:
         win.form.load_preset(preset)

@@ -15,14 +15,14 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
                                QScrollArea, QToolButton, QVBoxLayout, QWidget)
 
 from engine import config as cfgmod
-from engine.run_dir import safe_name
+from engine.run.folder import safe_name
 from engine.sparsity.methods import METHOD_FIELDS, METHODS
 
 GROUPS = (("model", "Model && data"), ("sparsity", "Sparsity && DST"), ("freeze", "Layer freezing"),
           ("sieve", "Data sieving"), ("analysis", "Analyses"), ("training", "Training"), ("device", "Device"))
 ERROR_STYLE = "border: 1px solid #d0312d; border-radius: 3px; background: #fff5f5;"
 # Fields only the synthetic dataset reads: with a real dataset they are disabled and show
-# the dataset's own figures (engine.datasets_info.KNOWN) instead of the synthetic values.
+# the dataset's own figures (engine.data.sizes.KNOWN) instead of the synthetic values.
 SYNTHETIC_ONLY = {"data.train_size": 0, "data.test_size": 1, "data.num_classes": 2, "data.label_noise": None}
 
 
@@ -234,7 +234,7 @@ class ConfigForm(QWidget):
                 self.labels[spec.path] = lab
                 form.addRow(lab, ed)
             blay.addWidget(box)
-        from spfde_gui.gpu_selector import GpuSelector, apply_selection
+        from spfde_gui.window.gpu_selector import GpuSelector, apply_selection
         self.gpu_selector = GpuSelector()
         self.gpu_selector.selection_changed.connect(lambda ids: apply_selection(self, ids))
         blay.addWidget(self.gpu_selector)
@@ -361,7 +361,7 @@ class ConfigForm(QWidget):
 
     def _apply_dataset_rules(self) -> None:
         """Synthetic-only fields are disabled for a real dataset and show its sizes."""
-        from engine.datasets_info import KNOWN
+        from engine.data.sizes import KNOWN
         name_ed = self.editors.get("data.name")
         if name_ed is None:
             return

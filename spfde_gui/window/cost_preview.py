@@ -1,4 +1,4 @@
-"""Live cost preview beside the form: engine.plan.project (pure Python, in process) run off
+"""Live cost preview beside the form: engine.cost.projection.project (pure Python, in process) run off
 the GUI thread, debounced, showing projected FLOPs by source against dense, memory and the
 freeze start epoch, or why the configuration cannot be projected."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from engine import config as cfgmod
-from spfde_gui.tasks import TaskCancelled, TaskRunner
+from spfde_gui.system.tasks import TaskCancelled, TaskRunner
 
 DEBOUNCE_MS = 250
 # Re-exported for the views that import them from here; defined in palette and fmt.
@@ -64,7 +64,7 @@ def per_gpu(cfg: cfgmod.RunConfig, project) -> dict | None:
 def _project(state, cfg: cfgmod.RunConfig):
     """The task: (projection, "") or ({}, why it cannot be projected)."""
     try:
-        from engine import plan
+        from engine.cost import projection as plan
         res = plan.project(cfg)
         res["per_gpu"] = per_gpu(cfg, plan.project)
         return res, ""

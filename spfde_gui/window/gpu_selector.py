@@ -1,5 +1,5 @@
 """The GPU selector: every NVIDIA GPU of this machine (name, memory, utilisation, processes,
-from NVML via spfde_gui.gpu_info) with a check box each. Checking GPUs sets the run's
+from NVML via spfde_gui.system.gpu_info) with a check box each. Checking GPUs sets the run's
 ``device`` to cuda, ``distributed.gpus`` to the chosen indices and
 ``distributed.nproc_per_node`` to their number (one training process per GPU). Without a
 driver it says "no NVIDIA GPU" and the run stays on the CPU."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout
 
-from spfde_gui.gpu_info import list_gpus
+from spfde_gui.system.gpu_info import list_gpus
 
 
 class GpuSelector(QGroupBox):

@@ -11,14 +11,14 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, Q
                                QPlainTextEdit, QProgressBar, QPushButton, QSplitter, QTabWidget,
                                QToolBar, QVBoxLayout, QWidget)
 
-from spfde_gui.config_form import ConfigForm
-from spfde_gui.cost_preview import CostPreview
-from spfde_gui.engine_process import EngineController
+from spfde_gui.window.config_form import ConfigForm
+from spfde_gui.window.cost_preview import CostPreview
+from spfde_gui.system.engine_process import EngineController
 from spfde_gui.palette import STATUS_COLORS
-from spfde_gui.run_state import batch_progress_text, resume_blocker
-from spfde_gui.run_model import RunModel, is_run_dir
-from spfde_gui.runs_panel import RunsPanel
-from spfde_gui.tasks import TaskRunner
+from spfde_gui.model.run_state import batch_progress_text, resume_blocker
+from spfde_gui.model.run_model import RunModel, is_run_dir
+from spfde_gui.window.runs_panel import RunsPanel
+from spfde_gui.system.tasks import TaskRunner
 from spfde_gui.views import AnalysisView, FlopsView, FreezeView, HardwareView, SieveView, TrainingView
 from spfde_gui.sweep.queue import SweepQueue
 from spfde_gui.sweep.results_view import SweepResultsView

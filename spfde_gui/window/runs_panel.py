@@ -14,8 +14,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
 
 from spfde_gui.fmt import fmt_flops
 from spfde_gui.palette import STATUS_COLORS
-from spfde_gui.run_model import EVENTS_FILE, RunModel, scan_runs
-from spfde_gui.tasks import TaskRunner
+from spfde_gui.model.run_model import EVENTS_FILE, RunModel, scan_runs
+from spfde_gui.system.tasks import TaskRunner
 # A run without run_finished whose file changed this recently is taken as running elsewhere.
 LIVE_WINDOW_S = 120
 # Narrow enough that accuracy and FLOPs show at the window's default width: the model and

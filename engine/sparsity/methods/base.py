@@ -1,6 +1,6 @@
 """The pure half of a sparse-training method: its schedule and the extra FLOPs it spends.
 
-Pure Python (no torch at import): engine.plan, engine.ledger, the config validator and the
+Pure Python (no torch at import): engine.cost.projection, engine.cost.ledger, the config validator and the
 GUI preview read it, and the Sparsifier component follows it, so the projected and the
 trained schedules cannot drift apart. A method's torch rule (how it scores, drops and grows)
 lives in the same module, inside functions that import torch when called.

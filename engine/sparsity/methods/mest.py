@@ -62,7 +62,7 @@ class MestEMS(Method):
     # ---------------------------------------------------------------- torch rule
     def layer_plan(self, update, layers) -> dict:
         """Per layer (prune density, grow density) of one update."""
-        from engine import dst_schedule
+        from engine.sparsity import schedule as dst_schedule
         prune_to, grow_to = update
         dp = dst_schedule.layer_densities(self.cfg, layers, prune_to)
         dg = dst_schedule.layer_densities(self.cfg, layers, grow_to)
