@@ -42,7 +42,7 @@ demo-cli: $(STAMP)
 # all configured in pyproject.toml, then the tests.
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy
+	$(BIN)/mypy $$($(BIN)/python scripts/pure_modules.py --paths)
 	$(BIN)/lint-imports
 
 test: lint

@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from engine.run import folder as run_dir_mod  # noqa: E402
 from engine.config import load_preset  # noqa: E402
+from engine.run import folder as run_dir_mod  # noqa: E402
 from engine.run.telemetry import Emitter  # noqa: E402
 from engine.training.trainer import Trainer  # noqa: E402
 

@@ -40,8 +40,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from engine.run import folder as run_dir_mod  # noqa: E402
 from engine.config import RunConfig, load_preset  # noqa: E402
+from engine.run import folder as run_dir_mod  # noqa: E402
 from engine.run.telemetry import Emitter  # noqa: E402
 from engine.training.trainer import Trainer  # noqa: E402
 
@@ -144,7 +144,8 @@ def main(argv=None) -> int:
             rows.append((name, full, cfg, off, on, grad, per_step))
     load = os.getloadavg()
     if a.device == "cpu" or not torch.cuda.is_available():
-        machine = f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+        machine = (f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                   f"{torch.get_num_threads()} torch threads")
     else:
         machine = f"GPU {torch.cuda.get_device_name(0)}"
     print(f"Machine: {machine}; torch {torch.__version__}; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "

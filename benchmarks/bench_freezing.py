@@ -39,10 +39,10 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from engine.run import folder as run_dir_mod  # noqa: E402
 from engine.config import RunConfig  # noqa: E402
-from engine.models import build_model  # noqa: E402
 from engine.cost.projection import project  # noqa: E402
+from engine.models import build_model  # noqa: E402
+from engine.run import folder as run_dir_mod  # noqa: E402
 from engine.run.telemetry import Emitter  # noqa: E402
 from engine.training.trainer import Trainer  # noqa: E402
 
@@ -153,7 +153,8 @@ def main(argv=None) -> int:
     ap.add_argument("--interval", type=int, default=1)
     ap.add_argument("--reps", type=int, default=20, help="repetitions of each step timing")
     ap.add_argument("--rounds", type=int, default=2, help="whole runs of each target (epoch time = fastest over rounds)")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: leave as is; 1 suits a small model on a shared CPU)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads (0: leave as is; 1 suits a small model on a shared CPU)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="extra config fields for every run, e.g. precision=bf16 channels_last=true")
     ap.add_argument("--append", action="store_true", help="append the results to docs/benchmarks.md")
@@ -199,7 +200,8 @@ def main(argv=None) -> int:
     else:
         machine = f"GPU: {torch.cuda.get_device_name(0)}"
     setting = (f"{a.model} width {a.width:g}, {a.image_size}px, {a.train_size} samples, batch {a.batch_size}, "
-               f"{a.epochs} epochs, interval {a.interval}, dense, no augmentation, {a.rounds} rounds; {machine}; torch {torch.__version__}")
+               f"{a.epochs} epochs, interval {a.interval}, dense, no augmentation, {a.rounds} rounds; {machine}; "
+               f"torch {torch.__version__}")
     lines = [f"Setting: {setting}.", "",
              "| FLOPs target | plan start epoch | FLOPs saved (run) | epoch time, trainer (s) | time saved, trainer | "
              "realised/expected, trainer | time saved, steps | realised/expected, steps | saved activations at max prefix | "

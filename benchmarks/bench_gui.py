@@ -95,6 +95,7 @@ def bench_file_replay(evs: list, n_lines: int) -> dict:
 
 def bench_redraw(model, frames: int = 15) -> dict:
     from PySide6.QtTest import QTest
+
     from spfde_gui.window.app import make_app
     from spfde_gui.window.main_window import MainWindow
     app = make_app()  # noqa: F841 - the application must outlive the window
@@ -117,7 +118,7 @@ def bench_redraw(model, frames: int = 15) -> dict:
         w.tabs.setCurrentIndex(i)
         QTest.qWait(50)
         times, paint = [], []
-        for f in range(frames):
+        for _f in range(frames):
             next_epoch()
             t = time.perf_counter()
             w._tick()
@@ -154,6 +155,7 @@ _EPOCH_TEMPLATE: dict = {}
 def bench_live(seconds: float, train_size: int | None = None) -> dict | None:
     """GUI process CPU while it watches the demo preset train (engine on the CPU)."""
     from PySide6.QtTest import QTest
+
     from engine import config as cfgmod
     from spfde_gui.window.app import make_app
     from spfde_gui.window.main_window import MainWindow

@@ -37,12 +37,12 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from engine.run import folder as run_dir_mod  # noqa: E402
 from engine.config import RunConfig, load_preset  # noqa: E402
 from engine.cost.projection import samples_per_epoch  # noqa: E402
+from engine.run import folder as run_dir_mod  # noqa: E402
+from engine.run.telemetry import Emitter  # noqa: E402
 from engine.sparsity.methods import method_for  # noqa: E402
 from engine.sparsity.sparsifier import Sparsifier  # noqa: E402
-from engine.run.telemetry import Emitter  # noqa: E402
 from engine.training.trainer import Trainer  # noqa: E402
 
 METHODS = ("dense", "static", "mest_ems", "mest_em", "set", "rigl", "snip", "grasp")

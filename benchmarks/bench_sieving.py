@@ -35,10 +35,10 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from engine.run import folder as run_dir_mod  # noqa: E402
 from engine.config import RunConfig  # noqa: E402
-from engine.sieving.forgetting import ForgettingTracker  # noqa: E402
+from engine.run import folder as run_dir_mod  # noqa: E402
 from engine.run.telemetry import Emitter  # noqa: E402
+from engine.sieving.forgetting import ForgettingTracker  # noqa: E402
 from engine.training.trainer import Trainer  # noqa: E402
 
 RATIOS = (0.0, 0.10, 0.15, 0.20, 0.25)
@@ -153,7 +153,7 @@ def machine() -> str:
     gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     try:
         import os
-        load = ", load average %.1f (other jobs share the machine)" % os.getloadavg()[0]
+        load = f", load average {os.getloadavg()[0]:.1f} (other jobs share the machine)"
     except (AttributeError, OSError):
         load = ""
     return f"{platform.system()} {cpu} {cores}{gpu}, torch {torch.__version__}{load}"
@@ -214,7 +214,8 @@ def main(argv=None) -> int:
     setting = (f"{a.model} width {a.width}, synthetic {a.train_size} samples at {a.image_size}px, "
                f"batch {a.batch_size}, {a.epochs} epochs per configuration, interleaved epoch by epoch "
                f"(CPU time: fastest of epochs 2..{a.epochs}; wall: median over epochs 2..{a.epochs} of the time "
-               f"relative to the baseline's same epoch), device {a.device}, {a.threads} CPU thread(s), dense (no sparsity), real trainer")
+               f"relative to the baseline's same epoch), device {a.device}, {a.threads} CPU thread(s), "
+               "dense (no sparsity), real trainer")
     text = "\n".join(lines)
     wall = time.monotonic() - t_start
     print(f"{setting}\nmachine: {machine()}\n\n{text}\n\n(benchmark wall time {wall:.0f} s)")

@@ -107,25 +107,29 @@ def main(argv: list[str]) -> int:
     if goal_lines:
         md += ["", f"## Freezing and sieving: time saved / FLOPs saved (goal >= {GOAL:.0%})", ""] + goal_lines
     for p in parts:
-        log = logs / f"{p['name']}.log"
-        if p["rc"] == "skipped" or not log.is_file():
-            continue
-        text = log.read_text(errors="replace")
-        md += ["", f"## {p['name']}: {status(p)}", "", p["desc"], ""]
-        keep = [l for l in text.splitlines() if l.startswith(("|", "#", "Machine", "Setting", "machine", "One GPU",
-                                                                 "Forgetting", "Step timings", "CUDA peak",
-                                                                 "Benchmark wall", "(benchmark wall"))
-                or re.match(r"^\d+ (passed|failed|skipped)|^=+ .*(passed|failed|skipped)", l)]
-        if p["name"] in ("nvml",) or p["name"].endswith("tests"):
-            keep = text.strip().splitlines()[-25:]
-            md += ["```", *keep, "```"]
-        elif keep and p["rc"] == "0":
-            md += _spaced(keep)
-        else:
-            md += [*_spaced(keep), "", "Last lines of the log:", "", "```", *text.strip().splitlines()[-30:], "```"]
+        md += _part_section(p, logs / f"{p['name']}.log", status(p))
     md += ["", f"Raw logs: {logs}/"]
     (out_dir / "gpu_check.md").write_text("\n".join(md) + "\n", encoding="utf-8")
     return 0
+
+
+def _part_section(p: dict, log: Path, status: str) -> list[str]:
+    """One part's section of the summary: its table lines, or its log's tail when it failed."""
+    if p["rc"] == "skipped" or not log.is_file():
+        return []
+    text = log.read_text(errors="replace")
+    md = ["", f"## {p['name']}: {status}", "", p["desc"], ""]
+    keep = [l for l in text.splitlines() if l.startswith(("|", "#", "Machine", "Setting", "machine", "One GPU",
+                                                             "Forgetting", "Step timings", "CUDA peak",
+                                                             "Benchmark wall", "(benchmark wall"))
+            or re.match(r"^\d+ (passed|failed|skipped)|^=+ .*(passed|failed|skipped)", l)]
+    if p["name"] in ("nvml",) or p["name"].endswith("tests"):
+        md += ["```", *text.strip().splitlines()[-25:], "```"]
+    elif keep and p["rc"] == "0":
+        md += _spaced(keep)
+    else:
+        md += [*_spaced(keep), "", "Last lines of the log:", "", "```", *text.strip().splitlines()[-30:], "```"]
+    return md
 
 
 if __name__ == "__main__":

@@ -137,13 +137,15 @@ def soak_run(i: int, args, ref: dict[int, dict], work: Path, rng: random.Random,
             caught = bool(info.get("skipped")) and not str(info.get("checkpoint", "")).endswith("last.pt")
             tally["corruptions"] += 1
             tally["caught"] += caught
-            print(f"  run {i}: last.pt {kind}: {'caught, resumed from ' + Path(info['checkpoint']).name if caught else 'NOT caught'}"
+            verdict = "caught, resumed from " + Path(info["checkpoint"]).name if caught else "NOT caught"
+            print(f"  run {i}: last.pt {kind}: {verdict}"
                   f" ({info.get('epochs_redone')} epoch(s) redone)", flush=True)
             continue
         if corrupt and not damaged and kills >= args.kills:
             # the random kills never left an epoch file to fall back to: kill once there is one
-            rc, out, err = engine_until(["resume", str(run_dir)], lambda: (ck / "last.pt").exists()
-                                        and bool(list(ck.glob("epoch_*.pt"))))
+            def has_fallback(ck=ck) -> bool:
+                return (ck / "last.pt").exists() and bool(list(ck.glob("epoch_*.pt")))
+            rc, out, err = engine_until(["resume", str(run_dir)], has_fallback)
             kills += rc is None
             continue
         delay = rng.uniform(0.1, 1.0) * duration if kills < args.kills else None

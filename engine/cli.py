@@ -133,10 +133,10 @@ def cmd_plan(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from engine.training import distributed
     from engine.cost import preflight as resources
     from engine.run import folder as run_dir_mod
     from engine.run.lock import RunLock, RunLockedError
+    from engine.training import distributed
     cfg = _load(args)
     if args.attach:                      # a torchrun worker of `run`: the launcher made and locked the folder
         return _train(cfg, Path(args.attach), stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
@@ -175,8 +175,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from engine.training import distributed
     from engine.run.lock import RunLock, RunLockedError
+    from engine.training import distributed
     d = Path(args.run_dir)
     if distributed.under_torchrun():
         # A worker of a distributed resume (started by the launcher below, which holds the
@@ -197,7 +197,7 @@ def cmd_resume(args) -> int:
     except OSError as exc:
         return _fail_at_start(f"cannot lock run folder {d}: {exc}")
     try:
-        from engine.training import checkpoint as ckpt   # torch is imported here
+        from engine.training import checkpoint as ckpt  # torch is imported here
         from engine.training.resume import prepare
         try:
             point = prepare(d, args.allow_change)
@@ -232,10 +232,9 @@ def _train(cfg, run_dir: Path | None, point=None, resume: bool = False, stop_on_
     """Train ``cfg`` in ``run_dir`` (locked by the caller). A resume passes ``resume=True`` and
     its resume.ResumePoint (under torchrun rank 0's; the other ranks get config and state
     from it). ``create`` makes the run folder on rank 0 when torchrun was started by hand."""
-    from engine.training import distributed
-    from engine.training import threads
     from engine.run.control import CommandChannel
     from engine.run.telemetry import Emitter
+    from engine.training import distributed, threads
     if cfg is not None:
         # CPU threads and OpenMP's wait policy are read once, when torch loads: set them first.
         log.info("CPU threads: %d (threads: %s)", threads.apply(cfg.threads), cfg.threads)
@@ -259,7 +258,7 @@ def _train(cfg, run_dir: Path | None, point=None, resume: bool = False, stop_on_
     try:
         if dist.enabled:
             dist.start(run_dir)
-        from engine.training.trainer import Trainer   # torch is imported here, not before
+        from engine.training.trainer import Trainer  # torch is imported here, not before
         trainer = Trainer(cfg, run_dir, emitter, commands, dist=dist)
         if resume:
             state = point.state if point is not None else None
@@ -291,7 +290,7 @@ def _train(cfg, run_dir: Path | None, point=None, resume: bool = False, stop_on_
 
 
 def cmd_sweep(args) -> int:
-    from engine.sweep import commands as sweep_cmd   # pure Python; cells run as subprocesses
+    from engine.sweep import cli as sweep_cmd  # pure Python; cells run as subprocesses
     return sweep_cmd.main(args)
 
 

@@ -15,7 +15,8 @@ def _parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", help="start from a preset in assets/presets (e.g. demo)")
     src.add_argument("--config", help="start from a YAML/JSON configuration file")
-    src.add_argument("--open", dest="open_run", metavar="RUN_DIR", help="open (replay) a run directory, or show a sweep folder's results")
+    src.add_argument("--open", dest="open_run", metavar="RUN_DIR",
+                     help="open (replay) a run directory, or show a sweep folder's results")
     p.add_argument("--runs-dir", help="folder holding the run directories (default: the configuration's run_dir)")
     return p
 

@@ -9,11 +9,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import StopAfter
 
 from engine import config as C
 from engine.analysis import adaptive, metrics, schedule
 from engine.cost.projection import project
-from helpers import StopAfter
 
 TINY = {
     "name": "an", "seed": 5, "device": "cpu", "epochs": 4, "batch_size": 32, "interval": 1,
@@ -141,7 +141,7 @@ def test_plan_counts_the_probe_forwards_as_analysis_overhead():
     assert schedule.measure_epochs(cfg) == [1, 3, 4]              # every interval, and the last epoch
     arch = describe(cfg.model, 4, 12)
     per_epoch = [r["flops"].get("overhead", {}).get("analysis", 0.0) for r in plan["epochs"]]
-    for e, row in enumerate(plan["epochs"]):
+    for e, _row in enumerate(plan["epochs"]):
         # at the epoch's planned densities: recompute them from the plan's own density row
         assert (per_epoch[e] > 0) == (e in (1, 3, 4))
     assert plan["flops"]["overhead"]["analysis"] == pytest.approx(sum(per_epoch))

@@ -4,13 +4,13 @@ import time
 
 import pytest
 
+from engine.config import ConfigError, ModelConfig, from_dict, sieve_oneshot_epoch
 from engine.cost import arch as arch_mod
 from engine.cost import costmodel
-from engine.sparsity import schedule as dst_schedule
 from engine.cost import projection as plan_mod
-from engine.config import ConfigError, ModelConfig, from_dict, sieve_oneshot_epoch
-from engine.data.sizes import dataset_sizes
 from engine.cost.projection import format_plan, project
+from engine.data.sizes import dataset_sizes
+from engine.sparsity import schedule as dst_schedule
 
 # The paper's setting: 2x ResNet-32, CIFAR-100 (50,000 images), 160 epochs, interval 5.
 PAPER = {"epochs": 160, "interval": 5, "model": {"name": "resnet32", "width": 2},

@@ -32,7 +32,7 @@ def _run(tmp_path, **over):
     d = dict(BASE)
     d.update(over)
     cfg = from_dict(d)
-    em = Emitter(tmp_path, stream=open(os.devnull, "w"))
+    em = Emitter(tmp_path, stream=open(os.devnull, "w"))  # noqa: SIM115 (the test process closes it)
     tr = Trainer(cfg, tmp_path, em)
     status = tr.fit()
     em.close()

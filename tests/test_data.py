@@ -199,7 +199,7 @@ def test_batches_carry_indices_and_augmentation_is_keyed():
     assert not torch.equal(order, epoch_order(active, cfg.seed, 4))
     seen = []
     labels = torch.from_numpy(sources.load_split(cfg, "train").labels)
-    for x, y, idx in data.train_batches(order, 3):
+    for _x, y, idx in data.train_batches(order, 3):
         assert torch.equal(y, labels[idx])
         seen.append(idx)
     assert torch.equal(torch.cat(seen), order)

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.training import distributed
 from engine.config import ConfigError, from_dict, load_preset
-from engine.data.loaders import rank_slice
 from engine.cost.projection import project
+from engine.data.loaders import rank_slice
+from engine.training import distributed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,7 +88,7 @@ def test_bf16_autocast_trains_on_the_cpu(tmp_path):
     from engine.training.trainer import Trainer
     cfg = from_dict(CONFIG).replace(**{"precision": "bf16", "epochs": 2, "distributed.nproc_per_node": 1,
                                        "sieve.ratio": 0.0, "freeze.target": 0.0})
-    em = Emitter(tmp_path, stream=open(os.devnull, "w"))
+    em = Emitter(tmp_path, stream=open(os.devnull, "w"))  # noqa: SIM115 (the test process closes it)
     tr = Trainer(cfg, tmp_path, em)
     dtypes = set()
     conv = next(m for m in tr.model.modules() if isinstance(m, torch.nn.Conv2d))

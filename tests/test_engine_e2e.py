@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import StopAfter
 
 from engine import config as C
 from engine.run.events import parse_line, read_events, validate_event
-from helpers import StopAfter
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow

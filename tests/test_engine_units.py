@@ -9,13 +9,12 @@ import logging
 import pytest
 import torch
 
-from engine.training import checkpoint as ckpt
-from engine.run.control import CommandChannel, parse_command
 from engine.config import RunConfig
+from engine.run.control import CommandChannel, parse_command
 from engine.run.events import parse_line, validate_event
-from engine.training.lr_schedule import block_lr
 from engine.run.telemetry import Emitter
-
+from engine.training import checkpoint as ckpt
+from engine.training.lr_schedule import block_lr
 
 # ----------------------------------------------------------------------------- emitter
 
@@ -171,6 +170,7 @@ def test_progress_bar_goes_to_stderr_only(capsys):
 def test_emitter_ends_a_torn_last_line_before_appending(tmp_path):
     """A killed run can leave half a line; the resume's first event must still parse."""
     import io
+
     from engine.run.events import read_events
     from engine.run.telemetry import Emitter
     (tmp_path / "events.jsonl").write_text('{"event":"epoch_end","v":1,"time":1}\n{"event":"epoch_e')
@@ -183,6 +183,7 @@ def test_emitter_ends_a_torn_last_line_before_appending(tmp_path):
 
 def test_stop_on_eof_turns_a_closed_stdin_into_a_stop():
     import io
+
     from engine.run.control import CommandChannel
     kept, stopping = CommandChannel(), CommandChannel()
     kept.start_stdin(io.StringIO('{"cmd": "checkpoint"}\n'))
@@ -195,6 +196,7 @@ def test_stop_on_eof_turns_a_closed_stdin_into_a_stop():
 
 def test_a_terminal_gets_no_json_unless_asked(tmp_path):
     import io
+
     from engine.run.telemetry import Emitter
 
     class Tty(io.StringIO):

@@ -18,12 +18,12 @@ import pytest
 import torch
 import yaml
 
-from engine.training import checkpoint as ckpt
 from engine import cli
 from engine import config as C
+from engine.data import sources
 from engine.run import folder as run_dir_mod
 from engine.run.control import CommandChannel
-from engine.data import sources
+from engine.training import checkpoint as ckpt
 
 TINY = {
     "name": "faults", "seed": 5, "device": "cpu", "epochs": 3, "batch_size": 16, "interval": 1,

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from engine.cost import arch as arch_mod  # noqa: E402
 from engine.config import from_dict  # noqa: E402
+from engine.cost import arch as arch_mod  # noqa: E402
 from engine.models import build_model  # noqa: E402
 
 CASES = [("resnet20", 1.0, 32), ("resnet20", 2.0, 32), ("resnet32", 1.0, 32), ("resnet32", 2.0, 32),

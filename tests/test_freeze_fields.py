@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.cost import projection as plan_mod
 from engine.config import ConfigError, from_dict, load_preset
+from engine.cost import projection as plan_mod
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["device=cpu", "epochs=8", "interval=1", "model.width=0.25", "data.image_size=8",

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
+from engine.config import RunConfig, from_dict
 from engine.cost import arch as arch_mod
 from engine.cost import costmodel
-from engine.sparsity import schedule as dst_schedule
-from engine.config import RunConfig, from_dict
 from engine.freezing.schedule import freezable_blocks, frozen_prefix, plan_freeze
+from engine.sparsity import schedule as dst_schedule
 
 NAMES4 = ["b0", "b1", "b2", "b3"]
 

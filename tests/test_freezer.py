@@ -8,15 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.sparsity import schedule as dst_schedule
-from engine.config import from_dict
 from engine.component import LoopState
-from engine.freezing.freezer import Freezer
-from engine.training.lr_schedule import block_lr
-from engine.models import build_model
+from engine.config import from_dict
 from engine.cost.projection import project
+from engine.freezing.freezer import Freezer
+from engine.models import build_model
+from engine.sparsity import schedule as dst_schedule
 from engine.sparsity.masks import keep_count
-
+from engine.training.lr_schedule import block_lr
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -6,7 +6,6 @@ import pytest
 pytest.importorskip("PySide6")
 
 from engine import config  # noqa: E402
-
 from engine.cost import projection as plan
 from spfde_gui.system.gpu_info import Gpu, GpuProcess, list_gpus, per_gpu_batch  # noqa: E402
 
@@ -46,8 +45,8 @@ def test_selector_without_a_driver_says_so(qtbot):
 
 
 def test_hardware_lines_and_per_gpu_cost():
-    from spfde_gui.window.cost_preview import per_gpu
     from spfde_gui.views.hardware import gpu_lines
+    from spfde_gui.window.cost_preview import per_gpu
     text = gpu_lines([{"index": 0, "name": "H200", "used": 2**30, "total": 2**31, "util": 3,
                        "processes": {11: 2**28, 12: None}},
                       {"index": 1, "name": "H200", "used": 0, "total": 2**31, "util": None, "processes": {}}], True)

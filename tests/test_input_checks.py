@@ -13,9 +13,9 @@ import pytest
 
 from engine import cli
 from engine import config as C
+from engine.config import ConfigError
 from engine.cost import preflight as resources
 from engine.run import folder as run_dir_mod
-from engine.config import ConfigError
 
 
 def _errs(**over) -> dict:

@@ -7,13 +7,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PURE = ["engine.config", "engine.run.events", "engine.cost.arch", "engine.cost.costmodel", "engine.cost.projection",
-        "engine.sparsity.schedule", "engine.freezing.schedule", "engine.data.sizes", "engine.data.sources",
-        "engine.cost.preflight", "engine.run.lock", "engine.run.folder", "engine.data.checks",
-        "engine.sparsity.methods",
-        "engine.sweep.spec", "engine.sweep.cells", "engine.sweep.manifest", "engine.sweep.state",
-        "engine.sweep.results", "engine.sweep.export", "engine.sweep.runner", "engine.sweep.cli",
-        "engine.run.payloads", "engine.training.threads", "engine.assets", "engine.analysis.schedule", "engine.analysis.adaptive"]
+sys.path.insert(0, str(ROOT / "scripts"))
+from pure_modules import modules_of, path_of, pure_names  # noqa: E402  (the list lives in pyproject.toml)
+
+PURE_NAMES = pure_names()
+PURE = sorted({m for name in PURE_NAMES for m in modules_of(name)})
 
 
 def _loaded_after(imports: list[str]) -> set[str]:
@@ -25,13 +23,18 @@ def _loaded_after(imports: list[str]) -> set[str]:
     return set(out.stdout.split())
 
 
-@pytest.mark.parametrize("module", PURE)
-def test_pure_modules_import_neither_torch_nor_qt(module):
-    path = ROOT / module.replace(".", "/")
-    assert path.with_suffix(".py").exists() or (path / "__init__.py").exists(), f"{module} is gone"
-    loaded = _loaded_after([module])
-    assert "torch" not in loaded, f"{module} pulled in torch"
-    assert not {"PySide6", "pyqtgraph"} & loaded, f"{module} pulled in Qt"
+@pytest.mark.parametrize("name", PURE_NAMES)
+def test_pure_list_names_real_modules(name):
+    assert path_of(name).exists(), f"pyproject's pure list names {name}, which does not exist"
+
+
+def test_pure_modules_import_neither_torch_nor_qt():
+    # one interpreter for all of them (each alone only when that fails, to name the culprit)
+    loaded = _loaded_after(PURE)
+    if "torch" in loaded or {"PySide6", "pyqtgraph"} & loaded:
+        culprits = [m for m in PURE if {"torch", "PySide6", "pyqtgraph"} & _loaded_after([m])]
+        pytest.fail(f"pure modules that load torch or Qt: {culprits}")
+    assert len(PURE) >= len(PURE_NAMES)
 
 
 def test_gui_never_imports_torch():

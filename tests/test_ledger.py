@@ -4,12 +4,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine.cost import arch as arch_mod
-from engine.sparsity import schedule as dst_schedule
 from engine.component import LoopState
 from engine.config import from_dict
+from engine.cost import arch as arch_mod
 from engine.cost.ledger import Ledger
 from engine.cost.projection import project
+from engine.sparsity import schedule as dst_schedule
 
 
 class _Sparsifier:

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.training import checkpoint as ckpt
-from engine.sparsity import schedule as dst_schedule
-from engine.cost.arch import describe
 from engine.config import from_dict, load_preset
+from engine.cost.arch import describe
 from engine.cost.projection import project, target_densities
+from engine.sparsity import schedule as dst_schedule
 from engine.sparsity.masks import keep_count
+from engine.training import checkpoint as ckpt
 
 ROOT = Path(__file__).resolve().parent.parent
 TOL = 0.005

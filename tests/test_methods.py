@@ -10,11 +10,11 @@ import math
 import pytest
 import torch
 
+from engine.config import ConfigError, from_dict
 from engine.cost import arch as arch_mod
 from engine.cost import costmodel
-from engine.sparsity import schedule as dst_schedule
-from engine.config import ConfigError, from_dict
 from engine.cost.projection import project
+from engine.sparsity import schedule as dst_schedule
 from engine.sparsity.methods import METHODS, method_for
 from engine.sparsity.methods.grasp import GraSP
 from engine.sparsity.methods.rigl import RigL

@@ -236,6 +236,7 @@ def test_unknown_format_is_rejected(tmp_path):
 
 def test_export_keeps_pyqtgraph_options_and_takes_a_live_model(tmp_path, qapp):
     import pyqtgraph as pg
+
     from spfde_gui.report import export_report, load_run
     run = tmp_path / "live"
     recorded_run(run, finish=False)
@@ -278,6 +279,7 @@ def test_projected_flops_read_by_the_one_payload_reader():
 def test_sieve_section_with_a_ratio_but_no_update_does_not_say_no_sieving():
     # a 2-epoch run with interval 2 sieves (the first removed set stays out) yet never updates
     from types import SimpleNamespace
+
     from spfde_gui.report.builder import sieve_section
     text, table = sieve_section(SimpleNamespace(sieve_updates=[], config={"sieve": {"ratio": 0.2, "mode": "circular"}}))
     assert "No data sieving" not in text and "20" in text and "stayed out" in text and table is None
@@ -288,6 +290,7 @@ def test_sieve_section_with_a_ratio_but_no_update_does_not_say_no_sieving():
 def test_flops_table_lists_the_overhead_so_the_rows_add_up():
     # spent = dense - saved + overhead: without an overhead row the percentages do not add up
     from types import SimpleNamespace
+
     from spfde_gui.report.builder import flops_table
     fl = {"spent": 14.0, "dense": 100.0, "saved": {"sparsity": 80.0, "freeze": 5.0, "sieve": 5.0},
           "overhead": {"dst_dense_grad": 3.0, "mask_scoring": 0.0, "analysis": 1.0}}

@@ -20,8 +20,8 @@ import torch
 from engine.config import RunConfig, sieve_oneshot_epoch
 from engine.run.events import validate_event
 from engine.sieving.forgetting import ForgettingTracker
-from engine.training.seeding import gen
 from engine.sieving.sieve import Sieve, forgetting_histogram
+from engine.training.seeding import gen
 
 N = 200
 BATCH = 32
@@ -100,10 +100,10 @@ def test_tracker_matches_reference_over_intervals():
     t = ForgettingTracker(n)
     g = gen(0, "tracker-test")
     acc = torch.rand(n, generator=g)
-    for interval in range(3):
+    for _interval in range(3):
         t.reset()
         batches = []
-        for step in range(40):
+        for _step in range(40):
             # duplicates across batches and several presentations per "epoch" on purpose
             idx = torch.randint(0, n, (16,), generator=g).unique()
             idx = idx[torch.randperm(idx.numel(), generator=g)]

@@ -6,13 +6,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from engine.sparsity import schedule as S
 from engine.component import LoopState
 from engine.config import from_dict
 from engine.models import build_model
-from engine.training.seeding import gen
 from engine.sparsity import Sparsifier
 from engine.sparsity import masks as M
+from engine.sparsity import schedule as S
+from engine.training.seeding import gen
 
 
 def _cfg(**kw):

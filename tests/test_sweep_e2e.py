@@ -97,7 +97,7 @@ def test_killed_sweep_resumes_and_each_cell_completes_once(tmp_path):
     # the cells that were never interrupted are uninterrupted runs already; each resumed
     # one must equal the same cell run without interruption.
     assert resumed_cells == [killed] or not resumed_cells        # only the killed cell resumed
-    from engine.cli import main as engine_main        # in-process: no second torch start-up
+    from engine.cli import main as engine_main  # in-process: no second torch start-up
     for c in resumed_cells or [killed]:
         assert engine_main(["run", "--config", str(m.config_path(c)), "--run-dir", str(tmp_path / "ref")]) == 0
         want = results.summarize_run(next((tmp_path / "ref").iterdir()))
@@ -145,7 +145,8 @@ FAKE_ENGINE = textwrap.dedent('''
 
 @pytest.mark.parametrize("fail_count, final", [(1, "completed"), (5, "failed")])
 def test_crashing_cell_is_marked_failed_and_retried_once(tmp_path, monkeypatch, fail_count, final):
-    from engine.sweep import cells as cells_mod, spec as spec_mod
+    from engine.sweep import cells as cells_mod
+    from engine.sweep import spec as spec_mod
     fake = tmp_path / "fake_engine.py"
     fake.write_text(FAKE_ENGINE)
     wrapper = tmp_path / "fakepy"
@@ -195,7 +196,8 @@ class _Sink:
 
 
 def test_one_cell_per_gpu_with_several_gpus(tmp_path, monkeypatch):
-    from engine.sweep import cells as cells_mod, spec as spec_mod
+    from engine.sweep import cells as cells_mod
+    from engine.sweep import spec as spec_mod
     from engine.sweep.runner import detect_gpus
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
     assert detect_gpus("auto") == ["2", "3"] and detect_gpus("0, 1") == ["0", "1"] and detect_gpus("none") == []

@@ -116,7 +116,7 @@ def test_results_view_table_gaps_pareto_and_exports(qtbot, tmp_path):
     assert v.table.item(1, 0).background().color().name() == "#fdf0e6"     # the gap is marked
     assert v.pareto_rows() == [1]                       # cheaper and more accurate
     p = v.export("csv")
-    got = list(csv.DictReader(open(p)))
+    got = list(csv.DictReader(p.read_text().splitlines()))
     assert float(got[1]["final_test_acc_mean"]) == pytest.approx(0.7) and got[1]["seeds_failed"] == "1"
     assert v.export("md").read_text().count("\n") == 4
     assert "\\toprule" in v.export("tex").read_text()

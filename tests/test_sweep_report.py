@@ -48,7 +48,7 @@ def test_sweep_report_headless(tmp_path):
     html = (r / "sweep_report.html").read_text()
     assert "Sweep rep" in html and "data:image/png;base64," in html and "60.00" in html
     assert (r / "sweep_report.pdf").read_bytes()[:5] == b"%PDF-"
-    rows = list(csv.DictReader(open(r / "results.csv")))
+    rows = list(csv.DictReader((r / "results.csv").read_text().splitlines()))
     assert [float(x["flops_spent_mean"]) for x in rows] == [2e6, 4e6]
     assert "\\begin{tabular}" in (r / "results.tex").read_text()
     bad = subprocess.run([sys.executable, "-m", "spfde_gui", "report", str(d), "--formats", "docx"],

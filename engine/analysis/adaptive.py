@@ -19,7 +19,7 @@ permits). The run reports what it achieved (the ledger's ``saved.freeze``).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def stable(cka: Sequence[float | None], similarity: Sequence[float | None], cka_min: float,

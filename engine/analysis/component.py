@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from engine.cost import costmodel
 from engine.component import Component
+from engine.cost import costmodel
 from engine.training.seeding import gen
 
 from . import adaptive, metrics, schedule

@@ -1,9 +1,9 @@
 """The run configuration: types, defaults, validation, loading and overrides.
 
 Pure Python (PyYAML only): the GUI, the presets, the CLI and the tests share it, and it
-must import without torch. Every field is declared once in ``FIELDS`` (type, default,
-allowed values, help); the dataclasses below mirror that table so code gets attribute
-access and the GUI gets a form description.
+must import without torch. A field's default is declared once, in the dataclasses below;
+``FIELDS`` adds its type, allowed values and help (the GUI's form description and the
+validator). Method names come from the method registry (engine.sparsity.methods).
 """
 from __future__ import annotations
 
@@ -21,11 +21,13 @@ from typing import Any
 import yaml
 
 from engine import assets
+from engine.sparsity.allocation import LAYER_GROUPS  # noqa: F401  (engine.config.LAYER_GROUPS)
+from engine.sparsity.methods import METHODS, field_errors
 
 MODELS = ("resnet20", "resnet32", "resnet56", "resnet50")
 DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder")
 # engine.sparsity.methods registers one plug-in per name (its schedule, fields and rule).
-DST_ALGORITHMS = ("mest_ems", "mest_em", "static", "set", "rigl", "snip", "grasp")
+DST_ALGORITHMS = tuple(METHODS)   # one registry: engine.sparsity.methods
 # auto: the method's own default (ERK for RigL, uniform for the others)
 DISTRIBUTIONS = ("auto", "uniform", "erk")
 FREEZE_SCHEMES = ("single_shot", "single_shot_resume", "periodic", "delayed_periodic", "adaptive")
@@ -39,7 +41,6 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 DIST_BACKENDS = ("auto", "nccl", "gloo")
 _GPU_LIST_RE = re.compile(r"^\s*\d+\s*(,\s*\d+\s*)*$")
 # Names that ``sparsity.dense_layers`` accepts besides exact layer names.
-LAYER_GROUPS = ("stem", "head", "shortcut")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 _THREADS_RE = re.compile(r"^(auto|[1-9][0-9]{0,3})$")   # engine.training.threads: auto or 1..9999
 
@@ -116,7 +117,7 @@ class FreezeConfig:
     start_epoch: int | None = None     # t_frz set directly (paper Tables A4/A5) instead of searched for the target
     blocks: int | None = None          # leading blocks that freeze (default: those within layer_fraction)
     prune_frozen: bool = True          # a freezing block is pruned to the target density (false: keeps its mask)
-    adaptive: "AdaptiveFreezeConfig" = field(default_factory=lambda: AdaptiveFreezeConfig())
+    adaptive: AdaptiveFreezeConfig = field(default_factory=lambda: AdaptiveFreezeConfig())
 
 
 @dataclass
@@ -173,7 +174,7 @@ class RunConfig:
     freeze: FreezeConfig = field(default_factory=FreezeConfig)
     sieve: SieveConfig = field(default_factory=SieveConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    analysis: "AnalysisConfig" = field(default_factory=lambda: AnalysisConfig())
+    analysis: AnalysisConfig = field(default_factory=lambda: AnalysisConfig())
     precision: str = "fp32"      # fp32 | bf16 | fp16 (autocast; fp16 with a gradient scaler)
     channels_last: bool = False  # CUDA only
     compile: bool = False        # torch.compile of the model
@@ -188,7 +189,7 @@ class RunConfig:
             obj = getattr(obj, part)
         return obj
 
-    def replace(self, **overrides: Any) -> "RunConfig":
+    def replace(self, **overrides: Any) -> RunConfig:
         """A validated copy with dotted-key overrides: ``cfg.replace(**{"sieve.ratio": 0.1})``."""
         d = self.to_dict()
         for k, v in overrides.items():
@@ -307,58 +308,98 @@ def _check_field(spec: FieldSpec, value: Any) -> str | None:
     """Return an error message for one value, or None."""
     if value is None:
         return None if spec.optional else f"is required, got null ({spec.help.lower()})"
+    msg = _check_type(spec, value)
+    if msg is None and spec.kind in ("int", "float"):
+        msg = _check_range(spec, value)
+    return msg
+
+
+def _check_type(spec: FieldSpec, value: Any) -> str | None:
     kind = spec.kind
-    if kind == "bool":
-        return None if isinstance(value, bool) else f"expected true or false, got {_fmt(value)}"
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            return f"expected an integer, got {_fmt(value)}"
-    elif kind == "float":
+    if kind == "bool" and not isinstance(value, bool):
+        return f"expected true or false, got {_fmt(value)}"
+    if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+        return f"expected an integer, got {_fmt(value)}"
+    if kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"expected a number, got {_fmt(value)}"
         if not math.isfinite(value):
             return f"expected a finite number, got {_fmt(value)}"
-    elif kind in ("str", "path"):
-        if not isinstance(value, str) or not value.strip():
-            return f"expected a non-empty string, got {_fmt(value)}"
-    elif kind == "choice":
-        if value not in spec.choices:
-            return f"expected one of {', '.join(spec.choices)}; got {_fmt(value)}"
-    elif kind == "list":
-        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-            return f"expected a list of names, got {_fmt(value)}"
-    if kind in ("int", "float"):
-        lo, hi = spec.min, spec.max
-        bad_lo = lo is not None and (value < lo if spec.min_inclusive else value <= lo)
-        bad_hi = hi is not None and (value > hi if spec.max_inclusive else value >= hi)
-        if bad_lo or bad_hi:
-            left = "" if lo is None else f"{'>=' if spec.min_inclusive else '>'} {lo:g}"
-            right = "" if hi is None else f"{'<=' if spec.max_inclusive else '<'} {hi:g}"
-            rng = " and ".join(x for x in (left, right) if x)
-            return f"must be {rng}, got {_fmt(value)}"
+    if kind in ("str", "path") and (not isinstance(value, str) or not value.strip()):
+        return f"expected a non-empty string, got {_fmt(value)}"
+    if kind == "choice" and value not in spec.choices:
+        return f"expected one of {', '.join(spec.choices)}; got {_fmt(value)}"
+    if kind == "list" and (not isinstance(value, list) or not all(isinstance(x, str) for x in value)):
+        return f"expected a list of names, got {_fmt(value)}"
     return None
 
 
+def _check_range(spec: FieldSpec, value: Any) -> str | None:
+    lo, hi = spec.min, spec.max
+    bad_lo = lo is not None and (value < lo if spec.min_inclusive else value <= lo)
+    bad_hi = hi is not None and (value > hi if spec.max_inclusive else value >= hi)
+    if not (bad_lo or bad_hi):
+        return None
+    left = "" if lo is None else f"{'>=' if spec.min_inclusive else '>'} {lo:g}"
+    right = "" if hi is None else f"{'<=' if spec.max_inclusive else '<'} {hi:g}"
+    rng = " and ".join(x for x in (left, right) if x)
+    return f"must be {rng}, got {_fmt(value)}"
+
+
 def validate(cfg: RunConfig) -> list[tuple[str, str]]:
-    """All problems in a configuration, as (dotted field, message); empty when valid."""
+    """All problems in a configuration, as (dotted field, message); empty when valid.
+
+    Each field is checked alone first (FIELDS); the rules between fields then skip any
+    field that is already wrong (``bad``), so one mistake gives one message."""
     errors: list[tuple[str, str]] = []
     for spec in FIELDS:
         msg = _check_field(spec, cfg.get(spec.path))
         if msg:
             errors.append((spec.path, msg))
     bad = {f for f, _ in errors}
+    for rules in (_format_errors, _schedule_errors, _sparsity_errors, _data_errors, _device_errors):
+        errors += rules(cfg, bad)
+    return errors
+
+
+def _format_errors(cfg: RunConfig, bad: set) -> list[tuple[str, str]]:
+    """Fields whose text has a format of its own."""
+    errors: list[tuple[str, str]] = []
     if "device" not in bad and not _DEVICE_RE.fullmatch(cfg.device):
         errors.append(("device", f"expected auto, cpu, cuda or cuda:N, got {_fmt(cfg.device)}"))
     if "threads" not in bad and not _THREADS_RE.match(cfg.threads):
-        errors.append(("threads", f"expected auto or a positive number of threads (at most 9999), got {_fmt(cfg.threads)}"))
-    if cfg.data.name != "synthetic" and "data.name" not in bad and not cfg.data.root:
-        errors.append(("data.root", f"is required for data.name={cfg.data.name} (the folder holding the dataset; nothing is downloaded)"))
-    if "optim.warmup_epochs" not in bad and "epochs" not in bad and cfg.optim.warmup_epochs >= cfg.epochs:
+        errors.append(("threads", "expected auto or a positive number of threads (at most 9999), "
+                                  f"got {_fmt(cfg.threads)}"))
+    return errors
+
+
+def _schedule_errors(cfg: RunConfig, bad: set) -> list[tuple[str, str]]:
+    """Epoch counts and LRs that must fit inside the run."""
+    errors: list[tuple[str, str]] = []
+    epochs_ok = "epochs" not in bad
+    if "optim.warmup_epochs" not in bad and epochs_ok and cfg.optim.warmup_epochs >= cfg.epochs:
         errors.append(("optim.warmup_epochs", f"must be smaller than epochs ({cfg.epochs}), got {cfg.optim.warmup_epochs}"))
-    if "interval" not in bad and "epochs" not in bad and cfg.interval > cfg.epochs:
+    if "interval" not in bad and epochs_ok and cfg.interval > cfg.epochs:
         errors.append(("interval", f"must be at most epochs ({cfg.epochs}), got {cfg.interval}"))
     if "optim.end_lr" not in bad and "optim.lr" not in bad and cfg.optim.end_lr > cfg.optim.lr:
         errors.append(("optim.end_lr", f"must not exceed optim.lr ({cfg.optim.lr:g}), got {cfg.optim.end_lr:g}"))
+    if not {"sieve.ratio", "sieve.mode", "sieve.oneshot_epoch"} & bad and cfg.sieve.ratio > 0 and cfg.sieve.mode == "oneshot" \
+            and cfg.sieve.oneshot_epoch is not None and epochs_ok and cfg.sieve.oneshot_epoch >= cfg.epochs:
+        errors.append(("sieve.oneshot_epoch", f"must be smaller than epochs ({cfg.epochs}), got {cfg.sieve.oneshot_epoch}"))
+    if "freeze.start_epoch" not in bad and epochs_ok and cfg.freeze.start_epoch is not None \
+            and cfg.freeze.start_epoch >= cfg.epochs:
+        errors.append(("freeze.start_epoch", f"must be smaller than epochs ({cfg.epochs}), got {cfg.freeze.start_epoch}"))
+    if "analysis.every" not in bad and epochs_ok and cfg.analysis.every is not None \
+            and cfg.analysis.every > cfg.epochs:
+        errors.append(("analysis.every", f"must be at most epochs ({cfg.epochs}), got {cfg.analysis.every}"))
+    if cfg.freeze.scheme == "adaptive" and cfg.freeze.target > 0 and not cfg.analysis.enabled:
+        errors.append(("freeze.scheme", "adaptive freezing is driven by the analyses: set analysis.enabled: true"))
+    return errors
+
+
+def _sparsity_errors(cfg: RunConfig, bad: set) -> list[tuple[str, str]]:
+    """MEST's segment bounds, the chosen method's own fields, the kept-dense layer names."""
+    errors: list[tuple[str, str]] = []
     sp = cfg.sparsity
     if sp.algorithm == "mest_ems" and not {"sparsity.late_start", "sparsity.search_end"} & bad \
             and sp.late_start > sp.search_end:
@@ -368,27 +409,21 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
     if sp.algorithm == "mest_em" and not {"sparsity.em_delta", "sparsity.target"} & bad and sp.target + sp.em_delta >= 1:
         errors.append(("sparsity.em_delta", f"target + em_delta must stay below 1, got {sp.target:g} + {sp.em_delta:g}"))
     if "sparsity.algorithm" not in bad:
-        from engine.sparsity.methods import field_errors   # pure: each method lists its fields
-        errors += [e for e in field_errors(cfg) if e[0] not in bad]
-    if "sparsity.dense_layers" not in bad:
-        for name in sp.dense_layers:
-            if not name.strip():
-                errors.append(("sparsity.dense_layers", "layer names must not be empty"))
+        errors += [e for e in field_errors(cfg, SparsityConfig()) if e[0] not in bad]
+    if "sparsity.dense_layers" not in bad and any(not name.strip() for name in sp.dense_layers):
+        errors.append(("sparsity.dense_layers", "layer names must not be empty"))
+    return errors
+
+
+def _data_errors(cfg: RunConfig, bad: set) -> list[tuple[str, str]]:
+    errors: list[tuple[str, str]] = []
+    if cfg.data.name != "synthetic" and "data.name" not in bad and not cfg.data.root:
+        errors.append(("data.root", f"is required for data.name={cfg.data.name} (the folder holding the dataset; "
+                                    "nothing is downloaded)"))
     if "data.num_classes" not in bad and "data.train_size" not in bad and cfg.data.name == "synthetic" \
             and cfg.data.train_size < cfg.data.num_classes:
-        errors.append(("data.train_size", f"must be at least data.num_classes ({cfg.data.num_classes}), got {cfg.data.train_size}"))
-    if not {"sieve.ratio", "sieve.mode", "sieve.oneshot_epoch"} & bad and cfg.sieve.ratio > 0 and cfg.sieve.mode == "oneshot" \
-            and cfg.sieve.oneshot_epoch is not None and "epochs" not in bad and cfg.sieve.oneshot_epoch >= cfg.epochs:
-        errors.append(("sieve.oneshot_epoch", f"must be smaller than epochs ({cfg.epochs}), got {cfg.sieve.oneshot_epoch}"))
-    if "freeze.start_epoch" not in bad and "epochs" not in bad and cfg.freeze.start_epoch is not None \
-            and cfg.freeze.start_epoch >= cfg.epochs:
-        errors.append(("freeze.start_epoch", f"must be smaller than epochs ({cfg.epochs}), got {cfg.freeze.start_epoch}"))
-    if "analysis.every" not in bad and "epochs" not in bad and cfg.analysis.every is not None \
-            and cfg.analysis.every > cfg.epochs:
-        errors.append(("analysis.every", f"must be at most epochs ({cfg.epochs}), got {cfg.analysis.every}"))
-    if cfg.freeze.scheme == "adaptive" and cfg.freeze.target > 0 and not cfg.analysis.enabled:
-        errors.append(("freeze.scheme", "adaptive freezing is driven by the analyses: set analysis.enabled: true"))
-    errors += _device_errors(cfg, bad)
+        errors.append(("data.train_size", f"must be at least data.num_classes ({cfg.data.num_classes}), "
+                                          f"got {cfg.data.train_size}"))
     return errors
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import copy
 
+from engine.component import Component
 from engine.cost import costmodel
 from engine.cost.arch import describe
-from engine.component import Component
-from engine.run.payloads import OVERHEAD, SOURCES, Flops, FlopsTotals, add_flops, read_flops, with_overhead, zero_flops  # noqa: F401
 from engine.cost.projection import epoch_flops, samples_per_epoch
+from engine.run.payloads import OVERHEAD, SOURCES, Flops, FlopsTotals, add_flops, read_flops, with_overhead, zero_flops  # noqa: F401
 from engine.sparsity.methods import method_for
 
 
@@ -53,6 +53,7 @@ class Ledger(Component):
 
     def epoch_entry(self, densities: dict, frozen_prefix: int, samples: int, epoch: int | None = None) -> Flops:
         """One epoch's {spent, dense, saved, overhead} for ``samples`` trained at these densities."""
+        assert self.arch is not None, "on_run_start describes the model first"
         blocks = costmodel.block_forward_flops(self.arch, densities)
         over = {}
         if epoch is not None and getattr(self, "method", None) is not None:

@@ -27,15 +27,14 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 
+from engine.analysis import schedule as analysis_schedule
+from engine.config import ConfigError, RunConfig, freeze_enabled, sieve_oneshot_epoch, sieve_removed, sieve_swapped
 from engine.cost import arch as arch_mod
 from engine.cost import costmodel
-from engine.sparsity import schedule as dst_schedule
-from engine.config import ConfigError, RunConfig, freeze_enabled, sieve_oneshot_epoch
-from engine.config import sieve_removed, sieve_swapped
-from engine.analysis import schedule as analysis_schedule
 from engine.data.sizes import dataset_sizes
 from engine.freezing.schedule import changes
 from engine.run.payloads import OVERHEAD, SOURCES, Flops, FreezePlan, Plan, Saved, add_flops, with_overhead, zero_flops  # noqa: F401 - OVERHEAD, SOURCES, add_flops, zero_flops: re-exported
+from engine.sparsity import schedule as dst_schedule
 from engine.sparsity.methods import method_for
 
 MEMORY_BITS = 32
@@ -67,7 +66,7 @@ def samples_per_epoch(cfg: RunConfig, train_size: int) -> list[int]:
     return [train_size - removed] * cfg.epochs
 
 
-def describe_run(cfg: RunConfig) -> tuple[dict, "arch_mod.Arch"]:
+def describe_run(cfg: RunConfig) -> tuple[dict, arch_mod.Arch]:
     """(dataset sizes, architecture) of a configuration, or a ConfigError."""
     sizes = dataset_sizes(cfg)
     return sizes, arch_mod.describe(cfg.model, sizes["num_classes"], sizes["image_size"])

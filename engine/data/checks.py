@@ -28,7 +28,7 @@ def check_dataset(cfg: RunConfig) -> list[str]:
     d = cfg.data
     if d.name == "synthetic":
         return []
-    root = Path(d.root).expanduser()
+    root = Path(d.root or "").expanduser()   # validate() requires data.root here
     if not root.exists():
         raise _err(f"{root} does not exist (nothing is downloaded)")
     if d.name in CIFAR_FILES:

@@ -51,7 +51,8 @@ class DeviceDataset:
         std = data.std if std is None else std
         # uint8 -> normalised float in one fused multiply-add: x * scale + shift
         self.scale = (1.0 / (255.0 * torch.tensor(std, dtype=torch.float32))).view(1, 3, 1, 1).to(device)
-        self.shift = (-torch.tensor(mean, dtype=torch.float32) / torch.tensor(std, dtype=torch.float32)).view(1, 3, 1, 1).to(device)
+        shift = -torch.tensor(mean, dtype=torch.float32) / torch.tensor(std, dtype=torch.float32)
+        self.shift = shift.view(1, 3, 1, 1).to(device)
         self.mean, self.std = tuple(mean), tuple(std)
 
     def __len__(self) -> int:

@@ -358,7 +358,7 @@ def read_image(path: str, size: int | None, center_crop: bool = True):
     w, h = img.size
     s = size / min(w, h)
     nw, nh = max(size, round(w * s)), max(size, round(h * s))
-    img = img.resize((nw, nh), resample=Image.BILINEAR)
+    img = img.resize((nw, nh), resample=Image.Resampling.BILINEAR)
     if center_crop:
         left, top = (nw - size) // 2, (nh - size) // 2
         img = img.crop((left, top, left + size, top + size))

@@ -78,8 +78,8 @@ class Freezer(Component):
         if self.plan is None:
             self.plan = (getattr(trainer, "plan", None) or {}).get("freeze_plan")
         n_blocks = len(trainer.model.blocks)
-        if self.plan is not None:
-            if len(self.plan["block_lr_end"]) != n_blocks or len(self.plan["frozen_prefix"]) != self.cfg.epochs:
+        if self.plan is not None and (len(self.plan["block_lr_end"]) != n_blocks
+                                      or len(self.plan["frozen_prefix"]) != self.cfg.epochs):
                 raise ValueError(f"freeze plan does not match the run: {len(self.plan['block_lr_end'])} blocks and "
                                  f"{len(self.plan['frozen_prefix'])} epochs planned, the model has {n_blocks} "
                                  f"blocks and the run {self.cfg.epochs} epochs")

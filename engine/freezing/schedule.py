@@ -47,11 +47,12 @@ import bisect
 import itertools
 import math
 import operator
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from engine.sparsity import schedule as dst_schedule
 from engine.config import RunConfig, freeze_resume_epochs
 from engine.run.payloads import FreezePlan
+from engine.sparsity import schedule as dst_schedule
 
 PERIOD = 4                      # periodic cycle: front 1-in-4, middle 1-in-2
 _REL_TOL = 1e-9                 # float noise allowance when comparing savings with the goal
@@ -69,6 +70,35 @@ def freezable_blocks(block_layers: Sequence[int], layer_fraction: float) -> int:
     return n
 
 
+@dataclass
+class _Inputs:
+    """What every scheme's planner reads: the run's shape, the pricer and the goal."""
+    cfg: RunConfig
+    T: int
+    dT: int
+    B: int
+    block_layers: Sequence[int]
+    pricer: _Pricer
+    goal: float
+    fixed_start: int | None
+    n_blocks: int | None
+
+    def saving(self, points) -> float:
+        """The freeze share of the run's training FLOPs (what the ledger reports) under the
+        prefix given by its change points."""
+        saved, total = self.pricer.totals(points)
+        return saved / total if total > 0 else 0.0
+
+
+@dataclass
+class _Schedule:
+    """A scheme's answer: the prefix's change points, the start and the scheme's own keys."""
+    points: list
+    start: int
+    resume_epoch: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
 def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Sequence[Sequence[float]],
                 samples: Sequence[float], block_layers: Sequence[int] | None = None,
                 frozen_block_fwd_flops: Sequence[float] | None = None) -> FreezePlan | None:
@@ -81,18 +111,25 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
     froze with).
     Raises ValueError naming the largest reachable target when the target cannot be met.
     """
-    f = float(cfg.freeze.target)
-    fixed_start = cfg.freeze.start_epoch     # paper-exact: t_frz given, nothing searched
-    if f <= 0 and fixed_start is None:
+    if float(cfg.freeze.target) <= 0 and cfg.freeze.start_epoch is None:
         return None
+    inp = _inputs(cfg, block_names, block_fwd_flops, samples, block_layers, frozen_block_fwd_flops)
+    planner = _SCHEMES.get(cfg.freeze.scheme)
+    if planner is None:
+        raise ValueError(f"freeze.scheme: unknown scheme {cfg.freeze.scheme!r}; expected single_shot, "
+                         "single_shot_resume, periodic, delayed_periodic or adaptive")
+    sched = planner(inp, block_names)
+    return _assemble(inp, sched, block_names, prune_frozen=frozen_block_fwd_flops is not None)
+
+
+def _inputs(cfg, block_names, block_fwd_flops, samples, block_layers, frozen_block_fwd_flops) -> _Inputs:
+    """Checks the inputs and prices the run without freezing."""
     T, dT, B = int(cfg.epochs), int(cfg.interval), len(block_names)
-    scheme = cfg.freeze.scheme
     _check_inputs(T, B, block_fwd_flops, samples)
     if block_layers is None:
         block_layers = [1] * B
     if len(block_layers) != B:
         raise ValueError(f"block_layers: expected {B} entries (one per block), got {len(block_layers)}")
-
     # Masks (and so block FLOPs) change only at mask-update epochs, and a frozen block skips
     # them; entering the prefix it drops to its target FLOPs (under MEST EM&S it froze at
     # the looser soft-bound density). Price schedules that way, as engine.cost.projection.project does.
@@ -102,101 +139,120 @@ def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Seq
         if len(at_target) != B or any(not math.isfinite(v) or v < 0 for v in at_target):
             raise ValueError(f"frozen_block_fwd_flops: expected {B} finite non-negative FLOPs (one per block)")
     pricer = _Pricer(T, B, block_fwd_flops, samples, dst_schedule.update_epochs(cfg), at_target)
-    cost = pricer.totals([(0, 0)])[1]
-    if cost <= 0:
+    if pricer.totals([(0, 0)])[1] <= 0:
         raise ValueError("the run has no training FLOPs to save by freezing")
-    goal = f * (1 - _REL_TOL)
     n_blocks = cfg.freeze.blocks
     if n_blocks is not None and not 1 <= n_blocks < B:
         raise ValueError(f"freeze.blocks: must be in [1, {B - 1}] (the last block never freezes), got {n_blocks}")
+    return _Inputs(cfg, T, dT, B, block_layers, pricer, float(cfg.freeze.target) * (1 - _REL_TOL),
+                   cfg.freeze.start_epoch, n_blocks)
 
-    def saving(points):
-        """The freeze share of the run's training FLOPs (what the ledger reports) under the
-        prefix given by its change points."""
-        saved, total = pricer.totals(points)
-        return saved / total if total > 0 else 0.0
 
-    resume_epoch = None
-    extra: dict = {}
-    if scheme in ("single_shot", "single_shot_resume", "adaptive"):
-        n = n_blocks if n_blocks is not None else freezable_blocks(block_layers, cfg.freeze.layer_fraction)
-        if n == 0:
-            raise ValueError(f"freeze.layer_fraction: {cfg.freeze.layer_fraction:g} of the layers does not cover "
-                             f"even the first block ({block_layers[0]} of {sum(block_layers)} layers); raise it")
-        end = T
-        if scheme == "single_shot_resume":
-            dr = freeze_resume_epochs(cfg)
-            if not 0 < dr < T:
-                raise ValueError(f"freeze.resume_epochs: must be in [1, epochs-1] = [1, {T - 1}], got {dr}")
-            end = resume_epoch = T - dr
-        if fixed_start is not None:
-            if fixed_start >= end:
-                raise ValueError(f"freeze.start_epoch: must be before epoch {end} (the end of freezing), got {fixed_start}")
-            prefix, start = _single_shot_points(T, dT, fixed_start, n, end), fixed_start
-        else:
-            prefix, start = _plan_single_shot(T, dT, n, end, saving, goal)
-        extra["freezable_blocks"] = n
-        if scheme == "adaptive":   # single-shot is its deadline; see engine.analysis.adaptive
-            extra["adaptive"] = _adaptive_range(cfg, T, n, prefix, saving)
-    elif scheme in ("periodic", "delayed_periodic"):
-        start = 0
-        if scheme == "delayed_periodic":
-            start = cfg.freeze.delay_epochs if cfg.freeze.delay_epochs is not None else T // 2
-            if not 0 <= start < T:
-                raise ValueError(f"freeze.delay_epochs: must be in [0, epochs-1] = [0, {T - 1}], got {start}")
-        if fixed_start is not None:
-            start = fixed_start
-        if fixed_start is not None or n_blocks is not None:
-            k = n_blocks if n_blocks is not None else B - 1
-            prefix, groups, join = _periodic_points(T, start, k, k, start), _groups(k), start
-        else:
-            prefix, groups, join = _plan_periodic(T, B, start, saving, goal)
-        extra["groups"] = {"front": list(block_names[:groups[0]]),
-                           "middle": list(block_names[groups[0]:groups[0] + groups[1]])}
-        extra["update_every"] = {name: (PERIOD if i < groups[0] else 2 if i < sum(groups) else 1)
-                                 for i, name in enumerate(block_names)}
-        extra["groups_final_from"] = join
+def _schedule_single_shot(inp: _Inputs, block_names: Sequence[str]) -> _Schedule:
+    """single_shot, single_shot_resume and adaptive (whose deadline is the single-shot plan)."""
+    cfg, T, dT = inp.cfg, inp.T, inp.dT
+    scheme = cfg.freeze.scheme
+    n = inp.n_blocks if inp.n_blocks is not None else freezable_blocks(inp.block_layers, cfg.freeze.layer_fraction)
+    if n == 0:
+        raise ValueError(f"freeze.layer_fraction: {cfg.freeze.layer_fraction:g} of the layers does not cover "
+                         f"even the first block ({inp.block_layers[0]} of {sum(inp.block_layers)} layers); raise it")
+    end, resume_epoch = T, None
+    if scheme == "single_shot_resume":
+        dr = freeze_resume_epochs(cfg)
+        if not 0 < dr < T:
+            raise ValueError(f"freeze.resume_epochs: must be in [1, epochs-1] = [1, {T - 1}], got {dr}")
+        end = resume_epoch = T - dr
+    if inp.fixed_start is not None:
+        if inp.fixed_start >= end:
+            raise ValueError(f"freeze.start_epoch: must be before epoch {end} (the end of freezing), "
+                             f"got {inp.fixed_start}")
+        points, start = _single_shot_points(T, dT, inp.fixed_start, n, end), inp.fixed_start
     else:
-        raise ValueError(f"freeze.scheme: unknown scheme {scheme!r}; expected single_shot, "
-                         "single_shot_resume, periodic, delayed_periodic or adaptive")
+        points, start = _plan_single_shot(T, dT, n, end, inp.saving, inp.goal)
+    extra: dict = {"freezable_blocks": n}
+    if scheme == "adaptive":   # single-shot is its deadline; see engine.analysis.adaptive
+        extra["adaptive"] = _adaptive_range(cfg, T, n, points, inp.saving)
+    return _Schedule(points, start, resume_epoch, extra)
 
-    saved_sum, total_sum = pricer.totals(prefix)
-    epoch_saving = pricer.epoch_saving(prefix)
-    points, prefix = prefix, _expand(prefix, T)
+
+def _schedule_periodic(inp: _Inputs, block_names: Sequence[str]) -> _Schedule:
+    """periodic and delayed_periodic: cycles of 4 epochs from the start (paper App. B)."""
+    cfg, T = inp.cfg, inp.T
+    start = 0
+    if cfg.freeze.scheme == "delayed_periodic":
+        start = cfg.freeze.delay_epochs if cfg.freeze.delay_epochs is not None else T // 2
+        if not 0 <= start < T:
+            raise ValueError(f"freeze.delay_epochs: must be in [0, epochs-1] = [0, {T - 1}], got {start}")
+    if inp.fixed_start is not None:
+        start = inp.fixed_start
+    if inp.fixed_start is not None or inp.n_blocks is not None:
+        k = inp.n_blocks if inp.n_blocks is not None else inp.B - 1
+        points, groups, join = _periodic_points(T, start, k, k, start), _groups(k), start
+    else:
+        points, groups, join = _plan_periodic(T, inp.B, start, inp.saving, inp.goal)
+    extra = {
+        "groups": {"front": list(block_names[:groups[0]]),
+                   "middle": list(block_names[groups[0]:groups[0] + groups[1]])},
+        "update_every": {name: (PERIOD if i < groups[0] else 2 if i < sum(groups) else 1)
+                         for i, name in enumerate(block_names)},
+        "groups_final_from": join,
+    }
+    return _Schedule(points, start, None, extra)
+
+
+_SCHEMES = {
+    "single_shot": _schedule_single_shot,
+    "single_shot_resume": _schedule_single_shot,
+    "adaptive": _schedule_single_shot,
+    "periodic": _schedule_periodic,
+    "delayed_periodic": _schedule_periodic,
+}
+
+
+def _block_lr_end(points, T: int, B: int, phase_end: int) -> list[int]:
+    """Per block: the last epoch before ``phase_end`` in which it trains (prefix <= b), plus one."""
     ends = [b for _, b in zip(points, [e for e, _ in points[1:]] + [T])]
+    out = []
+    for b in range(B):
+        last = 0
+        for (a, p), z in zip(points, ends):
+            if p <= b and a < phase_end:
+                last = min(z, phase_end)
+        out.append(last)
+    return out
+
+
+def _assemble(inp: _Inputs, sched: _Schedule, block_names: Sequence[str], prune_frozen: bool) -> FreezePlan:
+    """The plan payload of a scheme's schedule."""
+    cfg, T = inp.cfg, inp.T
+    points = sched.points
+    saved_sum, total_sum = inp.pricer.totals(points)
     freeze_epochs = {}
     for b, name in enumerate(block_names):
         first = next((e for e, p in points if p > b), None)
         if first is not None:
             freeze_epochs[name] = first
-    phase_end = resume_epoch if resume_epoch is not None else T
-    block_lr_end = []
-    for b in range(B):
-        # the last epoch before phase_end in which block b trains (prefix <= b), plus one
-        last = 0
-        for (a, p), z in zip(points, ends):
-            if p <= b and a < phase_end:
-                last = min(z, phase_end)
-        block_lr_end.append(last)
+    phase_end = sched.resume_epoch if sched.resume_epoch is not None else T
     plan: FreezePlan = {                 # engine.run.payloads.FreezePlan; schemes add keys (extra)
-        "scheme": scheme,
-        "target": f,
+        "scheme": cfg.freeze.scheme,
+        "target": float(cfg.freeze.target),
         "achieved": saved_sum / total_sum,
-        "max_reachable": _max_reachable(scheme, T, dT, B, block_layers, cfg, saving, resume_epoch),
-        "start_epoch": start,
-        "start_given": fixed_start is not None,
-        "prune_frozen": frozen_block_fwd_flops is not None,
-        "interval": dT,
+        "max_reachable": _max_reachable(cfg.freeze.scheme, T, inp.dT, inp.B, inp.block_layers, cfg, inp.saving,
+                                        sched.resume_epoch),
+        "start_epoch": sched.start,
+        "start_given": inp.fixed_start is not None,
+        "prune_frozen": prune_frozen,
+        "interval": inp.dT,
         "layer_fraction": cfg.freeze.layer_fraction,
         "freeze_epochs": freeze_epochs,
-        "frozen_prefix": prefix,
-        "block_lr_end": block_lr_end,
-        "resume_epoch": resume_epoch,
-        "resume_lr": cfg.freeze.resume_lr if resume_epoch is not None else None,
-        "cost_without_freezing": cost,
-        "epoch_saving": epoch_saving,
+        "frozen_prefix": _expand(points, T),
+        "block_lr_end": _block_lr_end(points, T, inp.B, phase_end),
+        "resume_epoch": sched.resume_epoch,
+        "resume_lr": cfg.freeze.resume_lr if sched.resume_epoch is not None else None,
+        "cost_without_freezing": inp.pricer.totals([(0, 0)])[1],
+        "epoch_saving": inp.pricer.epoch_saving(points),
     }
-    plan.update(extra)  # type: ignore[typeddict-item]
+    plan.update(sched.extra)  # type: ignore[typeddict-item]
     return plan
 
 

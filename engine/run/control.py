@@ -149,7 +149,7 @@ class CommandChannel:
     def restore_signal_handlers(self) -> None:
         for sig, old in self._old_handlers.items():
             try:
-                signal.signal(sig, old)
+                signal.signal(sig, old)  # type: ignore[arg-type]  # what signal.getsignal gave
             except (ValueError, OSError, TypeError):
                 pass
         self._old_handlers.clear()

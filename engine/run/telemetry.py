@@ -88,10 +88,9 @@ class Emitter:
             return
         self._pending.append(line)
         try:
-            if self._fh is None:
-                self._fh = _open_append(self.path)
-            self._fh.write("\n".join(self._pending) + "\n")
-            self._fh.flush()
+            fh = self._fh = self._fh or _open_append(self.path)
+            fh.write("\n".join(self._pending) + "\n")
+            fh.flush()
             self._pending.clear()
             if self._file_warned:
                 log.info("writing %s again", self.path)
@@ -132,7 +131,7 @@ class Emitter:
 def _open_append(path):
     """Open events.jsonl for appending, first ending a torn last line (a kill or a full disk
     mid-write) so that the next event, e.g. a resume's run_started, is not glued onto it."""
-    fh = open(path, "a", encoding="utf-8")
+    fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 (the emitter keeps it open for the run)
     try:
         if fh.tell() > 0:
             with open(path, "rb") as rb:

@@ -21,8 +21,7 @@ from typing import Any
 import torch
 
 from engine.component import Component
-from engine.config import sieve_oneshot_epoch
-from engine.config import sieve_removed, sieve_swapped
+from engine.config import sieve_oneshot_epoch, sieve_removed, sieve_swapped
 from engine.sieving.forgetting import ForgettingTracker
 from engine.training.process_group import active as _distributed
 from engine.training.process_group import rank as _rank

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.sparsity.schedule import keep_count  # noqa: F401 - one rounding rule for masks and planner
-
+from engine.sparsity.allocation import keep_count  # noqa: F401 - one rounding rule for masks and planner
 
 
 def random_mask(shape, density: float, generator: torch.Generator, device=None) -> torch.Tensor:

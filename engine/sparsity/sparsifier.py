@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import torch
 
-from engine.sparsity import schedule as dst_schedule
 from engine.component import Component
+from engine.sparsity import schedule as dst_schedule
 from engine.training.seeding import gen
+
 from . import masks as M
 from .methods import method_for
 

@@ -47,7 +47,7 @@ class Cell:
                 "config": self.config, "projected": self.projected}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Cell":
+    def from_dict(cls, d: dict) -> Cell:
         return cls(index=int(d["index"]), name=str(d["name"]), setting=dict(d.get("setting") or {}),
                    seed=int(d["seed"]), config=dict(d["config"]), projected=dict(d.get("projected") or {}))
 

@@ -52,11 +52,13 @@ def main(args) -> int:
     if args.plan:
         rate = args.flops_per_s or (measured_rate(m) if m else None) or cells_mod.DEFAULT_CPU_FLOPS_PER_S
         if spec is None:
+            assert m is not None, "resolve() gives a spec or a sweep folder"
             spec = spec_mod.SweepSpec(name=m.name, base={}, seeds=m.seeds or [0])
             spec.axes = {f: [] for f in m.varied}
         print(cells_mod.format_plan(spec, cells, rate))
         return 0
     if m is None:
+        assert spec is not None, "resolve() gives a spec or a sweep folder"
         m = manifest_mod.create(spec, cells, args.sweep_dir)
         log.info("sweep folder %s (%d cells)", m.dir, len(m.cells))
     else:

@@ -149,7 +149,7 @@ def append_jsonl(path: Path, obj: dict) -> None:
 
 def read_jsonl(path: Path) -> list[dict]:
     """The lines of a JSON Lines file; a torn last line (a killed writer) is skipped."""
-    out = []
+    out: list[dict] = []
     if not path.is_file():
         return out
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():

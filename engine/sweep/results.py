@@ -82,7 +82,7 @@ class Stat:
         return s + (f" ± {self.std * scale:.{digits}f}" if self.std is not None else "")
 
 
-def stat(values: list[float]) -> Stat:
+def stat(values: list) -> Stat:
     vals = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
     n = len(vals)
     if not n:

@@ -80,7 +80,7 @@ class SweepRunner:
     out: IO[str] | None = None
     python: str = sys.executable
     _stop: threading.Event = field(default_factory=threading.Event)
-    _q: "queue.Queue" = field(default_factory=queue.Queue)
+    _q: queue.Queue = field(default_factory=queue.Queue)
 
     # ---------------------------------------------------------------- events
     def emit(self, event: str, /, **fields) -> dict:
@@ -139,7 +139,7 @@ class SweepRunner:
         env = dict(os.environ)
         if slot is not None:
             env["CUDA_VISIBLE_DEVICES"] = slot
-        log_file = open(m.dir / LOGS / f"{cell.name}.log", "a", encoding="utf-8")
+        log_file = open(m.dir / LOGS / f"{cell.name}.log", "a", encoding="utf-8")  # noqa: SIM115 (open while the cell runs)
         log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")
         log_file.flush()
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file,
@@ -152,7 +152,7 @@ class SweepRunner:
     def _read(self, r: _Running) -> None:
         """The cell's stdout events: its run folder (run_started), error, final status."""
         try:
-            for line in r.proc.stdout:
+            for line in r.proc.stdout or ():
                 if not line.startswith("{"):
                     continue
                 try:

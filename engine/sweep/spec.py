@@ -124,14 +124,25 @@ def parse(data: Any, source: str | None = None, here: Path | None = None) -> Swe
     for k, v in axes.items():
         _check_axis(f"axes.{k}", k, v, errors)
 
-    linked_raw = data.get("linked") or []
+    linked = _linked(data.get("linked") or [], set(axes), errors)
+
+    seeds = _seeds(data.get("seeds", 1), base, errors)
+    max_cells, sweep_dir = _limits(data, errors)
+    if errors:
+        raise SweepError(errors, source)
+    return SweepSpec(name=name.strip(), base=base, axes=axes, linked=linked, seeds=seeds, max_cells=max_cells,
+                     sweep_dir=sweep_dir, description=str(data.get("description", "") or ""), source=source,
+                     raw=copy.deepcopy(data))
+
+
+def _linked(linked_raw: Any, seen: set, errors: list) -> list[dict[str, list]]:
+    """The ``linked`` groups: fields that change together, none already an axis (``seen``)."""
     if isinstance(linked_raw, dict):
         linked_raw = [linked_raw]
     linked: list[dict[str, list]] = []
     if not isinstance(linked_raw, list):
         errors.append(("linked", f"expected a list of groups (field: [values] mappings), got {linked_raw!r}"))
-        linked_raw = []
-    seen = set(axes)
+        return linked
     for i, group in enumerate(linked_raw):
         where = f"linked[{i}]"
         if not isinstance(group, dict) or not group:
@@ -143,17 +154,24 @@ def parse(data: Any, source: str | None = None, here: Path | None = None) -> Swe
             if k in seen:
                 errors.append((f"{where}.{k}", "this field is already varied by another axis"))
             seen.add(k)
-        lengths = {k: len(v) for k, v in group.items() if isinstance(v, list)}
-        if len(set(lengths.values())) > 1:
-            errors.append((where, "linked fields change together, so their lists need the same length; got "
-                           + ", ".join(f"{k}: {n}" for k, n in lengths.items())))
-        elif lengths and len(lengths) == len(group):
-            rows = [repr([group[k][i] for k in group]) for i in range(next(iter(lengths.values())))]
-            if len(set(rows)) != len(rows):
-                errors.append((where, "two positions give the same values for every linked field"))
+        _check_linked_lengths(where, group, errors)
         linked.append(group)
+    return linked
 
-    seeds = _seeds(data.get("seeds", 1), base, errors)
+
+def _check_linked_lengths(where: str, group: dict, errors: list) -> None:
+    lengths = {k: len(v) for k, v in group.items() if isinstance(v, list)}
+    if len(set(lengths.values())) > 1:
+        errors.append((where, "linked fields change together, so their lists need the same length; got "
+                       + ", ".join(f"{k}: {n}" for k, n in lengths.items())))
+    elif lengths and len(lengths) == len(group):
+        rows = [repr([group[k][i] for k in group]) for i in range(next(iter(lengths.values())))]
+        if len(set(rows)) != len(rows):
+            errors.append((where, "two positions give the same values for every linked field"))
+
+
+def _limits(data: dict, errors: list) -> tuple[int, str]:
+    """(max_cells, sweep_dir), their defaults where a value is unusable (and an error)."""
     max_cells = data.get("max_cells", DEFAULT_MAX_CELLS)
     if isinstance(max_cells, bool) or not isinstance(max_cells, int) or max_cells < 1:
         errors.append(("max_cells", f"expected a positive integer, got {max_cells!r}"))
@@ -162,11 +180,7 @@ def parse(data: Any, source: str | None = None, here: Path | None = None) -> Swe
     if not isinstance(sweep_dir, str) or not sweep_dir.strip():
         errors.append(("sweep_dir", f"expected a folder path, got {sweep_dir!r}"))
         sweep_dir = "sweeps"
-    if errors:
-        raise SweepError(errors, source)
-    return SweepSpec(name=name.strip(), base=base, axes=axes, linked=linked, seeds=seeds, max_cells=max_cells,
-                     sweep_dir=sweep_dir, description=str(data.get("description", "") or ""), source=source,
-                     raw=copy.deepcopy(data))
+    return max_cells, sweep_dir
 
 
 def _check_axis(where: str, fld: str, values: Any, errors: list, unique: bool = True) -> None:

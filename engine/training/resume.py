@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.training import checkpoint as ckpt
 from engine import config as config_mod
 from engine.config import ConfigError, flatten
 from engine.run.folder import CONFIG_FILE
+from engine.training import checkpoint as ckpt
 
 log = logging.getLogger("engine.training.resume")
 

@@ -17,15 +17,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from engine.component import Component, LoopState
 from engine.cost import arch as arch_mod
+from engine.data.loaders import Data, epoch_order, num_batches
+from engine.run.control import CommandChannel
+from engine.run.events import COMPLETED, STOPPED
+from engine.run.folder import run_id
 from engine.training import checkpoint as ckpt
 from engine.training import distributed as dist_mod
-from engine.run.control import CommandChannel
-from engine.component import Component, LoopState
-from engine.run.events import COMPLETED, STOPPED
-from engine.data.loaders import Data, epoch_order, num_batches
 from engine.training.lr_schedule import block_lr
-from engine.run.folder import run_id
 from engine.training.precision import Speed
 
 log = logging.getLogger("engine.training.trainer")
@@ -86,11 +86,11 @@ class Trainer:
         self.block_lr_end: list[int] = [cfg.epochs] * nb
         self.lr_override: list[float | None] = [None] * nb
 
-        from engine.freezing.freezer import Freezer
+        from engine.analysis.component import Analysis
         from engine.cost.ledger import Ledger
+        from engine.freezing.freezer import Freezer
         from engine.sieving.sieve import Sieve
         from engine.sparsity import Sparsifier
-        from engine.analysis.component import Analysis
         self.freezer = Freezer(cfg, self.plan.get("freeze_plan"))
         self.sparsifier, self.sieve, self.ledger = Sparsifier(cfg), Sieve(cfg), Ledger(cfg)
         self.analysis = Analysis(cfg)   # after the sparsifier (masked gradients), before the ledger (its cost)
@@ -207,20 +207,29 @@ class Trainer:
         self.lr_override = self.freezer.lr_overrides(epoch, len(self.block_names))
 
     def _train_epoch(self, epoch: int) -> None:
-        cfg, model, opt = self.cfg, self.model, self.optimizer
+        """One epoch: its start (freezing, mask and sieve updates, LRs), the batches, the
+        test pass and the ``epoch_end`` record."""
+        active, order = self._begin_epoch(epoch)
+        batches = num_batches(len(order), self.cfg.batch_size)
+        loss_sum, correct_sum, seen, train_time = self._train_batches(epoch, order, batches)
+        self._end_epoch(epoch, active, order, loss_sum, correct_sum, seen, train_time)
+
+    def _begin_epoch(self, epoch: int):
+        """The epoch's frozen prefix, the components' epoch-start work, the LRs, and the
+        order of the samples the sieve leaves active."""
         self._enter_epoch(epoch)
         for hook in self._hooks["on_epoch_start"]:
             hook(self, epoch)
-        for i, g in enumerate(opt.param_groups):
+        for i, g in enumerate(self.optimizer.param_groups):
             ov = self.lr_override[i]
-            g["lr"] = ov if ov is not None else block_lr(cfg, epoch, self.block_lr_end[i])
-        model.train()
-
+            g["lr"] = ov if ov is not None else block_lr(self.cfg, epoch, self.block_lr_end[i])
+        self.model.train()
         active = self.sieve.epoch_indices(epoch)
-        order = epoch_order(active, cfg.seed, epoch)
-        batches = num_batches(len(order), cfg.batch_size)
-        start = self.batch
-        if self._partial is not None and start > 0:
+        return active, epoch_order(active, self.cfg.seed, epoch)
+
+    def _epoch_sums(self):
+        """The running loss and correct counts: restored from a mid-epoch checkpoint, else zero."""
+        if self._partial is not None and self.batch > 0:
             ls, cs, seen, elapsed = self._partial
             loss_sum = torch.as_tensor(ls, dtype=torch.float64, device=self.device).clone()
             correct_sum = torch.as_tensor(cs, dtype=torch.int64, device=self.device).clone()
@@ -229,6 +238,14 @@ class Trainer:
             correct_sum = torch.zeros((), dtype=torch.int64, device=self.device)
             seen, elapsed = 0, 0.0
         self._partial = None
+        return loss_sum, correct_sum, seen, elapsed
+
+    def _train_batches(self, epoch: int, order, batches: int):
+        """The batch loop (the hot path): returns the loss and correct sums over every rank,
+        the samples seen and the training time."""
+        cfg, model, opt = self.cfg, self.model, self.optimizer
+        start = self.batch
+        loss_sum, correct_sum, seen, elapsed = self._epoch_sums()
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
 
@@ -269,7 +286,7 @@ class Trainer:
 
             now = time.monotonic()
             if now - t_mark >= 0.5 and emitter.progress(
-                    epoch, b + 1, batches, loss_fn=lambda: float(loss_sum.item() / max(1, seen)),
+                    epoch, b + 1, batches, loss_fn=lambda: float(loss_sum.item() / max(1, seen)),  # noqa: B023 (called now)
                     images_per_s=(seen - seen_mark) * dist.world / max(1e-9, now - t_mark)):
                 t_mark, seen_mark = now, seen
                 self._sample_rss()
@@ -285,7 +302,11 @@ class Trainer:
             torch.cuda.synchronize(self.device)   # the epoch's time includes its queued kernels
         train_time = elapsed + time.monotonic() - t_start
         loss_sum, correct_sum, seen = dist.sum_stats(loss_sum, correct_sum, seen)
+        return loss_sum, correct_sum, seen, train_time
 
+    def _end_epoch(self, epoch: int, active, order, loss_sum, correct_sum, seen: int, train_time: float) -> None:
+        """The test pass, then the ``epoch_end`` record, which the components complete."""
+        cfg, model, opt, dist, state = self.cfg, self.model, self.optimizer, self.dist, self.state
         t_eval = time.monotonic()
         test_loss, test_acc = self.evaluate()
         eval_time = time.monotonic() - t_eval

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
-from engine.run.events import EVENTS_FILE, RUN_STATUSES  # noqa: F401 - the run folder's event log (one definition)
 from engine.config import flatten
+from engine.run.events import EVENTS_FILE, RUN_STATUSES  # noqa: F401 - the run folder's event log (one definition)
 
 # Per-epoch columns (epoch_end fields, FLOPs ledger and memory flattened); NaN where absent.
 COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time",
@@ -89,7 +89,7 @@ class RunModel:
 
     # ---------------------------------------------------------------- loading
     @classmethod
-    def load(cls, run_dir) -> "RunModel":
+    def load(cls, run_dir) -> RunModel:
         """Replay ``<run_dir>/events.jsonl``. No live process is assumed: a run whose events
         end without ``run_finished`` reads as crashed until ``set_process_state(True)``."""
         model = cls(run_dir)

@@ -130,6 +130,7 @@ def write_report(state, model, out: Path, chosen, figures: dict) -> dict[str, Pa
 
 
 def _figures(model) -> dict:
-    from . import builder, plots
-    pngs = plots.render_all(model, builder.planned_freeze_epochs(model))
-    return {key: builder.Figure(key, title, pngs[key]) for key, title in plots.FIGURES if key in pngs}
+    from . import builder
+    from . import figures as figure_set  # Qt and pyqtgraph: loaded only when figures are drawn
+    pngs = figure_set.render_all(model, builder.planned_freeze_epochs(model))
+    return {key: builder.Figure(key, title, pngs[key]) for key, title in figure_set.FIGURES if key in pngs}

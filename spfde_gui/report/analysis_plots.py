@@ -68,7 +68,7 @@ def grad_norms(model) -> bytes | None:
         if ok.any():
             P._line(pg, plot, epochs[ok] + 1, g[i][ok], PALETTE[i % len(PALETTE)], n)
     from PySide6.QtCore import Qt
-    for b, e in AD.freeze_epochs(model).items():
+    for _b, e in AD.freeze_epochs(model).items():
         plot.addItem(pg.InfiniteLine(pos=e + 0.5, angle=90, pen=pg.mkPen(RED, width=1, style=Qt.DashLine)))
     plot.getViewBox().setMouseEnabled(False, False)
     return P._export(win)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -10,7 +10,6 @@ import argparse
 import os
 import sys
 
-
 DEFAULT_FORMATS = "html,pdf,csv,json"
 
 

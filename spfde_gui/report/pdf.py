@@ -19,8 +19,7 @@ LOGICAL_DPI = 96.0
 def write_pdf(html_text: str, images: dict[str, bytes], path: Path, footer_left: str) -> Path:
     """Lay out ``html_text`` (images referenced by the keys of ``images``) into ``path``."""
     from PySide6.QtCore import QMarginsF, QRectF, QSizeF, Qt, QUrl
-    from PySide6.QtGui import (QColor, QFont, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter,
-                               QTextDocument)
+    from PySide6.QtGui import QColor, QFont, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QTextDocument
 
     writer = QPdfWriter(str(path))
     writer.setResolution(PDF_RESOLUTION)

@@ -14,9 +14,8 @@ import numpy as np
 FIG_W, FIG_H = 900, 380
 EXPORT_SCALE = 2
 # The window's palette (spfde_gui.palette): a source or series has one colour in both.
-from spfde_gui.palette import ACTIVE_BLOCK, FROZEN, GREY, SIEVE_COLORS, TEST, TRAIN  # noqa: E402
-from spfde_gui.palette import BLUE, ORANGE  # noqa: E402
 from spfde_gui.fmt import shown_epoch  # noqa: E402
+from spfde_gui.palette import ACTIVE_BLOCK, BLUE, FROZEN, GREY, ORANGE, SIEVE_COLORS, TEST, TRAIN  # noqa: E402  # noqa: E402
 from spfde_gui.palette import SOURCE_COLORS as SOURCE_COLOURS  # noqa: E402
 
 
@@ -84,8 +83,8 @@ def _legend(plot, left: bool = False):
 
 
 def _export(win) -> bytes:
-    from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRectF
     from pyqtgraph.exporters import ImageExporter
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRectF
     # The widget is never shown, so no resize event lays the plots out: size the layout
     # item by hand and export that item (not the scene, whose rect follows the view).
     size = win.size()
@@ -303,31 +302,3 @@ def sieve_sizes(model) -> bytes | None:
         hp.addItem(pg.BarGraphItem(x0=e[:-1], width=np.diff(e) * 0.9, y0=0, height=np.asarray(counts, float),
                                    brush=SIEVE_COLORS["histogram"], pen=None))
     return _export(win)
-
-
-FIGURES = (
-    ("accuracy_loss", "Accuracy and loss against epoch"),
-    ("accuracy_flops", "Accuracy against cumulative training FLOPs"),
-    ("flops_sources", "Training FLOPs by source"),
-    ("freeze_timeline", "Freeze timeline"),
-    ("sieve", "Data sieve"),
-    ("analysis_cka", "CKA of block outputs over training (Fig. 1b)"),
-    ("analysis_similarity", "Structural similarity of sparse layers (Fig. 1a)"),
-    ("analysis_grad", "Block gradient norms (Fig. 3b)"),
-)
-
-
-def render_all(model, planned_freeze: dict[str, int] | None = None) -> dict[str, bytes]:
-    """Every figure that has data, as PNG bytes keyed by figure id."""
-    ensure_app()
-    with _report_options():
-        out = {
-            "accuracy_loss": accuracy_loss(model),
-            "accuracy_flops": accuracy_vs_flops(model),
-            "flops_sources": flops_by_source(model),
-            "freeze_timeline": freeze_timeline(model, planned_freeze),
-            "sieve": sieve_sizes(model),
-        }
-        from spfde_gui.report import analysis_plots   # the Section 3 analyses, when recorded
-        out.update(analysis_plots.render(model))
-    return {k: v for k, v in out.items() if v}

@@ -78,7 +78,7 @@ class EventWriter:
         self.dir.mkdir(parents=True, exist_ok=True)
         now = time.time()
         self.path = self.dir / f"events.out.tfevents.{int(now)}.{socket.gethostname()}.spfde"
-        self._f = open(self.path, "wb")
+        self._f = open(self.path, "wb")  # noqa: SIM115 (closed by close())
         self._f.write(record(version_event(now)))
 
     def scalar(self, tag: str, value: float, step: int, wall_time: float | None = None) -> None:

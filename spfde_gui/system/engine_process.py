@@ -16,7 +16,7 @@ import tempfile
 from collections import deque
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal, QEventLoop
+from PySide6.QtCore import QEventLoop, QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
 import engine
 from engine import config as cfgmod

@@ -14,8 +14,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QStackedWidget, QVBoxLayout, QWidget
 
-from spfde_gui.palette import SERIES
 from spfde_gui.model.run_model import RunModel
+from spfde_gui.palette import SERIES
 
 pg.setConfigOptions(antialias=False, background="w", foreground="#333", imageAxisOrder="row-major")
 
@@ -103,9 +103,9 @@ def _send(item: pg.PlotDataItem) -> None:
     i0, i1 = 0, n
     vb = item.getViewBox()
     x0, x1 = vb.viewRange()[0] if vb is not None else (-np.inf, np.inf)
-    if not (x0 <= x[0] and x1 >= x[-1]):
-        if monotonic is None:   # the visible range maps to an index range only when x never decreases
-            monotonic = full[2] = bool((x[1:] >= x[:-1]).all())
+    if not (x0 <= x[0] and x1 >= x[-1]) and monotonic is None:
+        # the visible range maps to an index range only when x never decreases
+        monotonic = full[2] = bool((x[1:] >= x[:-1]).all())
     if monotonic and not (x0 <= x[0] and x1 >= x[-1]):
         i0 = max(0, int(np.searchsorted(x, x0, side="left")) - 1)
         i1 = min(n, int(np.searchsorted(x, x1, side="right")) + 1)

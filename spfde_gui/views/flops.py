@@ -7,11 +7,11 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from spfde_gui.fmt import fmt_flops
-from spfde_gui.palette import SOURCE_COLORS, SOURCE_LABELS
-from spfde_gui.model.run_model import RunModel
-from spfde_gui.views.base import HoverReadout, RunView, curve, make_plot, set_long_data
 from engine.run.payloads import SOURCES
+from spfde_gui.fmt import fmt_flops
+from spfde_gui.model.run_model import RunModel
+from spfde_gui.palette import SOURCE_COLORS, SOURCE_LABELS
+from spfde_gui.views.base import HoverReadout, RunView, curve, make_plot, set_long_data
 
 GREY_DENSE = "#555555"
 

@@ -7,8 +7,8 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from spfde_gui.fmt import shown_epoch
-from spfde_gui.palette import ACTIVE_BLOCK, FROZEN, NOT_RUN, rgba
 from spfde_gui.model.run_model import RunModel
+from spfde_gui.palette import ACTIVE_BLOCK, FROZEN, NOT_RUN, rgba
 from spfde_gui.views.base import RunView
 
 # 0 = active, 1 = frozen, 2 = not reached yet (actual only)
@@ -106,7 +106,8 @@ class FreezeView(RunView):
         if fp:
             text = (f"Scheme <b>{fp.get('scheme', cfg_freeze.get('scheme', '?'))}</b>, target "
                     f"{100 * float(fp.get('target', 0)):.1f}% of training FLOPs, plan achieves "
-                    f"{100 * float(fp.get('achieved', 0)):.1f}%; freezing starts at epoch <b>{shown_epoch(fp.get('start_epoch'))}</b>.")
+                    f"{100 * float(fp.get('achieved', 0)):.1f}%; freezing starts at epoch "
+                    f"<b>{shown_epoch(fp.get('start_epoch'))}</b>.")
         elif float(cfg_freeze.get("target") or 0) <= 0:
             text = "Layer freezing is off for this run (freeze.target = 0): every block trains every epoch."
         else:

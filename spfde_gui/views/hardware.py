@@ -11,10 +11,9 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from spfde_gui import palette as P
 from spfde_gui.fmt import fmt_bytes
-from spfde_gui.system.hw_monitor import HardwareMonitor
 from spfde_gui.model.run_model import RunModel
-from spfde_gui.views.base import (HoverReadout, RunView, apply_headroom, curve, keep_headroom, make_plot,
-                                  set_long_data)
+from spfde_gui.system.hw_monitor import HardwareMonitor
+from spfde_gui.views.base import HoverReadout, RunView, apply_headroom, curve, keep_headroom, make_plot, set_long_data
 
 HISTORY = 900   # samples kept (15 minutes at 1 Hz)
 

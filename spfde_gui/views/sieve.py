@@ -10,8 +10,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from spfde_gui.palette import SIEVE_COLORS
 from spfde_gui.model.run_model import RunModel
+from spfde_gui.palette import SIEVE_COLORS
 from spfde_gui.system.tasks import TaskRunner
 from spfde_gui.views.base import HoverReadout, RunView, curve, make_plot, set_long_data
 
@@ -252,7 +252,7 @@ def first_update_text(m: RunModel) -> str:
         if not isinstance(at, int) and isinstance(epochs, int):
             from types import SimpleNamespace
 
-            from engine.config import sieve_oneshot_epoch   # the engine's default rule
+            from engine.config import sieve_oneshot_epoch  # the engine's default rule
             at = sieve_oneshot_epoch(SimpleNamespace(epochs=epochs, sieve=SimpleNamespace(oneshot_epoch=None)))
         return (f"The one-shot removal comes at the start of epoch {_ep(at)}; until then every "
                 "epoch trains on the whole set." if isinstance(at, int) else "")

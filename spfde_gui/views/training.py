@@ -7,10 +7,18 @@ from PySide6.QtCore import Qt
 
 from spfde_gui.fmt import fmt_flops
 from spfde_gui.model.run_model import RunModel, config_value, differing_fields
-from spfde_gui.views.base import (PALETTE, HoverReadout, RunView, apply_headroom, curve, drop_curve, keep_headroom,
-                                  make_plot, set_long_data)
-
 from spfde_gui.palette import TEST, TRAIN
+from spfde_gui.views.base import (
+    PALETTE,
+    HoverReadout,
+    RunView,
+    apply_headroom,
+    curve,
+    drop_curve,
+    keep_headroom,
+    make_plot,
+    set_long_data,
+)
 
 
 class TrainingView(RunView):
@@ -25,7 +33,8 @@ class TrainingView(RunView):
         self.glw = pg.GraphicsLayoutWidget()
         self.acc_ep = make_plot(self.glw, 0, 0, "Accuracy vs epoch", "epoch", "accuracy (%)", legend_bottom=True)
         self.loss_ep = make_plot(self.glw, 0, 1, "Loss vs epoch", "epoch", "loss")
-        self.acc_fl = make_plot(self.glw, 1, 0, "Accuracy vs training FLOPs", "cumulative FLOPs", "accuracy (%)", legend_bottom=True)
+        self.acc_fl = make_plot(self.glw, 1, 0, "Accuracy vs training FLOPs", "cumulative FLOPs", "accuracy (%)",
+                                legend_bottom=True)
         self.loss_fl = make_plot(self.glw, 1, 1, "Loss vs training FLOPs", "cumulative FLOPs", "loss")
         self.loss_fl.setXLink(self.acc_fl)
         self.loss_ep.setXLink(self.acc_ep)

@@ -44,7 +44,7 @@ def build_window(preset: str | None = None, config: str | None = None, open_run:
         if runs_dir:
             win.form.set_field("run_dir", runs_dir)
     if open_run:
-        from engine.sweep.manifest import is_sweep_dir   # pure Python
+        from engine.sweep.manifest import is_sweep_dir  # pure Python
         if is_sweep_dir(open_run):       # a sweep folder: its results table, not an empty run
             win.sweep_results.set_sweep(open_run)
             win.tabs.setCurrentWidget(win.sweep_results)

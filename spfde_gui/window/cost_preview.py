@@ -15,7 +15,6 @@ DEBOUNCE_MS = 250
 from spfde_gui.fmt import fmt_bytes, fmt_flops, shown_epoch  # noqa: E402,F401
 from spfde_gui.palette import SOURCE_COLORS, SOURCE_LABELS  # noqa: E402,F401
 
-
 MEMORY_TIP = ("The model's training memory in the paper's accounting (cost model): weights, "
               "gradients, optimizer state and one batch of activations at 32-bit, sparse layers "
               "stored compressed. Not the process's memory (see 'Engine process now').")

@@ -7,21 +7,34 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
-                               QPlainTextEdit, QProgressBar, QPushButton, QSplitter, QTabWidget,
-                               QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTabWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
-from spfde_gui.window.config_form import ConfigForm
-from spfde_gui.window.cost_preview import CostPreview
-from spfde_gui.system.engine_process import EngineController
-from spfde_gui.palette import STATUS_COLORS
-from spfde_gui.model.run_state import batch_progress_text, resume_blocker
 from spfde_gui.model.run_model import RunModel, is_run_dir
-from spfde_gui.window.runs_panel import RunsPanel
-from spfde_gui.system.tasks import TaskRunner
-from spfde_gui.views import AnalysisView, FlopsView, FreezeView, HardwareView, SieveView, TrainingView
+from spfde_gui.model.run_state import batch_progress_text, resume_blocker
+from spfde_gui.palette import STATUS_COLORS
 from spfde_gui.sweep.queue import SweepQueue
 from spfde_gui.sweep.results_view import SweepResultsView
+from spfde_gui.system.engine_process import EngineController
+from spfde_gui.system.tasks import TaskRunner
+from spfde_gui.views import AnalysisView, FlopsView, FreezeView, HardwareView, SieveView, TrainingView
+from spfde_gui.window.config_form import ConfigForm
+from spfde_gui.window.cost_preview import CostPreview
+from spfde_gui.window.runs_panel import RunsPanel
 
 REDRAW_HZ = 15
 CLOSE_CHOICES = ("stop", "kill", "cancel")
@@ -159,6 +172,24 @@ class MainWindow(QMainWindow):
         self.close_policy: str | None = None   # tests: "stop" or "kill" instead of asking
         self.kill_policy: bool | None = None    # tests: True/False instead of asking before a kill
         self.controller = EngineController(self)
+        self._connect_engine()
+        self.left = self._build_left(runs_dir)
+        right = self._build_right()
+        split = QSplitter(Qt.Horizontal)
+        split.addWidget(self.left)
+        split.addWidget(right)
+        split.setStretchFactor(0, 0)
+        split.setStretchFactor(1, 1)
+        split.setSizes([470, 970])
+        self.setCentralWidget(split)
+        self._build_actions()
+        self.statusBar().showMessage("Ready")
+        self._start_timers()
+        self._schedule_preview()
+        self._update_actions()
+
+    def _connect_engine(self) -> None:
+        """The engine controller's and the report exporter's signals."""
         # report files are written by a background task (figures are drawn here first)
         self.exporter = TaskRunner(self, "report")
         self.exporter.progress.connect(self._on_export_progress)
@@ -171,7 +202,8 @@ class MainWindow(QMainWindow):
         self.controller.run_dir_known.connect(self._on_run_dir_known)
         self.controller.finished.connect(self._on_engine_finished)
 
-        # left: configuration + preview, runs
+    def _build_left(self, runs_dir) -> QTabWidget:
+        """Left: the configuration with its cost projection, the runs, the sweep queue."""
         self.form = ConfigForm()
         if runs_dir is not None:
             self.form.set_field("run_dir", str(runs_dir))
@@ -200,15 +232,17 @@ class MainWindow(QMainWindow):
         self.runs = RunsPanel(self._runs_dir())
         self.runs.open_requested.connect(self.open_model)
         self.runs.compare_changed.connect(self._on_compare)
-        self.left = QTabWidget()
-        self.left.addTab(launch_row, "Configure")
-        self.left.addTab(self.runs, "Runs")
+        left = QTabWidget()
+        left.addTab(launch_row, "Configure")
+        left.addTab(self.runs, "Runs")
         # sweeps (spfde_gui/sweep): the queue on the left, its results on the right
         self.sweep_queue = SweepQueue(self.controller, self._form_config_dict,
                                       lambda: self._runs_dir().parent / "sweeps")
-        self.left.addTab(self.sweep_queue, "Sweep")
+        left.addTab(self.sweep_queue, "Sweep")
+        return left
 
-        # right: the run in focus
+    def _build_right(self) -> QWidget:
+        """Right: the run in focus, its header and the live views."""
         self.header = RunHeader()
         self.training = TrainingView()
         self.freeze = FreezeView()
@@ -239,17 +273,10 @@ class MainWindow(QMainWindow):
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(self.header)
         rl.addWidget(self.tabs, 1)
+        return right
 
-        split = QSplitter(Qt.Horizontal)
-        split.addWidget(self.left)
-        split.addWidget(right)
-        split.setStretchFactor(0, 0)
-        split.setStretchFactor(1, 1)
-        split.setSizes([470, 970])
-        self.setCentralWidget(split)
-        self._build_actions()
-        self.statusBar().showMessage("Ready")
-
+    def _start_timers(self) -> None:
+        """Redraws at a bounded rate (never once per event) and the hardware poll."""
         self._header_version = -1
         self.redraw_timer = QTimer(self)
         self.redraw_timer.setInterval(int(1000 / REDRAW_HZ))
@@ -259,8 +286,6 @@ class MainWindow(QMainWindow):
         self.hw_timer.setInterval(1000)
         self.hw_timer.timeout.connect(self._poll_hardware)
         self.hw_timer.start()
-        self._schedule_preview()
-        self._update_actions()
 
     # ------------------------------------------------------------------ actions
     def _build_actions(self) -> None:

@@ -9,13 +9,23 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from spfde_gui.fmt import fmt_flops
-from spfde_gui.palette import STATUS_COLORS
 from spfde_gui.model.run_model import EVENTS_FILE, RunModel, scan_runs
+from spfde_gui.palette import STATUS_COLORS
 from spfde_gui.system.tasks import TaskRunner
+
 # A run without run_finished whose file changed this recently is taken as running elsewhere.
 LIVE_WINDOW_S = 120
 # Narrow enough that accuracy and FLOPs show at the window's default width: the model and

@@ -1,7 +1,7 @@
 """The registry of sparse-training methods: name -> its plug-in class (methods/<name>.py).
 
 Adding a method is one module (a ``Method`` subclass: fields, schedule, cost, torch rule)
-plus one entry here and its name in ``engine.config.DST_ALGORITHMS``; docs/sparse-training.md
+plus one entry here (the config's ``sparsity.algorithm`` choices are this registry's names); docs/sparse-training.md
 walks through it. Pure Python: torch is imported only inside the rules.
 """
 from __future__ import annotations
@@ -22,14 +22,13 @@ def method_for(cfg, samples: list[int] | None = None) -> Method:
     return METHODS[cfg.sparsity.algorithm](cfg, samples)
 
 
-def field_errors(cfg) -> list[tuple[str, str]]:
-    """A method field set for a method that does not use it (non-default value)."""
-    from engine.config import SparsityConfig
+def field_errors(cfg, defaults) -> list[tuple[str, str]]:
+    """A method field set for a method that does not use it (a value other than its
+    ``defaults``, the schema's default SparsityConfig)."""
     alg = cfg.sparsity.algorithm
     cls = METHODS.get(alg)
     if cls is None:
         return []
-    defaults = SparsityConfig()
     uses = ", ".join(f"sparsity.{f}" for f in cls.fields) or "no method fields"
     errors = []
     for f in METHOD_FIELDS:

@@ -30,7 +30,7 @@ class GraSP(SNIP):
         hg = [torch.zeros_like(w) for w in weights]
         for x, y in batches:
             gi = torch.autograd.grad(F.cross_entropy(model(x), y), weights, create_graph=True)
-            z = sum((a * b).sum() for a, b in zip(gi, g))
+            z: torch.Tensor = sum((a * b).sum() for a, b in zip(gi, g))  # type: ignore[assignment]
             for acc, v in zip(hg, torch.autograd.grad(z, weights)):
                 acc.add_(v)
         return [-(w.detach() * h) for w, h in zip(weights, hg)]

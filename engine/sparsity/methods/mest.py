@@ -7,6 +7,8 @@ to exactly the target. EM prunes to target + em_delta and regrows to the target.
 """
 from __future__ import annotations
 
+from engine.sparsity.allocation import allocate
+
 from .base import Method
 
 
@@ -62,10 +64,10 @@ class MestEMS(Method):
     # ---------------------------------------------------------------- torch rule
     def layer_plan(self, update, layers) -> dict:
         """Per layer (prune density, grow density) of one update."""
-        from engine.sparsity import schedule as dst_schedule
         prune_to, grow_to = update
-        dp = dst_schedule.layer_densities(self.cfg, layers, prune_to)
-        dg = dst_schedule.layer_densities(self.cfg, layers, grow_to)
+        dist = self.layer_distribution()
+        dp = allocate(self.cfg, layers, prune_to, dist)
+        dg = allocate(self.cfg, layers, grow_to, dist)
         return {n: (dp[n], dg[n]) for n in dp}
 
     def update_layer(self, weight, mask, args, grad, generator):
