@@ -32,8 +32,8 @@ from engine.config import ConfigError, RunConfig, freeze_enabled, sieve_oneshot_
 from engine.cost import arch as arch_mod
 from engine.cost import costmodel
 from engine.data.sizes import dataset_sizes
-from engine.freezing.schedule import changes
-from engine.run.payloads import OVERHEAD, SOURCES, Flops, FreezePlan, Plan, Saved, add_flops, with_overhead, zero_flops  # noqa: F401 - OVERHEAD, SOURCES, add_flops, zero_flops: re-exported
+from engine.freezing.schedule import changes, schedule_freeze
+from engine.run.payloads import OVERHEAD, SOURCES, Flops, FreezeSchedule, Projection, Saved, add_flops, with_overhead, zero_flops  # noqa: F401 - OVERHEAD, SOURCES, add_flops, zero_flops: re-exported
 from engine.sparsity import schedule as dst_schedule
 from engine.sparsity.methods import method_for
 
@@ -132,10 +132,9 @@ def overall_density(arch, densities: dict) -> float:
     return sum(l.params * densities.get(l.name, 1.0) for l in arch.layers) / total
 
 
-def _plan_freeze(cfg: RunConfig, arch, method, samples: list[int]) -> FreezePlan | None:
+def _freeze_schedule(cfg: RunConfig, arch, method, samples: list[int]) -> FreezeSchedule | None:
     if not freeze_enabled(cfg):
         return None
-    from engine.freezing.schedule import plan_freeze  # only when freezing is on
     specs = arch.layer_specs()
     T = cfg.epochs
     cuts = sorted({0, T} | {c for c in method.sparsity_changes() if 0 < c < T})
@@ -149,7 +148,7 @@ def _plan_freeze(cfg: RunConfig, arch, method, samples: list[int]) -> FreezePlan
     at_target = costmodel.block_forward_flops(arch, target_densities(cfg, arch)) \
         if cfg.sparsity.target > 0 and cfg.freeze.prune_frozen else None
     try:
-        return plan_freeze(cfg, arch.block_names, fwd, samples,
+        return schedule_freeze(cfg, arch.block_names, fwd, samples,
                            block_layers=[len(b.layers) for b in arch.blocks],
                            frozen_block_fwd_flops=at_target)
     except ValueError as exc:
@@ -282,7 +281,7 @@ def project(cfg: RunConfig) -> dict:
     problems = method.check(n_sparse, n_train)
     if problems:
         raise ConfigError(problems)
-    fplan = _plan_freeze(cfg, arch, method, samples)
+    fplan = _freeze_schedule(cfg, arch, method, samples)
     prefix = list(fplan["frozen_prefix"]) if fplan else [0] * cfg.epochs
     segs = _segments_priced(cfg, arch, method, samples, prefix, n_train)
 
@@ -381,7 +380,7 @@ def _merged(segments: Sequence) -> list[dict]:
     return out
 
 
-def format_plan(plan: Plan) -> str:
+def format_plan(plan: Projection) -> str:
     f, m, ds = plan["flops"], plan["memory"], plan["dataset"]
     dense = f["dense"] or 1.0
     lines = [

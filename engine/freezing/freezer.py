@@ -28,15 +28,15 @@ from typing import Any
 
 from engine.component import Component
 from engine.freezing.schedule import frozen_prefix as plan_prefix
-from engine.run.payloads import FreezePlan
+from engine.run.payloads import FreezeSchedule
 
 
 class Freezer(Component):
     name = "freezer"
 
-    def __init__(self, cfg, plan: FreezePlan | None = None):
+    def __init__(self, cfg, plan: FreezeSchedule | None = None):
         self.cfg = cfg
-        self.plan: FreezePlan | None = plan     # None: taken from trainer.plan at on_run_start
+        self.plan: FreezeSchedule | None = plan     # None: taken from trainer.plan at on_run_start
         # Last epoch whose freeze/unfreeze events were emitted: a run resumed in the middle
         # of an epoch re-applies the state without repeating that epoch's events.
         self._emitted_through = -1

@@ -1,6 +1,6 @@
 """Progressive layer freezing planner (paper Sec. 4.2, Alg. 1, App. B; ALGORITHMS.md §3).
 
-Pure Python (no torch): ``engine.cost.projection.project`` calls ``plan_freeze`` for the ``plan``
+Pure Python (no torch): ``engine.cost.projection.project`` calls ``schedule_freeze`` for the ``plan``
 command, the GUI preview and ``run_started.freeze_plan``; the freezer follows the result.
 
 Every scheme is described the same way: ``frozen_prefix[e]`` = number of leading blocks
@@ -51,7 +51,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from engine.config import RunConfig, freeze_resume_epochs
-from engine.run.payloads import FreezePlan
+from engine.run.payloads import FreezeSchedule
 from engine.sparsity import schedule as dst_schedule
 
 PERIOD = 4                      # periodic cycle: front 1-in-4, middle 1-in-2
@@ -99,9 +99,9 @@ class _Schedule:
     extra: dict = field(default_factory=dict)
 
 
-def plan_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Sequence[Sequence[float]],
+def schedule_freeze(cfg: RunConfig, block_names: Sequence[str], block_fwd_flops: Sequence[Sequence[float]],
                 samples: Sequence[float], block_layers: Sequence[int] | None = None,
-                frozen_block_fwd_flops: Sequence[float] | None = None) -> FreezePlan | None:
+                frozen_block_fwd_flops: Sequence[float] | None = None) -> FreezeSchedule | None:
     """The freeze plan of ``cfg`` (None when ``freeze.target`` is 0).
 
     block_fwd_flops[e][b]: forward FLOPs per sample of block b in epoch e at the scheduled
@@ -222,7 +222,7 @@ def _block_lr_end(points, T: int, B: int, phase_end: int) -> list[int]:
     return out
 
 
-def _assemble(inp: _Inputs, sched: _Schedule, block_names: Sequence[str], prune_frozen: bool) -> FreezePlan:
+def _assemble(inp: _Inputs, sched: _Schedule, block_names: Sequence[str], prune_frozen: bool) -> FreezeSchedule:
     """The plan payload of a scheme's schedule."""
     cfg, T = inp.cfg, inp.T
     points = sched.points
@@ -233,7 +233,7 @@ def _assemble(inp: _Inputs, sched: _Schedule, block_names: Sequence[str], prune_
         if first is not None:
             freeze_epochs[name] = first
     phase_end = sched.resume_epoch if sched.resume_epoch is not None else T
-    plan: FreezePlan = {                 # engine.run.payloads.FreezePlan; schemes add keys (extra)
+    plan: FreezeSchedule = {                 # engine.run.payloads.FreezeSchedule; schemes add keys (extra)
         "scheme": cfg.freeze.scheme,
         "target": float(cfg.freeze.target),
         "achieved": saved_sum / total_sum,
@@ -492,7 +492,7 @@ def _unreachable(best: float, how: str) -> ValueError:
                       f" or raise freeze.layer_fraction / epochs")
 
 
-def frozen_prefix(plan: FreezePlan | None, epoch: int) -> int:
+def frozen_prefix(plan: FreezeSchedule | None, epoch: int) -> int:
     """Leading blocks frozen in ``epoch`` under ``plan`` (0 without a plan or past its end)."""
     if not plan:
         return 0

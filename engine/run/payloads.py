@@ -1,5 +1,5 @@
 """Typed shapes of the dicts the engine, the studio and the report exchange: FLOPs, the
-plan (``engine.cost.projection.project``) and the freeze plan (``engine.freezing.schedule.plan_freeze``).
+plan (``engine.cost.projection.project``) and the freeze plan (``engine.freezing.schedule.schedule_freeze``).
 
 They stay plain dicts on the wire (JSON events, checkpoints); these TypedDicts give each
 key one name and one type, checked by mypy. One name per quantity (docs/cost-model.md):
@@ -46,7 +46,7 @@ class FlopsTotals(Flops, total=False):
     epochs: int
 
 
-class PlanFlops(Flops):
+class ProjectedFlops(Flops):
     """``plan["flops"]``: the projected run total."""
     forward_dense_per_sample: float
 
@@ -74,8 +74,8 @@ class MemoryProjection(TypedDict):
     by_part: dict[str, dict[str, float]]
 
 
-class FreezePlan(TypedDict, total=False):
-    """``engine.freezing.schedule.plan_freeze``'s result (``plan["freeze_plan"]``, ``run_started.freeze_plan``).
+class FreezeSchedule(TypedDict, total=False):
+    """``engine.freezing.schedule.schedule_freeze``'s result (``plan["freeze_plan"]``, ``run_started.freeze_plan``).
     Schemes may add keys of their own (``period``, ``delay_epochs``); these are always there."""
     scheme: str
     target: float
@@ -116,7 +116,7 @@ class BlockInfo(TypedDict):
     layers: list[str]
 
 
-class Plan(TypedDict):
+class Projection(TypedDict):
     """``engine.cost.projection.project``: the whole run projected by segments; ``epochs`` expands them
     into per-epoch rows on demand (an ``engine.cost.projection.EpochRows`` sequence)."""
     model: dict[str, Any]
@@ -125,14 +125,14 @@ class Plan(TypedDict):
     segments: list[Segment]
     epochs: Sequence[EpochProjection]
     blocks: list[BlockInfo]
-    freeze_plan: FreezePlan | None
-    flops: PlanFlops
+    freeze_plan: FreezeSchedule | None
+    flops: ProjectedFlops
     memory: MemoryProjection
 
 
 class Projected(TypedDict, total=False):
     """``run_started.projected``: the parts of the plan a reader of the events needs."""
-    flops: PlanFlops
+    flops: ProjectedFlops
     memory: MemoryProjection
     segments: list[Segment]
     method: dict[str, Any]

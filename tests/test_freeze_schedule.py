@@ -6,7 +6,7 @@ import pytest
 from engine.config import RunConfig, from_dict
 from engine.cost import arch as arch_mod
 from engine.cost import costmodel
-from engine.freezing.schedule import freezable_blocks, frozen_prefix, plan_freeze
+from engine.freezing.schedule import freezable_blocks, frozen_prefix, schedule_freeze
 from engine.sparsity import schedule as dst_schedule
 
 NAMES4 = ["b0", "b1", "b2", "b3"]
@@ -22,7 +22,7 @@ def plan4(target, scheme="single_shot", **kw):
     # Training cost without freezing: 20 epochs x 3 x 4 = 240. layer_fraction 0.75 of
     # 4 one-layer blocks -> the first 3 blocks may freeze (never the last).
     c = cfg_of(target, scheme, **kw)
-    return plan_freeze(c, NAMES4, [[1.0] * 4] * c.epochs, [1] * c.epochs)
+    return schedule_freeze(c, NAMES4, [[1.0] * 4] * c.epochs, [1] * c.epochs)
 
 
 def saving_of(prefix, flops=1.0):
@@ -139,7 +139,7 @@ def test_every_scheme_meets_the_same_budget(scheme):
     flops = [[1.0 + 0.1 * ((b * 7) % 5) for b in range(B)]] * epochs
     samples = [100 - (e % 3) for e in range(epochs)]
     c = from_dict({"epochs": epochs, "interval": 3, "freeze": {"target": 0.15, "scheme": scheme}})
-    p = plan_freeze(c, names, flops, samples)
+    p = schedule_freeze(c, names, flops, samples)
     cost = sum(samples[e] * 3 * sum(flops[e]) for e in range(epochs))
     saved = sum(samples[e] * 2 * sum(flops[e][:k]) for e, k in enumerate(p["frozen_prefix"]))
     assert saved / cost == pytest.approx(p["achieved"])
@@ -161,15 +161,15 @@ def test_frozen_blocks_are_priced_at_their_target_flops():
     # out of 3 x (4 x 20 - 0.5 x (54 - 3s)). Target 15%: s = 8 gives 30/195 = 0.154, s = 10
     # gives 24/204; two blocks from 8 give 22/207, the last block at 14 gives 28/198.
     c = cfg_of(0.15)
-    p = plan_freeze(c, NAMES4, [[1.0] * 4] * 20, [1] * 20, frozen_block_fwd_flops=[0.5] * 4)
+    p = schedule_freeze(c, NAMES4, [[1.0] * 4] * 20, [1] * 20, frozen_block_fwd_flops=[0.5] * 4)
     assert p["freeze_epochs"] == {"b0": 8, "b1": 10, "b2": 12}
     assert p["achieved"] == pytest.approx(30 / 195)
     assert sum(p["epoch_saving"]) == pytest.approx(30)
     assert p["cost_without_freezing"] == pytest.approx(240)
     # keeping the FLOPs they froze with (no argument), the same budget starts at 12
-    assert plan_freeze(c, NAMES4, [[1.0] * 4] * 20, [1] * 20)["start_epoch"] == 12
+    assert schedule_freeze(c, NAMES4, [[1.0] * 4] * 20, [1] * 20)["start_epoch"] == 12
     with pytest.raises(ValueError, match="frozen_block_fwd_flops"):
-        plan_freeze(c, NAMES4, [[1.0] * 4] * 20, [1] * 20, frozen_block_fwd_flops=[0.5] * 3)
+        schedule_freeze(c, NAMES4, [[1.0] * 4] * 20, [1] * 20, frozen_block_fwd_flops=[0.5] * 3)
 
 
 def test_plan_prices_frozen_blocks_at_their_target_density():
@@ -206,7 +206,7 @@ def test_plan_prices_frozen_blocks_at_their_target_density():
     c = from_dict({**base, "freeze": {"target": 0.15}})
     a = arch_mod.describe(c, 10, 32)
     sched = [costmodel.block_forward_flops(a, d) for d in plan_mod._scheduled(c, a)]
-    kept = plan_freeze(c, a.block_names, sched, [1000] * 40, [len(b.layers) for b in a.blocks])
+    kept = schedule_freeze(c, a.block_names, sched, [1000] * 40, [len(b.layers) for b in a.blocks])
     assert kept["frozen_prefix"] != project(c)["freeze_plan"]["frozen_prefix"]
 
 
@@ -216,17 +216,17 @@ def test_layer_fraction_counts_layers():
     assert freezable_blocks([1, 2, 2, 3, 1], 1.0) == 4       # never the last block
     c = from_dict({"epochs": 20, "interval": 2, "freeze": {"target": 0.05, "layer_fraction": 0.05}})
     with pytest.raises(ValueError, match="layer_fraction"):
-        plan_freeze(c, NAMES4, [[1.0] * 4] * 20, [1] * 20, [2, 2, 2, 2])
+        schedule_freeze(c, NAMES4, [[1.0] * 4] * 20, [1] * 20, [2, 2, 2, 2])
 
 
 def test_bad_inputs_are_named():
     c = cfg_of(0.2)
     with pytest.raises(ValueError, match="block_fwd_flops"):
-        plan_freeze(c, NAMES4, [[1.0] * 4] * 19, [1] * 20)
+        schedule_freeze(c, NAMES4, [[1.0] * 4] * 19, [1] * 20)
     with pytest.raises(ValueError, match="samples"):
-        plan_freeze(c, NAMES4, [[1.0] * 4] * 20, [1] * 3)
+        schedule_freeze(c, NAMES4, [[1.0] * 4] * 20, [1] * 3)
     with pytest.raises(ValueError, match=r"block_fwd_flops\[3\]"):
-        plan_freeze(c, NAMES4, [[1.0] * 4] * 3 + [[1.0] * 3] + [[1.0] * 4] * 16, [1] * 20)
+        schedule_freeze(c, NAMES4, [[1.0] * 4] * 3 + [[1.0] * 3] + [[1.0] * 4] * 16, [1] * 20)
 
 
 # ---------------------------------------------------------------- paper Tables A4 / A5
@@ -244,7 +244,7 @@ def _starts(setting, targets, samples):
     c, a, fwd, layers = setting
     out = {}
     for t in targets:
-        p = plan_freeze(c.replace(**{"freeze.target": t}), a.block_names, [fwd] * c.epochs,
+        p = schedule_freeze(c.replace(**{"freeze.target": t}), a.block_names, [fwd] * c.epochs,
                         [samples] * c.epochs, layers)
         out[t] = p["start_epoch"]
     return out
