@@ -23,6 +23,18 @@ from pathlib import Path
 
 from engine import config as config_mod
 from engine.config import ConfigError
+from engine.cost import preflight as resources
+from engine.cost import projection as plan_mod
+from engine.data.checks import CIFAR_FILES, check_dataset
+from engine.run import folder as run_dir_mod
+from engine.run.control import CommandChannel
+from engine.run.lock import RunLock, RunLockedError
+from engine.run.telemetry import Emitter
+from engine.sweep import cli as sweep_cmd
+from engine.training import launcher, threads
+
+# torch is loaded by engine.training.{distributed,checkpoint,resume,trainer}: those are
+# imported inside run and resume only, after the CPU thread policy is set (threads.apply).
 
 log = logging.getLogger("engine")
 
@@ -90,15 +102,12 @@ def _load(args) -> config_mod.RunConfig:
 
 def cmd_validate(args) -> int:
     cfg = _load(args)
-    from engine.cost import preflight as resources
     resources.preflight(cfg)              # memory: before the projection allocates anything
     # The projection catches what the fields alone cannot: an unreachable freeze target,
     # unknown dense_layers names, an imagefolder tree without images.
-    from engine.cost import projection as plan_mod
     plan_mod.project(cfg)
     # What `run` would otherwise find only later: the device and the dataset's layout (a scan).
     _check_device(cfg.device)
-    from engine.data.checks import check_dataset
     for warning in check_dataset(cfg):
         print(f"warning: {warning}", file=sys.stderr)
     print("OK")
@@ -122,7 +131,6 @@ def _check_device(name: str) -> None:
 
 
 def cmd_plan(args) -> int:
-    from engine.cost import projection as plan_mod
     cfg = _load(args)
     plan = plan_mod.project(cfg)
     if args.json:
@@ -133,24 +141,18 @@ def cmd_plan(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from engine.cost import preflight as resources
-    from engine.run import folder as run_dir_mod
-    from engine.run.lock import RunLock, RunLockedError
-    from engine.training import distributed
     cfg = _load(args)
     if args.attach:                      # a torchrun worker of `run`: the launcher made and locked the folder
         return _train(cfg, Path(args.attach), stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
     est = resources.preflight(cfg)        # refuses a run that cannot fit in memory
     # What only the projection can catch (an unreachable freeze target, unknown dense layers)
     # is a configuration error before any run directory exists, as in `validate`.
-    from engine.cost import projection as plan_mod
     plan_mod.project(cfg)
     # a missing CIFAR file is an error before any run folder exists, as in `validate` (an
     # ImageFolder tree is checked by the projection; its full scan stays in `validate`)
-    from engine.data.checks import CIFAR_FILES, check_dataset
     if cfg.data.name in CIFAR_FILES:
         check_dataset(cfg)
-    if distributed.under_torchrun():     # started by torchrun by hand: rank 0 creates the folder
+    if launcher.under_torchrun():     # started by torchrun by hand: rank 0 creates the folder
         return _train(cfg, None, stop_on_eof=args.stop_on_eof, events_on_tty=args.events,
                       create=lambda: run_dir_mod.create(cfg, args.run_dir))
     base = args.run_dir if args.run_dir is not None else cfg.run_dir
@@ -167,7 +169,7 @@ def cmd_run(args) -> int:
     except (RunLockedError, OSError) as exc:
         return _fail_at_start(f"cannot lock run folder {d}: {exc}")
     try:
-        if distributed.needs_launch(cfg):    # one process per GPU: torchrun starts the workers
+        if launcher.needs_launch(cfg):    # one process per GPU: torchrun starts the workers
             return _launch(cfg, d, ["run", *args.argv, "--attach", str(d)])
         return _train(cfg, d, stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
     finally:
@@ -175,15 +177,14 @@ def cmd_run(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from engine.run.lock import RunLock, RunLockedError
-    from engine.training import distributed
     d = Path(args.run_dir)
-    if distributed.under_torchrun():
+    if launcher.under_torchrun():
         # A worker of a distributed resume (started by the launcher below, which holds the
         # lock, or by torchrun by hand): rank 0 prepares it and passes config and state on.
         point = None
         if int(os.environ.get("RANK", "0")) == 0:
-            from engine.training.resume import prepare
+            _set_threads_from(d)
+            from engine.training.resume import prepare  # torch: after the thread policy
             point = prepare(d, args.allow_change)
         return _train(point.cfg if point else None, d, point, resume=True,
                       stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
@@ -197,29 +198,38 @@ def cmd_resume(args) -> int:
     except OSError as exc:
         return _fail_at_start(f"cannot lock run folder {d}: {exc}")
     try:
-        from engine.training import checkpoint as ckpt  # torch is imported here
+        _set_threads_from(d)
+        from engine.training import checkpoint as ckpt  # torch: after the thread policy
         from engine.training.resume import prepare
         try:
             point = prepare(d, args.allow_change)
         except ckpt.CheckpointError as exc:
             return _fail_at_start(f"cannot resume {d}: {exc}", run_dir=d)
-        if distributed.needs_launch(point.cfg):
+        if launcher.needs_launch(point.cfg):
             return _launch(point.cfg, d, ["resume", *args.argv])
         return _train(point.cfg, d, point, resume=True, stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
     finally:
         lock.release()
 
 
+def _set_threads_from(run_dir: Path) -> None:
+    """A resume reads its checkpoint with torch: set the run's CPU thread policy first, from
+    its saved config.yaml (the checkpoint's config, read later, has the same field)."""
+    try:
+        cfg = config_mod.load(run_dir / run_dir_mod.CONFIG_FILE)
+    except (ConfigError, OSError):
+        return                        # prepare() reports a missing or broken config properly
+    threads.apply(cfg.threads)
+
+
 def _launch(cfg, run_dir: Path, worker_argv: list[str]) -> int:
-    from engine.training import distributed
-    rc = distributed.launch(cfg, run_dir, worker_argv)
+    rc = launcher.launch(cfg, run_dir, worker_argv)
     return EXIT_OK if rc == 0 else EXIT_FAILED
 
 
 def _fail_at_start(message: str, run_dir: Path | None = None) -> int:
     """A failure before training: one clear line on stderr and an ``error`` event (on stdout,
     and in the run's events.jsonl when ``run_dir`` is given)."""
-    from engine.run.telemetry import Emitter
     log.error("%s", message)
     em = Emitter(run_dir, stream_events=None)
     em.emit("error", message=message, traceback="")
@@ -232,13 +242,11 @@ def _train(cfg, run_dir: Path | None, point=None, resume: bool = False, stop_on_
     """Train ``cfg`` in ``run_dir`` (locked by the caller). A resume passes ``resume=True`` and
     its resume.ResumePoint (under torchrun rank 0's; the other ranks get config and state
     from it). ``create`` makes the run folder on rank 0 when torchrun was started by hand."""
-    from engine.run.control import CommandChannel
-    from engine.run.telemetry import Emitter
-    from engine.training import distributed, threads
     if cfg is not None:
         # CPU threads and OpenMP's wait policy are read once, when torch loads: set them first.
         log.info("CPU threads: %d (threads: %s)", threads.apply(cfg.threads), cfg.threads)
-    if distributed.under_torchrun():
+    from engine.training import distributed  # torch is imported here, after the thread policy
+    if launcher.under_torchrun():
         # Rank 0 decides the configuration and the run directory; the others follow it.
         dist = distributed.init(cfg if cfg is not None else config_mod.RunConfig())
         if dist.enabled:
@@ -258,7 +266,7 @@ def _train(cfg, run_dir: Path | None, point=None, resume: bool = False, stop_on_
     try:
         if dist.enabled:
             dist.start(run_dir)
-        from engine.training.trainer import Trainer  # torch is imported here, not before
+        from engine.training.trainer import Trainer  # torch (already loaded by distributed)
         trainer = Trainer(cfg, run_dir, emitter, commands, dist=dist)
         if resume:
             state = point.state if point is not None else None
@@ -290,7 +298,6 @@ def _train(cfg, run_dir: Path | None, point=None, resume: bool = False, stop_on_
 
 
 def cmd_sweep(args) -> int:
-    from engine.sweep import cli as sweep_cmd  # pure Python; cells run as subprocesses
     return sweep_cmd.main(args)
 
 

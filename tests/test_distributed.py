@@ -17,7 +17,7 @@ import yaml
 from engine.config import ConfigError, from_dict, load_preset
 from engine.cost.projection import project
 from engine.data.loaders import rank_slice
-from engine.training import distributed
+from engine.training import distributed, launcher
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,9 +56,9 @@ def test_several_machines_need_torchrun_on_each(monkeypatch):
         monkeypatch.delenv(k, raising=False)
     cfg = from_dict(CONFIG).replace(**{"distributed.nnodes": 2})
     with pytest.raises(ConfigError, match="torchrun on each"):
-        distributed.needs_launch(cfg)
-    assert distributed.needs_launch(from_dict(CONFIG))
-    assert not distributed.needs_launch(from_dict(CONFIG).replace(**{"distributed.nproc_per_node": 1}))
+        launcher.needs_launch(cfg)
+    assert launcher.needs_launch(from_dict(CONFIG))
+    assert not launcher.needs_launch(from_dict(CONFIG).replace(**{"distributed.nproc_per_node": 1}))
 
 
 def test_rank_slices_cover_every_global_batch_once():

@@ -50,3 +50,10 @@ def test_engine_sources_never_import_qt():
         text = p.read_text(encoding="utf-8")
         for bad in ("import PySide6", "from PySide6", "import pyqtgraph", "from pyqtgraph"):
             assert bad not in text, f"{p} imports Qt ({bad})"
+
+
+def test_cli_loads_torch_only_when_training():
+    # `plan`, `validate` and the thread policy run before torch loads: importing the CLI (and
+    # the launcher that decides on torchrun) must not load it, or OMP_WAIT_POLICY comes too late
+    loaded = _loaded_after(["engine.cli", "engine.training.launcher"])
+    assert "torch" not in loaded
