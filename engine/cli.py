@@ -29,7 +29,7 @@ from engine.data.checks import CIFAR_FILES, check_dataset
 from engine.run import folder as run_dir_mod
 from engine.run.control import CommandChannel
 from engine.run.lock import RunLock, RunLockedError
-from engine.run.telemetry import Emitter
+from engine.run.telemetry import Emitter, setup_logging
 from engine.sweep import cli as sweep_cmd
 from engine.training import launcher, threads
 
@@ -305,7 +305,6 @@ COMMANDS = {"run": cmd_run, "resume": cmd_resume, "validate": cmd_validate, "pla
 
 
 def main(argv: list[str] | None = None) -> int:
-    from engine.run.telemetry import setup_logging
     setup_logging()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)

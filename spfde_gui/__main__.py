@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from engine import config as cfgmod
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spfde-gui", description="SpFDE Studio: configure, launch, watch, "
@@ -24,12 +26,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "report":
-        from spfde_gui.report.cli import main as report_main
+        from spfde_gui.report.cli import main as report_main  # the headless report: no window
         return report_main(argv[1:])
     if argv and argv[0] == "export":
         return _export(argv[1:])
     args = _parser().parse_args(argv)
-    from engine import config as cfgmod
     try:
         if args.preset:
             cfgmod.preset_path(args.preset)
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.open_run and not Path(args.open_run).is_dir():
         print(f"spfde-gui: --open: no such run directory: {args.open_run}", file=sys.stderr)
         return 2
-    from spfde_gui.window.app import run
+    from spfde_gui.window.app import run  # Qt: loaded once the arguments are known to be good
     return run(args.preset, args.config, args.open_run, args.runs_dir)
 
 

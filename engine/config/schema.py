@@ -88,18 +88,23 @@ class OptimConfig:
     nesterov: bool = False
 
 
+_MEST_EMS = METHODS["mest_ems"].fields
+_MEST_EM = METHODS["mest_em"].fields
+
+
 @dataclass
 class SparsityConfig:
     target: float = 0.9
     algorithm: str = "mest_ems"
     distribution: str = "auto"
     dense_layers: list = field(default_factory=lambda: ["stem"])
-    score_lambda: float = 0.0    # prune score |w| + lambda*|g|
-    slack: float = 0.05          # EM&S soft bound: grow back to target - slack (first segment)
-    slack_late: float = 0.025    # second segment's soft bound
-    late_start: float = 0.5625   # fraction of epochs where the second segment starts (90/160)
-    search_end: float = 0.75     # fraction of epochs after which the mask is fixed (120/160)
-    em_delta: float = 0.05       # mest_em: prune to target + delta, regrow to target
+    # MEST's fields: their defaults are declared once, by the method plug-in (methods/mest.py)
+    score_lambda: float = _MEST_EMS["score_lambda"]   # prune score |w| + lambda*|g|
+    slack: float = _MEST_EMS["slack"]            # EM&S soft bound: grow back to target - slack (first segment)
+    slack_late: float = _MEST_EMS["slack_late"]  # second segment's soft bound
+    late_start: float = _MEST_EMS["late_start"]  # fraction of epochs where the second segment starts (90/160)
+    search_end: float = _MEST_EMS["search_end"]  # fraction of epochs after which the mask is fixed (120/160)
+    em_delta: float = _MEST_EM["em_delta"]       # mest_em: prune to target + delta, regrow to target
     # Fields of the other methods: None = the default of the method's paper (methods/*.py).
     update_fraction: float | None = None   # set: zeta (0.3); rigl: alpha (0.3, cosine-decayed)
     update_steps: int | None = None        # rigl: delta_T, steps between mask updates (100)

@@ -18,6 +18,9 @@ import shutil
 from pathlib import Path
 
 from engine.config import ConfigError, RunConfig
+from engine.cost import arch as arch_mod
+from engine.cost import costmodel
+from engine.data.sizes import dataset_sizes
 
 RUNTIME_BYTES = 600 * 2**20          # interpreter, torch, libraries
 EVENT_BYTES_PER_EPOCH = 16 * 2**10   # epoch_end + updates + progress lines
@@ -113,9 +116,6 @@ def check_disk(est: dict, folder: str | Path) -> str | None:
 
 def preflight(cfg: RunConfig) -> dict:
     """The estimate for a configuration, and a ConfigError if it cannot fit in memory."""
-    from engine.cost import arch as arch_mod
-    from engine.cost import costmodel
-    from engine.data.sizes import dataset_sizes
     sizes = dataset_sizes(cfg)
     arch = arch_mod.describe(cfg.model, sizes["num_classes"], sizes["image_size"])
     batch = costmodel.memory(arch, {}, 0, cfg.batch_size, 32)["total"]

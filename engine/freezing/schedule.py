@@ -50,6 +50,8 @@ import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from engine.analysis import adaptive
+from engine.analysis import schedule as analysis_schedule
 from engine.config import RunConfig, freeze_resume_epochs
 from engine.run.payloads import FreezeSchedule
 from engine.sparsity import schedule as dst_schedule
@@ -467,9 +469,8 @@ def _plan_periodic(T, B, start, saving, goal):
 def _adaptive_range(cfg, T, n, deadline, saving) -> dict:
     """Savings freeze.scheme=adaptive can give: from its deadline (the single-shot plan) to
     every freezable block frozen as early as the patience allows."""
-    from engine.analysis import adaptive, schedule
     a = cfg.freeze.adaptive
-    earliest = adaptive.earliest_prefix(T, schedule.measure_epochs(cfg), n, a.patience)
+    earliest = adaptive.earliest_prefix(T, analysis_schedule.measure_epochs(cfg), n, a.patience)
     fastest = [max(x, y) for x, y in zip(_expand(deadline, T), earliest)]   # deadline: change points
     return {"min_saving": saving(deadline), "max_saving": saving(_points(fastest)), "earliest_prefix": fastest,
             "cka": a.cka, "mask_similarity": a.mask_similarity, "patience": a.patience}

@@ -7,7 +7,7 @@ so the torch component is loaded only when asked for.
 
 def __getattr__(name):
     if name == "Sparsifier":
-        from .sparsifier import Sparsifier
+        from .sparsifier import Sparsifier  # torch: only when the component is asked for
         return Sparsifier
     raise AttributeError(name)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from engine.component import Component
+from engine.cost.projection import samples_per_epoch
 from engine.sparsity import schedule as dst_schedule
 from engine.training.seeding import gen
 
@@ -69,7 +70,6 @@ class Sparsifier(Component):
         self._layers = [(n, m) for n, m in prunable if n not in dense]
         self._numel = {n: m.weight.numel() for n, m in self._layers}
         if self._step_based:
-            from engine.cost.projection import samples_per_epoch
             self.method = method_for(self.cfg, samples_per_epoch(self.cfg, int(trainer.train_size)))
         if self._pending is not None:
             self._restore(self._pending)

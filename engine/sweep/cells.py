@@ -14,6 +14,7 @@ from typing import Any
 
 from engine import config as config_mod
 from engine.config import ConfigError
+from engine.cost import projection as plan_mod
 from engine.sweep.spec import SweepError, SweepSpec
 
 # Default throughput for time estimates before any cell has finished: executed FLOPs
@@ -127,7 +128,6 @@ def _cell_error(spec: SweepSpec, cell: Cell, exc: ConfigError) -> SweepError:
 
 def plan_cells(spec: SweepSpec, cells: list[Cell]) -> list[Cell]:
     """Project every cell (engine.cost.projection, pure Python); seeds share their setting's plan."""
-    from engine.cost import projection as plan_mod
     cache: dict[str, dict] = {}
     for cell in cells:
         key = cell.setting_key

@@ -9,6 +9,7 @@ from engine.sweep import cells as cells_mod
 from engine.sweep import export as export_mod
 from engine.sweep import manifest as manifest_mod
 from engine.sweep import results as results_mod
+from engine.sweep import runner
 from engine.sweep import spec as spec_mod
 
 log = logging.getLogger("engine.sweep")
@@ -63,7 +64,6 @@ def main(args) -> int:
         log.info("sweep folder %s (%d cells)", m.dir, len(m.cells))
     else:
         log.info("resuming sweep folder %s", m.dir)
-    from engine.sweep import runner
     try:
         return runner.run(m, gpus=args.gpus)
     except ValueError as exc:

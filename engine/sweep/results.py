@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.sweep.cells import Cell, setting_key
-from engine.sweep.manifest import Manifest, read_jsonl
+from engine.sweep.manifest import RESULTS, Manifest, read_jsonl
 
 # The table's metrics: key in a results line -> column title.
 METRICS = {
@@ -152,7 +152,6 @@ def aggregate(cells: list[Cell], lines: list[dict]) -> list[Row]:
 
 
 def load(m: Manifest) -> list[Row]:
-    from engine.sweep.manifest import RESULTS
     return aggregate(m.cells, read_jsonl(m.dir / RESULTS))
 
 

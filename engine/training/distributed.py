@@ -46,6 +46,7 @@ from pathlib import Path
 import torch
 
 from engine.config import ConfigError
+from engine.training import checkpoint as ckpt
 from engine.training.launcher import under_torchrun
 
 log = logging.getLogger("engine.training.distributed")
@@ -422,7 +423,6 @@ class Context(Single):
     def _save_snapshot(self) -> str | None:
         if self._snapshot is None:
             return None
-        from engine.training import checkpoint as ckpt
         state = self._snapshot
         try:
             on_disk = ckpt.load(self.run_dir, map_location="cpu")["position"]

@@ -17,6 +17,7 @@ from typing import Any
 
 from engine import config as config_mod
 from engine.config import ConfigError, flatten
+from engine.run.events import read_events
 from engine.run.folder import CONFIG_FILE
 from engine.training import checkpoint as ckpt
 
@@ -42,7 +43,6 @@ def _allowed(path: str, allow: list[str]) -> bool:
 
 def _last_completed(run_dir: Path) -> int | None:
     """Epochs completed according to events.jsonl (what a lost checkpoint had reached)."""
-    from engine.run.events import read_events
     p = run_dir / "events.jsonl"
     best = None
     try:

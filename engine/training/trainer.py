@@ -17,12 +17,19 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from engine.analysis.component import Analysis
 from engine.component import Component, LoopState
 from engine.cost import arch as arch_mod
+from engine.cost.ledger import Ledger
+from engine.cost.projection import overall_density, project
 from engine.data.loaders import Data, epoch_order, num_batches
+from engine.freezing.freezer import Freezer
+from engine.models import build_model
 from engine.run.control import CommandChannel
 from engine.run.events import COMPLETED, STOPPED
 from engine.run.folder import run_id
+from engine.sieving.sieve import Sieve
+from engine.sparsity.sparsifier import Sparsifier
 from engine.training import checkpoint as ckpt
 from engine.training import distributed as dist_mod
 from engine.training.lr_schedule import block_lr
@@ -74,23 +81,16 @@ class Trainer:
         log.info("data: %s, %d train / %d test samples, %d classes (%.1fs)", cfg.data.name,
                  self.train_size, self.test_size, self.num_classes, time.monotonic() - t0)
 
-        from engine.models import build_model
         torch.manual_seed(cfg.seed)          # the initial weights depend on the seed only
         self.model = self.speed.prepare(build_model(cfg, self.num_classes).to(self.device))
         self.block_names = list(self.model.block_names)
         self.arch = arch_mod.describe(cfg.model, self.num_classes, cfg.data.image_size)
-        from engine.cost.projection import project
         self.plan = project(cfg)
         self.optimizer = self._build_optimizer()
         nb = len(self.block_names)
         self.block_lr_end: list[int] = [cfg.epochs] * nb
         self.lr_override: list[float | None] = [None] * nb
 
-        from engine.analysis.component import Analysis
-        from engine.cost.ledger import Ledger
-        from engine.freezing.freezer import Freezer
-        from engine.sieving.sieve import Sieve
-        from engine.sparsity import Sparsifier
         self.freezer = Freezer(cfg, self.plan.get("freeze_plan"))
         self.sparsifier, self.sieve, self.ledger = Sparsifier(cfg), Sieve(cfg), Ledger(cfg)
         self.analysis = Analysis(cfg)   # after the sparsifier (masked gradients), before the ledger (its cost)
@@ -368,7 +368,6 @@ class Trainer:
     def _density(self, densities: dict | None = None) -> float:
         """Fraction of weights kept over all prunable layers, kept-dense ones included: the
         convention of engine.cost.projection, so the measured and the projected curves compare."""
-        from engine.cost.projection import overall_density
         return overall_density(self.arch, self.sparsifier.densities() if densities is None else densities)
 
     def _sparse_density(self) -> float:

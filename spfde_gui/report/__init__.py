@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from spfde_gui.model.run_model import EVENTS_FILE, RunModel
+from spfde_gui.report import builder, metrics
+
 FORMATS = ("html", "pdf", "csv", "json")
 FILE_NAMES = {"html": "report.html", "pdf": "report.pdf", "csv": "metrics.csv", "json": "metrics.json"}
 # CSS pixels. A little under the page body width (A4 less margins at 96 dpi, 660): a figure
@@ -25,7 +28,6 @@ class ReportError(ValueError):
 
 def load_run(run_dir):
     """The run model of ``run_dir``; ReportError naming the path when there is nothing to read."""
-    from spfde_gui.model.run_model import EVENTS_FILE, RunModel
     p = Path(run_dir)
     if not p.exists():
         raise ReportError(f"run directory not found: {p}")
@@ -103,7 +105,6 @@ def write_report(state, model, out: Path, chosen, figures: dict) -> dict[str, Pa
     background task (``state``: its TaskState, for progress and cancellation; or None)."""
     written: dict[str, Path] = {}
     step = lambda i, what: state.set_progress(i / len(chosen), what) if state is not None else None
-    from . import metrics
     for i, fmt in enumerate(chosen):
         if state is not None:
             state.check()
@@ -113,13 +114,11 @@ def write_report(state, model, out: Path, chosen, figures: dict) -> dict[str, Pa
         elif fmt == "json":
             written["json"] = metrics.write_json(model, out / FILE_NAMES["json"])
         elif fmt == "html":
-            from . import builder
             path = out / FILE_NAMES["html"]
             path.write_text(builder.render_html(model, figures), encoding="utf-8")
             written["html"] = path
         elif fmt == "pdf":
-            from . import builder
-            from .pdf import write_pdf
+            from .pdf import write_pdf  # Qt (QTextDocument): loaded only for a PDF
             html_text = builder.render_html(model, figures, image_src=lambda f: f"figure/{f.key}.png",
                                             image_width=PDF_IMAGE_WIDTH, extra_css=PDF_CSS)
             images = {f"figure/{f.key}.png": f.png for f in figures.values()}
@@ -130,7 +129,6 @@ def write_report(state, model, out: Path, chosen, figures: dict) -> dict[str, Pa
 
 
 def _figures(model) -> dict:
-    from . import builder
     from . import figures as figure_set  # Qt and pyqtgraph: loaded only when figures are drawn
     pngs = figure_set.render_all(model, builder.planned_freeze_epochs(model))
     return {key: builder.Figure(key, title, pngs[key]) for key, title in figure_set.FIGURES if key in pngs}

@@ -11,7 +11,7 @@ from spfde_gui.report import plots as P
 
 
 def _heat(model, kind: str, title: str) -> bytes | None:
-    from spfde_gui.views.analysis import NAN_INDEX, _lut, label_width, to_indices
+    from spfde_gui.views.analysis import NAN_INDEX, _lut, label_width, to_indices  # Qt: only when drawn
     names, mat = AD.heat(model, kind)
     if not names or not np.isfinite(mat).any():
         return None
@@ -62,7 +62,7 @@ def grad_norms(model) -> bytes | None:
     P._style(plot, font, "Mean gradient norm per block (dashed: block frozen)", "epoch", "L2 norm (log)")
     plot.setLogMode(y=True)
     P._legend(plot)
-    from spfde_gui.views.base import PALETTE
+    from spfde_gui.views.base import PALETTE  # Qt: only when drawn
     for i, n in enumerate(names):
         ok = np.isfinite(g[i]) & (g[i] > 0)
         if ok.any():

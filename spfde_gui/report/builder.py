@@ -20,6 +20,7 @@ import numpy as np
 
 from engine import assets
 from engine.run.payloads import read_flops
+from spfde_gui.model import analysis_data as AD
 
 TEMPLATE = assets.path("report_template.html")
 
@@ -362,7 +363,6 @@ def freeze_section(model) -> tuple[str, Table | None]:
 
 def analysis_section(model, fig: Callable[[str, str], str], figures: dict) -> str:
     """The Section 3 analyses: what was measured, the adaptive-freezing line, the figures."""
-    from spfde_gui.model import analysis_data as AD
     an = (model.config or {}).get("analysis") or {}
     if not AD.has_analysis(model):
         why = "analysis.enabled is false" if not an.get("enabled") else "no analysis was recorded"

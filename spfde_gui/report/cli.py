@@ -10,6 +10,11 @@ import argparse
 import os
 import sys
 
+from engine.sweep.manifest import is_sweep_dir
+from spfde_gui.sweep.report import export_sweep_report
+
+from . import ReportError, export_report
+
 DEFAULT_FORMATS = "html,pdf,csv,json"
 
 
@@ -30,12 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     # No display is needed: the figures and the PDF render offscreen.
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from . import ReportError, export_report
     out = args.out if args.out is not None else os.path.join(args.run_dir, "report")
     try:
-        from engine.sweep.manifest import is_sweep_dir
         if is_sweep_dir(args.run_dir):   # a sweep folder: the results table and its scatter
-            from spfde_gui.sweep.report import export_sweep_report
             fmts = args.formats if args.formats != DEFAULT_FORMATS else None
             written = export_sweep_report(args.run_dir, out, fmts)
         else:

@@ -14,6 +14,7 @@ from pathlib import Path
 from engine.sweep import export as export_mod
 from engine.sweep import manifest as manifest_mod
 from engine.sweep import results as results_mod
+from spfde_gui.report import ReportError, plots
 
 FORMATS = ("html", "pdf", "csv", "md", "tex")
 FILE_NAMES = {"html": "sweep_report.html", "pdf": "sweep_report.pdf", "csv": "results.csv",
@@ -34,7 +35,6 @@ def scatter_png(rows: list[results_mod.Row]) -> bytes | None:
         return None
     import numpy as np
 
-    from spfde_gui.report import plots
     plots.ensure_app()
     with plots._report_options():
         pg = plots._pg()
@@ -110,7 +110,6 @@ Folder: {html.escape(str(m.dir.resolve()))}. Generated {time.strftime('%Y-%m-%d 
 
 def export_sweep_report(sweep_dir, out_dir=None, formats=None) -> dict[str, Path]:
     """Write the chosen formats (default all) into ``out_dir`` (default SWEEP_DIR/report)."""
-    from spfde_gui.report import ReportError
     try:
         m = manifest_mod.read(sweep_dir)
     except manifest_mod.SweepError as exc:
@@ -138,8 +137,7 @@ def export_sweep_report(sweep_dir, out_dir=None, formats=None) -> dict[str, Path
             p.write_text(render_html(m, rows, png), encoding="utf-8")
             written["html"] = p
         if "pdf" in chosen:
-            from spfde_gui.report import plots
-            from spfde_gui.report.pdf import write_pdf
+            from spfde_gui.report.pdf import write_pdf  # Qt (QTextDocument): only for a PDF
             plots.ensure_app()
             images = {"figure/scatter.png": png} if png is not None else {}
             text = render_html(m, rows, png, image_src="figure/scatter.png")

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from engine.sweep import export as export_mod
 from engine.sweep import manifest as manifest_mod
 from engine.sweep import results as results_mod
+from spfde_gui.sweep.report import export_sweep_report
 
 GAP_COLOUR = "#fdf0e6"
 
@@ -175,7 +176,6 @@ class SweepResultsView(QWidget):
     def report(self, out_dir: str | Path | None = None) -> dict | None:
         if self.manifest is None:
             return None
-        from spfde_gui.sweep.report import export_sweep_report
         written = export_sweep_report(self.manifest.dir, out_dir)
         self.label.setText(f"Sweep report written to {Path(next(iter(written.values()))).parent}")
         return written

@@ -10,6 +10,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from engine.config import sieve_oneshot_epoch
+from engine.data.sources import sample_image
 from spfde_gui.model.run_model import RunModel
 from spfde_gui.palette import SIEVE_COLORS
 from spfde_gui.system.tasks import TaskRunner
@@ -22,7 +24,6 @@ _SERIES = ("epoch", "active_size", "removed_size", "initial_waiting")
 
 def _render_thumbs(state, cfg: dict, ins: list, outs: list):
     """The task: the swapped samples' images, read from the dataset off the GUI thread."""
-    from engine.data.sources import sample_image
     out = []
     for idx in (ins, outs):
         imgs = []
@@ -252,7 +253,6 @@ def first_update_text(m: RunModel) -> str:
         if not isinstance(at, int) and isinstance(epochs, int):
             from types import SimpleNamespace
 
-            from engine.config import sieve_oneshot_epoch  # the engine's default rule
             at = sieve_oneshot_epoch(SimpleNamespace(epochs=epochs, sieve=SimpleNamespace(oneshot_epoch=None)))
         return (f"The one-shot removal comes at the start of epoch {_ep(at)}; until then every "
                 "epoch trains on the whole set." if isinstance(at, int) else "")

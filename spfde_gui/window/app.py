@@ -7,6 +7,8 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from engine import assets
+from engine.sweep.manifest import is_sweep_dir
+from spfde_gui.window.main_window import MainWindow
 
 ICON = assets.path("icons", "spfde.svg")
 STYLE = """
@@ -33,7 +35,6 @@ def make_app(argv: list[str] | None = None) -> QApplication:
 
 def build_window(preset: str | None = None, config: str | None = None, open_run: str | None = None,
                  runs_dir: str | None = None):
-    from spfde_gui.window.main_window import MainWindow
     win = MainWindow(runs_dir=runs_dir)
     if preset:
         win.form.load_preset(preset)
@@ -44,7 +45,6 @@ def build_window(preset: str | None = None, config: str | None = None, open_run:
         if runs_dir:
             win.form.set_field("run_dir", runs_dir)
     if open_run:
-        from engine.sweep.manifest import is_sweep_dir  # pure Python
         if is_sweep_dir(open_run):       # a sweep folder: its results table, not an empty run
             win.sweep_results.set_sweep(open_run)
             win.tabs.setCurrentWidget(win.sweep_results)

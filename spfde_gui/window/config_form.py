@@ -28,8 +28,10 @@ from PySide6.QtWidgets import (
 )
 
 from engine import config as cfgmod
+from engine.data.sizes import KNOWN
 from engine.run.folder import safe_name
 from engine.sparsity.methods import METHOD_FIELDS, METHODS
+from spfde_gui.window.gpu_selector import GpuSelector, apply_selection
 
 GROUPS = (("model", "Model && data"), ("sparsity", "Sparsity && DST"), ("freeze", "Layer freezing"),
           ("sieve", "Data sieving"), ("analysis", "Analyses"), ("training", "Training"), ("device", "Device"))
@@ -247,7 +249,6 @@ class ConfigForm(QWidget):
                 self.labels[spec.path] = lab
                 form.addRow(lab, ed)
             blay.addWidget(box)
-        from spfde_gui.window.gpu_selector import GpuSelector, apply_selection
         self.gpu_selector = GpuSelector()
         self.gpu_selector.selection_changed.connect(lambda ids: apply_selection(self, ids))
         blay.addWidget(self.gpu_selector)
@@ -374,7 +375,6 @@ class ConfigForm(QWidget):
 
     def _apply_dataset_rules(self) -> None:
         """Synthetic-only fields are disabled for a real dataset and show its sizes."""
-        from engine.data.sizes import KNOWN
         name_ed = self.editors.get("data.name")
         if name_ed is None:
             return

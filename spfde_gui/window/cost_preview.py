@@ -8,6 +8,7 @@ from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from engine import config as cfgmod
+from engine.cost import projection as plan
 from spfde_gui.system.tasks import TaskCancelled, TaskRunner
 
 DEBOUNCE_MS = 250
@@ -63,7 +64,6 @@ def per_gpu(cfg: cfgmod.RunConfig, project) -> dict | None:
 def _project(state, cfg: cfgmod.RunConfig):
     """The task: (projection, "") or ({}, why it cannot be projected)."""
     try:
-        from engine.cost import projection as plan
         res = plan.project(cfg)
         res["per_gpu"] = per_gpu(cfg, plan.project)
         return res, ""

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from spfde_gui import report
 from spfde_gui.model.run_model import RunModel, is_run_dir
 from spfde_gui.model.run_state import batch_progress_text, resume_blocker
 from spfde_gui.palette import STATUS_COLORS
@@ -493,11 +494,6 @@ class MainWindow(QMainWindow):
         thread, about a second), the files by a background task (the window stays live)."""
         m = self.model
         if m is None or m.run_dir is None or self.exporter.is_busy():
-            return None
-        try:
-            from spfde_gui import report
-        except ImportError as exc:
-            QMessageBox.warning(self, "Export report", f"The report module is not available: {exc}")
             return None
         out = Path(out_dir) if out_dir else Path(m.run_dir) / "report"
         self.statusBar().showMessage(f"Drawing the report figures of {m.name}…")

@@ -72,7 +72,7 @@ class MestEMS(Method):
 
     def update_layer(self, weight, mask, args, grad, generator):
         """(kept after the drop, new mask): drop by |w| + lambda|g|, regrow at random."""
-        from engine.sparsity import masks as M
+        from engine.sparsity import masks as M  # torch: the rule runs in training only
         d_prune, d_grow = args
         keep = M.prune(weight, mask, d_prune, grad, float(self.param("score_lambda")))
         return keep, M.grow(keep, d_grow, generator)

@@ -34,7 +34,7 @@ class SET(Method):
 
     def update_layer(self, weight, mask, args, grad, generator):
         """(kept after the drop, new mask) for one layer."""
-        from engine.sparsity import masks as M
+        from engine.sparsity import masks as M  # torch: the rule runs in training only
         n = mask.numel()
         active = int(mask.sum())
         keep = M.prune(weight, mask, (active - drop_count(active, self.param("update_fraction"))) / n)
