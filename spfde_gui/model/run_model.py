@@ -19,6 +19,7 @@ import numpy as np
 
 from engine.config import flatten
 from engine.run.events import EVENTS_FILE, RUN_STATUSES  # noqa: F401 - the run folder's event log (one definition)
+from spfde_gui.model.event_guard import check as check_event
 
 # Per-epoch columns (epoch_end fields, FLOPs ledger and memory flattened); NaN where absent.
 COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time",
@@ -132,7 +133,7 @@ class RunModel:
                 last_progress = None
             try:
                 ev = loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):   # deep nesting is not an event either
                 self.n_skipped += 1
                 continue
             if isinstance(ev, dict):
@@ -143,7 +144,7 @@ class RunModel:
             try:
                 evs.append(loads(last_progress))
                 skipped_progress -= 1
-            except ValueError:
+            except (ValueError, RecursionError):
                 self.n_skipped += 1
         self.ingest_many(evs)
         self.n_events += skipped_progress
@@ -153,7 +154,7 @@ class RunModel:
         if tail.strip() and self._alive is False:
             try:
                 ev = loads(tail)
-            except ValueError:
+            except (ValueError, RecursionError):
                 ev = None
             if isinstance(ev, dict):
                 self._file_offset += len(tail)
@@ -162,6 +163,9 @@ class RunModel:
 
     # ---------------------------------------------------------------- ingesting
     def ingest(self, ev: dict) -> None:
+        if check_event(ev) is not None:    # malformed: skipped and counted, never a crash
+            self.n_skipped += 1
+            return
         handler = self._handlers.get(ev.get("event"))
         if handler is not None:
             handler(ev)
@@ -176,6 +180,9 @@ class RunModel:
         n = 0
         last_t = None
         for ev in evs:
+            if check_event(ev) is not None:
+                self.n_skipped += 1
+                continue
             handler = handlers.get(ev.get("event"))
             if handler is not None:
                 handler(ev)

@@ -58,6 +58,8 @@ class _Heat:
         self.lo = 0.0
 
     def set(self, names: list[str], mat: np.ndarray, marks: list[tuple[int, int]]) -> None:
+        if 0 in mat.shape:      # a malformed run can leave no rows or no epochs: draw one blank cell
+            mat = np.full((max(mat.shape[0], 1), max(mat.shape[1], 1)), np.nan)
         idx, self.lo = to_indices(mat)
         self.values, self.names = mat, list(names)
         self.img.setImage(idx, autoLevels=False, levels=[0, 255])
