@@ -26,6 +26,7 @@ _TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": _NUM, "num": _NUM, 
 # The config's sections (model, data, ...): dicts that readers index into.
 _SECTIONS = tuple(k for k, v in dataclasses.asdict(RunConfig()).items() if isinstance(v, dict))
 # Nested dicts the readers index into, per event: field -> its own dict-valued keys.
+_LEDGER_EVENTS = ("epoch_end", "run_finished", "run_started")
 _NESTED_DICTS = {"flops": ("saved", "overhead"), "flops_epoch": ("saved",), "final": ()}
 
 
@@ -60,6 +61,8 @@ def _ok(v: Any, typ: str) -> bool:
 
 
 def _check_nested(name: str, ev: dict) -> str | None:
+    if name not in _LEDGER_EVENTS:      # other events may use these names for other shapes
+        return None
     for fld, inner in _NESTED_DICTS.items():
         d = ev.get(fld)
         if d is None:
