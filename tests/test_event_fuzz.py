@@ -43,6 +43,8 @@ def test_each_hostile_line_is_skipped_and_counted(tmp_path):
         assert m.n_skipped == 1, bad
         assert m.n_epochs == 3
         exercise(m)
+        from spfde_gui.report import builder, load_run
+        assert "1 line of events.jsonl skipped" in builder.render_html(load_run(d), {})
     assert m.frozen_matrix().shape[0] < MAX_BLOCKS
 
 

@@ -335,6 +335,14 @@ class RunModel:
 
     # ---------------------------------------------------------------- answers
     @property
+    def skipped_text(self) -> str:
+        """'N lines skipped' for the run's header and report; empty when every line was read."""
+        n = self.n_skipped
+        if not n:
+            return ""
+        return f"{n} line{'s' if n != 1 else ''} of {EVENTS_FILE} skipped (malformed or not an event)."
+
+    @property
     def status(self) -> str:
         # run_finished is the engine's own last word: it outranks an error reported before it
         if self.finished is not None:

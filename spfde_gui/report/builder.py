@@ -481,6 +481,9 @@ def render_html(model, figures: dict[str, Figure], *, image_src: Callable[[Figur
         return _figure_html(figures[key], image_src, image_width) if key in figures else f'<p class="empty">{missing}</p>'
 
     parts = []
+    if getattr(model, "skipped_text", ""):
+        parts.append('<table class="info" width="100%" cellpadding="8"><tr><td>'
+                     f'{html.escape(model.skipped_text)}</td></tr></table>')
     if model.error:
         tb = str(model.error.get("traceback") or "").strip().splitlines()[-12:]
         parts.append('<table class="alert" width="100%" cellpadding="8"><tr><td>'

@@ -137,7 +137,7 @@ class RunHeader(QWidget):
         text = batch_progress_text(m) if st == "running" else ""
         self.rate.setText(text)
         self.rate.setVisible(bool(text))
-        self._show_warnings(m.warnings)
+        self._show_warnings(m.warnings, m.skipped_text)
         if st in ("crashed", "killed"):
             err = m.error or {}
             msg = err.get("message") or "the engine stopped without finishing the run (no run_finished event)"
@@ -152,15 +152,17 @@ class RunHeader(QWidget):
             self.banner.hide()
             self.tail.hide()
 
-    def _show_warnings(self, warnings: list[dict]) -> None:
+    def _show_warnings(self, warnings: list[dict], skipped: str = "") -> None:
         if not warnings:
-            self.warning.hide()
+            self.warning.setText(f"⚠ {html.escape(skipped)}")
+            self.warning.setVisible(bool(skipped))
             return
         last = warnings[-1]
         msg = str(last.get("message") or last.get("type") or "the engine reported a non-fatal error")
         where = f" (epoch {last['epoch']})" if isinstance(last.get("epoch"), int) else ""
         count = f"{len(warnings)} warnings, latest" if len(warnings) > 1 else "Warning"
-        self.warning.setText(f"⚠ <b>{count}{where}:</b> {html.escape(msg)} — the run went on.")
+        self.warning.setText(f"⚠ <b>{count}{where}:</b> {html.escape(msg)} — the run went on."
+                             + (f" {html.escape(skipped)}" if skipped else ""))
         self.warning.show()
 
 
