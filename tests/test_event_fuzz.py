@@ -49,7 +49,8 @@ def test_each_hostile_line_is_skipped_and_counted(tmp_path):
 
 
 def test_deep_nesting_is_skipped_not_a_recursion_error(tmp_path):
-    m = write(tmp_path, [json.dumps(real_events()[0]), DEEP_LINE, '{"event": "epoch_end", "x": ' + "[" * 50000 + "]" * 50000 + "}"])
+    deep_field = '{"event": "epoch_end", "x": ' + "[" * 50000 + "]" * 50000 + "}"
+    m = write(tmp_path, [json.dumps(real_events()[0]), DEEP_LINE, deep_field])
     assert m.n_skipped == 2 and m.run_started is not None
 
 

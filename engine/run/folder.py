@@ -2,6 +2,8 @@
 events.jsonl, checkpoints/ and (written by the GUI) report/."""
 from __future__ import annotations
 
+import errno
+import os
 import re
 import shutil
 import time
@@ -63,3 +65,40 @@ def read_config(run_dir: str | Path):
 
 def run_id(run_dir: str | Path) -> str:
     return Path(run_dir).name
+
+
+# ----------------------------------------------------------------------------- links
+# A run folder may come from someone else (an archive, a shared filesystem): its special
+# files must never be links, or the engine would truncate, append to or write through to
+# whatever they point at.
+SPECIAL_FILES = (".lock", "events.jsonl", "checkpoints", CONFIG_FILE, "stderr.log")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+class LinkedFileError(OSError):
+    """A run or sweep folder's special file is a symbolic link; the message names it."""
+
+
+def refuse_links(folder: str | Path, names: tuple[str, ...] = SPECIAL_FILES) -> None:
+    """Raise LinkedFileError naming every one of ``names`` in ``folder`` that is a link."""
+    d = Path(folder)
+    links = [n for n in names if (d / n).is_symlink()]
+    if links:
+        raise LinkedFileError(
+            f"refusing run folder {d}: {', '.join(links)} {'is a' if len(links) == 1 else 'are'} symbolic "
+            f"link{'' if len(links) == 1 else 's'}; the engine never writes through a link (replace "
+            f"{'it' if len(links) == 1 else 'them'} with a real file or folder, or remove {'it' if len(links) == 1 else 'them'})")
+
+
+def open_nofollow(path: str | Path, flags: int, mode: int = 0o644) -> int:
+    """``os.open`` that refuses a symbolic link at ``path`` (O_NOFOLLOW where the OS has
+    it, a check before opening elsewhere) with a LinkedFileError naming it."""
+    p = Path(path)
+    if not _NOFOLLOW and p.is_symlink():
+        raise LinkedFileError(f"refusing {p}: it is a symbolic link")
+    try:
+        return os.open(p, flags | _NOFOLLOW, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or (p.is_symlink() and not p.exists()):
+            raise LinkedFileError(f"refusing {p}: it is a symbolic link") from None
+        raise

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from engine.run.folder import open_nofollow, refuse_links
+
 LOCK_FILE = ".lock"
 
 
@@ -23,7 +25,9 @@ class RunLock:
         self._fd: int | None = None
 
     def acquire(self) -> RunLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        # a linked .lock would be truncated wherever it points: refuse links first
+        refuse_links(self.path.parent)
+        fd = open_nofollow(self.path, os.O_RDWR | os.O_CREAT)
         try:
             _lock(fd)
         except OSError:

@@ -7,6 +7,7 @@ warns once on stderr, keeps the unwritten lines and retries on the next event.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from engine.run.events import EVENTS_FILE, dumps, make_event
+from engine.run.folder import open_nofollow
 
 log = logging.getLogger("engine")
 
@@ -131,7 +133,8 @@ class Emitter:
 def _open_append(path):
     """Open events.jsonl for appending, first ending a torn last line (a kill or a full disk
     mid-write) so that the next event, e.g. a resume's run_started, is not glued onto it."""
-    fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 (the emitter keeps it open for the run)
+    # never appended through a link (a shared folder's events.jsonl may point anywhere)
+    fh = os.fdopen(open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a", encoding="utf-8")
     try:
         if fh.tell() > 0:
             with open(path, "rb") as rb:

@@ -167,6 +167,8 @@ def save(run_dir: str | Path, state: dict[str, Any], epoch_tag: int | None = Non
     """Write ``state`` as last.pt; with ``epoch_tag`` also as epoch_XXXX.pt (pruned to ``keep``).
     Returns (path written, bytes)."""
     d = checkpoint_dir(run_dir)
+    if d.is_symlink():       # a linked checkpoints/ would be written through
+        raise CheckpointError(f"refusing to write checkpoints: {d} is a symbolic link (replace it with a real folder)")
     d.mkdir(parents=True, exist_ok=True)
     state = dict(state, format=FORMAT)
     data = _checked_bytes(state, f"in {d}")
