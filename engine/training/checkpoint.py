@@ -19,12 +19,15 @@ import logging
 import os
 import random
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from engine.run.folder import LinkedFileError, open_nofollow
 
 log = logging.getLogger("engine.training.checkpoint")
 
@@ -224,14 +227,32 @@ def remove_stale_temps(run_dir: str | Path) -> int:
 
 # ----------------------------------------------------------------------------- reading
 
-def read_verified(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """Load one checkpoint file: header, checksum, then a weights-only unpickle."""
-    try:
-        with open(path, "rb") as fh:
-            header = fh.readline(_HEADER_MAX)
-            payload = fh.read()
+def _read_payload(path: Path) -> tuple[str, bytes]:
+    """The payload of one checkpoint file, checked before it is read: a regular file (never a
+    link, device or FIFO, which would hang or never end) whose size matches its header."""
+    try:   # O_NONBLOCK: opening a FIFO must not wait for a writer
+        fd = open_nofollow(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except LinkedFileError:
+        raise CheckpointError(f"checkpoint {path} refused: it is a symbolic link") from None
     except OSError as exc:
         raise CheckpointError(f"checkpoint {path} cannot be read: {exc}") from exc
+    size = os.fstat(fd)
+    if not stat.S_ISREG(size.st_mode):
+        os.close(fd)
+        raise CheckpointError(f"checkpoint {path} refused: not a regular file (a device, FIFO or folder)")
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            header = fh.readline(_HEADER_MAX)
+            digest, length = _parse_header(path, header)
+            if length != size.st_size - len(header):
+                raise CheckpointError(f"checkpoint {path} is corrupt: {size.st_size - len(header)} bytes of payload, "
+                                      f"the header says {length} (truncated?)")
+            return digest, fh.read(length)
+        except OSError as exc:
+            raise CheckpointError(f"checkpoint {path} cannot be read: {exc}") from exc
+
+
+def _parse_header(path: Path, header: bytes) -> tuple[str, int]:
     parts = header.split()
     if len(parts) != 4 or parts[0] != MAGIC:
         what = "is empty" if not header else "has no SpFDE checkpoint header (an older engine's file, or not a checkpoint)"
@@ -242,9 +263,12 @@ def read_verified(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} is corrupt: unreadable header") from None
     if fmt != FORMAT:
         raise CheckpointError(f"checkpoint {path} has format {fmt}; this engine reads format {FORMAT}")
-    if len(payload) != length:
-        raise CheckpointError(f"checkpoint {path} is corrupt: {len(payload)} bytes of payload, the header says "
-                              f"{length} (truncated?)")
+    return digest, length
+
+
+def read_verified(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load one checkpoint file: header, checksum, then a weights-only unpickle."""
+    digest, payload = _read_payload(Path(path))
     if hashlib.sha256(payload).hexdigest() != digest:
         raise CheckpointError(f"checkpoint {path} is corrupt: its SHA-256 checksum does not match")
     try:
