@@ -28,7 +28,7 @@ from engine.cost import projection as plan_mod
 from engine.data.checks import CIFAR_FILES, check_dataset
 from engine.run import folder as run_dir_mod
 from engine.run.control import CommandChannel
-from engine.run.lock import RunLock, RunLockedError
+from engine.run.lock import RunLock, RunLockedError, lock_for_worker
 from engine.run.telemetry import Emitter, setup_logging
 from engine.sweep import cli as sweep_cmd
 from engine.training import launcher, threads
@@ -143,7 +143,8 @@ def cmd_plan(args) -> int:
 def cmd_run(args) -> int:
     cfg = _load(args)
     if args.attach:                      # a torchrun worker of `run`: the launcher made and locked the folder
-        return _train(cfg, Path(args.attach), stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
+        return _worker_locked(Path(args.attach), lambda: _train(
+            cfg, Path(args.attach), stop_on_eof=args.stop_on_eof, events_on_tty=args.events))
     est = resources.preflight(cfg)        # refuses a run that cannot fit in memory
     # What only the projection can catch (an unreachable freeze target, unknown dense layers)
     # is a configuration error before any run directory exists, as in `validate`.
@@ -181,13 +182,7 @@ def cmd_resume(args) -> int:
     if launcher.under_torchrun():
         # A worker of a distributed resume (started by the launcher below, which holds the
         # lock, or by torchrun by hand): rank 0 prepares it and passes config and state on.
-        point = None
-        if int(os.environ.get("RANK", "0")) == 0:
-            _set_threads_from(d)
-            from engine.training.resume import prepare  # torch: after the thread policy
-            point = prepare(d, args.allow_change)
-        return _train(point.cfg if point else None, d, point, resume=True,
-                      stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
+        return _worker_locked(d, lambda: _resume_worker(d, args))
     if not d.is_dir():
         raise ConfigError([("RUN_DIR", f"not a directory: {d}")])
     d = d.resolve()      # events carry paths (checkpoints) that must not depend on this cwd
@@ -210,6 +205,30 @@ def cmd_resume(args) -> int:
         return _train(point.cfg, d, point, resume=True, stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
     finally:
         lock.release()
+
+
+def _resume_worker(d: Path, args) -> int:
+    point = None
+    if int(os.environ.get("RANK", "0")) == 0:
+        _set_threads_from(d)
+        from engine.training.resume import prepare  # torch: after the thread policy
+        point = prepare(d, args.allow_change)
+    return _train(point.cfg if point else None, d, point, resume=True,
+                  stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
+
+
+def _worker_locked(d: Path, work) -> int:
+    """Run a distributed worker's ``work`` holding the run lock (rank 0 takes it, unless the
+    launcher that started torchrun holds it): two jobs never train one folder."""
+    try:
+        lock = lock_for_worker(d, int(os.environ.get("RANK", "0")))
+    except (RunLockedError, OSError) as exc:
+        return _fail_at_start(f"cannot lock run folder {d}: {exc}")
+    try:
+        return work()
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _set_threads_from(run_dir: Path) -> None:

@@ -79,3 +79,38 @@ except ImportError:                      # Windows
 
     def _lock(fd: int) -> None:
         msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]  # Windows only
+
+
+# ----------------------------------------------------------------------------- torchrun
+# A distributed run's launcher locks the folder and starts torchrun; its workers are
+# grandchildren and cannot share its lock, so the launcher names itself in the environment.
+# A worker trusts that only while the named process is alive and is the lock file's holder;
+# otherwise (torchrun started by hand, a stale variable) rank 0 takes the lock itself before
+# any rank writes: the other ranks wait for it at the process group's rendezvous.
+LOCK_HELD_ENV = "SPFDE_RUN_LOCK_HELD"
+
+
+def held_for_children(run_dir: str | Path) -> dict[str, str]:
+    """The environment entry a launcher holding ``run_dir``'s lock passes to its workers."""
+    return {LOCK_HELD_ENV: f"{os.getpid()}:{Path(run_dir).resolve()}"}
+
+
+def held_by_launcher(run_dir: str | Path) -> bool:
+    pid_text, _, path = os.environ.get(LOCK_HELD_ENV, "").partition(":")
+    if not pid_text.isdigit() or path != str(Path(run_dir).resolve()):
+        return False
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+        with open(Path(run_dir) / LOCK_FILE, "rb") as fh:     # read only: never truncates
+            return fh.read(32).decode("ascii", "replace").strip() == pid_text
+    except (OSError, ValueError):
+        return False
+
+
+def lock_for_worker(run_dir: str | Path, rank: int) -> RunLock | None:
+    """The lock a distributed worker must hold: rank 0 takes it unless its launcher holds it;
+    other ranks take none. Raises RunLockedError (or LinkedFileError) when it is held elsewhere."""
+    if rank != 0 or held_by_launcher(run_dir):
+        return None
+    return RunLock(run_dir).acquire()

@@ -20,6 +20,7 @@ from pathlib import Path
 from engine import config as config_mod
 from engine.config import ConfigError
 from engine.run.events import read_events
+from engine.run.lock import held_for_children
 from engine.run.telemetry import Emitter
 
 log = logging.getLogger("engine.training.launcher")
@@ -54,6 +55,7 @@ def launch(cfg, run_dir: Path, worker_argv: list[str]) -> int:
     workers stop together with a checkpoint); a second one kills the job. If the job ends
     badly without saying why (rank 0 itself was killed), an ``error`` event says so."""
     env = dict(os.environ)
+    env.update(held_for_children(run_dir))    # the workers' rank 0 must not lock it again
     gpus = config_mod.gpu_list(cfg)
     if gpus is not None:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
