@@ -40,7 +40,7 @@ def check(ev: Any) -> str | None:
     if "time" in ev and not _ok(ev["time"], "num"):
         return f"{name}: 'time' is not a number"
     for fld, typ in EVENT_FIELDS.get(name, {}).items():
-        if fld in ev and not _ok(ev[fld], typ.rstrip("?")):
+        if fld in ev and not _ok(ev[fld], typ.rstrip("?"), nullable=typ.endswith("?") or typ == "num"):
             return f"{name}: field '{fld}' is not {typ.rstrip('?')}"
     for fld in ("epoch", "start_epoch", "block_index"):
         v = ev.get(fld)
@@ -49,10 +49,10 @@ def check(ev: Any) -> str | None:
     return _check_nested(name, ev)
 
 
-def _ok(v: Any, typ: str) -> bool:
-    # null is tolerated everywhere (NaN is written as null; readers default a None)
+def _ok(v: Any, typ: str, nullable: bool = True) -> bool:
+    # null only where the schema allows it (an optional field, or a metric: NaN is null)
     if v is None:
-        return True
+        return nullable
     if typ in ("int", "num"):
         return isinstance(v, _NUM) and not isinstance(v, bool)
     if typ == "list" and isinstance(v, list):
