@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from engine import assets
+from engine.config import safe_yaml
 from engine.sparsity.allocation import LAYER_GROUPS  # noqa: F401  (engine.config.LAYER_GROUPS)
 from engine.sparsity.methods import METHODS, field_errors
 
@@ -600,8 +601,8 @@ def read_file(path: str | Path) -> dict:
     except OSError as exc:
         raise ConfigError([("<file>", f"cannot be read: {exc}")], str(p)) from None
     try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.load(text, Loader=_UniqueKeyLoader)
-    except (json.JSONDecodeError, yaml.YAMLError, RecursionError) as exc:
+        data = json.loads(text) if p.suffix.lower() == ".json" else safe_yaml.load(text, _UniqueKeyLoader)
+    except (json.JSONDecodeError, yaml.YAMLError, RecursionError, ValueError) as exc:
         raise ConfigError([("<file>", f"not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}: {exc}")], str(p)) from None
     if data is None:
         # An empty file is almost always a mistake (a failed save, a wrong path): not "all defaults".
@@ -620,6 +621,11 @@ def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool 
     seen: set = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(None, None, f"a {type(key).__name__} cannot be a key",
+                                                    key_node.start_mark) from None
         if key in seen:
             raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         seen.add(key)

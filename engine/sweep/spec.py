@@ -23,9 +23,10 @@ from typing import Any
 import yaml
 
 from engine import config as config_mod
-from engine.config import ConfigError
+from engine.config import ConfigError, safe_yaml
 
 DEFAULT_MAX_CELLS = 500
+MAX_SEEDS = 10_000               # seeds a sweep may name (each one is a cell per setting)
 SWEEPS_DIR = Path(__file__).resolve().parent.parent.parent / "assets" / "sweeps"
 SWEEP_KEYS = ("name", "base", "overrides", "axes", "linked", "seeds", "max_cells", "sweep_dir", "description")
 # Fields a sweep may not vary: the seed has its own key, and these name the run folder.
@@ -203,6 +204,15 @@ def _check_axis(where: str, fld: str, values: Any, errors: list, unique: bool = 
             errors.append((where, f"repeated values in {values!r}"))
 
 
+def _short(v: Any, limit: int = 80) -> str:
+    """``repr(v)`` cut to ``limit`` characters: a message never holds a rejected value whole."""
+    try:
+        text = repr(v) if not isinstance(v, (list, dict)) or len(v) <= 20 else f"<{type(v).__name__} of {len(v)}>"
+    except ValueError:                  # an int over Python's digit limit
+        text = "<a very large integer>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _seeds(raw: Any, base: dict, errors: list) -> list[int]:
     start = base.get("seed", 0) if isinstance(base.get("seed", 0), int) else 0
     if isinstance(raw, bool) or raw is None:
@@ -210,14 +220,17 @@ def _seeds(raw: Any, base: dict, errors: list) -> list[int]:
         return [0]
     if isinstance(raw, int):
         if raw < 1:
-            errors.append(("seeds", f"expected at least 1 seed, got {raw}"))
+            errors.append(("seeds", f"expected at least 1 seed, got {_short(raw)}"))
+            return [0]
+        if raw > MAX_SEEDS:           # checked before the list is built (a billion seeds is 4 GB)
+            errors.append(("seeds", f"{_short(raw)} seeds; at most {MAX_SEEDS} (each seed is a cell)"))
             return [0]
         return [start + i for i in range(raw)]
     if isinstance(raw, list) and raw and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in raw):
         if len(set(raw)) != len(raw):
-            errors.append(("seeds", f"repeated seeds in {raw!r}"))
+            errors.append(("seeds", f"repeated seeds in {_short(raw)}"))
         return list(raw)
-    errors.append(("seeds", f"expected a count (3) or a list of non-negative integers, got {raw!r}"))
+    errors.append(("seeds", f"expected a count (3) or a list of non-negative integers, got {_short(raw)}"))
     return [0]
 
 
@@ -226,7 +239,12 @@ def load(path: str | Path) -> SweepSpec:
     if not p.is_file():
         raise SweepError([("FILE", f"sweep file not found: {p}")], str(p))
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise SweepError([("<file>", f"not valid YAML: {exc}")], str(p)) from None
+        data = safe_yaml.load(p.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SweepError([("<file>", f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})")],
+                         str(p)) from None
+    except OSError as exc:
+        raise SweepError([("<file>", f"cannot be read: {exc}")], str(p)) from None
+    except (yaml.YAMLError, ValueError) as exc:   # ValueError: an integer over Python's digit limit
+        raise SweepError([("<file>", f"not valid YAML: {str(exc)[:300]}")], str(p)) from None
     return parse(data, source=str(p), here=p.resolve().parent)
