@@ -15,6 +15,7 @@ from typing import Any
 from engine import config as config_mod
 from engine.config import ConfigError
 from engine.cost import projection as plan_mod
+from engine.run.folder import NAME_MAX, safe_name
 from engine.sweep.spec import SweepError, SweepSpec
 
 # Default throughput for time estimates before any cell has finished: executed FLOPs
@@ -49,7 +50,11 @@ class Cell:
 
     @classmethod
     def from_dict(cls, d: dict) -> Cell:
-        return cls(index=int(d["index"]), name=str(d["name"]), setting=dict(d.get("setting") or {}),
+        name = str(d["name"])
+        if safe_name(name) != name:     # a crafted manifest must not name paths outside the sweep folder
+            raise SweepError([("cells", f"cell name {name[:80]!r} is not a plain file name (letters, digits, "
+                                        f"'.', '_', '-'; no leading dot; at most {NAME_MAX} characters)")])
+        return cls(index=int(d["index"]), name=name, setting=dict(d.get("setting") or {}),
                    seed=int(d["seed"]), config=dict(d["config"]), projected=dict(d.get("projected") or {}))
 
 
@@ -105,7 +110,7 @@ def expand(spec: SweepSpec) -> list[Cell]:
             for k, v in setting.items():
                 config_mod._set_dotted(d, k, v)
             i = len(cells)
-            name = f"{_slug(spec.name)}-c{i:03d}"
+            name = cell_name(spec.name, i)
             d["seed"], d["name"] = seed, name
             cell = Cell(index=i, name=name, setting=setting, seed=seed, config=d)
             try:
@@ -116,9 +121,13 @@ def expand(spec: SweepSpec) -> list[Cell]:
     return cells
 
 
-def _slug(name: str) -> str:
-    import re
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "sweep"
+def cell_name(sweep_name: str, index: int) -> str:
+    """The cell's run name, which is also its run folder's prefix: already a safe_name, so
+    the run folder keeps it whole and a resume finds the folder (a long sweep name or one
+    starting with a dot used to be cut by the folder's rule and the cell restarted)."""
+    suffix = f"-c{index:03d}"
+    stem = safe_name(sweep_name)[:NAME_MAX - len(suffix)].rstrip("_.-") or "sweep"
+    return stem + suffix
 
 
 def _cell_error(spec: SweepSpec, cell: Cell, exc: ConfigError) -> SweepError:

@@ -5,6 +5,7 @@ import logging
 import sys
 from pathlib import Path
 
+from engine.run.lock import RunLockedError
 from engine.sweep import cells as cells_mod
 from engine.sweep import export as export_mod
 from engine.sweep import manifest as manifest_mod
@@ -66,6 +67,6 @@ def main(args) -> int:
         log.info("resuming sweep folder %s", m.dir)
     try:
         return runner.run(m, gpus=args.gpus)
-    except ValueError as exc:
+    except (ValueError, RunLockedError, OSError) as exc:   # the lock: another sweep runs this folder
         print(str(exc), file=sys.stderr)
         return 2

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from engine.run.events import dumps, make_event
+from engine.run.lock import RunLock
 from engine.sweep import results as results_mod
 from engine.sweep import state as state_mod
 from engine.sweep.cells import Cell
@@ -254,6 +255,13 @@ class SweepRunner:
 
 
 def run(m: Manifest, gpus: str = "auto", out: IO[str] | None = None) -> int:
+    """Run the sweep's remaining cells holding the sweep folder's lock (two sweep processes
+    on one folder would both run every cell). Raises RunLockedError when it is held."""
+    with RunLock(m.dir):
+        return _run_locked(m, gpus, out)
+
+
+def _run_locked(m: Manifest, gpus: str, out: IO[str] | None) -> int:
     ids = detect_gpus(gpus)
     slots: list[str | None] = list(ids) if len(ids) > 1 else [None]
     runner = SweepRunner(m, slots=slots, out=out)

@@ -1,0 +1,52 @@
+"""Sweep folders from elsewhere: a long or dotted sweep name still resumes its cells, a
+crafted manifest cannot name a path outside the folder, two sweeps never share a folder."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from engine import config as config_mod
+from engine.run import folder
+from engine.run.lock import RunLock, RunLockedError
+from engine.sweep import cells as cells_mod
+from engine.sweep import manifest, runner, spec, state
+from engine.sweep.spec import SweepError
+from tests.test_sweep import TINY
+
+
+def _spec(name):
+    return spec.parse({"name": name, "base": {"preset": "demo"}, "overrides": TINY,
+                       "axes": {"optim.lr": [0.05, 0.1]}, "seeds": 1})
+
+
+@pytest.mark.parametrize("name", ["x" * 120, ".hidden-sweep", "a sweep with spaces and a very long name " * 3])
+def test_long_or_dotted_sweep_name_resumes_its_cell_folder(tmp_path, name):
+    s = _spec(name)
+    cells = cells_mod.expand(s)
+    m = manifest.create(s, cells, tmp_path)
+    for c in cells:
+        assert folder.safe_name(c.name) == c.name and len(c.name) <= folder.NAME_MAX
+        rd = folder.create(config_mod.from_dict(c.config), m.dir)   # what the engine does
+        assert state.run_dirs(m.dir, c) == [rd]                    # so a resume finds it
+    assert len({c.name for c in cells}) == len(cells)
+
+
+@pytest.mark.parametrize("bad", ["../../escape", "/abs/path", ".hidden", "a/b", "x" * 200])
+def test_crafted_manifest_cell_name_is_refused(tmp_path, bad):
+    s = _spec("t")
+    m = manifest.create(s, cells_mod.expand(s), tmp_path)
+    data = yaml.safe_load((m.dir / manifest.MANIFEST).read_text())
+    data["cells"][0]["name"] = bad
+    (m.dir / manifest.MANIFEST).write_text(yaml.safe_dump(data))
+    with pytest.raises(SweepError, match="not a plain file name"):
+        manifest.read(m.dir)
+    assert not (tmp_path.parent / "escape.log").exists()
+
+
+def test_two_sweeps_on_one_folder_the_second_is_refused(tmp_path):
+    s = _spec("t")
+    m = manifest.create(s, cells_mod.expand(s), tmp_path)
+    # the first sweep process holds the folder; the second is refused before any cell starts
+    with RunLock(m.dir), pytest.raises(RunLockedError, match="in use"):
+        runner.run(m, gpus="cpu")
+    assert state.run_dirs(m.dir, m.cells[0]) == []
