@@ -146,6 +146,11 @@ def cmd_run(args) -> int:
         return _worker_locked(Path(args.attach), lambda: _train(
             cfg, Path(args.attach), stop_on_eof=args.stop_on_eof, events_on_tty=args.events))
     est = resources.preflight(cfg)        # refuses a run that cannot fit in memory
+    if cfg.device.startswith(("cuda", "mps")):
+        # a missing GPU is a configuration error before any run folder exists, as in
+        # `validate`; the thread policy first, since the check loads torch
+        threads.apply(cfg.threads)
+        _check_device(cfg.device)
     # What only the projection can catch (an unreachable freeze target, unknown dense layers)
     # is a configuration error before any run directory exists, as in `validate`.
     plan_mod.project(cfg)

@@ -30,9 +30,11 @@ def create(cfg, runs_dir: str | Path | None = None) -> Path:
     """A fresh run directory with the configuration saved in it. Raises RunDirError (with
     nothing half-made left behind) when the folder or its config cannot be written."""
     base = Path(runs_dir if runs_dir is not None else cfg.run_dir).expanduser()
+    if "\0" in str(base):
+        raise RunDirError(f"run_dir {str(base)[:80]!r} holds a NUL character; name a folder without one")
     try:
         base.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise RunDirError(f"cannot create the runs folder {base}: {exc}") from None
     stem = f"{safe_name(cfg.name)}-{time.strftime('%Y%m%d-%H%M%S')}"
     for n in range(1000):
