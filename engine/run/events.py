@@ -68,7 +68,9 @@ EVENT_FIELDS: dict[str, dict[str, str]] = {
 }
 # How a run ends (run_finished.status) ...
 COMPLETED, STOPPED = "completed", "stopped"
-RUN_STATUSES = (COMPLETED, STOPPED)
+# every epoch finished but the final checkpoint could not be written (a full disk)
+FINISHED_UNSAVED = "finished_unsaved"
+RUN_STATUSES = (COMPLETED, STOPPED, FINISHED_UNSAVED)
 # ... and every state a reader can assign a run folder (the studio, the report): a run is
 # "new" before its first event, "running" while it writes, "crashed" if it ended otherwise.
 RUN_STATES = ("new", "running", COMPLETED, STOPPED, "crashed")

@@ -124,6 +124,20 @@ def _fsync_dir(d: Path) -> None:
         os.close(fd)
 
 
+def remove_temp_files(run_dir: str | Path) -> int:
+    """Remove this engine's leftover temporary checkpoint files (``.<name>.*.tmp`` from a write
+    that failed or was killed) to free space; returns how many were removed."""
+    n = 0
+    for p in checkpoint_dir(run_dir).glob(".*.tmp"):
+        try:
+            if p.is_file() and not p.is_symlink():
+                p.unlink()
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
 def atomic_write(data, path: Path) -> int:
     """Write ``data`` (bytes, or a list of byte chunks) to ``path`` atomically through a
     uniquely named temporary file (two writers never share one); returns the size. Raises

@@ -26,7 +26,7 @@ from engine.data.loaders import Data, epoch_order, num_batches
 from engine.freezing.freezer import Freezer
 from engine.models import build_model
 from engine.run.control import CommandChannel
-from engine.run.events import COMPLETED, STOPPED
+from engine.run.events import COMPLETED, FINISHED_UNSAVED, STOPPED
 from engine.run.folder import run_id
 from engine.sieving.sieve import Sieve
 from engine.sparsity.sparsifier import Sparsifier
@@ -189,8 +189,7 @@ class Trainer:
                 every = self.cfg.checkpoint.every
                 if every > 0 and (epoch + 1) % every == 0 and epoch + 1 < self.cfg.epochs:
                     self._checkpoint("periodic", mid_epoch=False, tag=epoch + 1)
-            self._checkpoint("end", mid_epoch=False, final=True)
-            status = COMPLETED
+            status = COMPLETED if self._final_checkpoint() else FINISHED_UNSAVED
         except _Stop:
             status = STOPPED
         self.emit("run_finished", status=status, epochs_completed=self.epochs_completed,
@@ -449,6 +448,26 @@ class Trainer:
                         "speed": self.speed.state_dict()},
             "rng": ckpt.rng_state(),
         }
+
+    def _final_checkpoint(self) -> bool:
+        """The end checkpoint; on failure (a full disk) retried once after removing the
+        engine's own leftover temporary files. False when it still fails: every epoch is done
+        and an earlier checkpoint stays valid, so the run ends finished_unsaved, not failed."""
+        try:
+            self._checkpoint("end", mid_epoch=False, final=True)
+            return True
+        except ckpt.CheckpointError:
+            ckpt.remove_temp_files(self.run_dir)
+        try:
+            self._checkpoint("end", mid_epoch=False, final=True)
+            return True
+        except ckpt.CheckpointError as exc:
+            msg = (f"every epoch finished but the final checkpoint could not be written: {exc}. The metrics "
+                   "are in events.jsonl; free disk space and run `spfde-train resume` on this folder to "
+                   "save the final weights (it resumes from the last checkpoint written)")
+            log.error("%s", msg)
+            self.emit("error", message=msg, traceback=traceback.format_exc(), fatal=False)
+            return False
 
     def _checkpoint(self, reason: str, mid_epoch: bool, partial=None, tag: int | None = None,
                     final: bool = False) -> bool:
