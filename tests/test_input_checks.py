@@ -198,3 +198,18 @@ def test_run_names_are_sanitised_in_one_place(tmp_path, name):
     fd, path = tempfile.mkstemp(prefix=f"spfde-{s}-", suffix=".yaml", dir=tmp_path)   # as the studio does
     os.close(fd)
     assert Path(path).parent == tmp_path
+
+
+def test_memory_refusal_names_the_field_that_drives_the_excess():
+    from engine.cost import arch as arch_mod
+    from engine.data.sizes import dataset_sizes
+    cfg = C.from_dict({"data": {"train_size": 1000, "test_size": 9_000_000, "image_size": 64}})
+    sizes = dataset_sizes(cfg)
+    arch = arch_mod.describe(cfg.model, sizes["num_classes"], sizes["image_size"])
+    est = resources.estimate(cfg, sizes, arch.params, 0)
+    # both in-memory copies are counted: the N,H,W,3 array and DeviceDataset's N,3,H,W tensor
+    assert est["dataset_test"] >= 2 * 9_000_000 * 3 * 64 * 64
+    with pytest.raises(ConfigError, match=r"data.test_size"):
+        resources.check_memory(est, available=8 * 2**30)
+    with pytest.raises(ConfigError, match=r"batch_size"):
+        resources.check_memory(dict(est, dataset_train=0, dataset_test=0, batch=2**40), available=8 * 2**30)
