@@ -85,3 +85,34 @@ def test_views_survive_hostile_runs(tmp_path):
                 view = cls()
                 for m in models:
                     view.set_model(m)
+
+
+def test_runs_panel_loads_a_folder_of_bad_runs_without_looping(tmp_path):
+    pytest.importorskip("PySide6")
+    import os
+
+    from PySide6.QtWidgets import QApplication
+
+    from spfde_gui.window.runs_panel import RunsPanel
+    QApplication.instance() or QApplication([])
+    base = [json.dumps(e) for e in real_events()]
+    for i, bad in enumerate(HOSTILE_LINES):
+        d = tmp_path / f"bad{i}-20260101-000000"
+        d.mkdir()
+        (d / "config.yaml").write_text("name: x\n")
+        (d / "events.jsonl").write_text("\n".join([*base[:2], json.dumps(bad), DEEP_LINE, *base[2:]]) + "\n")
+    fifo = tmp_path / "fifo-20260101-000000"
+    fifo.mkdir()
+    (fifo / "config.yaml").write_text("name: x\n")
+    os.mkfifo(fifo / "events.jsonl")           # would hang a reader that opens it
+    panel = RunsPanel(tmp_path)
+    panel.rescan()
+    for _ in range(400):                       # results arrive through the event loop
+        panel.wait_idle(50)
+        QApplication.processEvents()
+        if not panel.loading():
+            break
+    assert not panel.loading()
+    loaded = [m for p, m in panel.models.items() if p.name.startswith("bad")]
+    assert len(loaded) == len(HOSTILE_LINES) and all(m.n_skipped == 2 for m in loaded)
+    panel.shutdown()

@@ -105,11 +105,13 @@ class RunModel:
         if self.run_dir is None:
             return 0
         path = self.run_dir / EVENTS_FILE
+        if not path.is_file():          # missing, or a FIFO/device/folder that would hang or fail a read
+            return 0
         try:
             with open(path, "rb") as fh:
                 fh.seek(self._file_offset)
                 data = fh.read()
-        except FileNotFoundError:
+        except OSError:                 # unreadable (permissions, gone): nothing new this time
             return 0
         end = data.rfind(b"\n")
         if end < 0:

@@ -46,6 +46,7 @@ class RunsPanel(QWidget):
         self._rows: list[Path] = []
         self._updating = False
         self._loading: set[Path] = set()
+        self._failed: dict[Path, float] = {}   # folders whose replay failed -> events.jsonl mtime then
         self.tasks = TaskRunner(self, "runs-loader", max_threads=2)
         self.tasks.done.connect(self._on_loaded)
         lay = QVBoxLayout(self)
@@ -174,14 +175,16 @@ class RunsPanel(QWidget):
         self.empty.setVisible(not dirs)
 
     def _load_later(self, p: Path) -> None:
-        if p in self._loading:
-            return
+        if p in self._loading or self._failed.get(p, -1.0) == _events_mtime(p):
+            return      # a folder that failed to load is retried only once its events change
         self._loading.add(p)
         self.tasks.start(_load_run, p, supersede=False)   # every folder's replay is wanted
 
     def _on_loaded(self, result) -> None:
         p, model = result
         self._loading.discard(p)
+        if model is None:
+            self._failed[p] = _events_mtime(p)
         if isinstance(model, RunModel) and p not in self.models:
             self.models[p] = model
             self.judge_liveness(model)
@@ -233,6 +236,13 @@ class RunsPanel(QWidget):
     def shutdown(self) -> None:
         self.timer.stop()
         self.tasks.shutdown()
+
+
+def _events_mtime(p: Path) -> float:
+    try:
+        return (p / EVENTS_FILE).stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _load_run(state, path: Path):
