@@ -98,21 +98,25 @@ class RunModel:
         model.poll_file()
         return model
 
+    def _read_new(self, path: Path) -> bytes:
+        """The bytes after the last offset; empty when the file is missing, unreadable, or
+        not a regular file (a FIFO or device would hang or never end a read)."""
+        if not path.is_file():
+            return b""
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(self._file_offset)
+                return fh.read()
+        except OSError:
+            return b""
+
     def poll_file(self) -> int:
         """Ingest complete lines appended to events.jsonl since the last call (tailing a run
         written by another process). A torn last line is left for the next call.
         Returns the number of events ingested."""
         if self.run_dir is None:
             return 0
-        path = self.run_dir / EVENTS_FILE
-        if not path.is_file():          # missing, or a FIFO/device/folder that would hang or fail a read
-            return 0
-        try:
-            with open(path, "rb") as fh:
-                fh.seek(self._file_offset)
-                data = fh.read()
-        except OSError:                 # unreadable (permissions, gone): nothing new this time
-            return 0
+        data = self._read_new(self.run_dir / EVENTS_FILE)
         end = data.rfind(b"\n")
         if end < 0:
             return 0
