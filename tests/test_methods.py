@@ -238,11 +238,13 @@ def test_snip_and_grasp_scores_equal_a_direct_computation():
     h = torch.autograd.functional.hessian(lambda f: _loss_of(f, model, batches), flat)
     snip = torch.cat([s.flatten() for s in SNIP(from_dict({})).scores(model, weights, batches)])
     assert torch.allclose(snip, (g * flat).abs(), atol=1e-6)
-    grasp = torch.cat([s.flatten() for s in GraSP(from_dict({})).scores(model, weights, batches)])
+    # T = 1 here; the official T = 200 is checked in test_fidelity.py
+    t1 = from_dict({"sparsity": {"algorithm": "grasp", "temperature": 1.0}})
+    grasp = torch.cat([s.flatten() for s in GraSP(t1).scores(model, weights, batches)])
     assert torch.allclose(grasp, -flat * (h @ g), atol=1e-5)
     # one global threshold, exact count: SNIP keeps the largest, GraSP removes the largest
     for cls, scores, largest in ((SNIP, snip, True), (GraSP, grasp, False)):
-        masks = cls(from_dict({})).masks(model, weights, batches, 9)
+        masks = cls(t1 if cls is GraSP else from_dict({})).masks(model, weights, batches, 9)
         kept = torch.cat([m.flatten() for m in masks])
         assert int(kept.sum()) == 9
         worst_kept = scores[kept].min() if largest else scores[kept].max()

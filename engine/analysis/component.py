@@ -136,7 +136,8 @@ class Analysis(Component):
         if schedule.measures(self.cfg, epoch):
             fields.update(self._measure(trainer, epoch))
             if epoch == self.cfg.epochs - 1:
-                fields["similarity_to_final"] = self._against_final()
+                fields["similarity_to_final"] = self._against_final_mask(trainer)
+                fields["rank_overlap_to_final"] = self._against_final()
                 fields["measure_epochs"] = list(self._measured_epochs())
             decision = self._adaptive(trainer, epoch)
             if decision is not None:
@@ -216,8 +217,24 @@ class Analysis(Component):
             block_sim[name] = _r(sum(vals) / len(vals)) if vals else None
         return sim, block_sim
 
+    def _against_final_mask(self, trainer) -> dict[str, list]:
+        """The paper's Fig. 1a: per sparse layer and measurement, the share of that
+        measurement's top-half weights that are non-zero in the final mask."""
+        sparsifier = getattr(trainer, "sparsifier", None)
+        masks = sparsifier.masks if sparsifier is not None else {}
+        modules = dict(trainer.model.prunable())
+        out = {}
+        for layer, mask in masks.items():
+            n = self._numel.get(layer)
+            if n is None:
+                continue
+            final = (mask.detach().flatten().bool() & (modules[layer].weight.detach().flatten() != 0)).cpu()
+            out[layer] = [_r(metrics.kept_share(metrics.unpack(t[layer], n), final)) if layer in t else None
+                          for t in self._tops]
+        return out
+
     def _against_final(self) -> dict[str, list]:
-        """Every measurement's top-half set against the last one (the paper's Fig. 1a)."""
+        """Rank overlap (not Fig. 1a): every measurement's top-half set against the last one's."""
         if not self._tops:
             return {}
         final = self._tops[-1]

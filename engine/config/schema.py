@@ -104,11 +104,15 @@ class SparsityConfig:
     slack_late: float = _MEST_EMS["slack_late"]  # second segment's soft bound
     late_start: float = _MEST_EMS["late_start"]  # fraction of epochs where the second segment starts (90/160)
     search_end: float = _MEST_EMS["search_end"]  # fraction of epochs after which the mask is fixed (120/160)
-    em_delta: float = _MEST_EM["em_delta"]       # mest_em: prune to target + delta, regrow to target
+    # mest_em: prune to target + delta, regrow to target; None = MEST's 0.2 (1 - target), then
+    # em_delta_late (None = 0.1 (1 - target)) from late_start (0.92 -> 0.91 at 90%)
+    em_delta: float | None = _MEST_EM["em_delta"]
+    em_delta_late: float | None = _MEST_EM["em_delta_late"]
     # Fields of the other methods: None = the default of the method's paper (methods/*.py).
     update_fraction: float | None = None   # set: zeta (0.3); rigl: alpha (0.3, cosine-decayed)
     update_steps: int | None = None        # rigl: delta_T, steps between mask updates (100)
     score_batches: int | None = None       # snip, grasp: seeded batches scored at init (1)
+    temperature: float | None = None       # grasp: logits / T before the loss (official code: 200)
 
 
 @dataclass
@@ -267,10 +271,12 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("sparsity.slack_late", "float", "Soft bound of the second segment", "sparsity", min=0, max=1, max_inclusive=False),
     _f("sparsity.late_start", "float", "Second segment start, as a fraction of the epochs", "sparsity", min=0, max=1),
     _f("sparsity.search_end", "float", "Mask search ends, as a fraction of the epochs", "sparsity", min=0, max=1),
-    _f("sparsity.em_delta", "float", "mest_em: prune to target + delta before regrowing", "sparsity", min=0, max=1, max_inclusive=False),
+    _f("sparsity.em_delta", "float", "mest_em: prune to target + delta before regrowing (default MEST's 0.2 x (1 - target))", "sparsity", min=0, max=1, max_inclusive=False, optional=True),
+    _f("sparsity.em_delta_late", "float", "mest_em: delta from sparsity.late_start on (default MEST's 0.1 x (1 - target))", "sparsity", min=0, max=1, max_inclusive=False, optional=True),
     _f("sparsity.update_fraction", "float", "set: ζ, rigl: α (cosine-decayed): fraction of active weights replaced per update (default 0.3)", "sparsity", min=0, max=1, min_inclusive=False, max_inclusive=False, optional=True),
     _f("sparsity.update_steps", "int", "rigl: ΔT, training steps between mask updates (default 100)", "sparsity", min=1, max=1_000_000, optional=True),
     _f("sparsity.score_batches", "int", "snip, grasp: seeded training batches scored at initialisation (default 1)", "sparsity", min=1, max=1000, optional=True),
+    _f("sparsity.temperature", "float", "grasp: the logits are divided by T before the loss, as the official code (default 200)", "sparsity", min=0, min_inclusive=False, optional=True),
     _f("freeze.target", "float", "Training FLOPs to save by layer freezing (0 = off)", "freeze", min=0, max=1, max_inclusive=False),
     _f("freeze.scheme", "choice", "Freezing scheme (Appendix B)", "freeze", choices=FREEZE_SCHEMES),
     _f("freeze.layer_fraction", "float", "Fraction of the layers allowed to freeze", "freeze", min=0, max=1, min_inclusive=False),
@@ -411,8 +417,11 @@ def _sparsity_errors(cfg: RunConfig, bad: set) -> list[tuple[str, str]]:
         errors.append(("sparsity.late_start", f"must not be after sparsity.search_end ({sp.search_end:g}), got {sp.late_start:g}"))
     if sp.algorithm == "mest_ems" and not {"sparsity.slack", "sparsity.target"} & bad and sp.target > 0 and sp.slack > sp.target:
         errors.append(("sparsity.slack", f"must not exceed sparsity.target ({sp.target:g}), got {sp.slack:g}"))
-    if sp.algorithm == "mest_em" and not {"sparsity.em_delta", "sparsity.target"} & bad and sp.target + sp.em_delta >= 1:
-        errors.append(("sparsity.em_delta", f"target + em_delta must stay below 1, got {sp.target:g} + {sp.em_delta:g}"))
+    for key in ("em_delta", "em_delta_late"):
+        delta = getattr(sp, key)
+        if sp.algorithm == "mest_em" and delta is not None and not {f"sparsity.{key}", "sparsity.target"} & bad \
+                and sp.target + delta >= 1:
+            errors.append((f"sparsity.{key}", f"target + {key} must stay below 1, got {sp.target:g} + {delta:g}"))
     if "sparsity.algorithm" not in bad:
         errors += [e for e in field_errors(cfg, SparsityConfig()) if e[0] not in bad]
     if "sparsity.dense_layers" not in bad and any(not name.strip() for name in sp.dense_layers):

@@ -1,0 +1,146 @@
+"""Figures with a paper's name, each against an independent computation written from the
+paper's formula (docs/fidelity.md): Fig. 1a's structural similarity, GraSP with the official
+temperature and Hessian-gradient product over every weight, MEST EM's delta schedule."""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from engine.analysis import metrics
+from engine.config import ConfigError, from_dict
+from engine.cost.projection import project
+from engine.sparsity import schedule as dst_schedule
+from engine.sparsity.methods.grasp import GraSP
+
+# ----------------------------------------------------------------------------- Fig. 1a
+
+
+def _brute_fig1a(w_e: np.ndarray, mask_e: np.ndarray, final_mask: np.ndarray) -> float:
+    """Section 3.1 literally: rank epoch e's kept non-zero weights by |w| (ties by position),
+    take the ceil(k/2) largest, count how many are non-zero in the final mask."""
+    alive = [i for i in range(w_e.size) if w_e.flat[i] != 0 and mask_e.flat[i]]
+    alive.sort(key=lambda i: (-abs(w_e.flat[i]), i))
+    top = alive[:(len(alive) + 1) // 2]
+    return sum(1 for i in top if final_mask.flat[i]) / len(top)
+
+
+def test_structural_similarity_is_the_share_of_the_top_half_kept_by_the_final_mask():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        w = rng.normal(size=(6, 7))
+        mask = rng.random((6, 7)) < 0.5
+        final = rng.random((6, 7)) < 0.4
+        top = metrics.top_half(torch.from_numpy(w), torch.from_numpy(mask))
+        got = metrics.kept_share(top.flatten(), torch.from_numpy(final).flatten())
+        assert got == pytest.approx(_brute_fig1a(w, mask, final), abs=1e-12)
+    # a ranking that changed completely, inside a mask that did not: Fig. 1a is 1, the
+    # rank overlap (kept under its own name) is 0
+    early, late = torch.tensor([4.0, 3.0, 0.1, 0.2]), torch.tensor([0.1, 0.2, 4.0, 3.0])
+    top_e, top_l = metrics.top_half(early), metrics.top_half(late)
+    assert metrics.kept_share(top_e, torch.ones(4, dtype=torch.bool)) == 1.0
+    assert metrics.overlap(top_e, top_l) == 0.0
+
+
+TINY = {
+    "name": "fid", "seed": 5, "device": "cpu", "epochs": 3, "batch_size": 32, "interval": 1,
+    "model": {"name": "resnet20", "width": 0.25},
+    "data": {"name": "synthetic", "image_size": 8, "train_size": 96, "test_size": 32,
+             "num_classes": 4, "augment": False},
+    "sparsity": {"target": 0.8, "algorithm": "static"},
+    "checkpoint": {"every": 0},
+    "analysis": {"enabled": True, "probe_size": 16},
+}
+
+
+def _run(tmp_path, cfg):
+    from engine.run.telemetry import Emitter
+    from engine.training.trainer import Trainer
+    out = io.StringIO()
+    t = Trainer(cfg, tmp_path, Emitter(tmp_path, stream=out, progress_bar=False), None)
+    assert t.fit() == "completed"
+    return t, [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_structural_similarity_is_one_at_every_epoch_when_the_mask_never_changes(tmp_path):
+    _, events = _run(tmp_path, from_dict(TINY))
+    last = [e for e in events if e["event"] == "analysis"][-1]
+    fig1a = last["similarity_to_final"]
+    assert fig1a and all(v == [1.0, 1.0, 1.0] for v in fig1a.values())
+    # the ranking does move while the weights train: the rank overlap is its own, other figure
+    ranks = last["rank_overlap_to_final"]
+    assert ranks.keys() == fig1a.keys() and any(v[0] < 1.0 for v in ranks.values())
+
+# ----------------------------------------------------------------------------- GraSP
+
+
+class _Tiny(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = torch.nn.Linear(4, 5, bias=False)
+        self.b = torch.nn.Linear(5, 3, bias=False)
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x)))
+
+
+def _batches():
+    g = torch.Generator().manual_seed(2)
+    return [(torch.randn(6, 4, generator=g), torch.randint(0, 3, (6,), generator=g)) for _ in range(2)]
+
+
+def _loss(flat, batches, t):
+    """The official GraSP loss: cross-entropy of logits / T, written on the flat weights."""
+    wa, wb = flat[:20].view(5, 4), flat[20:].view(3, 5)
+    return sum(torch.nn.functional.cross_entropy(torch.tanh(x @ wa.T) @ wb.T / t, y) for x, y in batches)
+
+
+@pytest.mark.parametrize("t", [1.0, 200.0])
+def test_grasp_scores_with_the_temperature_equal_a_direct_hessian(t):
+    model, batches = _Tiny(), _batches()
+    flat = torch.cat([model.a.weight.detach().flatten(), model.b.weight.detach().flatten()]).double()
+    batches_d = [(x.double(), y) for x, y in batches]
+    g = torch.autograd.functional.jacobian(lambda f: _loss(f, batches_d, t), flat)
+    h = torch.autograd.functional.hessian(lambda f: _loss(f, batches_d, t), flat)
+    want = -flat * (h @ g)
+    grasp = GraSP(from_dict({"sparsity": {"algorithm": "grasp", "temperature": t}}))
+    model = model.double()
+    got = grasp.scores(model, [model.a.weight, model.b.weight], batches_d)
+    assert torch.allclose(torch.cat([s.flatten() for s in got]), want, rtol=1e-6, atol=1e-12 * want.abs().max())
+    # only layer b sparse (a kept dense): H g still runs over both layers' weights
+    only_b = grasp.scores(model, [model.b.weight], batches_d)
+    assert torch.allclose(only_b[0].flatten(), want[20:], rtol=1e-6, atol=1e-12 * want.abs().max())
+
+
+def test_grasp_temperature_defaults_to_200_and_must_be_positive():
+    assert GraSP(from_dict({"sparsity": {"algorithm": "grasp"}})).param("temperature") == 200.0
+    for bad in (0, -1.0):
+        with pytest.raises(ConfigError, match="sparsity.temperature"):
+            from_dict({"sparsity": {"algorithm": "grasp", "temperature": bad}})
+    with pytest.raises(ConfigError, match="sparsity.temperature"):
+        from_dict({"sparsity": {"algorithm": "snip", "temperature": 100.0}})
+
+# ----------------------------------------------------------------------------- MEST EM
+
+
+@pytest.mark.parametrize("s, early, late", [(0.90, 0.92, 0.91), (0.95, 0.96, 0.955), (0.98, 0.984, 0.982)])
+def test_mest_em_prunes_to_the_bounds_of_mests_scripts(s, early, late):
+    """MEST's scripts: prune-to 0.92 -> 0.91 at 90%, 0.96 -> 0.955 at 95%, the second from
+    epoch 90 of 160 (then 20% / 10% of the target density at 98%), regrow to the target."""
+    cfg = from_dict({"epochs": 160, "interval": 5, "model": {"name": "resnet32", "width": 2},
+                     "data": {"name": "cifar100", "root": "/nonexistent"},
+                     "sparsity": {"algorithm": "mest_em", "target": s}})
+    assert dst_schedule.update_epochs(cfg) == list(range(5, 120, 5))
+    assert dst_schedule.mask_update(cfg, 85) == pytest.approx((early, s), abs=1e-12)
+    assert dst_schedule.mask_update(cfg, 90) == pytest.approx((late, s), abs=1e-12)
+    assert dst_schedule.mask_update(cfg, 120) is None
+    assert project(cfg)["flops"]["spent"] > 0
+    # an explicit delta is absolute, and one that passes 1 is an error naming it
+    fixed = cfg.replace(**{"sparsity.em_delta": 0.01})
+    assert dst_schedule.mask_update(fixed, 85) == pytest.approx((s + 0.01, s))
+    with pytest.raises(ConfigError, match="sparsity.em_delta_late"):
+        from_dict({"sparsity": {"algorithm": "mest_em", "target": s, "em_delta_late": 1 - s}})
