@@ -144,3 +144,42 @@ def test_mest_em_prunes_to_the_bounds_of_mests_scripts(s, early, late):
     assert dst_schedule.mask_update(fixed, 85) == pytest.approx((s + 0.01, s))
     with pytest.raises(ConfigError, match="sparsity.em_delta_late"):
         from_dict({"sparsity": {"algorithm": "mest_em", "target": s, "em_delta_late": 1 - s}})
+
+# ----------------------------------------------------------------------------- freeze targets
+
+FREEZE = {"epochs": 160, "interval": 5, "model": {"name": "resnet32", "width": 2},
+          "data": {"name": "cifar100", "root": "/nonexistent"}, "sparsity": {"target": 0.9}}
+
+
+def _cfg(**freeze):
+    return from_dict(dict(FREEZE, freeze=freeze))
+
+
+@pytest.mark.parametrize("freeze", [{"target": 0.2}, {"target": 0.1, "start_epoch": 40},
+                                    {"target": 0.2, "scheme": "periodic"}])
+def test_the_reduction_is_the_difference_of_two_plans(freeze):
+    """The paper's figure: 1 - (training FLOPs with freezing) / (the same run's without),
+    from two independent plans; the ledger's share stays beside it under its own name."""
+    cfg = _cfg(**freeze)
+    fp = project(cfg)["freeze_plan"]
+    off = cfg.replace(**{"freeze.target": 0.0, "freeze.start_epoch": None})
+    assert project(off)["freeze_plan"] is None
+
+    def training(plan):
+        f = plan["flops"]
+        return f["spent"] - sum(f.get("overhead", {}).values())
+    want = 1 - training(project(cfg)) / training(project(off))
+    assert fp["reduction"] == pytest.approx(want, rel=1e-9)
+    assert fp["saving_share"] == fp["achieved"]
+
+
+def test_a_start_epoch_that_misses_the_target_warns_with_both_figures():
+    fp = project(_cfg(target=0.2, start_epoch=100))["freeze_plan"]
+    assert fp["saving_share"] < 0.2
+    (w,) = fp["warnings"]
+    assert "freeze.start_epoch 100" in w and "20.0%" in w and f"{100 * fp['saving_share']:.1f}%" in w \
+        and f"{100 * fp['reduction']:.1f}%" in w
+    assert project(_cfg(target=0.2))["freeze_plan"]["warnings"] == []
+    assert project(_cfg(target=0.01, start_epoch=40))["freeze_plan"]["warnings"] == []
+    with pytest.raises(ConfigError, match="freeze.start_epoch"):
+        _cfg(target=0.2, start_epoch=160)

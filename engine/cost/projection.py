@@ -410,8 +410,10 @@ def format_plan(plan: Projection) -> str:
     if fp:
         how = "given" if fp.get("start_given") else f"target {100 * fp['target']:.1f}%"
         lines.append(f"freeze plan: start epoch {fp['start_epoch']} ({how}), "
-                     f"achieved {100 * fp['achieved']:.1f}% saving, {len(fp['freeze_epochs'])} blocks: "
+                     f"reduction {100 * fp['reduction']:.1f}% vs no freezing (paper's figure; "
+                     f"share of the run's FLOPs {100 * fp['achieved']:.1f}%), {len(fp['freeze_epochs'])} blocks: "
                      + ", ".join(f"{b}@{e}" for b, e in fp["freeze_epochs"].items()))
+        lines += [f"warning: {w}" for w in fp.get("warnings", [])]
         if fp.get("adaptive"):
             a = fp["adaptive"]
             lines.append(f"adaptive freezing: saves {100 * a['min_saving']:.1f}% (the deadlines above) to "
