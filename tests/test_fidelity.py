@@ -73,6 +73,33 @@ def test_structural_similarity_is_one_at_every_epoch_when_the_mask_never_changes
     # the ranking does move while the weights train: the rank overlap is its own, other figure
     ranks = last["rank_overlap_to_final"]
     assert ranks.keys() == fig1a.keys() and any(v[0] < 1.0 for v in ranks.values())
+    # Fig. 1b: CKA with the final model, from the Grams kept on disk, in numpy's Gram form
+    cka = last["cka_to_final"]
+    assert cka and all(len(v) == 3 and v[-1] == pytest.approx(1.0, abs=1e-9) for v in cka.values())
+    grams = [torch.load(tmp_path / "analysis" / f"gram_e{e}.pt") for e in (0, 1, 2)]
+    for block, values in cka.items():
+        kf = grams[2][block].numpy()
+        for e, got in enumerate(values):
+            k = grams[e][block].numpy()
+            want = float((k * kf).sum() / (np.linalg.norm(k) * np.linalg.norm(kf)))
+            assert got == pytest.approx(want, abs=2e-6)
+
+
+def test_cka_to_final_equals_the_feature_form_on_hand_made_activations(tmp_path):
+    """GramStore scores kept measurements against the final one: Kornblith's feature form."""
+    from engine.analysis.final import GramStore
+    rng = np.random.default_rng(4)
+    feats = [rng.normal(size=(12, 9)) for _ in range(3)]
+    store = GramStore(tmp_path)
+    for e, x in enumerate(feats):
+        store.save(e * 2, {"blk": metrics.centered_gram(torch.from_numpy(x))})
+    final = {"blk": metrics.centered_gram(torch.from_numpy(feats[-1]))}
+    got = store.against_final([0, 2, 4, 6], final)["blk"]
+
+    def direct(x, y):
+        xc, yc = x - x.mean(0), y - y.mean(0)
+        return np.linalg.norm(yc.T @ xc) ** 2 / (np.linalg.norm(xc.T @ xc) * np.linalg.norm(yc.T @ yc))
+    assert got[:3] == pytest.approx([direct(x, feats[-1]) for x in feats], abs=1e-6) and got[3] is None
 
 # ----------------------------------------------------------------------------- GraSP
 

@@ -25,7 +25,7 @@ from engine.component import Component
 from engine.cost import costmodel
 from engine.training.seeding import gen
 
-from . import adaptive, metrics, schedule
+from . import adaptive, final, metrics, schedule
 
 PROBE_BATCH = 256
 
@@ -138,6 +138,7 @@ class Analysis(Component):
             if epoch == self.cfg.epochs - 1:
                 fields["similarity_to_final"] = self._against_final_mask(trainer)
                 fields["rank_overlap_to_final"] = self._against_final()
+                fields["cka_to_final"] = self._cka_to_final(trainer)
                 fields["measure_epochs"] = list(self._measured_epochs())
             decision = self._adaptive(trainer, epoch)
             if decision is not None:
@@ -179,6 +180,7 @@ class Analysis(Component):
             cka[name] = _r(metrics.cka_from_grams(prev.to(gram.device), gram)) if prev is not None else None
             self._grams[name] = gram
             self.cka[name].append(cka[name])
+        self._keep_grams(trainer, epoch)
         sim, block_sim = self._similarity(trainer)
         for name in names:
             self.block_similarity[name].append(block_sim.get(name))
@@ -189,6 +191,23 @@ class Analysis(Component):
         return {"measured": True, "cka": cka, "mask_similarity": sim, "block_mask_similarity": block_sim,
                 "probe_size": int(len(self.probe)), "flops": self._probe_flops,
                 "seconds": round(time.monotonic() - t0, 4)}
+
+    def _primary(self, trainer) -> bool:
+        dist = getattr(trainer, "dist", None)
+        return dist is None or bool(getattr(dist, "is_primary", True))
+
+    def _keep_grams(self, trainer, epoch: int) -> None:
+        """This measurement's Grams on disk, for the CKA against the final model at the end."""
+        run_dir = getattr(trainer, "run_dir", None)
+        if run_dir is not None and self._primary(trainer):
+            final.GramStore(run_dir).save(epoch, self._grams)
+
+    def _cka_to_final(self, trainer) -> dict[str, list]:
+        """The paper's Fig. 1b / A1: per block, every measurement's CKA with the final one."""
+        run_dir = getattr(trainer, "run_dir", None)
+        if run_dir is None or not self._primary(trainer):
+            return {}
+        return final.GramStore(run_dir).against_final(self._measured_epochs(), self._grams)
 
     def _similarity(self, trainer) -> tuple[dict, dict]:
         """Per sparse layer, the overlap of its top-half set with the previous measurement's;
