@@ -210,3 +210,27 @@ def test_a_start_epoch_that_misses_the_target_warns_with_both_figures():
     assert project(_cfg(target=0.01, start_epoch=40))["freeze_plan"]["warnings"] == []
     with pytest.raises(ConfigError, match="freeze.start_epoch"):
         _cfg(target=0.2, start_epoch=160)
+
+# ----------------------------------------------------------------------------- SET
+
+
+def test_set_drops_positive_and_negative_weights_separately():
+    """Mocanu et al.'s weightsEvolution, by brute force in numpy: zeta of the positives
+    closest to zero and zeta of the negatives closest to zero go, and active zeros."""
+    from engine.sparsity.methods.set import signed_drop
+    rng = np.random.default_rng(7)
+    for trial in range(10):
+        w = rng.normal(size=(8, 9)) + (0.8 if trial % 2 else -0.8)    # lopsided signs
+        mask = rng.random((8, 9)) < 0.6
+        w[0, :3] = 0.0
+        mask[0, :3] = True
+        keep = signed_drop(torch.from_numpy(w), torch.from_numpy(mask), 0.3).numpy()
+        want = mask.copy()
+        want[mask & (w == 0)] = False
+        for side in (w > 0, w < 0):
+            idx = [i for i in np.flatnonzero((mask & side).ravel())]
+            idx.sort(key=lambda i: (abs(w.flat[i]), i))
+            for i in idx[:int(np.floor(0.3 * len(idx)))]:
+                want.flat[i] = False
+        assert (keep == want).all()
+        assert int((keep & (w > 0)).sum()) == int((mask & (w > 0)).sum()) - int(0.3 * (mask & (w > 0)).sum())
