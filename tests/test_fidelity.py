@@ -234,3 +234,59 @@ def test_set_drops_positive_and_negative_weights_separately():
                 want.flat[i] = False
         assert (keep == want).all()
         assert int((keep & (w > 0)).sum()) == int((mask & (w > 0)).sum()) - int(0.3 * (mask & (w > 0)).sum())
+
+# ----------------------------------------------------------------------------- RigL
+
+
+def _rigl_reference(w: np.ndarray, g: np.ndarray, old: np.ndarray, fraction: float) -> np.ndarray:
+    """google-research/rigl _get_update_op, by hand: keep the active - k largest |w| of the
+    active weights, grow the k largest |g| among the rest; k = floor(fraction x active)."""
+    act = np.flatnonzero(old.ravel())
+    k = int(np.floor(fraction * act.size))
+    order = act[np.argsort(-np.abs(w.ravel()[act]), kind="stable")]
+    keep = np.zeros(w.size, dtype=bool)
+    keep[order[:act.size - k]] = True
+    rest = np.flatnonzero(~keep)
+    grow = rest[np.argsort(-np.abs(g.ravel()[rest]), kind="stable")[:k]]
+    new = keep.copy()
+    new[grow] = True
+    return new.reshape(w.shape)
+
+
+def test_rigl_mask_update_step_leaves_the_weights_as_the_reference(tmp_path, monkeypatch):
+    """On a mask-update step the reference updates the mask *instead of* the weights; a
+    weight dropped and regrown keeps its value and momentum, new connections start at 0."""
+    from engine.sparsity.sparsifier import Sparsifier
+    seen: list[dict] = []
+    orig_update, orig_after = Sparsifier._step_update, Sparsifier.after_step
+
+    def update(self, trainer, step, fraction):
+        opt = trainer.optimizer.state
+        snap = {n: (w.detach().clone(), w.grad.detach().clone(), self._fmask[n].bool().clone(),
+                    opt.get(w, {}).get("momentum_buffer"))
+                for n, w in zip(self._active_names, self._active_w)}
+        snap = {n: (a, b, c, None if d is None else d.clone()) for n, (a, b, c, d) in snap.items()}
+        orig_update(self, trainer, step, fraction)
+        seen.append({"fraction": fraction, "before": snap, "weights": dict(zip(self._active_names, self._active_w)),
+                     "opt": opt})
+
+    def after_step(self, trainer):
+        orig_after(self, trainer)
+        if seen and "after" not in seen[-1]:
+            rec = seen[-1]
+            rec["after"] = {n: (w.detach().clone(), rec["opt"].get(w, {}).get("momentum_buffer"))
+                            for n, w in rec["weights"].items()}
+            rec["after"] = {n: (a, None if b is None else b.clone()) for n, (a, b) in rec["after"].items()}
+    monkeypatch.setattr(Sparsifier, "_step_update", update)
+    monkeypatch.setattr(Sparsifier, "after_step", after_step)
+    cfg = from_dict(dict(TINY, epochs=3, analysis={"enabled": False},
+                         sparsity={"target": 0.8, "algorithm": "rigl", "update_steps": 2}))
+    _run(tmp_path, cfg)
+    assert len(seen) >= 2 and seen[1]["before"]   # steps 2 and 4; the second has momentum
+    for rec in seen:
+        for n, (w0, g0, old, buf0) in rec["before"].items():
+            new = _rigl_reference(w0.numpy(), g0.numpy(), old.numpy(), rec["fraction"])
+            w1, buf1 = rec["after"][n]
+            assert np.array_equal(w1.numpy(), np.where(new & old.numpy(), w0.numpy(), 0.0)), n
+            if buf0 is not None:
+                assert np.array_equal(buf1.numpy(), np.where(new, buf0.numpy(), 0.0)), n

@@ -230,6 +230,7 @@ class Sparsifier(Component):
             fraction = self.method.step_update(step)
             if fraction is not None:
                 self._step_update(trainer, step, fraction)
+                trainer.state.skip_step = True   # the reference updates the mask instead of the weights
         grads = [w.grad for w in self._active_w]
         masks = self._active_m
         if any(g is None for g in grads):
@@ -246,7 +247,11 @@ class Sparsifier(Component):
 
     def _step_update(self, trainer, step: int, fraction: float) -> None:
         """A step-based update (RigL) from the dense gradients of this step, before they are
-        masked; frozen blocks are not in the active list, so their masks stay."""
+        masked; frozen blocks are not in the active list, so their masks stay. As the
+        reference (google-research/rigl sparse_optimizers.py, ``_get_update_op`` without
+        ``reinit_when_same``): a weight dropped and regrown in the same update keeps its value
+        and momentum; only connections that were off start at zero; and the step's weight
+        update is skipped (``cond_mask_update_op``: mask update *instead of* the step)."""
         opt_state = trainer.optimizer.state if trainer.optimizer is not None else {}
         records = []
         with torch.no_grad():
@@ -255,7 +260,7 @@ class Sparsifier(Component):
                     continue
                 old = self._fmask[n].bool()
                 keep, new = self.method.step_layer(w, old, w.grad, fraction)
-                self._apply_mask(n, w, keep, new, opt_state)
+                self._apply_mask(n, w, new, new, opt_state)   # off -> on positions are 0 already
                 records.append({"name": n, "density": self._kept[n] / self._numel[n],
                                 "changed": M.changed_fraction(old, new), "frozen": False})
         self._refresh_active(self._frozen)

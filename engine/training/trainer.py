@@ -271,7 +271,10 @@ class Trainer:
             speed.backward(loss, opt)
             for hook in after_backward:
                 hook(self)
-            speed.step(opt)
+            if state.skip_step:
+                state.skip_step = False
+            else:
+                speed.step(opt)
             for hook in after_step:
                 hook(self)
             with torch.no_grad():
