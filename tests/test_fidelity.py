@@ -290,3 +290,19 @@ def test_rigl_mask_update_step_leaves_the_weights_as_the_reference(tmp_path, mon
             assert np.array_equal(w1.numpy(), np.where(new & old.numpy(), w0.numpy(), 0.0)), n
             if buf0 is not None:
                 assert np.array_equal(buf1.numpy(), np.where(new, buf0.numpy(), 0.0)), n
+
+
+def test_grasp_scores_class_balanced_samples():
+    """The official samples_per_class: per class the counts differ by at most one."""
+    from engine.sparsity.scoring import balanced_order
+    labels = torch.tensor([0] * 50 + [1] * 7 + [2] * 30 + [3] * 13)
+    for n in (4, 12, 26, 31, 100):
+        order = balanced_order(labels, n, torch.Generator().manual_seed(1))
+        assert order.numel() == n and len(set(order.tolist())) == n
+        counts = np.bincount(labels[order].numpy(), minlength=4)
+        sizes = np.bincount(labels.numpy())
+        # balanced: a class that still has samples left is at most one below any other class
+        for i in range(4):
+            if counts[i] < sizes[i]:
+                assert counts.max() <= counts[i] + 1, (n, counts)
+        assert torch.equal(order, balanced_order(labels, n, torch.Generator().manual_seed(1)))

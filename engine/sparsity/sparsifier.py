@@ -23,6 +23,7 @@ from engine.sparsity import schedule as dst_schedule
 from engine.training.seeding import gen
 
 from . import masks as M
+from . import scoring
 from .methods import method_for
 
 
@@ -95,7 +96,11 @@ class Sparsifier(Component):
         The model's state (BatchNorm statistics included) is left as it was."""
         model = trainer.model
         n = self.method.scored_samples(int(trainer.train_size))
-        order = torch.randperm(int(trainer.train_size), generator=gen(self.cfg.seed, "score", 0))[:n]
+        g = gen(self.cfg.seed, "score", 0)
+        if getattr(self.method, "class_balanced", False):   # GraSP: samples_per_class, as the official code
+            order = scoring.balanced_order(trainer.data.train_labels(), n, g)
+        else:
+            order = torch.randperm(int(trainer.train_size), generator=g)[:n]
         batches = [(x, y) for x, y, _ in trainer.data.train_batches(order, 0, 0)]
         saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
         weights = [m.weight for _, m in self._layers]

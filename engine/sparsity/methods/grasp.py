@@ -7,8 +7,9 @@ As the official code (alecwangcq/GraSP, pruner/GraSP.py): the logits are divided
 temperature T (``sparsity.temperature``, default 200) before the cross-entropy, which changes
 g and H g non-uniformly (not a rescale), and g and H g run over every conv and linear weight
 of the model, kept-dense layers included; only the sparse layers' scores are ranked.
-Deviations (docs/fidelity.md): the scored batches are the run's seeded training batches, not
-class-balanced ``samples_per_class``; the official FC re-initialisation is not done.
+The scored samples are class-balanced (per class the counts differ by at most one), as the
+official ``samples_per_class``. Deviation (docs/fidelity.md): the official FC
+re-initialisation before scoring is not done.
 
 Cost: the gradient g (3 f_D per scored sample) plus the Hessian-gradient product at twice a
 gradient's cost (6 f_D), counted once as ``overhead.mask_scoring``.
@@ -23,6 +24,7 @@ class GraSP(SNIP):
     summary = "GraSP: one-shot mask at init from -w * (H g)"
     fields = {"score_batches": 1, "temperature": 200.0}
     scoring_passes = 9.0
+    class_balanced = True       # scoring samples as the official samples_per_class (engine.sparsity.scoring)
     keep_largest = False
 
     def scores(self, model, weights: list, batches) -> list:
