@@ -306,3 +306,19 @@ def test_grasp_scores_class_balanced_samples():
             if counts[i] < sizes[i]:
                 assert counts.max() <= counts[i] + 1, (n, counts)
         assert torch.equal(order, balanced_order(labels, n, torch.Generator().manual_seed(1)))
+
+# ----------------------------------------------------------------------------- Fig. 3b
+
+
+def test_gradient_norm_differences_are_consecutive_absolute_changes():
+    from types import SimpleNamespace
+
+    from spfde_gui.model import analysis_data as AD
+    norms = {0: {"a": 4.0, "b": 1.0}, 1: {"a": 2.5, "b": None}, 2: {"a": 3.0, "b": 0.5}, 4: {"a": 1.0, "b": 0.25}}
+    m = SimpleNamespace(block_names=["a", "b"],
+                        analysis_events=[{"epoch": e, "grad_norm": v} for e, v in norms.items()])
+    names, epochs, diff = AD.grad_norm_differences(m)
+    assert names == ["a", "b"] and list(epochs) == [0, 1, 2, 4]
+    want_a = [np.nan, 1.5, 0.5, np.nan]          # epoch 4 follows 2: not consecutive
+    want_b = [np.nan, np.nan, np.nan, np.nan]    # b frozen at epoch 1
+    np.testing.assert_array_equal(diff, np.array([want_a, want_b]))

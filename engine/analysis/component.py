@@ -83,11 +83,13 @@ class Analysis(Component):
     def on_epoch_start(self, trainer, epoch: int) -> None:
         if not self.enabled:
             return
-        # the parameters that get gradients this epoch (frozen blocks have none)
+        # the conv and linear weights that get gradients this epoch (frozen blocks have none);
+        # BatchNorm and biases stay out: Fig. 3b is about the layers' weight gradients
         params, owner = [], []
         for b, block in enumerate(trainer.model.blocks):
-            for p in block.parameters():
-                if p.requires_grad:
+            for mod in block.modules():
+                p = getattr(mod, "weight", None) if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)) else None
+                if p is not None and p.requires_grad:
                     params.append(p)
                     owner.append(b)
         self._params = params

@@ -97,6 +97,17 @@ def grad_norms(m: RunModel) -> tuple[list[str], np.ndarray, np.ndarray]:
     return names, epochs, mat
 
 
+def grad_norm_differences(m: RunModel) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The paper's Fig. 3b: per block, |mean gradient norm(e) - mean gradient norm(e - 1)|
+    between consecutive epochs (NaN where either is missing, e.g. frozen or the first)."""
+    names, epochs, g = grad_norms(m)
+    diff = np.full_like(g, np.nan)
+    if g.shape[1] > 1:
+        consecutive = np.diff(epochs) == 1
+        diff[:, 1:] = np.where(consecutive, np.abs(np.diff(g, axis=1)), np.nan)
+    return names, epochs, diff
+
+
 def freeze_epochs(m: RunModel) -> dict[str, int]:
     """Block -> the epoch it (last) froze at, from the run's freeze events."""
     out: dict[str, int] = {}
