@@ -322,3 +322,33 @@ def test_gradient_norm_differences_are_consecutive_absolute_changes():
     want_a = [np.nan, 1.5, 0.5, np.nan]          # epoch 4 follows 2: not consecutive
     want_b = [np.nan, np.nan, np.nan, np.nan]    # b frozen at epoch 1
     np.testing.assert_array_equal(diff, np.array([want_a, want_b]))
+
+# ----------------------------------------------------------------------------- SNIP/GraSP cost
+
+
+def test_one_shot_forward_range_brackets_every_mask_by_brute_force():
+    """Any mask keeping K sparse weights costs between the plan's low and high forward FLOPs:
+    checked against many random global-threshold-like masks and the two extreme fills."""
+    from engine.cost import arch as arch_mod
+    from engine.cost import costmodel
+    from engine.cost.oneshot_range import forward_range
+    from engine.sparsity.allocation import dense_layer_names, keep_count
+    cfg = from_dict({"model": {"name": "resnet20", "width": 0.5}, "sparsity": {"algorithm": "snip", "target": 0.9}})
+    arch = arch_mod.describe(cfg.model, 10, 32)
+    lo, hi = forward_range(cfg, arch, 0.9)
+    dense = dense_layer_names(cfg, arch.layer_specs())
+    sparse = [l for l in arch.layers if l.name not in dense]
+    k = keep_count(sum(l.params for l in sparse), 0.1)
+    rng = np.random.default_rng(0)
+    sizes = np.array([l.params for l in sparse])
+    for _ in range(200):     # K weights drawn at random (skewed per layer), then counted
+        weights = np.repeat(rng.random(len(sparse)) ** 4, sizes)
+        pick = rng.choice(sizes.sum(), size=k, replace=False, p=weights / weights.sum())
+        per_layer = np.bincount(np.searchsorted(np.cumsum(sizes), pick, side="right"), minlength=len(sparse))
+        dens = {l.name: per_layer[i] / l.params for i, l in enumerate(sparse)}
+        f = costmodel.forward_flops(arch, dens)
+        assert lo - 1e-6 * lo <= f <= hi + 1e-6 * hi
+    uniform = costmodel.forward_flops(arch, {l.name: 0.1 for l in sparse})
+    assert lo < uniform < hi
+    plan = project(cfg.replace(**{"data.name": "synthetic"}))
+    assert plan["method"]["forward_range"] is not None
