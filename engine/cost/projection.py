@@ -303,9 +303,9 @@ def project(cfg: RunConfig) -> dict:
         "dataset": sizes,
         "method": {"name": method.name, "exact": method.exact_plan,
                    "distribution": method.layer_distribution() if method.distribution else None,
-                   # SNIP/GraSP: the data pick the layer densities; the forward FLOPs any such mask can have
-                   "forward_range": (list(oneshot_range.forward_range(cfg, arch, cfg.sparsity.target))
-                                     if not method.exact_plan and cfg.sparsity.target > 0 else None)},
+                   # SNIP/GraSP only: the data pick the layer densities; the forward FLOPs any such mask can have
+                   **({"forward_range": list(oneshot_range.forward_range(cfg, arch, cfg.sparsity.target))}
+                      if not method.exact_plan and cfg.sparsity.target > 0 else {})},
         "segments": public,
         "epochs": EpochRows(public, probes),
         "blocks": [{"name": b.name, "params": b.params, "forward_flops": dense_block[b.index],
