@@ -352,3 +352,20 @@ def test_one_shot_forward_range_brackets_every_mask_by_brute_force():
     assert lo < uniform < hi
     plan = project(cfg.replace(**{"data.name": "synthetic"}))
     assert plan["method"]["forward_range"] is not None
+
+# ----------------------------------------------------------------------------- SET's ER allocation
+
+
+def test_erdos_renyi_densities_follow_the_formula():
+    """ER (Mocanu et al.): density_l = eps (n_out + n_in) / (n_out n_in), eps solved so the
+    sparse layers keep exactly the target share of their weights (no layer above 1 here)."""
+    from engine.sparsity.allocation import erk_densities
+    shapes = [("a", (16, 3, 3, 3)), ("b", (32, 16, 3, 3)), ("c", (64, 32, 3, 3)), ("fc", (10, 64))]
+    got = erk_densities(shapes, 0.1, kernel=False)
+    numel = {n: int(np.prod(s)) for n, s in shapes}
+    raw = {n: (s[0] + s[1]) / (s[0] * s[1]) for n, s in shapes}
+    eps = 0.1 * sum(numel.values()) / sum(raw[n] * numel[n] for n in numel)
+    assert got == pytest.approx({n: eps * raw[n] for n in numel}, rel=1e-12)
+    cfg = from_dict({"sparsity": {"algorithm": "set", "distribution": "er"}})
+    assert cfg.sparsity.distribution == "er"
+    assert project(cfg)["flops"]["spent"] > 0

@@ -29,7 +29,7 @@ DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder")
 # engine.sparsity.methods registers one plug-in per name (its schedule, fields and rule).
 DST_ALGORITHMS = tuple(METHODS)   # one registry: engine.sparsity.methods
 # auto: the method's own default (ERK for RigL, uniform for the others)
-DISTRIBUTIONS = ("auto", "uniform", "erk")
+DISTRIBUTIONS = ("auto", "uniform", "erk", "er")
 FREEZE_SCHEMES = ("single_shot", "single_shot_resume", "periodic", "delayed_periodic", "adaptive")
 SIEVE_MODES = ("circular", "oneshot")
 BAD_SAMPLE_POLICIES = ("skip", "error")
@@ -264,7 +264,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("optim.nesterov", "bool", "Nesterov momentum", "training"),
     _f("sparsity.target", "float", "Target weight sparsity of the sparse layers (0 = dense)", "sparsity", min=0, max=1, max_inclusive=False),
     _f("sparsity.algorithm", "choice", "Sparse-training method: mest_ems, mest_em, static, set, rigl, snip or grasp", "sparsity", choices=DST_ALGORITHMS),
-    _f("sparsity.distribution", "choice", "Layer-wise sparsity: auto (the method's default), uniform or ERK", "sparsity", choices=DISTRIBUTIONS),
+    _f("sparsity.distribution", "choice", "Layer-wise sparsity: auto (the method's default), uniform, ERK or ER (Erdős–Rényi, SET's)", "sparsity", choices=DISTRIBUTIONS),
     _f("sparsity.dense_layers", "list", "Layers kept dense: stem, head, shortcut or exact layer names", "sparsity"),
     _f("sparsity.score_lambda", "float", "λ in the prune score |w| + λ|g|", "sparsity", min=0),
     _f("sparsity.slack", "float", "EM&S soft bound: regrow to target - slack", "sparsity", min=0, max=1, max_inclusive=False),
