@@ -369,3 +369,31 @@ def test_erdos_renyi_densities_follow_the_formula():
     cfg = from_dict({"sparsity": {"algorithm": "set", "distribution": "er"}})
     assert cfg.sparsity.distribution == "er"
     assert project(cfg)["flops"]["spent"] > 0
+
+# ----------------------------------------------------------------------------- MEST's starting mask
+
+
+def test_mest_magnitude_init_keeps_the_largest_init_weights_then_zero_slots(tmp_path):
+    """init_mask: magnitude (MEST's code): per sparse layer, the init's largest |w| at the
+    target density are kept with their values, the rest of the epoch-0 density is new
+    zero-valued slots; checked by sorting the saved init in numpy."""
+    from engine.run.telemetry import Emitter
+    from engine.training.trainer import Trainer
+    cfg = from_dict(dict(TINY, analysis={"enabled": False},
+                         sparsity={"target": 0.8, "algorithm": "mest_ems", "init_mask": "magnitude"}))
+    t = Trainer(cfg, tmp_path, Emitter(tmp_path, stream=io.StringIO(), progress_bar=False), None)
+    init = {n: m.weight.detach().clone().numpy() for n, m in t.model.prunable()}
+    sp = t.sparsifier
+    sp.on_run_start(t)
+    mods = dict(t.model.prunable())
+    for n, _ in sp._layers:
+        w0, w1, mask = init[n], mods[n].weight.detach().numpy(), sp.masks[n].numpy()
+        assert (w0 != 0).all()                       # the dense init, before any mask
+        k = int(round(0.2 * w0.size))
+        top = np.zeros(w0.size, dtype=bool)
+        top[np.argsort(-np.abs(w0.ravel()), kind="stable")[:k]] = True
+        top = top.reshape(w0.shape)
+        assert (mask[top]).all() and np.array_equal(w1[top], w0[top])          # kept with their values
+        assert int(mask.sum()) == int(round(0.25 * w0.size)) and (w1[mask & ~top] == 0).all()   # soft bound 0.75
+    with pytest.raises(ConfigError, match="sparsity.init_mask"):
+        from_dict({"sparsity": {"init_mask": "kaiming"}})

@@ -98,6 +98,9 @@ class SparsityConfig:
     algorithm: str = "mest_ems"
     distribution: str = "auto"
     dense_layers: list = field(default_factory=lambda: ["stem"])
+    # the starting mask of the mask-updating methods: random positions, or MEST's
+    # "magnitude" (the init's largest |w| at the target, then zero-valued random slots)
+    init_mask: str = "random"
     # MEST's fields: their defaults are declared once, by the method plug-in (methods/mest.py)
     score_lambda: float = _MEST_EMS["score_lambda"]   # prune score |w| + lambda*|g|
     slack: float = _MEST_EMS["slack"]            # EM&S soft bound: grow back to target - slack (first segment)
@@ -266,6 +269,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("sparsity.algorithm", "choice", "Sparse-training method: mest_ems, mest_em, static, set, rigl, snip or grasp", "sparsity", choices=DST_ALGORITHMS),
     _f("sparsity.distribution", "choice", "Layer-wise sparsity: auto (the method's default), uniform, ERK or ER (Erdős–Rényi, SET's)", "sparsity", choices=DISTRIBUTIONS),
     _f("sparsity.dense_layers", "list", "Layers kept dense: stem, head, shortcut or exact layer names", "sparsity"),
+    _f("sparsity.init_mask", "choice", "Starting mask: random, or magnitude (MEST's: the init's largest |w| at the target, then zero-valued random slots up to the start density)", "sparsity", choices=("random", "magnitude")),
     _f("sparsity.score_lambda", "float", "λ in the prune score |w| + λ|g|", "sparsity", min=0),
     _f("sparsity.slack", "float", "EM&S soft bound: regrow to target - slack", "sparsity", min=0, max=1, max_inclusive=False),
     _f("sparsity.slack_late", "float", "Soft bound of the second segment", "sparsity", min=0, max=1, max_inclusive=False),

@@ -78,11 +78,7 @@ class Sparsifier(Component):
         elif hasattr(self.method, "masks"):
             self._score_masks(trainer)
         else:
-            start = dst_schedule.layer_densities(self.cfg, self._schedule_layers,
-                                                 dst_schedule.training_sparsity(self.cfg, 0))
-            for n, m in self._layers:
-                mask = M.random_mask(m.weight.shape, start[n], gen(self.cfg.seed, "mask", 0, n))
-                self._fmask[n] = mask.to(device=m.weight.device, dtype=m.weight.dtype)
+            self._initial_masks()
         with torch.no_grad():
             for n, m in self._layers:
                 m.weight.mul_(self._fmask[n])
@@ -90,6 +86,25 @@ class Sparsifier(Component):
         if not self.method.exact_plan:   # data-chosen layer densities: a frozen block keeps its mask
             self._target = dict(self._kept)
         self._refresh_active(trainer.state.frozen_prefix)
+
+    def _initial_masks(self) -> None:
+        """Random positions at the epoch-0 density, or (``init_mask: magnitude``, MEST's code)
+        the init's largest |w| at the target density, then zero-valued slots grown at random
+        up to the epoch-0 density (EM&S's looser soft bound)."""
+        start = dst_schedule.layer_densities(self.cfg, self._schedule_layers,
+                                             dst_schedule.training_sparsity(self.cfg, 0))
+        target = dst_schedule.layer_densities(self.cfg, self._schedule_layers, self.cfg.sparsity.target)
+        for n, m in self._layers:
+            g = gen(self.cfg.seed, "mask", 0, n)
+            if self.cfg.sparsity.init_mask == "magnitude":
+                w = m.weight
+                keep = M.prune(w.detach().cpu(), torch.ones(w.shape, dtype=torch.bool), target[n])
+                with torch.no_grad():
+                    w.mul_(keep.to(device=w.device, dtype=w.dtype))   # grown slots start at zero
+                mask = M.grow(keep, start[n], g)
+            else:
+                mask = M.random_mask(m.weight.shape, start[n], g)
+            self._fmask[n] = mask.to(device=m.weight.device, dtype=m.weight.dtype)
 
     def _score_masks(self, trainer) -> None:
         """One-shot masks from the method's scores on seeded training batches (SNIP, GraSP).
