@@ -93,7 +93,9 @@ def test_analysis_view_draws_and_says_when_the_analyses_are_off(qapp):
     # epochs as the other views count them (from 1): the stem froze at event epoch 3, i.e. before
     # epoch 4, and the column centred on 4 is event epoch 3
     assert v._lines[0].value() == pytest.approx(3.5)
-    assert v.cka.value_at(4.0, 1.5).startswith("b1 · epoch 4: 0.93")
+    # the run has ended: the map shows CKA with the final model (Fig. 1b), titled so
+    assert v.cka.value_at(4.0, 1.5).startswith("b1 · epoch 4: 0.8")
+    assert "final model (Fig. 1b)" in v.cka.plot.titleLabel.text
     xs, _ys = v._curves["b1"].getData()
     assert xs.tolist() == [1, 2, 3, 4, 5, 6]
     v.similarity_kind.setCurrentIndex(1)                                # vs the final mask
