@@ -145,8 +145,8 @@ class AnalysisView(RunView):
         # on, with the final model once the last epoch has scored it (docs/fidelity.md)
         final = any(e.get("cka_to_final") for e in m.analysis_events)
         names, mat = AD.heat(m, "cka_to_final" if final else "cka")
-        self.cka.plot.setTitle("CKA of block outputs with the final model (Fig. 1b)" if final else
-                               "CKA of block outputs with the previous measurement (vs final at the end)")
+        self.cka.title = ("CKA of block outputs with the final model (Fig. 1b)" if final else
+                          "CKA of block outputs with the previous measurement (vs final at the end)")
         self.cka.set(names, mat, AD.freeze_marks(m, names))
         kind = self.similarity_kind.currentData() or "mask_similarity"
         snames, smat = AD.heat(m, kind)
