@@ -19,6 +19,9 @@ class LoopState:
     global_batch: int = 0           # samples of the batch in flight over all ranks (one process: its size)
     frozen_prefix: int = 0          # leading blocks frozen this epoch (from the freeze plan)
     densities: dict[str, float] = field(default_factory=dict)  # mask densities (set before on_epoch_end)
+    # set by an after_backward hook to skip this batch's optimizer step (RigL's mask-update
+    # steps, as google-research/rigl); the trainer clears it after the step it skipped
+    skip_step: bool = False
 
 
 class TrainerView(Protocol):

@@ -38,6 +38,7 @@ def _events(resume_at: int | None = None) -> list[dict]:
                           probe_size=64, flops=1e6, seconds=0.01)
         if e == 5:
             fields.update(similarity_to_final={"b1.conv1": [0.5, 0.9, 1.0], "b1.conv2": [0.6, 0.8, 1.0]},
+                          cka_to_final={"stem": [0.7, 0.9, 1.0], "b1": [0.4, 0.8, 1.0], "head": [0.2, 0.6, 1.0]},
                           measure_epochs=[1, 3, 5])
         ev.append(make_event("analysis", **fields))
         ev.append(make_event("epoch_end", epoch=e, epochs=6, train_loss=1.0, train_acc=0.5, test_loss=1.0,
@@ -66,6 +67,8 @@ def test_heat_maps_fill_each_measurement_window():
     assert names == ["b1.conv1", "b1.conv2"] and sim[0, 5] == pytest.approx(0.8)
     names, final = AD.heat(m, "similarity_to_final")
     assert final[1].tolist() == pytest.approx([0.6, 0.6, 0.8, 0.8, 1.0, 1.0])
+    names, fig1b = AD.heat(m, "cka_to_final")          # Fig. 1b: every measurement vs the final one
+    assert names == ["stem", "b1", "head"] and fig1b[2].tolist() == pytest.approx([0.2, 0.2, 0.6, 0.6, 1.0, 1.0])
     names, epochs, g = AD.grad_norms(m)
     assert epochs.tolist() == [0, 1, 2, 3, 4, 5] and math.isnan(g[0, 3]) and g[0, 1] == pytest.approx(0.5)
     # the stem froze at epoch 3: its row, and the rows of its layers, carry the mark
@@ -90,7 +93,9 @@ def test_analysis_view_draws_and_says_when_the_analyses_are_off(qapp):
     # epochs as the other views count them (from 1): the stem froze at event epoch 3, i.e. before
     # epoch 4, and the column centred on 4 is event epoch 3
     assert v._lines[0].value() == pytest.approx(3.5)
-    assert v.cka.value_at(4.0, 1.5).startswith("b1 · epoch 4: 0.93")
+    # the run has ended: the map shows CKA with the final model (Fig. 1b), titled so
+    assert v.cka.value_at(4.0, 1.5).startswith("b1 · epoch 4: 0.8")
+    assert "final model (Fig. 1b)" in v.cka.plot.titleLabel.text
     xs, _ys = v._curves["b1"].getData()
     assert xs.tolist() == [1, 2, 3, 4, 5, 6]
     v.similarity_kind.setCurrentIndex(1)                                # vs the final mask

@@ -189,11 +189,14 @@ def _layer(seed=0, shape=(8, 10), active=40):
 
 
 def test_set_drops_the_smallest_magnitudes_and_regrows_as_many_at_random():
+    """Per sign (positive and negative apart, tests/test_fidelity.py has the counts)."""
     w, mask, g = _layer()
     keep, new = SET(from_dict({"sparsity": {"algorithm": "set"}})).update_layer(w, mask, None, None, g)
     dropped = mask & ~keep
-    assert int(dropped.sum()) == 12 and int(new.sum()) == 40          # floor(0.3 x 40), exact count
-    assert float(w[dropped].abs().max()) <= float(w[keep].abs().min())
+    pos, neg = int((mask & (w > 0)).sum()), int((mask & (w < 0)).sum())
+    assert int(dropped.sum()) == int(0.3 * pos) + int(0.3 * neg) and int(new.sum()) == 40   # exact count
+    for side in (w > 0, w < 0):
+        assert float(w[dropped & side].abs().max()) <= float(w[keep & side].abs().min())
     assert not (new & ~keep & mask & ~dropped).any() and (keep <= new).all()
 
 
@@ -238,11 +241,13 @@ def test_snip_and_grasp_scores_equal_a_direct_computation():
     h = torch.autograd.functional.hessian(lambda f: _loss_of(f, model, batches), flat)
     snip = torch.cat([s.flatten() for s in SNIP(from_dict({})).scores(model, weights, batches)])
     assert torch.allclose(snip, (g * flat).abs(), atol=1e-6)
-    grasp = torch.cat([s.flatten() for s in GraSP(from_dict({})).scores(model, weights, batches)])
+    # T = 1 here; the official T = 200 is checked in test_fidelity.py
+    t1 = from_dict({"sparsity": {"algorithm": "grasp", "temperature": 1.0}})
+    grasp = torch.cat([s.flatten() for s in GraSP(t1).scores(model, weights, batches)])
     assert torch.allclose(grasp, -flat * (h @ g), atol=1e-5)
     # one global threshold, exact count: SNIP keeps the largest, GraSP removes the largest
     for cls, scores, largest in ((SNIP, snip, True), (GraSP, grasp, False)):
-        masks = cls(from_dict({})).masks(model, weights, batches, 9)
+        masks = cls(t1 if cls is GraSP else from_dict({})).masks(model, weights, batches, 9)
         kept = torch.cat([m.flatten() for m in masks])
         assert int(kept.sum()) == 9
         worst_kept = scores[kept].min() if largest else scores[kept].max()

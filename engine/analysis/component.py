@@ -25,7 +25,7 @@ from engine.component import Component
 from engine.cost import costmodel
 from engine.training.seeding import gen
 
-from . import adaptive, metrics, schedule
+from . import adaptive, final, metrics, schedule
 
 PROBE_BATCH = 256
 
@@ -83,11 +83,13 @@ class Analysis(Component):
     def on_epoch_start(self, trainer, epoch: int) -> None:
         if not self.enabled:
             return
-        # the parameters that get gradients this epoch (frozen blocks have none)
+        # the conv and linear weights that get gradients this epoch (frozen blocks have none);
+        # BatchNorm and biases stay out: Fig. 3b is about the layers' weight gradients
         params, owner = [], []
         for b, block in enumerate(trainer.model.blocks):
-            for p in block.parameters():
-                if p.requires_grad:
+            for mod in block.modules():
+                p = getattr(mod, "weight", None) if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)) else None
+                if p is not None and p.requires_grad:
                     params.append(p)
                     owner.append(b)
         self._params = params
@@ -136,7 +138,9 @@ class Analysis(Component):
         if schedule.measures(self.cfg, epoch):
             fields.update(self._measure(trainer, epoch))
             if epoch == self.cfg.epochs - 1:
-                fields["similarity_to_final"] = self._against_final()
+                fields["similarity_to_final"] = self._against_final_mask(trainer)
+                fields["rank_overlap_to_final"] = self._against_final()
+                fields["cka_to_final"] = self._cka_to_final(trainer)
                 fields["measure_epochs"] = list(self._measured_epochs())
             decision = self._adaptive(trainer, epoch)
             if decision is not None:
@@ -178,6 +182,7 @@ class Analysis(Component):
             cka[name] = _r(metrics.cka_from_grams(prev.to(gram.device), gram)) if prev is not None else None
             self._grams[name] = gram
             self.cka[name].append(cka[name])
+        self._keep_grams(trainer, epoch)
         sim, block_sim = self._similarity(trainer)
         for name in names:
             self.block_similarity[name].append(block_sim.get(name))
@@ -188,6 +193,23 @@ class Analysis(Component):
         return {"measured": True, "cka": cka, "mask_similarity": sim, "block_mask_similarity": block_sim,
                 "probe_size": int(len(self.probe)), "flops": self._probe_flops,
                 "seconds": round(time.monotonic() - t0, 4)}
+
+    def _primary(self, trainer) -> bool:
+        dist = getattr(trainer, "dist", None)
+        return dist is None or bool(getattr(dist, "is_primary", True))
+
+    def _keep_grams(self, trainer, epoch: int) -> None:
+        """This measurement's Grams on disk, for the CKA against the final model at the end."""
+        run_dir = getattr(trainer, "run_dir", None)
+        if run_dir is not None and self._primary(trainer):
+            final.GramStore(run_dir).save(epoch, self._grams)
+
+    def _cka_to_final(self, trainer) -> dict[str, list]:
+        """The paper's Fig. 1b / A1: per block, every measurement's CKA with the final one."""
+        run_dir = getattr(trainer, "run_dir", None)
+        if run_dir is None or not self._primary(trainer):
+            return {}
+        return final.GramStore(run_dir).against_final(self._measured_epochs(), self._grams)
 
     def _similarity(self, trainer) -> tuple[dict, dict]:
         """Per sparse layer, the overlap of its top-half set with the previous measurement's;
@@ -216,8 +238,24 @@ class Analysis(Component):
             block_sim[name] = _r(sum(vals) / len(vals)) if vals else None
         return sim, block_sim
 
+    def _against_final_mask(self, trainer) -> dict[str, list]:
+        """The paper's Fig. 1a: per sparse layer and measurement, the share of that
+        measurement's top-half weights that are non-zero in the final mask."""
+        sparsifier = getattr(trainer, "sparsifier", None)
+        masks = sparsifier.masks if sparsifier is not None else {}
+        modules = dict(trainer.model.prunable())
+        out = {}
+        for layer, mask in masks.items():
+            n = self._numel.get(layer)
+            if n is None:
+                continue
+            final = (mask.detach().flatten().bool() & (modules[layer].weight.detach().flatten() != 0)).cpu()
+            out[layer] = [_r(metrics.kept_share(metrics.unpack(t[layer], n), final)) if layer in t else None
+                          for t in self._tops]
+        return out
+
     def _against_final(self) -> dict[str, list]:
-        """Every measurement's top-half set against the last one (the paper's Fig. 1a)."""
+        """Rank overlap (not Fig. 1a): every measurement's top-half set against the last one's."""
         if not self._tops:
             return {}
         final = self._tops[-1]

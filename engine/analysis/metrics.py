@@ -10,8 +10,11 @@
   itself runs in the features' precision, at least float32 (its relative error, about
   1e-7, is far below any difference the heat maps or the adaptive thresholds read), since
   it is most of a measurement's time on a CPU.
-* Structural similarity (Fig. 1a): the positions of a layer's 50% largest-magnitude
-  non-zero weights, compared between two moments as |A and B| / |B| (B the later set).
+* Structural similarity (Fig. 1a, paper Section 3.1): the share of epoch e's 50%
+  largest-magnitude non-zero weights that are non-zero in the *final mask*,
+  |top(e) and final mask| / |top(e)| (``kept_share``).
+* Rank overlap (not a paper figure): the positions of the top-half sets of two moments,
+  |A and B| / |B| (B the later set, ``overlap``): whether the weight *ranking* is stable.
 """
 from __future__ import annotations
 
@@ -67,6 +70,11 @@ def overlap(earlier: torch.Tensor, later: torch.Tensor) -> float | None:
     if n == 0:
         return None
     return float((earlier.bool() & later.bool()).sum()) / n
+
+
+def kept_share(top: torch.Tensor, final_mask: torch.Tensor) -> float | None:
+    """Fig. 1a: |top and final_mask| / |top| (None when ``top`` is empty)."""
+    return overlap(final_mask, top)
 
 
 def pack(bits: torch.Tensor) -> torch.Tensor:

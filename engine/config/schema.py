@@ -30,7 +30,7 @@ DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder")
 # engine.sparsity.methods registers one plug-in per name (its schedule, fields and rule).
 DST_ALGORITHMS = tuple(METHODS)   # one registry: engine.sparsity.methods
 # auto: the method's own default (ERK for RigL, uniform for the others)
-DISTRIBUTIONS = ("auto", "uniform", "erk")
+DISTRIBUTIONS = ("auto", "uniform", "erk", "er")
 FREEZE_SCHEMES = ("single_shot", "single_shot_resume", "periodic", "delayed_periodic", "adaptive")
 SIEVE_MODES = ("circular", "oneshot")
 BAD_SAMPLE_POLICIES = ("skip", "error")
@@ -99,17 +99,24 @@ class SparsityConfig:
     algorithm: str = "mest_ems"
     distribution: str = "auto"
     dense_layers: list = field(default_factory=lambda: ["stem"])
+    # the starting mask of the mask-updating methods: random positions, or MEST's
+    # "magnitude" (the init's largest |w| at the target, then zero-valued random slots)
+    init_mask: str = "random"
     # MEST's fields: their defaults are declared once, by the method plug-in (methods/mest.py)
     score_lambda: float = _MEST_EMS["score_lambda"]   # prune score |w| + lambda*|g|
     slack: float = _MEST_EMS["slack"]            # EM&S soft bound: grow back to target - slack (first segment)
     slack_late: float = _MEST_EMS["slack_late"]  # second segment's soft bound
     late_start: float = _MEST_EMS["late_start"]  # fraction of epochs where the second segment starts (90/160)
     search_end: float = _MEST_EMS["search_end"]  # fraction of epochs after which the mask is fixed (120/160)
-    em_delta: float = _MEST_EM["em_delta"]       # mest_em: prune to target + delta, regrow to target
+    # mest_em: prune to target + delta, regrow to target; None = MEST's 0.2 (1 - target), then
+    # em_delta_late (None = 0.1 (1 - target)) from late_start (0.92 -> 0.91 at 90%)
+    em_delta: float | None = _MEST_EM["em_delta"]
+    em_delta_late: float | None = _MEST_EM["em_delta_late"]
     # Fields of the other methods: None = the default of the method's paper (methods/*.py).
     update_fraction: float | None = None   # set: zeta (0.3); rigl: alpha (0.3, cosine-decayed)
     update_steps: int | None = None        # rigl: delta_T, steps between mask updates (100)
     score_batches: int | None = None       # snip, grasp: seeded batches scored at init (1)
+    temperature: float | None = None       # grasp: logits / T before the loss (official code: 200)
 
 
 @dataclass
@@ -261,17 +268,20 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("optim.nesterov", "bool", "Nesterov momentum", "training"),
     _f("sparsity.target", "float", "Target weight sparsity of the sparse layers (0 = dense)", "sparsity", min=0, max=1, max_inclusive=False),
     _f("sparsity.algorithm", "choice", "Sparse-training method: mest_ems, mest_em, static, set, rigl, snip or grasp", "sparsity", choices=DST_ALGORITHMS),
-    _f("sparsity.distribution", "choice", "Layer-wise sparsity: auto (the method's default), uniform or ERK", "sparsity", choices=DISTRIBUTIONS),
+    _f("sparsity.distribution", "choice", "Layer-wise sparsity: auto (the method's default), uniform, ERK or ER (Erdős–Rényi, SET's)", "sparsity", choices=DISTRIBUTIONS),
     _f("sparsity.dense_layers", "list", "Layers kept dense: stem, head, shortcut or exact layer names", "sparsity"),
+    _f("sparsity.init_mask", "choice", "Starting mask: random, or magnitude (MEST's: the init's largest |w| at the target, then zero-valued random slots up to the start density)", "sparsity", choices=("random", "magnitude")),
     _f("sparsity.score_lambda", "float", "λ in the prune score |w| + λ|g|", "sparsity", min=0),
     _f("sparsity.slack", "float", "EM&S soft bound: regrow to target - slack", "sparsity", min=0, max=1, max_inclusive=False),
     _f("sparsity.slack_late", "float", "Soft bound of the second segment", "sparsity", min=0, max=1, max_inclusive=False),
     _f("sparsity.late_start", "float", "Second segment start, as a fraction of the epochs", "sparsity", min=0, max=1),
     _f("sparsity.search_end", "float", "Mask search ends, as a fraction of the epochs", "sparsity", min=0, max=1),
-    _f("sparsity.em_delta", "float", "mest_em: prune to target + delta before regrowing", "sparsity", min=0, max=1, max_inclusive=False),
+    _f("sparsity.em_delta", "float", "mest_em: prune to target + delta before regrowing (default MEST's 0.2 x (1 - target))", "sparsity", min=0, max=1, max_inclusive=False, optional=True),
+    _f("sparsity.em_delta_late", "float", "mest_em: delta from sparsity.late_start on (default MEST's 0.1 x (1 - target))", "sparsity", min=0, max=1, max_inclusive=False, optional=True),
     _f("sparsity.update_fraction", "float", "set: ζ, rigl: α (cosine-decayed): fraction of active weights replaced per update (default 0.3)", "sparsity", min=0, max=1, min_inclusive=False, max_inclusive=False, optional=True),
     _f("sparsity.update_steps", "int", "rigl: ΔT, training steps between mask updates (default 100)", "sparsity", min=1, max=1_000_000, optional=True),
     _f("sparsity.score_batches", "int", "snip, grasp: seeded training batches scored at initialisation (default 1)", "sparsity", min=1, max=1000, optional=True),
+    _f("sparsity.temperature", "float", "grasp: the logits are divided by T before the loss, as the official code (default 200)", "sparsity", min=0, min_inclusive=False, optional=True),
     _f("freeze.target", "float", "Training FLOPs to save by layer freezing (0 = off)", "freeze", min=0, max=1, max_inclusive=False),
     _f("freeze.scheme", "choice", "Freezing scheme (Appendix B)", "freeze", choices=FREEZE_SCHEMES),
     _f("freeze.layer_fraction", "float", "Fraction of the layers allowed to freeze", "freeze", min=0, max=1, min_inclusive=False),
@@ -412,8 +422,11 @@ def _sparsity_errors(cfg: RunConfig, bad: set) -> list[tuple[str, str]]:
         errors.append(("sparsity.late_start", f"must not be after sparsity.search_end ({sp.search_end:g}), got {sp.late_start:g}"))
     if sp.algorithm == "mest_ems" and not {"sparsity.slack", "sparsity.target"} & bad and sp.target > 0 and sp.slack > sp.target:
         errors.append(("sparsity.slack", f"must not exceed sparsity.target ({sp.target:g}), got {sp.slack:g}"))
-    if sp.algorithm == "mest_em" and not {"sparsity.em_delta", "sparsity.target"} & bad and sp.target + sp.em_delta >= 1:
-        errors.append(("sparsity.em_delta", f"target + em_delta must stay below 1, got {sp.target:g} + {sp.em_delta:g}"))
+    for key in ("em_delta", "em_delta_late"):
+        delta = getattr(sp, key)
+        if sp.algorithm == "mest_em" and delta is not None and not {f"sparsity.{key}", "sparsity.target"} & bad \
+                and sp.target + delta >= 1:
+            errors.append((f"sparsity.{key}", f"target + {key} must stay below 1, got {sp.target:g} + {delta:g}"))
     if "sparsity.algorithm" not in bad:
         errors += [e for e in field_errors(cfg, SparsityConfig()) if e[0] not in bad]
     if "sparsity.dense_layers" not in bad and any(not name.strip() for name in sp.dense_layers):

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from engine.analysis import schedule as analysis_schedule
 from engine.config import ConfigError, RunConfig, freeze_enabled, sieve_oneshot_epoch, sieve_removed, sieve_swapped
 from engine.cost import arch as arch_mod
-from engine.cost import costmodel
+from engine.cost import costmodel, oneshot_range
 from engine.data.sizes import dataset_sizes
 from engine.freezing.schedule import changes, schedule_freeze
 from engine.run.payloads import OVERHEAD, SOURCES, Flops, FreezeSchedule, Projection, Saved, add_flops, with_overhead, zero_flops  # noqa: F401 - OVERHEAD, SOURCES, add_flops, zero_flops: re-exported
@@ -302,7 +302,10 @@ def project(cfg: RunConfig) -> dict:
         "model": {"name": arch.model, "width": arch.width, "params": arch.params},
         "dataset": sizes,
         "method": {"name": method.name, "exact": method.exact_plan,
-                   "distribution": method.layer_distribution() if method.distribution else None},
+                   "distribution": method.layer_distribution() if method.distribution else None,
+                   # SNIP/GraSP only: the data pick the layer densities; the forward FLOPs any such mask can have
+                   **({"forward_range": list(oneshot_range.forward_range(cfg, arch, cfg.sparsity.target))}
+                      if not method.exact_plan and cfg.sparsity.target > 0 else {})},
         "segments": public,
         "epochs": EpochRows(public, probes),
         "blocks": [{"name": b.name, "params": b.params, "forward_flops": dense_block[b.index],
@@ -392,6 +395,11 @@ def format_plan(plan: Projection) -> str:
     if meth:
         lines.append(f"sparse training: {meth['name']}" + ("" if meth.get("exact", True) else
                      " (layer densities chosen from the data at the start: priced at the uniform split, an estimate)"))
+        if meth.get("forward_range"):
+            lo, hi = meth["forward_range"]
+            dense_fwd = f["forward_dense_per_sample"]
+            lines.append(f"  its masks' forward FLOPs per sample can lie anywhere from {lo:.4g} to {hi:.4g} "
+                         f"({lo / dense_fwd:.2f}-{hi / dense_fwd:.2f} of dense); the ledger counts the real ones")
     lines += [
         "",
         f"{'training FLOPs':<22}{'FLOPs':>12}{'of dense':>10}",
@@ -410,8 +418,10 @@ def format_plan(plan: Projection) -> str:
     if fp:
         how = "given" if fp.get("start_given") else f"target {100 * fp['target']:.1f}%"
         lines.append(f"freeze plan: start epoch {fp['start_epoch']} ({how}), "
-                     f"achieved {100 * fp['achieved']:.1f}% saving, {len(fp['freeze_epochs'])} blocks: "
+                     f"reduction {100 * fp['reduction']:.1f}% vs no freezing (paper's figure; "
+                     f"share of the run's FLOPs {100 * fp['achieved']:.1f}%), {len(fp['freeze_epochs'])} blocks: "
                      + ", ".join(f"{b}@{e}" for b, e in fp["freeze_epochs"].items()))
+        lines += [f"warning: {w}" for w in fp.get("warnings", [])]
         if fp.get("adaptive"):
             a = fp["adaptive"]
             lines.append(f"adaptive freezing: saves {100 * a['min_saving']:.1f}% (the deadlines above) to "

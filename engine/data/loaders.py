@@ -291,6 +291,10 @@ class Data:
                 bad.clear()
         return out
 
+    def train_labels(self) -> torch.Tensor:
+        """The training labels (int64, CPU), e.g. for class-balanced scoring samples."""
+        return torch.as_tensor(self._train_data.labels, dtype=torch.long)
+
     def train_batches(self, order: torch.Tensor, epoch: int, start_batch: int = 0):
         return self.train.batches(order, epoch, start_batch)
 

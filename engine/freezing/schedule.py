@@ -10,9 +10,12 @@ Masks change only at mask-update epochs and a frozen block skips them. A block e
 the frozen prefix is pruned to its target densities (``frozen_block_fwd_flops``, the
 sparsifier's early final prune, so every layer ends at the target sparsity; without that
 argument it keeps the FLOPs it froze with); unfrozen again, it keeps them until the next
-mask update. ``achieved`` is the ledger's freeze share of the run's training FLOPs:
-freeze saving / (spent + freeze saving), both under this plan's own densities, exactly
-what ``engine.cost.projection.project`` projects and the ledger then counts.
+mask update. ``achieved`` (also ``saving_share``) is the ledger's freeze share of the run's
+training FLOPs: freeze saving / (spent + freeze saving), both under this plan's own
+densities, exactly what ``engine.cost.projection.project`` projects and the ledger then
+counts; the target search uses it. ``reduction`` is the paper's figure (Tables 2, A4-A6):
+1 - training FLOPs with this freezing / training FLOPs of the same run without freezing.
+The two differ once frozen blocks miss later density changes (docs/fidelity.md).
 
 Rules (docs/layer-freezing.md explains them and compares with the paper's Tables A4/A5):
 
@@ -224,11 +227,24 @@ def _block_lr_end(points, T: int, B: int, phase_end: int) -> list[int]:
     return out
 
 
+def _shortfall(cfg, inp: _Inputs, reduction: float, share: float) -> list[str]:
+    """A given start epoch freezes what it freezes (Tables A4/A5): say when that misses the
+    target rather than report the smaller saving silently (Alg. 1 freezes *until* the target)."""
+    target = float(cfg.freeze.target)
+    if inp.fixed_start is None or target <= 0 or share >= inp.goal:
+        return []
+    return [f"freeze.start_epoch {inp.fixed_start} misses freeze.target {100 * target:.1f}%: it saves "
+            f"{100 * share:.1f}% of the training FLOPs (a {100 * reduction:.1f}% reduction against no "
+            f"freezing); choose an earlier start epoch or leave it empty to search for the target"]
+
+
 def _assemble(inp: _Inputs, sched: _Schedule, block_names: Sequence[str], prune_frozen: bool) -> FreezeSchedule:
     """The plan payload of a scheme's schedule."""
     cfg, T = inp.cfg, inp.T
     points = sched.points
     saved_sum, total_sum = inp.pricer.totals(points)
+    without = inp.pricer.totals([(0, 0)])[1]
+    reduction = 1.0 - (total_sum - saved_sum) / without
     freeze_epochs = {}
     for b, name in enumerate(block_names):
         first = next((e for e, p in points if p > b), None)
@@ -239,6 +255,9 @@ def _assemble(inp: _Inputs, sched: _Schedule, block_names: Sequence[str], prune_
         "scheme": cfg.freeze.scheme,
         "target": float(cfg.freeze.target),
         "achieved": saved_sum / total_sum,
+        "saving_share": saved_sum / total_sum,
+        "reduction": reduction,
+        "warnings": _shortfall(cfg, inp, reduction, saved_sum / total_sum),
         "max_reachable": _max_reachable(cfg.freeze.scheme, T, inp.dT, inp.B, inp.block_layers, cfg, inp.saving,
                                         sched.resume_epoch),
         "start_epoch": sched.start,
@@ -251,7 +270,7 @@ def _assemble(inp: _Inputs, sched: _Schedule, block_names: Sequence[str], prune_
         "block_lr_end": _block_lr_end(points, T, inp.B, phase_end),
         "resume_epoch": sched.resume_epoch,
         "resume_lr": cfg.freeze.resume_lr if sched.resume_epoch is not None else None,
-        "cost_without_freezing": inp.pricer.totals([(0, 0)])[1],
+        "cost_without_freezing": without,
         "epoch_saving": inp.pricer.epoch_saving(points),
     }
     plan.update(sched.extra)  # type: ignore[typeddict-item]

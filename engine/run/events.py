@@ -63,7 +63,8 @@ EVENT_FIELDS: dict[str, dict[str, str]] = {
     # Section 3 analyses (engine.analysis), once per epoch when analysis.enabled: grad_norm
     # per block (null while frozen); when measured, cka / block_mask_similarity per block
     # and mask_similarity per sparse layer (null at the first measurement); the last
-    # epoch adds similarity_to_final and measure_epochs. docs/events.md has the details.
+    # epoch adds similarity_to_final (Fig. 1a), rank_overlap_to_final and measure_epochs.
+    # docs/events.md has the details.
     "analysis": {"epoch": "int", "measured": "bool", "grad_norm": "dict"},
 }
 # How a run ends (run_finished.status) ...

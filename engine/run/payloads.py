@@ -79,7 +79,10 @@ class FreezeSchedule(TypedDict, total=False):
     Schemes may add keys of their own (``period``, ``delay_epochs``); these are always there."""
     scheme: str
     target: float
-    achieved: float
+    achieved: float                # = saving_share (kept for older readers)
+    saving_share: float            # freeze saving / (spent + freeze saving), the ledger's share
+    reduction: float               # the paper's figure: 1 - FLOPs with freezing / FLOPs without
+    warnings: list[str]            # e.g. a given start epoch that misses the target
     max_reachable: float
     start_epoch: int
     start_given: bool              # freeze.start_epoch set: t_frz given, nothing searched

@@ -58,19 +58,27 @@ def allocate(cfg: RunConfig, layers: Sequence[Layer], sparsity: float, distribut
         out.update({name: 1.0 - s for name, _ in sparse})
     elif distribution == "erk":
         out.update(erk_densities(sparse, 1.0 - s))
+    elif distribution == "er":
+        out.update(erk_densities(sparse, 1.0 - s, kernel=False))
     else:
-        raise ValueError(f"sparsity.distribution: expected uniform or erk, got {cfg.sparsity.distribution!r}")
+        raise ValueError(f"sparsity.distribution: expected uniform, erk or er, got {cfg.sparsity.distribution!r}")
     return out
 
 
-def erk_densities(shapes: Sequence[tuple[str, Sequence[int]]], density: float) -> dict[str, float]:
-    """RigL's Erdos-Renyi-Kernel allocation: density_l proportional to sum(shape)/prod(shape).
+def erk_densities(shapes: Sequence[tuple[str, Sequence[int]]], density: float,
+                  kernel: bool = True) -> dict[str, float]:
+    """RigL's Erdos-Renyi-Kernel allocation: density_l proportional to sum(shape)/prod(shape);
+    with ``kernel=False`` plain Erdos-Renyi (SET's, Mocanu et al.): (n_out + n_in)/(n_out n_in),
+    the kernel dimensions left out, as RigL's ``erdos_renyi`` option.
 
     A layer whose density would exceed 1 is made dense and the rest re-solved (RigL's
     iterative redistribution), so the overall density of these layers stays ``density``.
     """
     numel = {name: math.prod(shape) for name, shape in shapes}
-    raw = {name: sum(shape) / numel[name] for name, shape in shapes}
+    if kernel:
+        raw = {name: sum(shape) / numel[name] for name, shape in shapes}
+    else:
+        raw = {name: (shape[0] + shape[1]) / (shape[0] * shape[1]) for name, shape in shapes}
     capped: set[str] = set()
     while True:
         free = [n for n in numel if n not in capped]

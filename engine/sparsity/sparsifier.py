@@ -23,6 +23,7 @@ from engine.sparsity import schedule as dst_schedule
 from engine.training.seeding import gen
 
 from . import masks as M
+from . import scoring
 from .methods import method_for
 
 
@@ -77,11 +78,7 @@ class Sparsifier(Component):
         elif hasattr(self.method, "masks"):
             self._score_masks(trainer)
         else:
-            start = dst_schedule.layer_densities(self.cfg, self._schedule_layers,
-                                                 dst_schedule.training_sparsity(self.cfg, 0))
-            for n, m in self._layers:
-                mask = M.random_mask(m.weight.shape, start[n], gen(self.cfg.seed, "mask", 0, n))
-                self._fmask[n] = mask.to(device=m.weight.device, dtype=m.weight.dtype)
+            self._initial_masks()
         with torch.no_grad():
             for n, m in self._layers:
                 m.weight.mul_(self._fmask[n])
@@ -90,12 +87,35 @@ class Sparsifier(Component):
             self._target = dict(self._kept)
         self._refresh_active(trainer.state.frozen_prefix)
 
+    def _initial_masks(self) -> None:
+        """Random positions at the epoch-0 density, or (``init_mask: magnitude``, MEST's code)
+        the init's largest |w| at the target density, then zero-valued slots grown at random
+        up to the epoch-0 density (EM&S's looser soft bound)."""
+        start = dst_schedule.layer_densities(self.cfg, self._schedule_layers,
+                                             dst_schedule.training_sparsity(self.cfg, 0))
+        target = dst_schedule.layer_densities(self.cfg, self._schedule_layers, self.cfg.sparsity.target)
+        for n, m in self._layers:
+            g = gen(self.cfg.seed, "mask", 0, n)
+            if self.cfg.sparsity.init_mask == "magnitude":
+                w = m.weight
+                keep = M.prune(w.detach().cpu(), torch.ones(w.shape, dtype=torch.bool), target[n])
+                with torch.no_grad():
+                    w.mul_(keep.to(device=w.device, dtype=w.dtype))   # grown slots start at zero
+                mask = M.grow(keep, start[n], g)
+            else:
+                mask = M.random_mask(m.weight.shape, start[n], g)
+            self._fmask[n] = mask.to(device=m.weight.device, dtype=m.weight.dtype)
+
     def _score_masks(self, trainer) -> None:
         """One-shot masks from the method's scores on seeded training batches (SNIP, GraSP).
         The model's state (BatchNorm statistics included) is left as it was."""
         model = trainer.model
         n = self.method.scored_samples(int(trainer.train_size))
-        order = torch.randperm(int(trainer.train_size), generator=gen(self.cfg.seed, "score", 0))[:n]
+        g = gen(self.cfg.seed, "score", 0)
+        if getattr(self.method, "class_balanced", False):   # GraSP: samples_per_class, as the official code
+            order = scoring.balanced_order(trainer.data.train_labels(), n, g)
+        else:
+            order = torch.randperm(int(trainer.train_size), generator=g)[:n]
         batches = [(x, y) for x, y, _ in trainer.data.train_batches(order, 0, 0)]
         saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
         weights = [m.weight for _, m in self._layers]
@@ -230,6 +250,7 @@ class Sparsifier(Component):
             fraction = self.method.step_update(step)
             if fraction is not None:
                 self._step_update(trainer, step, fraction)
+                trainer.state.skip_step = True   # the reference updates the mask instead of the weights
         grads = [w.grad for w in self._active_w]
         masks = self._active_m
         if any(g is None for g in grads):
@@ -246,7 +267,11 @@ class Sparsifier(Component):
 
     def _step_update(self, trainer, step: int, fraction: float) -> None:
         """A step-based update (RigL) from the dense gradients of this step, before they are
-        masked; frozen blocks are not in the active list, so their masks stay."""
+        masked; frozen blocks are not in the active list, so their masks stay. As the
+        reference (google-research/rigl sparse_optimizers.py, ``_get_update_op`` without
+        ``reinit_when_same``): a weight dropped and regrown in the same update keeps its value
+        and momentum; only connections that were off start at zero; and the step's weight
+        update is skipped (``cond_mask_update_op``: mask update *instead of* the step)."""
         opt_state = trainer.optimizer.state if trainer.optimizer is not None else {}
         records = []
         with torch.no_grad():
@@ -255,7 +280,7 @@ class Sparsifier(Component):
                     continue
                 old = self._fmask[n].bool()
                 keep, new = self.method.step_layer(w, old, w.grad, fraction)
-                self._apply_mask(n, w, keep, new, opt_state)
+                self._apply_mask(n, w, new, new, opt_state)   # off -> on positions are 0 already
                 records.append({"name": n, "density": self._kept[n] / self._numel[n],
                                 "changed": M.changed_fraction(old, new), "frozen": False})
         self._refresh_active(self._frozen)

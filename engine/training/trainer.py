@@ -92,6 +92,8 @@ class Trainer:
         self.lr_override: list[float | None] = [None] * nb
 
         self.freezer = Freezer(cfg, self.plan.get("freeze_plan"))
+        for warning in (self.plan.get("freeze_plan") or {}).get("warnings", []):
+            log.warning("%s", warning)    # also in run_started.freeze_plan.warnings
         self.sparsifier, self.sieve, self.ledger = Sparsifier(cfg), Sieve(cfg), Ledger(cfg)
         self.analysis = Analysis(cfg)   # after the sparsifier (masked gradients), before the ledger (its cost)
         self.components: list[Component] = [self.freezer, self.sparsifier, self.sieve, self.analysis, self.ledger]
@@ -268,7 +270,10 @@ class Trainer:
             speed.backward(loss, opt)
             for hook in after_backward:
                 hook(self)
-            speed.step(opt)
+            if state.skip_step:
+                state.skip_step = False
+            else:
+                speed.step(opt)
             for hook in after_step:
                 hook(self)
             with torch.no_grad():

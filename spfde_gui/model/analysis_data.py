@@ -15,8 +15,12 @@ KINDS = {
     "cka": ("cka", "blocks", "CKA with the previous measurement"),
     "mask_similarity": ("mask_similarity", "layers", "structural similarity with the previous measurement"),
     "block_mask_similarity": ("block_mask_similarity", "blocks", "structural similarity (block mean)"),
-    "similarity_to_final": ("similarity_to_final", "layers", "structural similarity with the final mask"),
+    "similarity_to_final": ("similarity_to_final", "layers", "structural similarity with the final mask (Fig. 1a)"),
+    "cka_to_final": ("cka_to_final", "blocks", "CKA with the final model (Fig. 1b), at the end of the run"),
+    "rank_overlap_to_final": ("rank_overlap_to_final", "layers", "top-half rank overlap with the final weights"),
 }
+# Tables the last epoch carries for every measurement at once (they need the final model)
+_FINAL_TABLES = ("similarity_to_final", "cka_to_final", "rank_overlap_to_final")
 
 
 def has_analysis(m: RunModel) -> bool:
@@ -39,11 +43,11 @@ def heat(m: RunModel, kind: str) -> tuple[list[str], np.ndarray]:
         raise KeyError(f"unknown analysis measure {kind!r}; expected one of {', '.join(KINDS)}")
     T = _n_epochs(m)
     evs = measured(m)
-    if kind == "similarity_to_final":
-        last = next((e for e in reversed(m.analysis_events) if isinstance(e.get("similarity_to_final"), dict)), None)
+    if kind in _FINAL_TABLES:
+        last = next((e for e in reversed(m.analysis_events) if isinstance(e.get(kind), dict)), None)
         if last is None:
             return [], np.full((0, T), np.nan)
-        table = last["similarity_to_final"]
+        table = last[kind]
         epochs = [int(x) for x in last.get("measure_epochs") or []]
         names = list(table)
         mat = np.full((len(names), T), np.nan)
@@ -91,6 +95,17 @@ def grad_norms(m: RunModel) -> tuple[list[str], np.ndarray, np.ndarray]:
             if v is not None:
                 mat[row[n], j] = float(v)
     return names, epochs, mat
+
+
+def grad_norm_differences(m: RunModel) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The paper's Fig. 3b: per block, |mean gradient norm(e) - mean gradient norm(e - 1)|
+    between consecutive epochs (NaN where either is missing, e.g. frozen or the first)."""
+    names, epochs, g = grad_norms(m)
+    diff = np.full_like(g, np.nan)
+    if g.shape[1] > 1:
+        consecutive = np.diff(epochs) == 1
+        diff[:, 1:] = np.where(consecutive, np.abs(np.diff(g, axis=1)), np.nan)
+    return names, epochs, diff
 
 
 def freeze_epochs(m: RunModel) -> dict[str, int]:

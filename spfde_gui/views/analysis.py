@@ -143,7 +143,12 @@ class AnalysisView(RunView):
         return "Waiting for the first analysis…" if m.status == "running" else "This run recorded no analyses."
 
     def redraw(self, m: RunModel) -> None:
-        names, mat = AD.heat(m, "cka")
+        # Fig. 1b needs the final model: CKA with the previous measurement while the run goes
+        # on, with the final model once the last epoch has scored it (docs/fidelity.md)
+        final = any(e.get("cka_to_final") for e in m.analysis_events)
+        names, mat = AD.heat(m, "cka_to_final" if final else "cka")
+        self.cka.title = ("CKA of block outputs with the final model (Fig. 1b)" if final else
+                          "CKA of block outputs with the previous measurement (vs final at the end)")
         self.cka.set(names, mat, AD.freeze_marks(m, names))
         kind = self.similarity_kind.currentData() or "mask_similarity"
         snames, smat = AD.heat(m, kind)

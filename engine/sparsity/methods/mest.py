@@ -3,7 +3,10 @@
 Every ``interval`` epochs until ``search_end`` the mask drops the weakest weights (score
 |w| + lambda |g|) and regrows at random; EM&S trains at the looser bound target - slack
 (then target - slack_late from ``late_start``) and its last update, at search_end, prunes
-to exactly the target. EM prunes to target + em_delta and regrows to the target.
+to exactly the target. EM prunes to target + em_delta (em_delta_late from ``late_start``)
+and regrows to the target. Unset, the deltas follow MEST's scripts: the prune-to bounds are
+0.92 -> 0.91 at 90% and 0.96 -> 0.955 at 95% (the second from epoch 90 of 160), i.e. 20%
+then 10% of the target density, 0.2 (1 - s) then 0.1 (1 - s) (docs/fidelity.md).
 """
 from __future__ import annotations
 
@@ -81,13 +84,26 @@ class MestEMS(Method):
 class MestEM(MestEMS):
     name = "mest_em"
     summary = "MEST elastic mutation (prune to target + delta, regrow to target)"
-    fields = {"score_lambda": 0.0, "search_end": 0.75, "em_delta": 0.05}
+    fields = {"score_lambda": 0.0, "search_end": 0.75, "em_delta": None, "em_delta_late": None,
+              "late_start": 0.5625}
+    # MEST's deltas as shares of the target density (1 - s), used when em_delta(_late) is unset
+    DELTA_SHARE = (0.2, 0.1)
 
     def boundaries(self) -> tuple[int, int]:
-        cfg = self.cfg
-        last_update = (cfg.epochs - 1) // cfg.interval * cfg.interval
-        end = min(self._snap(cfg.sparsity.search_end), last_update)
-        return end, end
+        """(late_start, search_end) in epochs: delta switches to em_delta_late at late_start."""
+        return MestEMS.boundaries(self)
+
+    def delta(self, epoch: int) -> float:
+        """The prune-to bound's excess over the target at an update epoch (MEST's two-step delta)."""
+        late, _ = self.boundaries()
+        return self.deltas()[1 if epoch >= late else 0]
+
+    def deltas(self) -> tuple[float, float]:
+        """(delta before late_start, delta from late_start): the fields, else MEST's rule."""
+        sp, density = self.cfg.sparsity, 1.0 - self.target
+        early = sp.em_delta if sp.em_delta is not None else self.DELTA_SHARE[0] * density
+        late = sp.em_delta_late if sp.em_delta_late is not None else self.DELTA_SHARE[1] * density
+        return early, late
 
     def training_sparsity(self, epoch: int) -> float:
         return self.target if self.active else 0.0
@@ -101,7 +117,7 @@ class MestEM(MestEMS):
         _, end = self.boundaries()
         if epoch % self.cfg.interval or epoch >= end:
             return None
-        return (self.target + self.cfg.sparsity.em_delta, self.target)
+        return (self.target + self.delta(epoch), self.target)
 
     def update_epochs(self) -> list[int]:
         if not self.active:

@@ -1,6 +1,9 @@
-"""SET (Mocanu et al. 2018): at every update, per layer, drop the fraction zeta of the active
-weights with the smallest magnitude and regrow as many at random zero positions; new weights
-start at zero. Updates happen at every positive multiple of ``interval`` epochs (SET's
+"""SET (Mocanu et al. 2018): at every update, per layer, drop the fraction zeta of the
+positive active weights closest to zero and, separately, zeta of the negative ones (the
+reference's ``weightsEvolution``: the smallest positive and the largest negative values;
+active weights exactly 0 lie between both thresholds and go too), then regrow as many as
+were dropped at random zero positions; new weights start at zero.
+Updates happen at every positive multiple of ``interval`` epochs (SET's
 paper updates after every epoch: interval 1) for the whole run; the density never changes,
 so the mask keeps exactly its target count."""
 from __future__ import annotations
@@ -37,5 +40,22 @@ class SET(Method):
         from engine.sparsity import masks as M  # torch: the rule runs in training only
         n = mask.numel()
         active = int(mask.sum())
-        keep = M.prune(weight, mask, (active - drop_count(active, self.param("update_fraction"))) / n)
+        keep = signed_drop(weight, mask.bool(), float(self.param("update_fraction")))
         return keep, M.grow(keep, active / n, generator)
+
+
+def signed_drop(weight, mask, fraction: float):
+    """The kept mask after SET's drop: of the active positive weights the floor(fraction x
+    count) smallest go, of the negative ones the floor(fraction x count) closest to zero;
+    active exact zeros go too. Ties are broken by position (stable)."""
+    import torch
+    w = weight.detach().flatten()
+    m = mask.flatten()
+    keep = m & (w != 0)
+    for side in (m & (w > 0), m & (w < 0)):
+        drop = drop_count(int(side.sum()), fraction)
+        if drop:
+            mag = torch.where(side, w.abs(), torch.full_like(w, float("inf")))
+            idx = torch.sort(mag, stable=True).indices[:drop]
+            keep[idx] = False
+    return keep.view_as(mask)
