@@ -23,6 +23,7 @@ from pathlib import Path
 
 from engine import config as config_mod
 from engine.config import ConfigError
+from engine.config.hints import set_hint
 from engine.cost import preflight as resources
 from engine.cost import projection as plan_mod
 from engine.data.checks import CIFAR_FILES, check_dataset
@@ -313,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
+        hint = set_hint(exc)
+        if hint:
+            print(hint, file=sys.stderr)
         return EXIT_CONFIG
     except BrokenPipeError:
         # `spfde-train plan ... | head`: the reader is done; leave quietly, as Unix tools do.

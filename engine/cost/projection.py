@@ -32,7 +32,7 @@ from engine.config import ConfigError, RunConfig, freeze_enabled, sieve_oneshot_
 from engine.cost import arch as arch_mod
 from engine.cost import costmodel
 from engine.data.sizes import dataset_sizes
-from engine.freezing.schedule import changes, schedule_freeze
+from engine.freezing.schedule import FreezeTargetUnreachable, changes, schedule_freeze
 from engine.run.payloads import OVERHEAD, SOURCES, Flops, FreezeSchedule, Projection, Saved, add_flops, with_overhead, zero_flops  # noqa: F401 - OVERHEAD, SOURCES, add_flops, zero_flops: re-exported
 from engine.sparsity import schedule as dst_schedule
 from engine.sparsity.methods import method_for
@@ -151,6 +151,8 @@ def _freeze_schedule(cfg: RunConfig, arch, method, samples: list[int]) -> Freeze
         return schedule_freeze(cfg, arch.block_names, fwd, samples,
                            block_layers=[len(b.layers) for b in arch.blocks],
                            frozen_block_fwd_flops=at_target)
+    except FreezeTargetUnreachable as exc:
+        raise ConfigError([("freeze.target", str(exc))], suggestions={"freeze.target": exc.suggestion}) from None
     except ValueError as exc:
         msg = str(exc)
         field = next((f for f in ("freeze.start_epoch", "freeze.blocks", "freeze.layer_fraction",
