@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter
-from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from engine import config as cfgmod
 from engine.cost import projection as plan
@@ -68,7 +68,9 @@ def _project(state, cfg: cfgmod.RunConfig):
         res["per_gpu"] = per_gpu(cfg, plan.project)
         return res, ""
     except cfgmod.ConfigError as exc:
-        return {}, "; ".join(f"{f}: {m}" for f, m in exc.errors)
+        # the suggestions (e.g. the reachable freeze.target) travel with the error: the
+        # preview offers them as a one-click fix
+        return {"suggestions": dict(exc.suggestions)}, "; ".join(f"{f}: {m}" for f, m in exc.errors)
     except TaskCancelled:
         raise
     except Exception as exc:  # the planner is another team's code: show, do not crash
@@ -77,17 +79,22 @@ def _project(state, cfg: cfgmod.RunConfig):
 
 class CostPreview(QWidget):
     updated = Signal(object)   # the projection dict, or None on error
+    fix_requested = Signal(str, object)   # (field, value): the user took the suggested fix
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._pending: cfgmod.RunConfig | None = None
         self.result: dict | None = None
         self.error: str | None = None
+        # why the planner refuses the form's configuration (an unreachable freeze target...),
+        # None when it accepts it or the form itself is invalid: Launch is disabled on it
+        self.rejection: str | None = None
+        self.suggestions: dict[str, object] = {}
         # A newer configuration cancels the projection under way (interrupted where it is)
         # and starts at once: a stale projection never holds the window or a newer one.
         self.tasks = TaskRunner(self, "preview", interrupt=True)
         self.tasks.done.connect(self._on_done)
-        self.tasks.failed.connect(lambda exc: self._show_error(f"{type(exc).__name__}: {exc}"))
+        self.tasks.failed.connect(lambda exc: self._show_error(f"{type(exc).__name__}: {exc}", rejected=True))
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
@@ -136,6 +143,12 @@ class CostPreview(QWidget):
         self.message.setMinimumHeight(3 * self.message.fontMetrics().lineSpacing() + 4)
         self.message.setAlignment(Qt.AlignLeft | Qt.AlignTop)
         lay.addWidget(self.message)
+        # the planner's suggested fix, one click away ("Use freeze target 13.6%")
+        self.fix_btn = QPushButton()
+        self.fix_btn.setObjectName("preview:fix")
+        self.fix_btn.setVisible(False)
+        self.fix_btn.clicked.connect(self._apply_fix)
+        lay.addWidget(self.fix_btn, 0, Qt.AlignLeft)
         lay.addStretch(1)
         self.setMinimumHeight(self.sizeHint().height())
 
@@ -171,9 +184,10 @@ class CostPreview(QWidget):
     def _on_done(self, outcome) -> None:
         res, err = outcome
         if err:
-            self._show_error(err)
+            self._show_error(err, rejected=True, suggestions=res.get("suggestions"))
             return
-        self.result, self.error = res, None
+        self.result, self.error, self.rejection = res, None, None
+        self._set_suggestions({})
         f, m = res.get("flops", {}), res.get("memory", {})
         saved = f.get("saved", {})
         dense = f.get("dense") or 0.0
@@ -210,8 +224,25 @@ class CostPreview(QWidget):
         self.values["process"].setText(fmt_bytes(rss) if running and rss else
                                        ("starting…" if running else "no run going"))
 
-    def _show_error(self, text: str) -> None:
+    def _set_suggestions(self, suggestions: dict[str, object]) -> None:
+        self.suggestions = dict(suggestions)
+        if "freeze.target" in self.suggestions:
+            v = float(self.suggestions["freeze.target"])   # type: ignore[arg-type]
+            self.fix_btn.setText(f"Use freeze target {100 * v:.1f}% (the reachable maximum)")
+            self.fix_btn.setToolTip(f"Set freeze.target to {v} (the same as --set freeze.target={v})")
+        elif self.suggestions:
+            self.fix_btn.setText("Use " + ", ".join(f"{f} = {v}" for f, v in self.suggestions.items()))
+            self.fix_btn.setToolTip("")
+        self.fix_btn.setVisible(bool(self.suggestions))
+
+    def _apply_fix(self) -> None:
+        for field, value in self.suggestions.items():
+            self.fix_requested.emit(field, value)
+
+    def _show_error(self, text: str, rejected: bool = False, suggestions: dict | None = None) -> None:
         self.result, self.error = None, text
+        self.rejection = text if rejected else None
+        self._set_suggestions(suggestions or {})
         for k, v in self.values.items():
             if k != "process":
                 v.setText("–")

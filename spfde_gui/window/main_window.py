@@ -41,6 +41,7 @@ REDRAW_HZ = 15
 CLOSE_CHOICES = ("stop", "kill", "cancel")
 RESUME_TIP = "Resume the stopped or crashed run in view from its last checkpoint"
 BLOCKED_MSG = "Launch blocked: fix the fields marked in red."
+LAUNCH_TIP = "Start a run with the configuration on the left"
 
 
 class RunHeader(QWidget):
@@ -211,6 +212,8 @@ class MainWindow(QMainWindow):
         self.preview = CostPreview()
         self.form.changed.connect(self._schedule_preview)
         self.form.validity_changed.connect(self._update_actions)
+        self.preview.updated.connect(self._update_actions)     # the planner may refuse the config
+        self.preview.fix_requested.connect(self._apply_fix)
         cfg_split = QSplitter(Qt.Vertical)
         cfg_split.addWidget(self.form)
         cfg_split.addWidget(self.preview)
@@ -227,7 +230,9 @@ class MainWindow(QMainWindow):
         lr.addWidget(self.launch_msg)
         self.launch_btn = QPushButton("▶  Launch run")
         self.launch_btn.setObjectName("launch")
-        self.launch_btn.setStyleSheet("font-weight: bold; padding: 6px;")
+        # a style sheet drops the native disabled look: say it again, or Launch never looks off
+        self.launch_btn.setStyleSheet("QPushButton { font-weight: bold; padding: 6px; }"
+                                      " QPushButton:disabled { color: #9a9a9a; background: #e4e4e4; }")
         self.launch_btn.clicked.connect(self.launch)
         lr.addWidget(self.launch_btn)
         self.runs = RunsPanel(self._runs_dir())
@@ -295,7 +300,7 @@ class MainWindow(QMainWindow):
         tb.setToolButtonStyle(Qt.ToolButtonTextOnly)
         self.addToolBar(tb)
         mk = lambda text, slot, key=None, tip="": self._action(tb, text, slot, key, tip)
-        self.act_launch = mk("Launch", self.launch, "F5", "Start a run with the configuration on the left")
+        self.act_launch = mk("Launch", self.launch, "F5", LAUNCH_TIP)
         self.act_stop = mk("Stop", self.stop, "Ctrl+.", "Stop gracefully: checkpoint and exit (then terminate, then kill)")
         self.act_ckpt = mk("Checkpoint now", self.controller.checkpoint, None, "Ask the engine to save a checkpoint")
         self.act_resume = mk("Resume", self.resume, None, RESUME_TIP)
@@ -328,8 +333,7 @@ class MainWindow(QMainWindow):
     def _update_actions(self, *_args) -> None:
         running = self.controller.is_running()
         valid = self.form.is_valid()
-        self.act_launch.setEnabled(not running)
-        self.launch_btn.setEnabled(not running)
+        self._update_launch(running)
         self.act_stop.setEnabled(running)
         self.act_ckpt.setEnabled(running)
         self.act_kill.setEnabled(running)
@@ -345,6 +349,22 @@ class MainWindow(QMainWindow):
             if self.statusBar().currentMessage() == BLOCKED_MSG:
                 self.statusBar().clearMessage()   # the fields are fixed: the line is stale
 
+    def _update_launch(self, running: bool) -> None:
+        """Launch is off while a run goes or the planner refuses the configuration; the
+        tooltip says why."""
+        rejected = self.preview.rejection
+        why = ("a run is going: stop it first" if running else
+               f"the planner refuses this configuration: {rejected}" if rejected else "")
+        for w in (self.act_launch, self.launch_btn):
+            w.setEnabled(not why)
+            w.setToolTip(LAUNCH_TIP if not why else f"Cannot launch: {why}")
+            w.setStatusTip(w.toolTip())
+
+    def _apply_fix(self, field: str, value) -> None:
+        """The preview's one-click fix (the reachable freeze target) written into the form."""
+        self.form.set_field(field, value)
+        self.statusBar().showMessage(f"{field} set to {value}")
+
     # ------------------------------------------------------------------ launching
     def _runs_dir(self) -> Path:
         cfg = self.form.config()
@@ -358,6 +378,10 @@ class MainWindow(QMainWindow):
             return False
         errors = self.form.validate()
         cfg = self.form.config()
+        if not errors and cfg is not None and self.preview.rejection:
+            self.launch_msg.setText(f"Cannot launch: {self.preview.rejection}")
+            self.statusBar().showMessage("Launch blocked: the planner refuses this configuration.")
+            return False
         if errors or cfg is None:
             n = len(errors)
             self.launch_msg.setText(f"Cannot launch: {n} invalid field{'s' if n != 1 else ''} "
