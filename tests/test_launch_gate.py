@@ -30,3 +30,28 @@ def test_unreachable_target_disables_launch_and_offers_the_maximum(studio, qtbot
     assert pv.rejection is None and not pv.fix_btn.isVisible()
     assert w.launch_btn.isEnabled() and not w.launch_btn.toolTip().startswith("Cannot")
 
+
+
+def test_config_message_takes_the_error_and_hint():
+    from spfde_gui.system.engine_process import config_message
+    tail = ("15:00:00 INFO engine: CPU threads: 2\ninvalid configuration (1 error):\n"
+            "  freeze.target: target not reachable\nhint: rerun with --set freeze.target=0.136\n")
+    assert config_message(tail).splitlines() == ["invalid configuration (1 error):",
+                                                 "  freeze.target: target not reachable",
+                                                 "hint: rerun with --set freeze.target=0.136"]
+    assert config_message("Traceback (most recent call last):\nKeyError: 'x'") == ""
+
+
+@pytest.mark.slow
+def test_engine_refusing_the_config_reads_refused_not_crashed(studio, qtbot, tmp_path):
+    """A configuration that reaches the engine anyway (here: started past the form) is
+    refused by it with exit 2: the run reads *refused*, with the engine's message."""
+    from engine import config as cfgmod
+    w = studio
+    cfg = cfgmod.load(cfgmod.preset_path("demo"), ["sieve.ratio=0.1", "epochs=10"])   # fields valid, plan not
+    m = w.controller.start_run(cfg, tmp_path / "runs")
+    assert w.controller.wait_finished(60000)
+    qtbot.waitUntil(lambda: not w.controller.is_running(), timeout=10000)
+    assert w.controller.exit_code == 2
+    assert m.status == "refused"
+    assert "not reachable" in m.error["message"] and "--set freeze.target=0.136" in m.error["message"]

@@ -30,7 +30,7 @@ _SIMPLE = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "e
            "samples", "samples_total")
 _NAN = float("nan")
 # The engine's final statuses plus the studio's own (see spfde_gui.palette.STUDIO_STATUSES).
-STATUSES = ("new", "starting", "running", *RUN_STATUSES, "killed", "crashed")
+STATUSES = ("new", "starting", "running", *RUN_STATUSES, "killed", "crashed", "refused")
 _PROGRESS_PREFIX = b'{"event":"progress"'   # how engine.run.events.dumps starts a progress line
 
 
@@ -334,6 +334,8 @@ class RunModel:
             st = self.finished.get("status")
             return st if st in RUN_STATUSES else "crashed"
         if self.error is not None:
+            if self.error.get("refused"):
+                return "refused"         # the engine rejected the configuration: nothing ran
             return "killed" if self.killed else "crashed"
         if self.starting and self._alive is not False:
             return "starting"

@@ -139,10 +139,11 @@ class RunHeader(QWidget):
         self.rate.setText(text)
         self.rate.setVisible(bool(text))
         self._show_warnings(m.warnings)
-        if st in ("crashed", "killed"):
+        if st in ("crashed", "killed", "refused"):
             err = m.error or {}
             msg = err.get("message") or "the engine stopped without finishing the run (no run_finished event)"
-            self.banner.setText(f"<b>Run {st}:</b> {html.escape(msg)}")
+            head = "The engine refused the configuration" if st == "refused" else f"Run {st}"
+            self.banner.setText(f"<b>{head}:</b> {html.escape(msg)}".replace("\n", "<br>"))
             self.banner.show()
             lines = list(stderr_tail or [])[-60:]
             text = "\n".join(lines) if lines else (err.get("traceback") or "")
