@@ -23,11 +23,13 @@ def test_unreachable_target_disables_launch_and_offers_the_maximum(studio, qtbot
     assert w.launch() is False and not w.controller.is_running()
     assert "not reachable" in w.launch_msg.text()
     assert pv.fix_btn.isVisible() and "13.6%" in pv.fix_btn.text()
+    assert "not reachable" in w.form.editors["freeze.target"].error_label.text()   # at the field
 
     qtbot.mouseClick(pv.fix_btn, Qt.LeftButton)
     assert w.form.config().freeze.target == pytest.approx(0.136)
     qtbot.waitUntil(lambda: pv.result is not None and not pv.busy(), timeout=10000)
     assert pv.rejection is None and not pv.fix_btn.isVisible()
+    assert not w.form.editors["freeze.target"].error_label.isVisible()
     assert w.launch_btn.isEnabled() and not w.launch_btn.toolTip().startswith("Cannot")
 
 
@@ -55,3 +57,14 @@ def test_engine_refusing_the_config_reads_refused_not_crashed(studio, qtbot, tmp
     assert w.controller.exit_code == 2
     assert m.status == "refused"
     assert "not reachable" in m.error["message"] and "--set freeze.target=0.136" in m.error["message"]
+
+
+def test_missing_cifar_folder_is_flagged_at_the_field(studio, qtbot, tmp_path):
+    w, pv = studio, studio.preview
+    w.form.load_preset("cifar100_resnet32x2_spfde")
+    w.form.set_field("data.root", str(tmp_path / "no-such-folder"))
+    qtbot.waitUntil(lambda: pv.rejection is not None and not pv.busy(), timeout=10000)
+    ed = w.form.editors["data.root"]
+    assert "does not exist" in ed.error_label.text() and ed.error_label.isVisible()
+    assert not w.launch_btn.isEnabled() and "does not exist" in w.launch_btn.toolTip()
+    assert w.launch() is False and not w.controller.is_running()

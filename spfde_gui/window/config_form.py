@@ -319,6 +319,19 @@ class ConfigForm(QWidget):
             self.validity_changed.emit(valid)
         return errors
 
+    def show_plan_errors(self, errors: list[tuple[str, str]]) -> None:
+        """The planner's errors (an unreachable target, a missing dataset folder) at their
+        fields, beside the fields' own errors, which stay first."""
+        own = {f for f, _ in self._errors}
+        by_field: dict[str, list[str]] = {}
+        for f, m in errors:
+            if f in self.editors and f not in own:
+                by_field.setdefault(f, []).append(m)
+        for path, ed in self.editors.items():
+            if path not in own:
+                msgs = by_field.get(path)
+                ed.set_error("; ".join(msgs) if msgs else None)
+
     def focus_first_error(self) -> str | None:
         """Scroll to the first field in error and focus it; its dotted name, or None."""
         for path, ed in self.editors.items():

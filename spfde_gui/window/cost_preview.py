@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWi
 
 from engine import config as cfgmod
 from engine.cost import projection as plan
+from engine.data.checks import CIFAR_FILES, check_dataset
 from spfde_gui.system.tasks import TaskCancelled, TaskRunner
 
 DEBOUNCE_MS = 250
@@ -64,13 +65,16 @@ def per_gpu(cfg: cfgmod.RunConfig, project) -> dict | None:
 def _project(state, cfg: cfgmod.RunConfig):
     """The task: (projection, "") or ({}, why it cannot be projected)."""
     try:
+        if cfg.data.name in CIFAR_FILES:
+            check_dataset(cfg)    # a missing CIFAR folder is flagged at data.root before launch
         res = plan.project(cfg)
         res["per_gpu"] = per_gpu(cfg, plan.project)
         return res, ""
     except cfgmod.ConfigError as exc:
         # the suggestions (e.g. the reachable freeze.target) travel with the error: the
         # preview offers them as a one-click fix
-        return {"suggestions": dict(exc.suggestions)}, "; ".join(f"{f}: {m}" for f, m in exc.errors)
+        return ({"suggestions": dict(exc.suggestions), "errors": list(exc.errors)},
+                "; ".join(f"{f}: {m}" for f, m in exc.errors))
     except TaskCancelled:
         raise
     except Exception as exc:  # the planner is another team's code: show, do not crash
@@ -90,6 +94,7 @@ class CostPreview(QWidget):
         # None when it accepts it or the form itself is invalid: Launch is disabled on it
         self.rejection: str | None = None
         self.suggestions: dict[str, object] = {}
+        self.rejected_fields: list[tuple[str, str]] = []   # (field, message): shown at the fields
         # A newer configuration cancels the projection under way (interrupted where it is)
         # and starts at once: a stale projection never holds the window or a newer one.
         self.tasks = TaskRunner(self, "preview", interrupt=True)
@@ -184,9 +189,10 @@ class CostPreview(QWidget):
     def _on_done(self, outcome) -> None:
         res, err = outcome
         if err:
-            self._show_error(err, rejected=True, suggestions=res.get("suggestions"))
+            self._show_error(err, rejected=True, suggestions=res.get("suggestions"), fields=res.get("errors"))
             return
         self.result, self.error, self.rejection = res, None, None
+        self.rejected_fields = []
         self._set_suggestions({})
         f, m = res.get("flops", {}), res.get("memory", {})
         saved = f.get("saved", {})
@@ -239,9 +245,11 @@ class CostPreview(QWidget):
         for field, value in self.suggestions.items():
             self.fix_requested.emit(field, value)
 
-    def _show_error(self, text: str, rejected: bool = False, suggestions: dict | None = None) -> None:
+    def _show_error(self, text: str, rejected: bool = False, suggestions: dict | None = None,
+                    fields: list | None = None) -> None:
         self.result, self.error = None, text
         self.rejection = text if rejected else None
+        self.rejected_fields = list(fields or [])
         self._set_suggestions(suggestions or {})
         for k, v in self.values.items():
             if k != "process":

@@ -214,6 +214,7 @@ class MainWindow(QMainWindow):
         self.form.changed.connect(self._schedule_preview)
         self.form.validity_changed.connect(self._update_actions)
         self.preview.updated.connect(self._update_actions)     # the planner may refuse the config
+        self.preview.updated.connect(lambda _res: self.form.show_plan_errors(self.preview.rejected_fields))
         self.preview.fix_requested.connect(self._apply_fix)
         cfg_split = QSplitter(Qt.Vertical)
         cfg_split.addWidget(self.form)
@@ -379,6 +380,7 @@ class MainWindow(QMainWindow):
             return False
         errors = self.form.validate()
         cfg = self.form.config()
+        self.form.show_plan_errors(self.preview.rejected_fields)   # validate() redrew the fields
         if not errors and cfg is not None and self.preview.rejection:
             self.launch_msg.setText(f"Cannot launch: {self.preview.rejection}")
             self.statusBar().showMessage("Launch blocked: the planner refuses this configuration.")
