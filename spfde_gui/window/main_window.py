@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QTabWidget,
     QToolBar,
@@ -35,6 +36,7 @@ from spfde_gui.system.tasks import TaskRunner
 from spfde_gui.views import AnalysisView, FlopsView, FreezeView, HardwareView, SieveView, TrainingView
 from spfde_gui.window.config_form import ConfigForm
 from spfde_gui.window.cost_preview import CostPreview
+from spfde_gui.window.elided_label import ElidedLabel
 from spfde_gui.window.runs_panel import RunsPanel
 
 REDRAW_HZ = 15
@@ -42,6 +44,19 @@ CLOSE_CHOICES = ("stop", "kill", "cancel")
 RESUME_TIP = "Resume the stopped or crashed run in view from its last checkpoint"
 BLOCKED_MSG = "Launch blocked: fix the fields marked in red."
 LAUNCH_TIP = "Start a run with the configuration on the left"
+
+
+def _retain_when_hidden(w: QWidget) -> None:
+    sp = w.sizePolicy()
+    sp.setRetainSizeWhenHidden(True)
+    w.setSizePolicy(sp)
+
+
+def _no_min_width(w: QLabel) -> None:
+    """A word-wrapped label whose longest word (a path) must not set the window's width."""
+    sp = w.sizePolicy()
+    sp.setHorizontalPolicy(QSizePolicy.Ignored)
+    w.setSizePolicy(sp)
 
 
 class RunHeader(QWidget):
@@ -52,16 +67,20 @@ class RunHeader(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 4, 6, 2)
         top = QHBoxLayout()
-        self.title = QLabel("No run open")
+        # long names, paths and status lines are elided (full text in the tooltip): a QLabel's
+        # text would set the window's minimum width, and hidden rows keep their room, so the
+        # window never widens itself and the tabs below never move as a run starts
+        self.title = ElidedLabel("No run open")
         self.title.setStyleSheet("font-size: 16px; font-weight: bold;")
         self.badge = QLabel()
         self.badge.setObjectName("status-badge")
-        self.detail = QLabel()
+        self.detail = ElidedLabel(mode=Qt.ElideMiddle)
+        self.detail.setObjectName("run-detail")
         self.detail.setStyleSheet("color: #555;")
-        self.detail.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(260)
         self.progress.setTextVisible(True)
+        _retain_when_hidden(self.progress)
         self.progress.hide()
         top.addWidget(self.title)
         top.addWidget(self.badge)
@@ -69,15 +88,17 @@ class RunHeader(QWidget):
         top.addWidget(self.progress)
         lay.addLayout(top)
         # inside the epoch: batch, speed and the time left (epoch and run)
-        self.rate = QLabel()
+        self.rate = ElidedLabel()
         self.rate.setObjectName("batch-progress")
         self.rate.setStyleSheet("color: #555;")
         self.rate.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+        _retain_when_hidden(self.rate)
         self.rate.hide()
         lay.addWidget(self.rate)
         self.banner = QLabel()
         self.banner.setObjectName("crash-banner")
         self.banner.setWordWrap(True)
+        _no_min_width(self.banner)
         self.banner.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.banner.setStyleSheet("background: #fdecea; color: #8a1f11; border: 1px solid #e0a39b; padding: 6px;")
         self.banner.hide()
@@ -86,6 +107,7 @@ class RunHeader(QWidget):
         self.warning = QLabel()
         self.warning.setObjectName("run-warning")
         self.warning.setWordWrap(True)
+        _no_min_width(self.warning)
         self.warning.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.warning.setStyleSheet("background: #fff8d6; color: #6b5200; border: 1px solid #e6cf7a; padding: 4px;")
         self.warning.hide()
