@@ -240,6 +240,8 @@ class CostPreview(QWidget):
             self.fix_btn.setText("Use " + ", ".join(f"{f} = {v}" for f, v in self.suggestions.items()))
             self.fix_btn.setToolTip("")
         self.fix_btn.setVisible(bool(self.suggestions))
+        # the button takes a row: the rows above keep their height (the splitter gives way)
+        self.setMinimumHeight(self.sizeHint().height())
 
     def _apply_fix(self) -> None:
         for field, value in self.suggestions.items():

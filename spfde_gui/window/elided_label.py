@@ -24,7 +24,8 @@ class ElidedLabel(QLabel):
         self._full = ""
         self._mode = mode
         self.setTextFormat(Qt.PlainText)
-        self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+        # Preferred: the whole text while there is room, down to minimumSizeHint when not
+        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
         self.setText(text)
 
     def setText(self, text: str) -> None:  # noqa: N802 - Qt's name

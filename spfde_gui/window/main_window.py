@@ -72,6 +72,7 @@ class RunHeader(QWidget):
         # window never widens itself and the tabs below never move as a run starts
         self.title = ElidedLabel("No run open")
         self.title.setStyleSheet("font-size: 16px; font-weight: bold;")
+        self.title.setMaximumWidth(380)    # a long run name leaves room for the status and path
         self.badge = QLabel()
         self.badge.setObjectName("status-badge")
         self.detail = ElidedLabel(mode=Qt.ElideMiddle)
