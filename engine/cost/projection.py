@@ -406,14 +406,18 @@ def format_plan(plan: Projection) -> str:
             lines.append(f"{'overhead ' + src:<22}{v:>12.4g}{100 * v / dense:>9.1f}%")
     lines.append(f"{'spent':<22}{f['spent']:>12.4g}{100 * f['spent'] / dense:>9.1f}%")
     lines += ["", f"training memory ({m['bits']}-bit, batch {m['batch_size']}): peak {_mib(m['peak_bytes'])} "
-                  f"(epoch {m['peak_epoch']}), average {_mib(m['average_bytes'])}, min {_mib(m['min_bytes'])}, "
+                  f"(epoch {m['peak_epoch'] + 1}), average {_mib(m['average_bytes'])}, min {_mib(m['min_bytes'])}, "
                   f"dense {_mib(m['dense_bytes'])}"]
     fp = plan.get("freeze_plan")
     if fp:
-        how = "given" if fp.get("start_given") else f"target {100 * fp['target']:.1f}%"
-        lines.append(f"freeze plan: start epoch {fp['start_epoch']} ({how}), "
-                     f"achieved {100 * fp['achieved']:.1f}% saving, {len(fp['freeze_epochs'])} blocks: "
-                     + ", ".join(f"{b}@{e}" for b, e in fp["freeze_epochs"].items()))
+        # epochs counted from 1, as the studio and the report show them (events count from 0;
+        # freeze.start_epoch is the event index, so a given start names the field's value)
+        how = (f"given: freeze.start_epoch={fp['start_epoch']}" if fp.get("start_given")
+               else f"target {100 * fp['target']:.1f}%")
+        lines.append(f"freeze plan: start epoch {fp['start_epoch'] + 1} ({how}), "
+                     f"achieved {100 * fp['achieved']:.1f}% saving, {len(fp['freeze_epochs'])} blocks "
+                     "(frozen from epoch): "
+                     + ", ".join(f"{b}@{e + 1}" for b, e in fp["freeze_epochs"].items()))
         if fp.get("adaptive"):
             a = fp["adaptive"]
             lines.append(f"adaptive freezing: saves {100 * a['min_saving']:.1f}% (the deadlines above) to "
@@ -421,7 +425,7 @@ def format_plan(plan: Projection) -> str:
                          f"patience {a['patience']} allows); the run reports what it achieved")
     lines += ["", f"{'epochs':<10}{'samples':>10}{'density':>9}{'frozen':>8}{'FLOPs/epoch':>13}"]
     for r in _merged(plan["segments"]):
-        a, b = r["start"], r["end"] - 1
+        a, b = r["start"] + 1, r["end"]          # counted from 1
         span = f"{a}" if a == b else f"{a}-{b}"
         lines.append(f"{span:<10}{r['samples']:>10,}{r['density']:>9.4f}{r['frozen_prefix']:>8}{r['flops']['spent']:>13.4g}")
     return "\n".join(lines)
