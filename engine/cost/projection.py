@@ -310,6 +310,7 @@ def project(cfg: RunConfig) -> dict:
         "blocks": [{"name": b.name, "params": b.params, "forward_flops": dense_block[b.index],
                     "layers": list(b.layers)} for b in arch.blocks],
         "freeze_plan": fplan,
+        "probes": [[e, f] for e, f in sorted(probes.items())],
         "flops": {
             "spent": total["spent"], "dense": total["dense"], "saved": total["saved"],
             "overhead": total["overhead"], "forward_dense_per_sample": arch.forward_flops_dense,
