@@ -29,6 +29,7 @@ from engine.cost import projection as plan_mod
 from engine.data.checks import CIFAR_FILES, check_dataset
 from engine.run import folder as run_dir_mod
 from engine.run.control import CommandChannel
+from engine.run.finished import completed_epochs
 from engine.run.lock import RunLock, RunLockedError
 from engine.run.telemetry import Emitter, setup_logging
 from engine.sweep import cli as sweep_cmd
@@ -206,11 +207,29 @@ def cmd_resume(args) -> int:
             point = prepare(d, args.allow_change)
         except ckpt.CheckpointError as exc:
             return _fail_at_start(f"cannot resume {d}: {exc}", run_dir=d)
+        done = _nothing_to_resume(d, point)
+        if done is not None:
+            # completed, its end state intact, no more epochs asked for: append nothing (no
+            # second run_started/run_finished pair)
+            print(f"{d.name} already completed ({done} epochs): nothing to resume, nothing "
+                  "appended. To train longer, raise epochs in its config.yaml and resume with "
+                  "--allow-change epochs", file=sys.stderr)
+            return EXIT_OK
         if launcher.needs_launch(point.cfg):
             return _launch(point.cfg, d, ["resume", *args.argv])
         return _train(point.cfg, d, point, resume=True, stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
     finally:
         lock.release()
+
+
+def _nothing_to_resume(run_dir: Path, point) -> int | None:
+    """The completed epochs when ``run_dir``'s last session completed, its checkpoint holds
+    that end state and the config asks for no more epochs; else None (resume trains)."""
+    done = completed_epochs(run_dir)
+    if done is None or point.state is None:
+        return None
+    at = int((point.state.get("position") or {}).get("epochs_completed", -1))
+    return done if at >= done and point.cfg.epochs <= done else None
 
 
 def _set_threads_from(run_dir: Path) -> None:
