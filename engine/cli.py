@@ -23,6 +23,7 @@ from pathlib import Path
 
 from engine import config as config_mod
 from engine.config import ConfigError
+from engine.config.advice import config_warnings
 from engine.config.hints import set_hint
 from engine.cost import preflight as resources
 from engine.cost import projection as plan_mod
@@ -110,7 +111,7 @@ def cmd_validate(args) -> int:
     plan_mod.project(cfg)
     # What `run` would otherwise find only later: the device and the dataset's layout (a scan).
     _check_device(cfg.device)
-    for warning in check_dataset(cfg):
+    for warning in [*config_warnings(cfg), *check_dataset(cfg)]:
         print(f"warning: {warning}", file=sys.stderr)
     print("OK")
     return EXIT_OK
@@ -147,6 +148,8 @@ def cmd_run(args) -> int:
     if args.attach:                      # a torchrun worker of `run`: the launcher made and locked the folder
         return _train(cfg, Path(args.attach), stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
     est = resources.preflight(cfg)        # refuses a run that cannot fit in memory
+    for warning in config_warnings(cfg):
+        log.warning("%s", warning)
     # What only the projection can catch (an unreachable freeze target, unknown dense layers)
     # is a configuration error before any run directory exists, as in `validate`.
     plan_mod.project(cfg)
