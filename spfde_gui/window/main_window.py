@@ -44,6 +44,9 @@ CLOSE_CHOICES = ("stop", "kill", "cancel")
 RESUME_TIP = "Resume the stopped or crashed run in view from its last checkpoint"
 BLOCKED_MSG = "Launch blocked: fix the fields marked in red."
 LAUNCH_TIP = "Start a run with the configuration on the left"
+STOP_TIP = "Stop gracefully: checkpoint and exit (then terminate, then kill)"
+CKPT_TIP = "Ask the engine to save a checkpoint"
+KILL_TIP = "Kill the engine process at once (asks first; no checkpoint)"
 
 
 def _retain_when_hidden(w: QWidget) -> None:
@@ -326,10 +329,10 @@ class MainWindow(QMainWindow):
         self.addToolBar(tb)
         mk = lambda text, slot, key=None, tip="": self._action(tb, text, slot, key, tip)
         self.act_launch = mk("Launch", self.launch, "F5", LAUNCH_TIP)
-        self.act_stop = mk("Stop", self.stop, "Ctrl+.", "Stop gracefully: checkpoint and exit (then terminate, then kill)")
-        self.act_ckpt = mk("Checkpoint now", self.controller.checkpoint, None, "Ask the engine to save a checkpoint")
+        self.act_stop = mk("Stop", self.stop, "Ctrl+.", STOP_TIP)
+        self.act_ckpt = mk("Checkpoint now", self.checkpoint_now, None, CKPT_TIP)
         self.act_resume = mk("Resume", self.resume, None, RESUME_TIP)
-        self.act_kill = mk("Kill", self.kill, None, "Kill the engine process at once (asks first; no checkpoint)")
+        self.act_kill = mk("Kill", self.kill, None, KILL_TIP)
         tb.addSeparator()
         self.act_open = mk("Open run…", self._open_dialog, "Ctrl+O", "Replay a run directory")
         self.act_export = mk("Export report…", self.export_report, "Ctrl+E", "HTML, PDF, CSV and JSON report of the run in view")
@@ -359,9 +362,12 @@ class MainWindow(QMainWindow):
         running = self.controller.is_running()
         valid = self.form.is_valid()
         self._update_launch(running)
-        self.act_stop.setEnabled(running)
-        self.act_ckpt.setEnabled(running)
-        self.act_kill.setEnabled(running)
+        # Stop, Checkpoint and Kill act on the engine's run: off while another run is in view
+        live = running and (self.model is None or self.model is self.controller.model)
+        for a, tip in ((self.act_stop, STOP_TIP), (self.act_ckpt, CKPT_TIP), (self.act_kill, KILL_TIP)):
+            a.setEnabled(live)
+            a.setToolTip(tip if live or not running else
+                         f"{tip} — the running run is not in view: open it from the Runs tab")
         m = self.model
         why = resume_blocker(m, running)
         self.act_resume.setEnabled(not why)
@@ -424,6 +430,14 @@ class MainWindow(QMainWindow):
         self.controller.start_run(cfg, runs_dir)
         self.statusBar().showMessage(f"Launched {cfg.name} in {runs_dir}")
         return True
+
+    def checkpoint_now(self) -> None:
+        """Ask for a checkpoint and say so (the engine logs the save in the Engine log)."""
+        if not self.controller.is_running():
+            return
+        self.controller.checkpoint()
+        self.statusBar().showMessage("Checkpoint requested: the engine writes it and logs where "
+                                     "(Engine log)", 8000)
 
     def stop(self) -> None:
         self.controller.stop()
