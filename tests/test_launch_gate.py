@@ -68,3 +68,11 @@ def test_missing_cifar_folder_is_flagged_at_the_field(studio, qtbot, tmp_path):
     assert "does not exist" in ed.error_label.text() and ed.error_label.isVisible()
     assert not w.launch_btn.isEnabled() and "does not exist" in w.launch_btn.toolTip()
     assert w.launch() is False and not w.controller.is_running()
+
+
+def test_per_gpu_row_is_hidden_for_one_process(studio, qtbot):
+    pv = studio.preview
+    studio.form.load_preset("demo")
+    studio.form.set_field("device", "cpu")
+    qtbot.waitUntil(lambda: pv.result is not None and not pv.busy(), timeout=10000)
+    assert not pv.values["per_gpu"].isVisible() and not pv.row_labels["per_gpu"].isVisible()

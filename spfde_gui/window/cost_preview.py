@@ -114,6 +114,7 @@ class CostPreview(QWidget):
         grid = QGridLayout()
         grid.setHorizontalSpacing(12)
         self.values: dict[str, QLabel] = {}
+        self.row_labels: dict[str, QLabel] = {}
         rows = [("spent", "Training FLOPs"), ("dense", "Dense equivalent"), ("sparsity", SOURCE_LABELS["sparsity"]),
                 ("freeze", SOURCE_LABELS["freeze"]), ("sieve", SOURCE_LABELS["sieve"]),
                 ("peak", "Model training memory, peak"), ("average", "Model training memory, average"),
@@ -132,6 +133,7 @@ class CostPreview(QWidget):
             lab = QLabel(text)
             lab.setToolTip(tips.get(key, ""))
             grid.addWidget(lab, i, 1)
+            self.row_labels[key] = lab
             v = QLabel("–")
             v.setToolTip(tips.get(key, ""))
             v.setObjectName("preview:" + key)
@@ -208,6 +210,9 @@ class CostPreview(QWidget):
         pg = res.get("per_gpu") or {}
         self.values["per_gpu"].setText(f"{pg['processes']} x batch {pg['batch_size']}, peak {fmt_bytes(pg['peak_bytes'])}"
                                        if pg else "1 process")
+        # the per-GPU row only means something for several processes (never on a CPU-only run)
+        for w in (self.values["per_gpu"], self.row_labels["per_gpu"]):
+            w.setVisible(bool(pg))
         fp = res.get("freeze_plan")
         self.values["freeze_start"].setText(shown_epoch(fp.get("start_epoch")) if fp else "off")
         self.bar.set_parts([("spent", spent or 0.0)] + [(k, saved.get(k) or 0.0) for k in ("sparsity", "freeze", "sieve")])
