@@ -27,12 +27,3 @@ def test_demo_grid_does_not_use_interval_one():
     spec = yaml.safe_load((ROOT / "assets/sweeps/demo_grid.yaml").read_text())
     assert (spec.get("overrides") or {}).get("interval", 2) >= 2
 
-
-def test_gui_help_lists_the_subcommands(capsys):
-    import pytest
-
-    from spfde_gui.__main__ import _parser
-    with pytest.raises(SystemExit):
-        _parser().parse_args(["--help"])
-    out = capsys.readouterr().out
-    assert "report RUN_DIR" in out and "export --tensorboard" in out
