@@ -76,3 +76,13 @@ def test_per_gpu_row_is_hidden_for_one_process(studio, qtbot):
     studio.form.set_field("device", "cpu")
     qtbot.waitUntil(lambda: pv.result is not None and not pv.busy(), timeout=10000)
     assert not pv.values["per_gpu"].isVisible() and not pv.row_labels["per_gpu"].isVisible()
+
+
+def test_preset_box_says_edited_after_a_change(studio):
+    form = studio.form
+    form.load_preset("demo")
+    assert form.preset_box.currentText() == "demo"
+    form.set_field("epochs", 12)
+    assert form.preset_box.currentText() == "demo (edited)"
+    form.load_preset("demo")
+    assert form.preset_box.currentText() == "demo"
