@@ -370,6 +370,8 @@ class MainWindow(QMainWindow):
                          f"{tip} — the running run is not in view: open it from the Runs tab")
         m = self.model
         why = resume_blocker(m, running)
+        if not why and m is not None and self.sweep_queue.holds_paused_cell(m.run_dir):
+            why = "a cell of the paused sweep: ▶ Start in the Sweep tab resumes the sweep from it"
         self.act_resume.setEnabled(not why)
         self.act_resume.setToolTip(RESUME_TIP if not why else f"Cannot resume: {why}")
         self.act_resume.setStatusTip(self.act_resume.toolTip())
