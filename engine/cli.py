@@ -23,11 +23,14 @@ from pathlib import Path
 
 from engine import config as config_mod
 from engine.config import ConfigError
+from engine.config.advice import config_warnings
+from engine.config.hints import set_hint
 from engine.cost import preflight as resources
 from engine.cost import projection as plan_mod
 from engine.data.checks import CIFAR_FILES, check_dataset
 from engine.run import folder as run_dir_mod
 from engine.run.control import CommandChannel
+from engine.run.finished import completed_epochs
 from engine.run.lock import RunLock, RunLockedError, lock_for_worker
 from engine.run.telemetry import Emitter, setup_logging
 from engine.sweep import cli as sweep_cmd
@@ -108,7 +111,7 @@ def cmd_validate(args) -> int:
     plan_mod.project(cfg)
     # What `run` would otherwise find only later: the device and the dataset's layout (a scan).
     _check_device(cfg.device)
-    for warning in check_dataset(cfg):
+    for warning in [*config_warnings(cfg), *check_dataset(cfg)]:
         print(f"warning: {warning}", file=sys.stderr)
     print("OK")
     return EXIT_OK
@@ -151,6 +154,8 @@ def cmd_run(args) -> int:
         # `validate`; the thread policy first, since the check loads torch
         threads.apply(cfg.threads)
         _check_device(cfg.device)
+    for warning in config_warnings(cfg):
+        log.warning("%s", warning)
     # What only the projection can catch (an unreachable freeze target, unknown dense layers)
     # is a configuration error before any run directory exists, as in `validate`.
     plan_mod.project(cfg)
@@ -205,6 +210,14 @@ def cmd_resume(args) -> int:
             point = prepare(d, args.allow_change)
         except ckpt.CheckpointError as exc:
             return _fail_at_start(f"cannot resume {d}: {exc}", run_dir=d)
+        done = _nothing_to_resume(d, point)
+        if done is not None:
+            # completed, its end state intact, no more epochs asked for: append nothing (no
+            # second run_started/run_finished pair)
+            print(f"{d.name} already completed ({done} epochs): nothing to resume, nothing "
+                  "appended. To train longer, raise epochs in its config.yaml and resume with "
+                  "--allow-change epochs", file=sys.stderr)
+            return EXIT_OK
         if launcher.needs_launch(point.cfg):
             return _launch(point.cfg, d, ["resume", *args.argv])
         return _train(point.cfg, d, point, resume=True, stop_on_eof=args.stop_on_eof, events_on_tty=args.events)
@@ -234,6 +247,14 @@ def _worker_locked(d: Path, work) -> int:
     finally:
         if lock is not None:
             lock.release()
+def _nothing_to_resume(run_dir: Path, point) -> int | None:
+    """The completed epochs when ``run_dir``'s last session completed, its checkpoint holds
+    that end state and the config asks for no more epochs; else None (resume trains)."""
+    done = completed_epochs(run_dir)
+    if done is None or point.state is None:
+        return None
+    at = int((point.state.get("position") or {}).get("epochs_completed", -1))
+    return done if at >= done and point.cfg.epochs <= done else None
 
 
 def _set_threads_from(run_dir: Path) -> None:
@@ -337,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
+        hint = set_hint(exc)
+        if hint:
+            print(hint, file=sys.stderr)
         return EXIT_CONFIG
     except BrokenPipeError:
         # `spfde-train plan ... | head`: the reader is done; leave quietly, as Unix tools do.

@@ -12,8 +12,13 @@ from engine import config as cfgmod
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spfde-gui", description="SpFDE Studio: configure, launch, watch, "
-                                "compare and report SpFDE training runs. "
-                                "`spfde-gui report RUN_DIR --out DIR` exports a report headless.")
+                                "compare and report SpFDE training runs.",
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="subcommands (headless, no window):\n"
+                                       "  report RUN_DIR|SWEEP_DIR [--out DIR]   HTML, PDF, CSV and JSON report"
+                                       " (spfde-gui report --help)\n"
+                                       "  export --tensorboard OUT RUN_OR_SWEEP  TensorBoard scalars"
+                                       " (spfde-gui export --help)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", help="start from a preset in assets/presets (e.g. demo)")
     src.add_argument("--config", help="start from a YAML/JSON configuration file")

@@ -33,8 +33,8 @@ ACTIVE_BLOCK, FROZEN, NOT_RUN = "#c6e6c4", "#3b6fb6", "#f0f0f0"
 
 # Run statuses: the engine's own final statuses (engine.run.events.RUN_STATUSES) plus the
 # states only the studio knows (before the engine speaks, while it runs, after it dies).
-STUDIO_STATUSES = ("new", "starting", "running", "killed", "crashed")
+STUDIO_STATUSES = ("new", "starting", "running", "killed", "crashed", "refused")
 STATUS_COLORS = {"new": "#777777", "starting": "#5b8fc7", "running": BLUE, "killed": "#8c564b",
-                 "crashed": RED, "completed": GREEN, "stopped": ORANGE}
+                 "crashed": RED, "completed": GREEN, "stopped": ORANGE, "refused": "#b9770e"}
 for _s in RUN_STATUSES:                 # a final status a newer engine adds: still drawn
     STATUS_COLORS.setdefault(_s, GREY)

@@ -27,7 +27,8 @@ def test_start_epoch_and_blocks_set_the_plan_directly():
     assert fp["start_given"] and fp["start_epoch"] == 3
     assert fp["frozen_prefix"] == [0, 0, 0, 1, 2, 2, 2, 2]
     assert fp["achieved"] > 0 and p["flops"]["saved"]["freeze"] > 0
-    assert "start epoch 3 (given)" in plan_mod.format_plan(p)
+    # printed counted from 1, as the studio shows it; the given field keeps its own value
+    assert "start epoch 4 (given: freeze.start_epoch=3)" in plan_mod.format_plan(p)
     # without blocks: every block within layer_fraction freezes, one per interval
     fp2 = plan_mod.project(cfg("freeze.target=0", "freeze.start_epoch=3"))["freeze_plan"]
     assert fp2["frozen_prefix"][3:5] == [1, 2] and max(fp2["frozen_prefix"]) >= 2

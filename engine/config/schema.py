@@ -51,9 +51,13 @@ PRESET_DIR = assets.path("presets")
 class ConfigError(ValueError):
     """One or more invalid configuration values; ``errors`` lists (field, message)."""
 
-    def __init__(self, errors: list[tuple[str, str]], source: str | None = None):
+    def __init__(self, errors: list[tuple[str, str]], source: str | None = None,
+                 suggestions: dict[str, object] | None = None):
         self.errors = list(errors)
         self.source = source
+        # field -> a value that would be accepted (e.g. the reachable freeze.target): the CLI
+        # prints it as a `--set`, the studio offers it as a one-click fix
+        self.suggestions = dict(suggestions or {})
         head = f"invalid configuration{f' in {source}' if source else ''}"
         lines = [f"  {f}: {m}" for f, m in self.errors]
         super().__init__(head + f" ({len(self.errors)} error{'s' if len(self.errors) != 1 else ''}):\n" + "\n".join(lines))

@@ -32,7 +32,7 @@ from engine.config import ConfigError, RunConfig, freeze_enabled, sieve_oneshot_
 from engine.cost import arch as arch_mod
 from engine.cost import costmodel, oneshot_range
 from engine.data.sizes import dataset_sizes
-from engine.freezing.schedule import changes, schedule_freeze
+from engine.freezing.schedule import FreezeTargetUnreachable, changes, schedule_freeze
 from engine.run.payloads import OVERHEAD, SOURCES, Flops, FreezeSchedule, Projection, Saved, add_flops, with_overhead, zero_flops  # noqa: F401 - OVERHEAD, SOURCES, add_flops, zero_flops: re-exported
 from engine.sparsity import schedule as dst_schedule
 from engine.sparsity.methods import method_for
@@ -151,6 +151,8 @@ def _freeze_schedule(cfg: RunConfig, arch, method, samples: list[int]) -> Freeze
         return schedule_freeze(cfg, arch.block_names, fwd, samples,
                            block_layers=[len(b.layers) for b in arch.blocks],
                            frozen_block_fwd_flops=at_target)
+    except FreezeTargetUnreachable as exc:
+        raise ConfigError([("freeze.target", str(exc))], suggestions={"freeze.target": exc.suggestion}) from None
     except ValueError as exc:
         msg = str(exc)
         field = next((f for f in ("freeze.start_epoch", "freeze.blocks", "freeze.layer_fraction",
@@ -311,6 +313,7 @@ def project(cfg: RunConfig) -> dict:
         "blocks": [{"name": b.name, "params": b.params, "forward_flops": dense_block[b.index],
                     "layers": list(b.layers)} for b in arch.blocks],
         "freeze_plan": fplan,
+        "probes": [[e, f] for e, f in sorted(probes.items())],
         "flops": {
             "spent": total["spent"], "dense": total["dense"], "saved": total["saved"],
             "overhead": total["overhead"], "forward_dense_per_sample": arch.forward_flops_dense,
@@ -412,15 +415,19 @@ def format_plan(plan: Projection) -> str:
             lines.append(f"{'overhead ' + src:<22}{v:>12.4g}{100 * v / dense:>9.1f}%")
     lines.append(f"{'spent':<22}{f['spent']:>12.4g}{100 * f['spent'] / dense:>9.1f}%")
     lines += ["", f"training memory ({m['bits']}-bit, batch {m['batch_size']}): peak {_mib(m['peak_bytes'])} "
-                  f"(epoch {m['peak_epoch']}), average {_mib(m['average_bytes'])}, min {_mib(m['min_bytes'])}, "
+                  f"(epoch {m['peak_epoch'] + 1}), average {_mib(m['average_bytes'])}, min {_mib(m['min_bytes'])}, "
                   f"dense {_mib(m['dense_bytes'])}"]
     fp = plan.get("freeze_plan")
     if fp:
-        how = "given" if fp.get("start_given") else f"target {100 * fp['target']:.1f}%"
-        lines.append(f"freeze plan: start epoch {fp['start_epoch']} ({how}), "
+        # epochs counted from 1, as the studio and the report show them (events count from 0;
+        # freeze.start_epoch is the event index, so a given start names the field's value)
+        how = (f"given: freeze.start_epoch={fp['start_epoch']}" if fp.get("start_given")
+               else f"target {100 * fp['target']:.1f}%")
+        lines.append(f"freeze plan: start epoch {fp['start_epoch'] + 1} ({how}), "
                      f"reduction {100 * fp['reduction']:.1f}% vs no freezing (paper's figure; "
-                     f"share of the run's FLOPs {100 * fp['achieved']:.1f}%), {len(fp['freeze_epochs'])} blocks: "
-                     + ", ".join(f"{b}@{e}" for b, e in fp["freeze_epochs"].items()))
+                     f"share of the run's FLOPs {100 * fp['achieved']:.1f}%), {len(fp['freeze_epochs'])} blocks "
+                     "(frozen from epoch): "
+                     + ", ".join(f"{b}@{e + 1}" for b, e in fp["freeze_epochs"].items()))
         lines += [f"warning: {w}" for w in fp.get("warnings", [])]
         if fp.get("adaptive"):
             a = fp["adaptive"]
@@ -429,7 +436,7 @@ def format_plan(plan: Projection) -> str:
                          f"patience {a['patience']} allows); the run reports what it achieved")
     lines += ["", f"{'epochs':<10}{'samples':>10}{'density':>9}{'frozen':>8}{'FLOPs/epoch':>13}"]
     for r in _merged(plan["segments"]):
-        a, b = r["start"], r["end"] - 1
+        a, b = r["start"] + 1, r["end"]          # counted from 1
         span = f"{a}" if a == b else f"{a}-{b}"
         lines.append(f"{span:<10}{r['samples']:>10,}{r['density']:>9.4f}{r['frozen_prefix']:>8}{r['flops']['spent']:>13.4g}")
     return "\n".join(lines)

@@ -506,10 +506,20 @@ def _max_reachable(scheme, T, dT, B, block_layers, cfg, saving, resume_epoch):
     return saving(_periodic_points(T, start, B - 1, B - 1, start))
 
 
-def _unreachable(best: float, how: str) -> ValueError:
-    return ValueError(f"target not reachable: the largest reachable freeze target is {best:.4f} "
-                      f"({100 * best:.2f}% of the training FLOPs, {how}); lower freeze.target"
-                      f" or raise freeze.layer_fraction / epochs")
+class FreezeTargetUnreachable(ValueError):
+    """freeze.target above what the schedule can save; ``best`` is the largest reachable saving
+    and ``suggestion`` a target just below it (3 decimals, rounded down) that is reachable."""
+
+    def __init__(self, message: str, best: float):
+        super().__init__(message)
+        self.best = best
+        self.suggestion = math.floor(best * 1000) / 1000
+
+
+def _unreachable(best: float, how: str) -> FreezeTargetUnreachable:
+    return FreezeTargetUnreachable(f"target not reachable: the largest reachable freeze target is {best:.4f} "
+                                   f"({100 * best:.2f}% of the training FLOPs, {how}); lower freeze.target"
+                                   f" or raise freeze.layer_fraction / epochs", best)
 
 
 def frozen_prefix(plan: FreezeSchedule | None, epoch: int) -> int:

@@ -131,6 +131,7 @@ class Projection(TypedDict):
     freeze_plan: FreezeSchedule | None
     flops: ProjectedFlops
     memory: MemoryProjection
+    probes: list[list[float]]      # [[epoch, FLOPs], ...]: the analyses' probe forwards, on top of segments
 
 
 class Projected(TypedDict, total=False):
@@ -140,6 +141,32 @@ class Projected(TypedDict, total=False):
     segments: list[Segment]
     method: dict[str, Any]
     epochs: list[EpochProjection]  # runs written before segments (read only)
+    probes: list[list[float]]      # [[epoch, FLOPs], ...] on top of the segments (analysis.enabled)
+
+
+def cumulative_spent(projected: Projected | dict | None) -> list[float]:
+    """The projected spent FLOPs summed epoch by epoch: the segments plus the analyses' probe
+    forwards at their epochs, so it ends at ``flops.spent``, the figure every other place
+    shows ([] when the projection has no epochs)."""
+    proj = projected or {}
+    segs = proj.get("segments")
+    if isinstance(segs, list) and segs:
+        per = [float(s["flops"]["spent"]) for s in segs for _ in range(int(s["end"]) - int(s["start"]))]
+    else:
+        rows = proj.get("epochs")      # rows already include their probes
+        return _running_sum([float(r["flops"]["spent"]) for r in rows]) if isinstance(rows, list) else []
+    for e, f in proj.get("probes") or []:
+        if 0 <= int(e) < len(per):
+            per[int(e)] += float(f)
+    return _running_sum(per)
+
+
+def _running_sum(xs: list[float]) -> list[float]:
+    out, t = [], 0.0
+    for x in xs:
+        t += x
+        out.append(t)
+    return out
 
 
 def zero_flops() -> Flops:

@@ -16,6 +16,7 @@ from typing import IO
 
 from engine.run.events import EVENTS_FILE, dumps, make_event
 from engine.run.folder import open_nofollow
+from engine.run.summary import summary_lines
 
 log = logging.getLogger("engine")
 
@@ -163,12 +164,14 @@ class _ProgressBar:
     def __init__(self, out: IO[str]):
         self.out = out
         self.epochs = None
+        self.run_dir: str | None = None
         self._open = False
 
     def on_event(self, ev: dict) -> None:
         name = ev.get("event")
         if name == "run_started":
             self.epochs = ev.get("config", {}).get("epochs")
+            self.run_dir = ev.get("run_dir")
         elif name == "progress":
             frac = ev["batch"] / max(1, ev["batches"])
             done = int(frac * self.WIDTH)
@@ -183,7 +186,14 @@ class _ProgressBar:
             self._line(f"epoch {ev['epoch'] + 1}/{ev['epochs']} train loss {ev['train_loss']:.3f} "
                        f"acc {ev['train_acc']:.3f}" + (f" | test acc {ta:.3f}" if ta is not None else "")
                        + f" | {ev['epoch_time']:.1f}s", end=True)
-        elif name in ("run_finished", "error"):
+        elif name == "run_finished":
+            self.close()                 # end the open progress line first: nothing overwrites it
+            try:
+                self.out.write("".join(line + "\n" for line in summary_lines(ev, self.run_dir)))
+                self.out.flush()
+            except (OSError, ValueError):
+                pass
+        elif name == "error":
             self.close()
 
     def _line(self, text: str, end: bool = False) -> None:

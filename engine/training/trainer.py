@@ -427,7 +427,7 @@ class Trainer:
             model={"name": self.cfg.model.name, "width": self.cfg.model.width, "params": int(sum(counts)),
                    "blocks": blocks},
             freeze_plan=self.plan.get("freeze_plan"),
-            projected={k: self.plan[k] for k in ("flops", "memory", "segments", "method") if k in self.plan},
+            projected={k: self.plan[k] for k in ("flops", "memory", "segments", "method", "probes") if k in self.plan},
             resumed=self.resumed, start_epoch=int(self.epoch), start_batch=int(self.batch),
             pid=os.getpid(), torch_version=torch.__version__,
             distributed=self.dist.describe(), speed=self.speed.describe(),

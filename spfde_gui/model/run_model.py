@@ -31,7 +31,7 @@ _SIMPLE = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "e
            "samples", "samples_total")
 _NAN = float("nan")
 # The engine's final statuses plus the studio's own (see spfde_gui.palette.STUDIO_STATUSES).
-STATUSES = ("new", "starting", "running", *RUN_STATUSES, "killed", "crashed")
+STATUSES = ("new", "starting", "running", *RUN_STATUSES, "killed", "crashed", "refused")
 _PROGRESS_PREFIX = b'{"event":"progress"'   # how engine.run.events.dumps starts a progress line
 
 
@@ -355,6 +355,8 @@ class RunModel:
             st = self.finished.get("status")
             return st if st in RUN_STATUSES else "crashed"
         if self.error is not None:
+            if self.error.get("refused"):
+                return "refused"         # the engine rejected the configuration: nothing ran
             return "killed" if self.killed else "crashed"
         if self.starting and self._alive is not False:
             return "starting"
@@ -480,7 +482,35 @@ def differing_fields(configs: list[dict | None], limit: int = 3) -> list[str]:
     skip = ("name", "run_dir", "preset")
     diff = [k for k in keys if k not in skip and not k.startswith("data.root")
             and len({repr(f.get(k)) for f in flat}) > 1]
-    return diff[:limit]
+    return _distinguishing(flat, diff, limit)
+
+
+# ties go to the settings a researcher compares first
+_KEY_ORDER = ("sparsity.algorithm", "sparsity.target", "freeze.target", "sieve.ratio", "seed", "epochs")
+
+
+def _distinguishing(flat: list[dict], keys: list[str], limit: int) -> list[str]:
+    """Up to ``limit`` of ``keys`` chosen so that the runs' labels differ: each pick tells
+    apart the most pairs of runs not told apart yet (alphabetical first picks used to give
+    two runs that differ only in sieve.ratio the same label)."""
+    n = len(flat)
+    open_pairs = {(i, j) for i in range(n) for j in range(i + 1, n)}
+    rank = {k: i for i, k in enumerate(_KEY_ORDER)}
+    chosen: list[str] = []
+    def split(k: str, pairs: set[tuple[int, int]]) -> int:
+        return sum(repr(flat[i].get(k)) != repr(flat[j].get(k)) for i, j in pairs)
+
+    while open_pairs and len(chosen) < limit:
+        pairs = open_pairs
+        best = max((k for k in keys if k not in chosen),
+                   key=lambda k: (split(k, pairs), -rank.get(k, len(rank))), default=None)
+        if best is None or split(best, pairs) == 0:
+            break
+        chosen.append(best)
+        open_pairs = {(i, j) for i, j in open_pairs if repr(flat[i].get(best)) == repr(flat[j].get(best))}
+    # room left: more of what differs, the familiar settings first
+    rest = sorted((k for k in keys if k not in chosen), key=lambda k: rank.get(k, len(rank)))
+    return chosen + rest[:max(0, limit - len(chosen))]
 
 
 def config_value(config: dict | None, key: str):

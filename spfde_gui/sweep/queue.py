@@ -196,6 +196,13 @@ class SweepQueue(QWidget):
         self._next()
         return True
 
+    def holds_paused_cell(self, run_dir) -> bool:
+        """Whether ``run_dir`` is a cell of this queue's sweep while it is paused: Start
+        resumes it, so the toolbar's Resume must not (two ways, two different outcomes)."""
+        if self.manifest is None or self.running or run_dir is None:
+            return False
+        return Path(run_dir).resolve().parent == Path(self.manifest.dir).resolve()
+
     def pause(self) -> None:
         """No new cell starts; the running one stops with a checkpoint (Start resumes it)."""
         self.running = False

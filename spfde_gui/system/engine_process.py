@@ -28,6 +28,17 @@ from spfde_gui.model.run_model import RunModel
 # install (already on the child's path), the checkout when run from a source tree.
 ENGINE_HOME = Path(engine.__file__).resolve().parent.parent
 STDERR_LINES = 400
+EXIT_CONFIG = 2   # engine.cli.EXIT_CONFIG: the configuration was refused, nothing trained
+
+
+def config_message(stderr_tail: str) -> str:
+    """The engine's configuration error (``invalid configuration ...`` and its field lines,
+    with the ``hint:`` line) out of its stderr tail; "" when there is none."""
+    lines = stderr_tail.splitlines()
+    start = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith("invalid configuration")), None)
+    if start is None:
+        return ""
+    return "\n".join(x.rstrip() for x in lines[start:] if x.strip())
 STOP_ON_EOF = "--stop-on-eof"   # engine flag: EOF on stdin (our death) is a graceful stop
 # What a starting engine is doing, read from its log lines (first match wins, in order).
 START_PHASES = (("run directory", "loading the data"),
@@ -282,8 +293,14 @@ class EngineController(QObject):
             if self.kill_requested:
                 how = "was killed on request"
             tail = "\n".join(list(self.stderr_tail)[-40:])
-            m.ingest({"event": "error", "message": f"engine {how} without finishing the run",
-                      "traceback": tail, "source": "studio"})
+            if code == EXIT_CONFIG and status != QProcess.CrashExit and not self.kill_requested:
+                # exit 2: the engine refused the configuration before training (an
+                # unreachable target, a missing dataset): *refused*, with its message
+                m.ingest({"event": "error", "message": config_message(tail) or f"engine {how}",
+                          "traceback": tail, "source": "studio", "refused": True})
+            else:
+                m.ingest({"event": "error", "message": f"engine {how} without finishing the run",
+                          "traceback": tail, "source": "studio"})
             if self.kill_requested:
                 m.mark_killed()
         self._finish()

@@ -58,8 +58,15 @@ class _Heat:
         self.lo = 0.0
 
     def set(self, names: list[str], mat: np.ndarray, marks: list[tuple[int, int]]) -> None:
-        if 0 in mat.shape:      # a malformed run can leave no rows or no epochs: draw one blank cell
-            mat = np.full((max(mat.shape[0], 1), max(mat.shape[1], 1)), np.nan)
+        if mat.ndim != 2 or 0 in mat.shape:
+            # nothing measured yet (a run stopped after epoch 1, an engine just started):
+            # ImageItem.setRect divides by the image's size, so draw no image at all
+            self.values, self.names = None, list(names)
+            self.img.clear()
+            self.marks.setData([], [])
+            self.plot.setRange(xRange=(0.5, 1.5), yRange=(0, max(len(names), 1)), padding=0)
+            self.plot.setTitle(f"{self.title} (not measured yet)")
+            return
         idx, self.lo = to_indices(mat)
         self.values, self.names = mat, list(names)
         self.img.setImage(idx, autoLevels=False, levels=[0, 255])

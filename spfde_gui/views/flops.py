@@ -7,7 +7,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from engine.run.payloads import SOURCES
+from engine.run.payloads import SOURCES, cumulative_spent
 from spfde_gui.fmt import fmt_flops
 from spfde_gui.model.run_model import RunModel
 from spfde_gui.palette import SOURCE_COLORS, SOURCE_LABELS
@@ -124,19 +124,10 @@ def _pct(x: float) -> str:
 
 
 def _projected_cumulative(projected: dict | None) -> np.ndarray | None:
-    """Cumulative projected spent FLOPs per epoch, from the projection's segments ([start, end)
-    epochs of one cost each) or, in runs recorded before segments, its per-epoch rows."""
-    proj = projected or {}
+    """Cumulative projected spent FLOPs per epoch (engine.run.payloads.cumulative_spent: the
+    segments plus the analyses' probes, ending at the figure the preview and the plan show)."""
     try:
-        segs = proj.get("segments")
-        if isinstance(segs, list) and segs:
-            per = np.concatenate([np.full(int(s["end"]) - int(s["start"]), float(s["flops"]["spent"]))
-                                  for s in segs])
-            return np.cumsum(per)
-        rows = proj.get("epochs")
-        if not isinstance(rows, list) or not rows:
-            return None
-        per = np.array([float(r["flops"]["spent"]) for r in rows])
+        cum = cumulative_spent(projected)
     except (KeyError, TypeError, ValueError):
         return None
-    return np.cumsum(per)
+    return np.asarray(cum) if cum else None

@@ -50,6 +50,8 @@ def _label(path: str) -> str:
     return LABELS.get(path, path.split(".")[-1].replace("_", " "))
 
 
+EDITED = " (edited)"   # the preset box after a field was changed
+
 class FieldEditor(QWidget):
     """One field: its input widget and the error message under it."""
 
@@ -207,7 +209,8 @@ class ConfigForm(QWidget):
         self.preset_box = QComboBox()
         self.preset_box.setObjectName("preset")
         self.preset_box.addItem("(defaults)")
-        self.preset_box.addItems(cfgmod.list_presets())
+        for name in cfgmod.list_presets():
+            self.preset_box.addItem(name, name)      # data: the name, the text may say "(edited)"
         self.preset_box.activated.connect(self._on_preset)
         bar.addWidget(self.preset_box, 1)
         self.load_btn = QPushButton("Load…")
@@ -319,6 +322,19 @@ class ConfigForm(QWidget):
             self.validity_changed.emit(valid)
         return errors
 
+    def show_plan_errors(self, errors: list[tuple[str, str]]) -> None:
+        """The planner's errors (an unreachable target, a missing dataset folder) at their
+        fields, beside the fields' own errors, which stay first."""
+        own = {f for f, _ in self._errors}
+        by_field: dict[str, list[str]] = {}
+        for f, m in errors:
+            if f in self.editors and f not in own:
+                by_field.setdefault(f, []).append(m)
+        for path, ed in self.editors.items():
+            if path not in own:
+                msgs = by_field.get(path)
+                ed.set_error("; ".join(msgs) if msgs else None)
+
     def focus_first_error(self) -> str | None:
         """Scroll to the first field in error and focus it; its dotted name, or None."""
         for path, ed in self.editors.items():
@@ -371,6 +387,7 @@ class ConfigForm(QWidget):
         self._sync_method_fields()
         self._apply_dataset_rules()
         self.validate()
+        self._mark_preset_edited()
         self.changed.emit()
 
     def _apply_dataset_rules(self) -> None:
@@ -399,15 +416,26 @@ class ConfigForm(QWidget):
     def load_preset(self, name: str) -> None:
         d = cfgmod.read_file(cfgmod.preset_path(name))
         self.set_config(d)
-        i = self.preset_box.findText(name)
+        self._unmark_presets()
+        i = self.preset_box.findData(name)
         if i >= 0:
             self.preset_box.setCurrentIndex(i)
+
+    def _unmark_presets(self) -> None:
+        for i in range(1, self.preset_box.count()):
+            self.preset_box.setItemText(i, str(self.preset_box.itemData(i)))
+
+    def _mark_preset_edited(self) -> None:
+        """The box says "demo (edited)" once a field differs from what the preset loaded."""
+        i = self.preset_box.currentIndex()
+        if i > 0 and not self.preset_box.itemText(i).endswith(EDITED):
+            self.preset_box.setItemText(i, f"{self.preset_box.itemData(i)}{EDITED}")
 
     def load_file(self, path: str | Path) -> None:
         self.set_config(cfgmod.read_file(path))
 
     def _on_preset(self, index: int) -> None:
-        name = self.preset_box.itemText(index)
+        name = str(self.preset_box.itemData(index) or "")
         try:
             if index == 0:
                 self.set_config(cfgmod.RunConfig().to_dict())

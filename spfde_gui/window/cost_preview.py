@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter
-from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from engine import config as cfgmod
 from engine.cost import projection as plan
+from engine.data.checks import CIFAR_FILES, check_dataset
 from spfde_gui.system.tasks import TaskCancelled, TaskRunner
 
 DEBOUNCE_MS = 250
@@ -64,11 +65,16 @@ def per_gpu(cfg: cfgmod.RunConfig, project) -> dict | None:
 def _project(state, cfg: cfgmod.RunConfig):
     """The task: (projection, "") or ({}, why it cannot be projected)."""
     try:
+        if cfg.data.name in CIFAR_FILES:
+            check_dataset(cfg)    # a missing CIFAR folder is flagged at data.root before launch
         res = plan.project(cfg)
         res["per_gpu"] = per_gpu(cfg, plan.project)
         return res, ""
     except cfgmod.ConfigError as exc:
-        return {}, "; ".join(f"{f}: {m}" for f, m in exc.errors)
+        # the suggestions (e.g. the reachable freeze.target) travel with the error: the
+        # preview offers them as a one-click fix
+        return ({"suggestions": dict(exc.suggestions), "errors": list(exc.errors)},
+                "; ".join(f"{f}: {m}" for f, m in exc.errors))
     except TaskCancelled:
         raise
     except Exception as exc:  # the planner is another team's code: show, do not crash
@@ -77,17 +83,23 @@ def _project(state, cfg: cfgmod.RunConfig):
 
 class CostPreview(QWidget):
     updated = Signal(object)   # the projection dict, or None on error
+    fix_requested = Signal(str, object)   # (field, value): the user took the suggested fix
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._pending: cfgmod.RunConfig | None = None
         self.result: dict | None = None
         self.error: str | None = None
+        # why the planner refuses the form's configuration (an unreachable freeze target...),
+        # None when it accepts it or the form itself is invalid: Launch is disabled on it
+        self.rejection: str | None = None
+        self.suggestions: dict[str, object] = {}
+        self.rejected_fields: list[tuple[str, str]] = []   # (field, message): shown at the fields
         # A newer configuration cancels the projection under way (interrupted where it is)
         # and starts at once: a stale projection never holds the window or a newer one.
         self.tasks = TaskRunner(self, "preview", interrupt=True)
         self.tasks.done.connect(self._on_done)
-        self.tasks.failed.connect(lambda exc: self._show_error(f"{type(exc).__name__}: {exc}"))
+        self.tasks.failed.connect(lambda exc: self._show_error(f"{type(exc).__name__}: {exc}", rejected=True))
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
@@ -102,6 +114,7 @@ class CostPreview(QWidget):
         grid = QGridLayout()
         grid.setHorizontalSpacing(12)
         self.values: dict[str, QLabel] = {}
+        self.row_labels: dict[str, QLabel] = {}
         rows = [("spent", "Training FLOPs"), ("dense", "Dense equivalent"), ("sparsity", SOURCE_LABELS["sparsity"]),
                 ("freeze", SOURCE_LABELS["freeze"]), ("sieve", SOURCE_LABELS["sieve"]),
                 ("peak", "Model training memory, peak"), ("average", "Model training memory, average"),
@@ -120,6 +133,7 @@ class CostPreview(QWidget):
             lab = QLabel(text)
             lab.setToolTip(tips.get(key, ""))
             grid.addWidget(lab, i, 1)
+            self.row_labels[key] = lab
             v = QLabel("–")
             v.setToolTip(tips.get(key, ""))
             v.setObjectName("preview:" + key)
@@ -136,6 +150,12 @@ class CostPreview(QWidget):
         self.message.setMinimumHeight(3 * self.message.fontMetrics().lineSpacing() + 4)
         self.message.setAlignment(Qt.AlignLeft | Qt.AlignTop)
         lay.addWidget(self.message)
+        # the planner's suggested fix, one click away ("Use freeze target 13.6%")
+        self.fix_btn = QPushButton()
+        self.fix_btn.setObjectName("preview:fix")
+        self.fix_btn.setVisible(False)
+        self.fix_btn.clicked.connect(self._apply_fix)
+        lay.addWidget(self.fix_btn, 0, Qt.AlignLeft)
         lay.addStretch(1)
         self.setMinimumHeight(self.sizeHint().height())
 
@@ -171,9 +191,11 @@ class CostPreview(QWidget):
     def _on_done(self, outcome) -> None:
         res, err = outcome
         if err:
-            self._show_error(err)
+            self._show_error(err, rejected=True, suggestions=res.get("suggestions"), fields=res.get("errors"))
             return
-        self.result, self.error = res, None
+        self.result, self.error, self.rejection = res, None, None
+        self.rejected_fields = []
+        self._set_suggestions({})
         f, m = res.get("flops", {}), res.get("memory", {})
         saved = f.get("saved", {})
         dense = f.get("dense") or 0.0
@@ -188,6 +210,9 @@ class CostPreview(QWidget):
         pg = res.get("per_gpu") or {}
         self.values["per_gpu"].setText(f"{pg['processes']} x batch {pg['batch_size']}, peak {fmt_bytes(pg['peak_bytes'])}"
                                        if pg else "1 process")
+        # the per-GPU row only means something for several processes (never on a CPU-only run)
+        for w in (self.values["per_gpu"], self.row_labels["per_gpu"]):
+            w.setVisible(bool(pg))
         fp = res.get("freeze_plan")
         self.values["freeze_start"].setText(shown_epoch(fp.get("start_epoch")) if fp else "off")
         self.bar.set_parts([("spent", spent or 0.0)] + [(k, saved.get(k) or 0.0) for k in ("sparsity", "freeze", "sieve")])
@@ -210,8 +235,29 @@ class CostPreview(QWidget):
         self.values["process"].setText(fmt_bytes(rss) if running and rss else
                                        ("starting…" if running else "no run going"))
 
-    def _show_error(self, text: str) -> None:
+    def _set_suggestions(self, suggestions: dict[str, object]) -> None:
+        self.suggestions = dict(suggestions)
+        if "freeze.target" in self.suggestions:
+            v = float(self.suggestions["freeze.target"])   # type: ignore[arg-type]
+            self.fix_btn.setText(f"Use freeze target {100 * v:.1f}% (the reachable maximum)")
+            self.fix_btn.setToolTip(f"Set freeze.target to {v} (the same as --set freeze.target={v})")
+        elif self.suggestions:
+            self.fix_btn.setText("Use " + ", ".join(f"{f} = {v}" for f, v in self.suggestions.items()))
+            self.fix_btn.setToolTip("")
+        self.fix_btn.setVisible(bool(self.suggestions))
+        # the button takes a row: the rows above keep their height (the splitter gives way)
+        self.setMinimumHeight(self.sizeHint().height())
+
+    def _apply_fix(self) -> None:
+        for field, value in self.suggestions.items():
+            self.fix_requested.emit(field, value)
+
+    def _show_error(self, text: str, rejected: bool = False, suggestions: dict | None = None,
+                    fields: list | None = None) -> None:
         self.result, self.error = None, text
+        self.rejection = text if rejected else None
+        self.rejected_fields = list(fields or [])
+        self._set_suggestions(suggestions or {})
         for k, v in self.values.items():
             if k != "process":
                 v.setText("–")

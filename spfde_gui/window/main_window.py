@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QTabWidget,
     QToolBar,
@@ -35,12 +36,30 @@ from spfde_gui.system.tasks import TaskRunner
 from spfde_gui.views import AnalysisView, FlopsView, FreezeView, HardwareView, SieveView, TrainingView
 from spfde_gui.window.config_form import ConfigForm
 from spfde_gui.window.cost_preview import CostPreview
+from spfde_gui.window.elided_label import ElidedLabel
 from spfde_gui.window.runs_panel import RunsPanel
 
 REDRAW_HZ = 15
 CLOSE_CHOICES = ("stop", "kill", "cancel")
 RESUME_TIP = "Resume the stopped or crashed run in view from its last checkpoint"
 BLOCKED_MSG = "Launch blocked: fix the fields marked in red."
+LAUNCH_TIP = "Start a run with the configuration on the left"
+STOP_TIP = "Stop gracefully: checkpoint and exit (then terminate, then kill)"
+CKPT_TIP = "Ask the engine to save a checkpoint"
+KILL_TIP = "Kill the engine process at once (asks first; no checkpoint)"
+
+
+def _retain_when_hidden(w: QWidget) -> None:
+    sp = w.sizePolicy()
+    sp.setRetainSizeWhenHidden(True)
+    w.setSizePolicy(sp)
+
+
+def _no_min_width(w: QLabel) -> None:
+    """A word-wrapped label whose longest word (a path) must not set the window's width."""
+    sp = w.sizePolicy()
+    sp.setHorizontalPolicy(QSizePolicy.Ignored)
+    w.setSizePolicy(sp)
 
 
 class RunHeader(QWidget):
@@ -51,16 +70,21 @@ class RunHeader(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 4, 6, 2)
         top = QHBoxLayout()
-        self.title = QLabel("No run open")
+        # long names, paths and status lines are elided (full text in the tooltip): a QLabel's
+        # text would set the window's minimum width, and hidden rows keep their room, so the
+        # window never widens itself and the tabs below never move as a run starts
+        self.title = ElidedLabel("No run open")
         self.title.setStyleSheet("font-size: 16px; font-weight: bold;")
+        self.title.setMaximumWidth(380)    # a long run name leaves room for the status and path
         self.badge = QLabel()
         self.badge.setObjectName("status-badge")
-        self.detail = QLabel()
+        self.detail = ElidedLabel(mode=Qt.ElideMiddle)
+        self.detail.setObjectName("run-detail")
         self.detail.setStyleSheet("color: #555;")
-        self.detail.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(260)
         self.progress.setTextVisible(True)
+        _retain_when_hidden(self.progress)
         self.progress.hide()
         top.addWidget(self.title)
         top.addWidget(self.badge)
@@ -68,15 +92,17 @@ class RunHeader(QWidget):
         top.addWidget(self.progress)
         lay.addLayout(top)
         # inside the epoch: batch, speed and the time left (epoch and run)
-        self.rate = QLabel()
+        self.rate = ElidedLabel()
         self.rate.setObjectName("batch-progress")
         self.rate.setStyleSheet("color: #555;")
         self.rate.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+        _retain_when_hidden(self.rate)
         self.rate.hide()
         lay.addWidget(self.rate)
         self.banner = QLabel()
         self.banner.setObjectName("crash-banner")
         self.banner.setWordWrap(True)
+        _no_min_width(self.banner)
         self.banner.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.banner.setStyleSheet("background: #fdecea; color: #8a1f11; border: 1px solid #e0a39b; padding: 6px;")
         self.banner.hide()
@@ -85,6 +111,7 @@ class RunHeader(QWidget):
         self.warning = QLabel()
         self.warning.setObjectName("run-warning")
         self.warning.setWordWrap(True)
+        _no_min_width(self.warning)
         self.warning.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.warning.setStyleSheet("background: #fff8d6; color: #6b5200; border: 1px solid #e6cf7a; padding: 4px;")
         self.warning.hide()
@@ -138,10 +165,11 @@ class RunHeader(QWidget):
         self.rate.setText(text)
         self.rate.setVisible(bool(text))
         self._show_warnings(m.warnings, m.skipped_text)
-        if st in ("crashed", "killed"):
+        if st in ("crashed", "killed", "refused"):
             err = m.error or {}
             msg = err.get("message") or "the engine stopped without finishing the run (no run_finished event)"
-            self.banner.setText(f"<b>Run {st}:</b> {html.escape(msg)}")
+            head = "The engine refused the configuration" if st == "refused" else f"Run {st}"
+            self.banner.setText(f"<b>{head}:</b> {html.escape(msg)}".replace("\n", "<br>"))
             self.banner.show()
             lines = list(stderr_tail or [])[-60:]
             text = "\n".join(lines) if lines else (err.get("traceback") or "")
@@ -213,6 +241,9 @@ class MainWindow(QMainWindow):
         self.preview = CostPreview()
         self.form.changed.connect(self._schedule_preview)
         self.form.validity_changed.connect(self._update_actions)
+        self.preview.updated.connect(self._update_actions)     # the planner may refuse the config
+        self.preview.updated.connect(lambda _res: self.form.show_plan_errors(self.preview.rejected_fields))
+        self.preview.fix_requested.connect(self._apply_fix)
         cfg_split = QSplitter(Qt.Vertical)
         cfg_split.addWidget(self.form)
         cfg_split.addWidget(self.preview)
@@ -229,7 +260,9 @@ class MainWindow(QMainWindow):
         lr.addWidget(self.launch_msg)
         self.launch_btn = QPushButton("▶  Launch run")
         self.launch_btn.setObjectName("launch")
-        self.launch_btn.setStyleSheet("font-weight: bold; padding: 6px;")
+        # a style sheet drops the native disabled look: say it again, or Launch never looks off
+        self.launch_btn.setStyleSheet("QPushButton { font-weight: bold; padding: 6px; }"
+                                      " QPushButton:disabled { color: #9a9a9a; background: #e4e4e4; }")
         self.launch_btn.clicked.connect(self.launch)
         lr.addWidget(self.launch_btn)
         self.runs = RunsPanel(self._runs_dir())
@@ -297,11 +330,11 @@ class MainWindow(QMainWindow):
         tb.setToolButtonStyle(Qt.ToolButtonTextOnly)
         self.addToolBar(tb)
         mk = lambda text, slot, key=None, tip="": self._action(tb, text, slot, key, tip)
-        self.act_launch = mk("Launch", self.launch, "F5", "Start a run with the configuration on the left")
-        self.act_stop = mk("Stop", self.stop, "Ctrl+.", "Stop gracefully: checkpoint and exit (then terminate, then kill)")
-        self.act_ckpt = mk("Checkpoint now", self.controller.checkpoint, None, "Ask the engine to save a checkpoint")
+        self.act_launch = mk("Launch", self.launch, "F5", LAUNCH_TIP)
+        self.act_stop = mk("Stop", self.stop, "Ctrl+.", STOP_TIP)
+        self.act_ckpt = mk("Checkpoint now", self.checkpoint_now, None, CKPT_TIP)
         self.act_resume = mk("Resume", self.resume, None, RESUME_TIP)
-        self.act_kill = mk("Kill", self.kill, None, "Kill the engine process at once (asks first; no checkpoint)")
+        self.act_kill = mk("Kill", self.kill, None, KILL_TIP)
         tb.addSeparator()
         self.act_open = mk("Open run…", self._open_dialog, "Ctrl+O", "Replay a run directory")
         self.act_export = mk("Export report…", self.export_report, "Ctrl+E", "HTML, PDF, CSV and JSON report of the run in view")
@@ -330,13 +363,17 @@ class MainWindow(QMainWindow):
     def _update_actions(self, *_args) -> None:
         running = self.controller.is_running()
         valid = self.form.is_valid()
-        self.act_launch.setEnabled(not running)
-        self.launch_btn.setEnabled(not running)
-        self.act_stop.setEnabled(running)
-        self.act_ckpt.setEnabled(running)
-        self.act_kill.setEnabled(running)
+        self._update_launch(running)
+        # Stop, Checkpoint and Kill act on the engine's run: off while another run is in view
+        live = running and (self.model is None or self.model is self.controller.model)
+        for a, tip in ((self.act_stop, STOP_TIP), (self.act_ckpt, CKPT_TIP), (self.act_kill, KILL_TIP)):
+            a.setEnabled(live)
+            a.setToolTip(tip if live or not running else
+                         f"{tip} — the running run is not in view: open it from the Runs tab")
         m = self.model
         why = resume_blocker(m, running)
+        if not why and m is not None and self.sweep_queue.holds_paused_cell(m.run_dir):
+            why = "a cell of the paused sweep: ▶ Start in the Sweep tab resumes the sweep from it"
         self.act_resume.setEnabled(not why)
         self.act_resume.setToolTip(RESUME_TIP if not why else f"Cannot resume: {why}")
         self.act_resume.setStatusTip(self.act_resume.toolTip())
@@ -346,6 +383,22 @@ class MainWindow(QMainWindow):
             self.launch_msg.setText("")
             if self.statusBar().currentMessage() == BLOCKED_MSG:
                 self.statusBar().clearMessage()   # the fields are fixed: the line is stale
+
+    def _update_launch(self, running: bool) -> None:
+        """Launch is off while a run goes or the planner refuses the configuration; the
+        tooltip says why."""
+        rejected = self.preview.rejection
+        why = ("a run is going: stop it first" if running else
+               f"the planner refuses this configuration: {rejected}" if rejected else "")
+        for w in (self.act_launch, self.launch_btn):
+            w.setEnabled(not why)
+            w.setToolTip(LAUNCH_TIP if not why else f"Cannot launch: {why}")
+            w.setStatusTip(w.toolTip())
+
+    def _apply_fix(self, field: str, value) -> None:
+        """The preview's one-click fix (the reachable freeze target) written into the form."""
+        self.form.set_field(field, value)
+        self.statusBar().showMessage(f"{field} set to {value}")
 
     # ------------------------------------------------------------------ launching
     def _runs_dir(self) -> Path:
@@ -360,6 +413,11 @@ class MainWindow(QMainWindow):
             return False
         errors = self.form.validate()
         cfg = self.form.config()
+        self.form.show_plan_errors(self.preview.rejected_fields)   # validate() redrew the fields
+        if not errors and cfg is not None and self.preview.rejection:
+            self.launch_msg.setText(f"Cannot launch: {self.preview.rejection}")
+            self.statusBar().showMessage("Launch blocked: the planner refuses this configuration.")
+            return False
         if errors or cfg is None:
             n = len(errors)
             self.launch_msg.setText(f"Cannot launch: {n} invalid field{'s' if n != 1 else ''} "
@@ -376,6 +434,14 @@ class MainWindow(QMainWindow):
         self.controller.start_run(cfg, runs_dir)
         self.statusBar().showMessage(f"Launched {cfg.name} in {runs_dir}")
         return True
+
+    def checkpoint_now(self) -> None:
+        """Ask for a checkpoint and say so (the engine logs the save in the Engine log)."""
+        if not self.controller.is_running():
+            return
+        self.controller.checkpoint()
+        self.statusBar().showMessage("Checkpoint requested: the engine writes it and logs where "
+                                     "(Engine log)", 8000)
 
     def stop(self) -> None:
         self.controller.stop()
