@@ -65,6 +65,8 @@ EVENT_FIELDS: dict[str, dict[str, str]] = {
     # and mask_similarity per sparse layer (null at the first measurement); the last
     # epoch adds similarity_to_final and measure_epochs. docs/events.md has the details.
     "analysis": {"epoch": "int", "measured": "bool", "grad_norm": "dict"},
+    # threads: auto on a CPU kept a different intra-op thread count (engine.training.adaptive_threads).
+    "threads": {"epoch": "int", "batch": "int", "threads": "int", "previous": "int", "images_per_s": "num"},
 }
 # How a run ends (run_finished.status) ...
 COMPLETED, STOPPED = "completed", "stopped"
