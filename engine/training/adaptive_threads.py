@@ -37,9 +37,9 @@ class AdaptiveThreads(Component):
 
     def on_epoch_start(self, trainer: TrainerView, epoch: int) -> None:
         if self.enabled:
-            self.tuner.restart()
-            self._set(self.tuner.current)
-            self._last = None            # the first batch's time would include the epoch's set-up
+            # The first interval would include the evaluation, checkpoints and the epoch's
+            # set-up: not timed. The hold/probe count carries on, so short epochs still probe.
+            self._last = None
 
     def on_batch_end(self, trainer: TrainerView, indices, correct, loss) -> None:
         if not self.enabled:
