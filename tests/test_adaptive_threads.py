@@ -101,3 +101,14 @@ def test_component_sets_torch_threads_and_emits_on_a_kept_change():
         assert torch.get_num_threads() == comp.tuner.threads_now()
     finally:
         torch.set_num_threads(old)
+
+
+def test_run_model_and_report_show_the_thread_changes(tmp_path):
+    from engine.run.events import make_event
+    from spfde_gui.model.run_model import RunModel
+    m = RunModel()
+    assert m.threads_text() == ""
+    m.ingest(make_event("threads", epoch=1, batch=40, threads=1, previous=2, images_per_s=241.0,
+                        previous_images_per_s=110.0))
+    text = m.threads_text()
+    assert text.startswith("1 CPU threads") and "110.0 -> 241.0" in text and "epoch 2" in text
