@@ -45,8 +45,11 @@ lint: $(TEST_STAMP)
 	$(BIN)/mypy $$($(BIN)/python scripts/pure_modules.py --paths)
 	$(BIN)/lint-imports
 
+# In parallel: one pytest-xdist worker per usable core (SPFDE_TEST_WORKERS overrides), one
+# torch thread each, the Qt tests together on one worker (tests/suite_time.py); the wall time
+# and load average are printed at the end.
 test: lint
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist loadgroup
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

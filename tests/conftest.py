@@ -1,7 +1,30 @@
 """Fixtures shared by the studio's test modules."""
 from __future__ import annotations
 
+import os
+
 import pytest
+import suite_time  # tests/ is on sys.path (rootdir conftest)
+
+# One thread per test process, before any test module imports torch (tests/suite_time.py).
+_THREADS = suite_time.pin_threads()
+_CLOCK = suite_time.Clock()
+
+
+def pytest_xdist_auto_num_workers(config):
+    return suite_time.auto_workers()
+
+
+@pytest.hookimpl(trylast=True)        # after deselection (-m, -k) and xdist's own suffixing
+def pytest_collection_modifyitems(config, items):
+    suite_time.join_serial_group(config, items)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return                   # only the controller reports the session's time
+    workers = getattr(config.option, "numprocesses", None)    # set by xdist's -n (resolved from auto)
+    terminalreporter.write_line(_CLOCK.summary(workers or None, _THREADS))
 
 
 @pytest.fixture

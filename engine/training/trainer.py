@@ -30,8 +30,10 @@ from engine.run.events import COMPLETED, FINISHED_UNSAVED, STOPPED
 from engine.run.folder import run_id
 from engine.sieving.sieve import Sieve
 from engine.sparsity.sparsifier import Sparsifier
+from engine.training import adaptive_threads
 from engine.training import checkpoint as ckpt
 from engine.training import distributed as dist_mod
+from engine.training.adaptive_threads import AdaptiveThreads
 from engine.training.lr_schedule import block_lr
 from engine.training.precision import Speed
 
@@ -96,7 +98,10 @@ class Trainer:
             log.warning("%s", warning)    # also in run_started.freeze_plan.warnings
         self.sparsifier, self.sieve, self.ledger = Sparsifier(cfg), Sieve(cfg), Ledger(cfg)
         self.analysis = Analysis(cfg)   # after the sparsifier (masked gradients), before the ledger (its cost)
-        self.components: list[Component] = [self.freezer, self.sparsifier, self.sieve, self.analysis, self.ledger]
+        # Last: its batch timing covers the other components' per-batch work too.
+        self.threads = AdaptiveThreads(adaptive_threads.wanted(cfg, self.device.type, self.dist.world))
+        self.components: list[Component] = [self.freezer, self.sparsifier, self.sieve, self.analysis, self.ledger,
+                                            self.threads]
         # Only the hooks a component overrides are called: the base ones do nothing.
         self._hooks = {h: [getattr(c, h) for c in self.components
                            if getattr(type(c), h) is not getattr(Component, h)] for h in HOOKS}

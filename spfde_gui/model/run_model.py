@@ -68,6 +68,7 @@ class RunModel:
         self.sieve_updates: list[dict] = []
         self.mask_updates: list[dict] = []
         self.checkpoints: list[dict] = []
+        self.thread_events: list[dict] = []      # adaptive CPU thread changes (threads: auto)
         self.analysis_events: list[dict] = []    # Section 3 analyses (spfde_gui.model.analysis_data reads them)
         self.block_names: list[str] = []
         self.n_events = 0
@@ -85,8 +86,18 @@ class RunModel:
             "error": self._on_error, "freeze": self.freeze_events.append,
             "unfreeze": self.unfreeze_events.append, "sieve_update": self.sieve_updates.append,
             "mask_update": self.mask_updates.append, "checkpoint": self.checkpoints.append,
-            "analysis": self.analysis_events.append,
+            "analysis": self.analysis_events.append, "threads": self.thread_events.append,
         }
+
+    def threads_text(self) -> str:
+        """The adaptive CPU thread count for the header and the report ("" when it never
+        changed): the count now, and how many changes led there."""
+        if not self.thread_events:
+            return ""
+        last = self.thread_events[-1]
+        n = len(self.thread_events)
+        return (f"{last.get('threads')} CPU threads (adapted {n}x, last at epoch {int(last.get('epoch', 0)) + 1} "
+                f"batch {last.get('batch')}: {last.get('previous_images_per_s', '?')} -> {last.get('images_per_s')} images/s)")
 
     # ---------------------------------------------------------------- loading
     @classmethod

@@ -286,6 +286,7 @@ def final_metrics_table(model) -> Table:
         ["Training samples, last epoch", fmt_num(model.last("samples"))],
         *timing_rows(model),
         ["Device", str(s.get("device") or "–")],
+        *([["CPU threads", model.threads_text()]] if model.threads_text() else []),
     ]
     return Table(["Metric", "Value"], rows, numeric=[False, True], css="kv")
 

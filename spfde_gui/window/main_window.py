@@ -143,6 +143,8 @@ class RunHeader(QWidget):
                                  "border-radius: 4px; padding: 1px 6px; font-weight: bold;")
         dev = (m.run_started or {}).get("device")
         bits = [f"device {dev}" if dev else "", str(m.run_dir) if m.run_dir else ""]
+        if m.threads_text():      # adaptive threads moved the count (engine.training.adaptive_threads)
+            bits.insert(1, m.threads_text().split(" (")[0])
         if st == "starting":
             bits = [f"the engine is {m.start_phase or 'starting'}…"] + bits[1:]
         self.detail.setText("  ·  ".join(b for b in bits if b))
