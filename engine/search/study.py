@@ -34,6 +34,8 @@ from engine.sweep.cells import Cell
 log = logging.getLogger("engine.search")
 SPEC_FILE = "search.yaml"
 STUDY_DB = "study.db"
+# Infeasible points are free but not endless: give up after this many per requested trial.
+MAX_INFEASIBLE_PER_TRIAL = 50
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -79,13 +81,13 @@ def folder_for(spec: SearchSpec, parent: str | Path | None = None, allow_change:
 
 
 def make_sampler(spec: SearchSpec, seed: int = 0) -> optuna.samplers.BaseSampler:
-    def constraints(t: optuna.trial.FrozenTrial) -> list[float]:
-        return [float(t.user_attrs.get("over_budget", 0.0))]
+    # Each trial carries its budget constraint (Trial.set_constraint, "over_budget" <= 0 is
+    # feasible), so TPE and NSGA-II learn where the budget line runs.
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=constraints)
-    return optuna.samplers.TPESampler(seed=seed, constraints_func=constraints, n_startup_trials=4)
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=4)
 
 
 def make_pruner(spec: SearchSpec) -> optuna.pruners.BasePruner:
@@ -188,9 +190,18 @@ class Search:
                 out.append(trial)
         return out
 
+    def trained_count(self) -> int:
+        """Trials that train (or trained): infeasible ones are free and do not count."""
+        return sum(1 for t in self.study.get_trials(deepcopy=False) if not t.user_attrs.get("infeasible"))
+
     def _ask(self) -> tuple[optuna.Trial, list[Cell]] | None:
         """One trial: infeasible ones are told at once (never trained); None past the trial count."""
-        while sum(1 for _ in self.study.get_trials(deepcopy=False)) < self.spec.trials:
+        asks = 0
+        while self.trained_count() < self.spec.trials:
+            asks += 1
+            if asks > MAX_INFEASIBLE_PER_TRIAL * self.spec.trials:
+                self._emit("search_exhausted", reason=f"{asks - 1} points in a row were infeasible")
+                return None
             trial = self.study.ask()
             params = suggest(trial, self.spec)
             v = feasibility.judge(self.spec, params)
@@ -200,7 +211,9 @@ class Search:
                     trial.set_user_attr(k, v.projected[k])
                 trial.set_user_attr("flops_saved", v.projected["flops_saved"])
                 limit = feasibility.budget_flops(self.spec, v.projected["flops_dense"])
-                trial.set_user_attr("over_budget", max(0.0, v.projected["flops_spent"] / limit - 1.0))
+                over = max(0.0, v.projected["flops_spent"] / limit - 1.0)
+                trial.set_user_attr("over_budget", over)
+                trial.set_constraint("over_budget", over)
             if not v.feasible and (self.feasibility_on or v.config is None):
                 trial.set_user_attr("infeasible", v.reason)
                 self.study.tell(trial, state=TrialState.PRUNED)
