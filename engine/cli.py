@@ -31,8 +31,8 @@ from engine.run import folder as run_dir_mod
 from engine.run.control import CommandChannel
 from engine.run.lock import RunLock, RunLockedError
 from engine.run.telemetry import Emitter, setup_logging
-from engine.sweep import cli as sweep_cmd
 from engine.search import cli as search_cmd
+from engine.sweep import cli as sweep_cmd
 from engine.training import launcher, threads
 
 # torch is loaded by engine.training.{distributed,checkpoint,resume,trainer}: those are

@@ -24,7 +24,8 @@ def trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
         ua = t.user_attrs
         state = "infeasible" if ua.get("infeasible") else t.state.name.lower()
         rows.append({"trial": t.number, "state": state, "params": dict(t.params),
-                     "flops": ua.get("flops_spent"), "test_acc": t.values[0] if t.values and t.state == TrialState.COMPLETE else None,
+                     "flops": ua.get("flops_spent"), "test_acc": t.values[0] if t.values and t.state == TrialState.COMPLETE
+                     else None,
                      "test_acc_seeds": ua.get("test_acc_seeds"), "pruned_epoch": ua.get("pruned_epoch"),
                      "reason": ua.get("infeasible") or ua.get("pruned_reason") or ua.get("error") or "",
                      "flops_saved": ua.get("flops_saved") or {}, "cells": ua.get("cells") or []})
