@@ -99,9 +99,10 @@ def make_pruner(spec: SearchSpec) -> optuna.pruners.BasePruner:
 
 
 def open_study(spec: SearchSpec, folder: Path, seed: int = 0) -> optuna.Study:
-    directions = ["maximize", "minimize"] if spec.pareto else ["maximize"]
+    directions: list[Any] = ["maximize", "minimize"] if spec.pareto else ["maximize"]
     return optuna.create_study(study_name=spec.name, storage=storage_for(spec, folder), load_if_exists=True,
-                               directions=directions, sampler=make_sampler(spec, seed), pruner=make_pruner(spec))
+                               directions=directions,
+                               sampler=make_sampler(spec, seed), pruner=make_pruner(spec))
 
 
 def suggest(trial: optuna.Trial, spec: SearchSpec) -> dict[str, Any]:
