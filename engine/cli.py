@@ -5,6 +5,7 @@
     spfde-train validate (--config F | --preset NAME) [--set k=v ...]
     spfde-train plan (--config F | --preset NAME) [--set k=v ...] [--json]
     spfde-train sweep (SWEEP_FILE | SWEEP_DIR) [--plan] [--new] [--table md|csv|tex] [--gpus auto]
+    spfde-train search SEARCH_FILE [--plan] [--report] [--workers N] [--allow-change]
 
 torch is imported only by run and resume (and by validate to check an explicit cuda or mps
 device), so validate and plan answer in milliseconds.
@@ -33,6 +34,7 @@ from engine.run.control import CommandChannel
 from engine.run.finished import completed_epochs
 from engine.run.lock import RunLock, RunLockedError, lock_for_worker
 from engine.run.telemetry import Emitter, setup_logging
+from engine.search import cli as search_cmd
 from engine.sweep import cli as sweep_cmd
 from engine.training import launcher, threads
 
@@ -95,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training FLOPs per second for --plan's time estimate (default: measured by finished "
                         "cells of the sweep, else a 2-core CPU figure)")
     p.add_argument("--table", choices=("md", "csv", "tex"), help="print the results table of the sweep and exit")
+    search_cmd.add_parser(sub)
     return ap
 
 
@@ -346,7 +349,8 @@ def cmd_sweep(args) -> int:
     return sweep_cmd.main(args)
 
 
-COMMANDS = {"run": cmd_run, "resume": cmd_resume, "validate": cmd_validate, "plan": cmd_plan, "sweep": cmd_sweep}
+COMMANDS = {"run": cmd_run, "resume": cmd_resume, "validate": cmd_validate, "plan": cmd_plan, "sweep": cmd_sweep,
+            "search": search_cmd.main}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,309 @@
+"""Drive an Optuna study: ask a batch of trials, refuse infeasible ones for free (planned,
+never trained), write the feasible ones as sweep cells in the search folder, run them with
+the sweep runner (engine.sweep.runner: one subprocess per cell, resumable), report their
+per-epoch test accuracy to the pruner as the events arrive, and tell Optuna the results.
+
+The search folder holds ``search.yaml`` (the file, with its fingerprint), ``study.db``
+(SQLite, unless ``storage:`` names another Optuna storage) and the sweep folder layout
+(``sweep.yaml``, ``configs/``, ``results.jsonl``, one run folder per cell). Rerunning the
+search continues the study: finished trials are kept, interrupted ones resumed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import optuna
+import yaml
+from optuna.trial import TrialState
+
+from engine import config as config_mod
+from engine.search import feasibility
+from engine.search.spec import SearchError, SearchSpec
+from engine.sweep import manifest as manifest_mod
+from engine.sweep import results as results_mod
+from engine.sweep import runner as runner_mod
+from engine.sweep import state as state_mod
+from engine.sweep.cells import Cell
+
+log = logging.getLogger("engine.search")
+SPEC_FILE = "search.yaml"
+STUDY_DB = "study.db"
+# Infeasible points are free but not endless: give up after this many per requested trial.
+MAX_INFEASIBLE_PER_TRIAL = 50
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def mask_url(url: str) -> str:
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def storage_for(spec: SearchSpec, folder: Path) -> Any:
+    """The Optuna storage: SQLite in the folder, an RDB URL, or ``journal:PATH`` (a journal file)."""
+    url = spec.storage or f"sqlite:///{(folder / STUDY_DB).resolve()}"
+    try:
+        if url.startswith("journal:"):
+            from optuna.storages.journal import JournalFileBackend, JournalStorage
+            return JournalStorage(JournalFileBackend(url[len("journal:"):]))
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    except Exception as exc:  # noqa: BLE001 (any driver error: the URL is what the user must fix)
+        raise SearchError([("storage", f"cannot open the study storage {mask_url(url)}: "
+                                       f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")],
+                          spec.source) from None
+
+
+def folder_for(spec: SearchSpec, parent: str | Path | None = None, allow_change: bool = False) -> Path:
+    """``<search_dir>/<name>/``; a folder made by a different search file is refused."""
+    d = Path(parent if parent is not None else spec.search_dir).expanduser() / (
+        _SAFE.sub("_", spec.name).strip("_") or "search")
+    marker = d / SPEC_FILE
+    if marker.is_file():
+        old = yaml.safe_load(marker.read_text(encoding="utf-8")) or {}
+        if old.get("fingerprint") != spec.fingerprint() and not allow_change:
+            raise SearchError([(str(d), "this study folder was made by another search file (different base, "
+                                        "space, budget or objective); use --allow-change to continue it anyway, "
+                                        "or rename the search")], spec.source)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / manifest_mod.CONFIGS).mkdir(exist_ok=True)
+    marker.write_text(yaml.safe_dump({"fingerprint": spec.fingerprint(), "source": spec.source,
+                                      "spec": spec.raw}, sort_keys=False), encoding="utf-8")
+    if not (d / manifest_mod.MANIFEST).is_file():
+        manifest_mod.Manifest(d, {"format": manifest_mod.FORMAT, "name": spec.name, "description": spec.description,
+                                  "created": time.time(), "source": spec.source, "spec": spec.raw,
+                                  "varied": list(spec.space), "seeds": spec.seeds, "search": True,
+                                  "cells": []}).save()
+    return d
+
+
+def make_sampler(spec: SearchSpec, seed: int = 0) -> optuna.samplers.BaseSampler:
+    # Each trial carries its budget constraint (Trial.set_constraint, "over_budget" <= 0 is
+    # feasible), so TPE and NSGA-II learn where the budget line runs.
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if spec.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=4)
+
+
+def make_pruner(spec: SearchSpec) -> optuna.pruners.BasePruner:
+    if spec.pruner == "none":
+        return optuna.pruners.NopPruner()
+    if spec.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1)
+    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+
+
+def open_study(spec: SearchSpec, folder: Path, seed: int = 0) -> optuna.Study:
+    directions: list[Any] = ["maximize", "minimize"] if spec.pareto else ["maximize"]
+    return optuna.create_study(study_name=spec.name, storage=storage_for(spec, folder), load_if_exists=True,
+                               directions=directions,
+                               sampler=make_sampler(spec, seed), pruner=make_pruner(spec))
+
+
+def suggest(trial: optuna.Trial, spec: SearchSpec) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for path, d in spec.space.items():
+        if d.categorical:
+            params[path] = trial.suggest_categorical(path, d.choices)  # type: ignore[arg-type]
+        elif isinstance(d.low, int) and isinstance(d.high, int):
+            params[path] = trial.suggest_int(path, d.low, d.high, log=d.log)
+        else:
+            params[path] = trial.suggest_float(path, float(d.low or 0), float(d.high or 0), log=d.log)
+    return params
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(worker: str) -> bool:
+    host, _, pid = worker.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True                      # another machine's worker: leave its trials alone
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _TrialRunner(runner_mod.SweepRunner):
+    """The sweep runner, reporting each trial's first-seed learning curve to Optuna's pruner
+    and stopping a pruned trial's cells with a checkpoint (resumable by hand)."""
+
+    def __init__(self, m: manifest_mod.Manifest, slots: list, out: IO[str] | None,
+                 trials: dict[str, optuna.Trial], report_cells: set[str]):
+        super().__init__(m, slots=slots, out=out)
+        self.trials, self.report_cells = trials, report_cells
+        self.pruned: dict[int, dict] = {}
+
+    def _on_event(self, r: Any, ev: dict) -> None:
+        super()._on_event(r, ev)
+        trial = self.trials.get(r.cell.name)
+        if trial is None or ev.get("event") != "epoch_end" or not isinstance(ev.get("test_acc"), (int, float)):
+            return
+        if trial.number in self.pruned:
+            self._send_stop(r)
+            return
+        if r.cell.name not in self.report_cells:
+            return
+        epoch = int(ev.get("epoch", 0))
+        trial.report(float(ev["test_acc"]), epoch)
+        if trial.should_prune():
+            self.pruned[trial.number] = {"pruned_epoch": epoch, "pruned_reason":
+                                         f"test_acc {ev['test_acc']:.4f} at epoch {epoch} below the "
+                                         f"{type(self.trials[r.cell.name].study.pruner).__name__}'s threshold"}
+            self.emit("trial_pruned", trial=trial.number, epoch=epoch, test_acc=ev["test_acc"])
+            self._send_stop(r)           # the trial's other seeds stop at their next epoch
+
+
+class Search:
+    def __init__(self, spec: SearchSpec, folder: Path, out: IO[str] | None = None, workers: int | None = None,
+                 seed: int = 0, feasibility_on: bool = True):
+        self.spec, self.folder, self.out = spec, folder, out
+        self.workers = workers or spec.workers
+        self.feasibility_on = feasibility_on
+        self.study = open_study(spec, folder, seed)
+        self._runner: _TrialRunner | None = None
+        self._stopped = False
+
+    def request_stop(self) -> None:
+        self._stopped = True
+        if self._runner is not None:
+            self._runner.request_stop()
+
+    # ------------------------------------------------------------ trials
+    def _orphans(self) -> list[optuna.Trial]:
+        """Trials left RUNNING by a killed worker of this machine: resume them."""
+        out = []
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            w = t.user_attrs.get("worker")
+            if t.user_attrs.get("cells") and w and w != _worker_id() and not _alive(w):
+                trial = optuna.Trial(self.study, t._trial_id)
+                trial.set_user_attr("worker", _worker_id())
+                out.append(trial)
+        return out
+
+    def trained_count(self) -> int:
+        """Trials that train (or trained): infeasible ones are free and do not count."""
+        return sum(1 for t in self.study.get_trials(deepcopy=False) if not t.user_attrs.get("infeasible"))
+
+    def _ask(self) -> tuple[optuna.Trial, list[Cell]] | None:
+        """One trial: infeasible ones are told at once (never trained); None past the trial count."""
+        asks = 0
+        while self.trained_count() < self.spec.trials:
+            asks += 1
+            if asks > MAX_INFEASIBLE_PER_TRIAL * self.spec.trials:
+                self._emit("search_exhausted", reason=f"{asks - 1} points in a row were infeasible")
+                return None
+            trial = self.study.ask()
+            params = suggest(trial, self.spec)
+            v = feasibility.judge(self.spec, params)
+            trial.set_user_attr("worker", _worker_id())
+            if v.projected:
+                for k in ("flops_spent", "flops_dense", "peak_memory_bytes"):
+                    trial.set_user_attr(k, v.projected[k])
+                trial.set_user_attr("flops_saved", v.projected["flops_saved"])
+                limit = feasibility.budget_flops(self.spec, v.projected["flops_dense"])
+                over = max(0.0, v.projected["flops_spent"] / limit - 1.0)
+                trial.set_user_attr("over_budget", over)
+                trial.set_constraint("over_budget", over)
+            if not v.feasible and (self.feasibility_on or v.config is None):
+                trial.set_user_attr("infeasible", v.reason)
+                self.study.tell(trial, state=TrialState.PRUNED)
+                self._emit("trial_infeasible", trial=trial.number, params=params, reason=v.reason)
+                continue
+            return trial, self._cells(trial, params, v)
+        return None
+
+    def _cells(self, trial: optuna.Trial, params: dict, v: feasibility.Verdict) -> list[Cell]:
+        m = manifest_mod.read(self.folder)
+        cells = []
+        for seed in self.spec.seeds:
+            name = f"{_SAFE.sub('_', self.spec.name).strip('_')}-t{trial.number:03d}-s{seed}"
+            cfg = config_mod.from_dict(feasibility.point_config(self.spec, params, seed, name)).to_dict()
+            cell = Cell(index=len(m.cells), name=name, setting=dict(params), seed=seed, config=cfg,
+                        projected=dict(v.projected))
+            config_mod.save(config_mod.from_dict(cfg), m.config_path(cell))
+            m.cells.append(cell)
+            cells.append(cell)
+        m.save()
+        trial.set_user_attr("cells", [c.name for c in cells])
+        return cells
+
+    def _emit(self, event: str, **fields: Any) -> None:
+        from engine.run.events import dumps, make_event
+        ev = make_event(event, **fields)
+        manifest_mod.append_jsonl(self.folder / manifest_mod.EVENTS, ev)
+        if self.out is not None:
+            self.out.write(dumps(ev) + "\n")
+            self.out.flush()
+
+    # ------------------------------------------------------------ the loop
+    def run(self) -> int:
+        pending = [(t, self._trial_cells(t)) for t in self._orphans()]
+        while not self._stopped:
+            while len(pending) < self.workers:
+                got = self._ask()
+                if got is None:
+                    break
+                pending.append(got)
+            if not pending:
+                break
+            self._run_batch(pending)
+            pending = []
+        self._emit("search_finished", trials=len(self.study.trials), stopped=self._stopped)
+        return 0
+
+    def _trial_cells(self, trial: optuna.Trial) -> list[Cell]:
+        m = manifest_mod.read(self.folder)
+        names = set(self.study._storage.get_trial_user_attrs(trial._trial_id).get("cells", []))
+        return [c for c in m.cells if c.name in names]
+
+    def _run_batch(self, batch: list[tuple[optuna.Trial, list[Cell]]]) -> None:
+        full = manifest_mod.read(self.folder)
+        view = manifest_mod.Manifest(self.folder, dict(full.data))
+        view.cells = [c for _, cells in batch for c in cells]     # only this batch's cells run
+        by_cell = {c.name: t for t, cells in batch for c in cells}
+        first = {cells[0].name for _, cells in batch if cells}
+        slots: list[str | None] = [None] * self.workers
+        gpus = runner_mod.detect_gpus("auto")
+        if len(gpus) > 1:
+            slots = list(gpus[: self.workers])
+        self._runner = _TrialRunner(view, slots, self.out, by_cell, first)
+        if self.spec.pareto:
+            self._runner.report_cells = set()        # Optuna prunes single-objective studies only
+        self._runner.run()
+        lines = state_mod.results_by_cell(self.folder)
+        for trial, cells in batch:
+            self._tell(trial, cells, lines)
+
+    def _tell(self, trial: optuna.Trial, cells: list[Cell], lines: dict[str, list[dict]]) -> None:
+        assert self._runner is not None
+        pruned = self._runner.pruned.get(trial.number)
+        if pruned:
+            for k, v in pruned.items():
+                trial.set_user_attr(k, v)
+            self.study.tell(trial, state=TrialState.PRUNED)
+            return
+        last = [results_mod.latest_lines(lines.get(c.name, [])).get(c.name) for c in cells]
+        if all(line and line.get("status") == "completed" for line in last):
+            accs = [float(line["final_test_acc"]) for line in last if line]
+            acc = sum(accs) / len(accs)
+            trial.set_user_attr("test_acc_seeds", accs)
+            trial.set_user_attr("flops_measured", float(last[0].get("flops_spent") or 0.0) if last[0] else 0.0)
+            values = [acc, float(trial.user_attrs.get("flops_spent", 0.0))] if self.spec.pareto else [acc]
+            self.study.tell(trial, values)
+            return
+        if self._stopped:
+            return                                  # interrupted: left RUNNING, resumed on the next run
+        errors = [str(line.get("error", "")) for line in last if line and line.get("status") == "failed"]
+        trial.set_user_attr("error", "; ".join(e for e in errors if e) or "the trial's runs did not complete")
+        self.study.tell(trial, state=TrialState.FAIL)

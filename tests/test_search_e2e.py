@@ -1,0 +1,42 @@
+"""A tiny search end to end (real engine subprocesses, synthetic data, 2 epochs)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from engine.sweep import manifest
+
+pytest.importorskip("optuna")
+ROOT = Path(__file__).resolve().parent.parent
+TINY = {"device": "cpu", "epochs": 2, "interval": 1, "batch_size": 8, "model": {"width": 0.25},
+        "analysis": {"enabled": False}, "freeze": {"target": 0}, "sieve": {"ratio": 0},
+        "checkpoint": {"every": 1},
+        "data": {"image_size": 8, "train_size": 64, "test_size": 32, "num_classes": 4, "augment": False}}
+
+
+@pytest.mark.slow
+def test_tiny_search_never_trains_over_budget_and_prunes(tmp_path):
+    import optuna
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump({"name": "tiny", "base": {"preset": "demo"}, "overrides": TINY,
+                                 "space": {"sparsity.target": [0.5, 0.95], "sieve.ratio": [0, 0.5]},
+                                 "budget": {"fraction": 0.08}, "trials": 6}))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "engine", "search", str(f), "--search-dir", str(tmp_path / "out")],
+                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    folder = tmp_path / "out" / "tiny"
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{folder / 'study.db'}")
+    infeasible = [t for t in study.trials if t.user_attrs.get("infeasible")]
+    assert infeasible and all(t.user_attrs["infeasible"].startswith("over budget") for t in infeasible)
+    trained = {c for t in study.trials for c in t.user_attrs.get("cells", [])}
+    ran = {line["cell"] for line in manifest.read_jsonl(folder / "results.jsonl")}
+    assert ran <= trained          # no infeasible trial has a cell
+    assert all(not t.user_attrs.get("cells") for t in infeasible)
+    limit = 0.08 * study.trials[0].user_attrs["flops_dense"]
+    assert all(t.user_attrs["flops_spent"] <= limit for t in study.trials if t.user_attrs.get("cells"))
+    assert any(t.state == optuna.trial.TrialState.PRUNED and t.user_attrs.get("pruned_epoch") is not None
+               for t in study.trials)
+    assert (folder / "best.yaml").is_file()
