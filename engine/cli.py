@@ -36,6 +36,7 @@ from engine.run.lock import RunLock, RunLockedError, lock_for_worker
 from engine.run.telemetry import Emitter, setup_logging
 from engine.search import cli as search_cmd
 from engine.sweep import cli as sweep_cmd
+from engine.tracking.setup import missing_extras
 from engine.training import launcher, threads
 
 # torch is loaded by engine.training.{distributed,checkpoint,resume,trainer}: those are
@@ -112,12 +113,20 @@ def cmd_validate(args) -> int:
     # The projection catches what the fields alone cannot: an unreachable freeze target,
     # unknown dense_layers names, an imagefolder tree without images.
     plan_mod.project(cfg)
+    _check_trackers(cfg)
     # What `run` would otherwise find only later: the device and the dataset's layout (a scan).
     _check_device(cfg.device)
     for warning in [*config_warnings(cfg), *check_dataset(cfg)]:
         print(f"warning: {warning}", file=sys.stderr)
     print("OK")
     return EXIT_OK
+
+
+def _check_trackers(cfg) -> None:
+    """ConfigError naming the field of an enabled tracker whose library is not installed."""
+    missing = missing_extras(cfg)
+    if missing:
+        raise ConfigError(missing)
 
 
 def _check_device(name: str) -> None:
@@ -152,6 +161,7 @@ def cmd_run(args) -> int:
         return _worker_locked(Path(args.attach), lambda: _train(
             cfg, Path(args.attach), stop_on_eof=args.stop_on_eof, events_on_tty=args.events))
     est = resources.preflight(cfg)        # refuses a run that cannot fit in memory
+    _check_trackers(cfg)
     if cfg.device.startswith(("cuda", "mps")):
         # a missing GPU is a configuration error before any run folder exists, as in
         # `validate`; the thread policy first, since the check loads torch

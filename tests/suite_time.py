@@ -76,15 +76,22 @@ def join_serial_group(config, items) -> None:
     """Mark the Qt tests with the serial xdist group and, under ``--dist loadgroup``, give
     their node ids the ``@group`` suffix the controller schedules by. pytest-xdist 3.8 writes
     that suffix to ``item._nodeid``, which pytest 9 no longer reads (node ids live in
-    ``item._id``), so without this the group would be silently ignored."""
+    ``item._id``), so without this the group would be silently ignored. A test with an
+    explicit ``xdist_group`` mark (e.g. one sharing a module-scoped server) gets its own
+    group's suffix the same way."""
     loadgroup = getattr(config.option, "loadgroup", False)
     for item in items:
-        if not needs_serial(item):
-            continue
-        item.add_marker(_group_mark())
+        if needs_serial(item):
+            item.add_marker(_group_mark())
+            group = SERIAL_GROUP
+        else:
+            mark = item.get_closest_marker("xdist_group")
+            group = (mark.args[0] if mark.args else mark.kwargs.get("name")) if mark is not None else None
+            if not group:
+                continue
         if loadgroup and "@" not in item.nodeid:
             from _pytest.nodeid import coerce_node_id  # pytest >= 9
-            item._id = coerce_node_id(f"{item.nodeid}@{SERIAL_GROUP}")
+            item._id = coerce_node_id(f"{item.nodeid}@{group}")
 
 
 def _group_mark():
