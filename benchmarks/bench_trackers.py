@@ -20,8 +20,8 @@ refused) and against a socket that accepts connections and never answers (a hung
 and reports the longest single ``on_event`` call (the loop's only contact with a tracker),
 the end-of-run wait (bounded by ``trackers.flush_timeout_s``) and the warnings emitted.
 
-    .venv/bin/python benchmarks/bench_trackers.py                 # 8 demo epochs, 2 rounds: ~6 min on 2 cores
-    .venv/bin/python benchmarks/bench_trackers.py --epochs 28 --rounds 3    # the whole demo
+    .venv/bin/python benchmarks/bench_trackers.py         # the demo's schedule on 1500 samples, 2 rounds: ~6 min on 2 cores
+    .venv/bin/python benchmarks/bench_trackers.py --train-size 5000 --test-size 1000 --rounds 3   # the whole demo
 """
 from __future__ import annotations
 
@@ -93,8 +93,9 @@ def start_mlflow(folder: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit("mlflow server did not start in 300 s")
 
 
-def run(variant: str, trackers: dict, epochs: int, base: Path) -> dict:
-    cfg = load_preset("demo", [f"epochs={epochs}", f"run_dir={base / 'runs'}", "device=cpu"])
+def run(variant: str, trackers: dict, a, base: Path) -> dict:
+    cfg = load_preset("demo", [f"epochs={a.epochs}", f"data.train_size={a.train_size}", f"data.test_size={a.test_size}",
+                               f"run_dir={base / 'runs'}", "device=cpu"])
     cfg = cfg.replace(**trackers)
     rd = run_dir_mod.create(cfg)
     out = io.StringIO()
@@ -115,7 +116,9 @@ def run(variant: str, trackers: dict, epochs: int, base: Path) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--epochs", type=int, default=8, help="demo epochs per run (the preset has 28)")
+    ap.add_argument("--epochs", type=int, default=28, help="demo epochs per run (the preset's 28)")
+    ap.add_argument("--train-size", type=int, default=1500, help="synthetic training samples (the preset has 5000)")
+    ap.add_argument("--test-size", type=int, default=300, help="synthetic test samples (the preset has 1000)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--mlflow-uri", help="an MLflow server to use (default: one started here)")
     ap.add_argument("--skip-stall", action="store_true")
@@ -135,14 +138,15 @@ def main() -> int:
         "wandb offline": {"trackers.wandb.enabled": True, "trackers.wandb.mode": "offline"},
     }
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
-          f"demo preset, {a.epochs} epochs, {a.rounds} rounds; load at start {os.getloadavg()}")
+          f"demo preset, {a.epochs} epochs, {a.train_size}/{a.test_size} samples, {a.rounds} rounds; "
+          f"load at start {os.getloadavg()}")
     results: dict[str, list[dict]] = {k: [] for k in variants}
     names = list(variants)
     try:
         for r in range(a.rounds):
             order = names[r % len(names):] + names[:r % len(names)]
             for name in order:
-                res = run(name, variants[name], a.epochs, base)
+                res = run(name, variants[name], a, base)
                 results[name].append(res)
                 print(f"round {r + 1} {name:14s} wall {res['wall']:7.2f} s  train {res['train']:7.2f} s  "
                       f"hooks {1000 * (res['hook_event_s'] + res['hook_end_s']):7.1f} ms  "
@@ -157,7 +161,7 @@ def main() -> int:
                   f"(queueing {1000 * b['hook_event_s']:.1f}, end {1000 * b['hook_end_s']:.1f}) | "
                   f"{100 * hooks / b['train']:.2f}% |")
         if not a.skip_stall:
-            stall(a.epochs, base)
+            stall(a, base)
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
@@ -166,7 +170,7 @@ def main() -> int:
     return 0
 
 
-def stall(epochs: int, base: Path) -> None:
+def stall(a, base: Path) -> None:
     """The loop against an MLflow server that refuses, and one that never answers."""
     hung = socket.socket()
     hung.bind(("127.0.0.1", 0))
@@ -176,7 +180,7 @@ def stall(epochs: int, base: Path) -> None:
     print("|---|---|---|---|")
     for label, port in (("connection refused", refused), ("hung (never answers)", hung.getsockname()[1])):
         res = run(label, {"trackers.mlflow.enabled": True, "trackers.mlflow.tracking_uri": f"http://127.0.0.1:{port}",
-                          "trackers.flush_timeout_s": 10}, epochs, base)
+                          "trackers.flush_timeout_s": 10}, a, base)
         assert res["status"] == "completed", res
         print(f"| {label} | {res['hook_event_max_ms']:.2f} ms | {res['hook_end_s']:.2f} s "
               f"(flush_timeout_s 10) | {len(res['warnings'])}: {res['warnings'][:1]} |", flush=True)

@@ -359,3 +359,16 @@ def test_export_mlflow_writes_a_sweep_under_one_parent_run(mlflow_server, tmp_pa
     assert first[0] == 'trackers.group="rep"' and first[1].startswith("trackers.mlflow.parent_run_id=")
     assert groups.cell_overrides(base, d, "rep") == first
     assert groups.cell_overrides({"trackers": {}}, d, "rep") == []
+
+
+def test_a_sweep_folder_from_before_the_trackers_section_still_matches_its_file(tmp_path):
+    from engine.sweep import cells as cells_mod
+    from engine.sweep import manifest, spec
+    s = spec.parse({"name": "old", "base": {"preset": "demo"}, "axes": {"sparsity.target": [0.5, 0.8]}, "seeds": 1})
+    cells = cells_mod.build(s)
+    m = manifest.create(s, cells, tmp_path)
+    data = yaml.safe_load((m.dir / manifest.MANIFEST).read_text())
+    for c in data["cells"]:
+        del c["config"]["trackers"]              # as an older engine wrote it
+    (m.dir / manifest.MANIFEST).write_text(yaml.safe_dump(data))
+    assert manifest.find_matching(tmp_path, s, cells) == m.dir
