@@ -95,7 +95,7 @@ def start_mlflow(folder: Path) -> tuple[subprocess.Popen, str]:
 
 def run(variant: str, trackers: dict, a, base: Path) -> dict:
     cfg = load_preset("demo", [f"epochs={a.epochs}", f"data.train_size={a.train_size}", f"data.test_size={a.test_size}",
-                               f"run_dir={base / 'runs'}", "device=cpu"])
+                               f"run_dir={base / 'runs'}", "device=cpu", f"threads={a.threads}"])
     cfg = cfg.replace(**trackers)
     rd = run_dir_mod.create(cfg)
     out = io.StringIO()
@@ -119,6 +119,7 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=28, help="demo epochs per run (the preset's 28)")
     ap.add_argument("--train-size", type=int, default=1500, help="synthetic training samples (the preset has 5000)")
     ap.add_argument("--test-size", type=int, default=300, help="synthetic test samples (the preset has 1000)")
+    ap.add_argument("--threads", default="1", help="CPU threads (1: steady on a shared, loaded machine)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--mlflow-uri", help="an MLflow server to use (default: one started here)")
     ap.add_argument("--skip-stall", action="store_true")
@@ -129,6 +130,8 @@ def main() -> int:
     os.environ["WANDB_DIR"] = str(base)
     server = None
     uri = a.mlflow_uri
+    # SIGTERM ends the benchmark through the finally below, which stops the server it started
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if uri is None:
         server, uri = start_mlflow(base)
     variants = {
@@ -138,7 +141,7 @@ def main() -> int:
         "wandb offline": {"trackers.wandb.enabled": True, "trackers.wandb.mode": "offline"},
     }
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
-          f"demo preset, {a.epochs} epochs, {a.train_size}/{a.test_size} samples, {a.rounds} rounds; "
+          f"demo preset, {a.epochs} epochs, {a.train_size}/{a.test_size} samples, threads {a.threads}, {a.rounds} rounds; "
           f"load at start {os.getloadavg()}")
     results: dict[str, list[dict]] = {k: [] for k in variants}
     names = list(variants)

@@ -311,6 +311,7 @@ def test_mlflow_run_killed_and_resumed_is_one_mlflow_run(mlflow_server, tmp_path
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     evs = [parse_line(l) for l in res.stdout.splitlines()]
+    assert None not in evs and None not in [parse_line(l) for l in first]   # stdout: events only
     assert evs[0]["resumed"] is True and evs[-1]["status"] == "completed" and _warnings(evs) == []
     assert ids.read(rd)["mlflow"]["run_id"] == run_id
 
