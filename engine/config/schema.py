@@ -142,6 +142,9 @@ class AdaptiveFreezeConfig:
     cka: float = 0.95               # freeze.scheme=adaptive: CKA a block must stay above
     mask_similarity: float = 0.9    # ... and its layers' structural similarity
     patience: int = 2               # ... for this many consecutive measurements
+    # epochs between the decision and the freeze, over which the block's cosine is
+    # re-planned to reach end_lr at its actual freeze epoch (0: freeze at once, at its LR)
+    anneal_epochs: int = 2
 
 
 @dataclass
@@ -305,6 +308,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("freeze.adaptive.cka", "float", "adaptive: CKA with the previous measurement a block must keep", "freeze", min=0, max=1),
     _f("freeze.adaptive.mask_similarity", "float", "adaptive: structural similarity its sparse layers must keep", "freeze", min=0, max=1),
     _f("freeze.adaptive.patience", "int", "adaptive: consecutive measurements above both thresholds", "freeze", min=1, max=100),
+    _f("freeze.adaptive.anneal_epochs", "int", "adaptive: epochs a stable block keeps training while its LR anneals to end_lr, then it freezes (0: at once)", "freeze", min=0, max=MAX_EPOCHS),
     _f("analysis.enabled", "bool", "Measure mask similarity, CKA and gradient norms during training", "analysis"),
     _f("analysis.every", "int", "Epochs between measurements (default: interval)", "analysis", min=1, max=MAX_EPOCHS, optional=True),
     _f("analysis.probe_size", "int", "Training samples in the fixed CKA probe set", "analysis", min=2, max=8192),

@@ -489,10 +489,11 @@ def _adaptive_range(cfg, T, n, deadline, saving) -> dict:
     """Savings freeze.scheme=adaptive can give: from its deadline (the single-shot plan) to
     every freezable block frozen as early as the patience allows."""
     a = cfg.freeze.adaptive
-    earliest = adaptive.earliest_prefix(T, analysis_schedule.measure_epochs(cfg), n, a.patience)
+    earliest = adaptive.earliest_prefix(T, analysis_schedule.measure_epochs(cfg), n, a.patience, a.anneal_epochs)
     fastest = [max(x, y) for x, y in zip(_expand(deadline, T), earliest)]   # deadline: change points
     return {"min_saving": saving(deadline), "max_saving": saving(_points(fastest)), "earliest_prefix": fastest,
-            "cka": a.cka, "mask_similarity": a.mask_similarity, "patience": a.patience}
+            "cka": a.cka, "mask_similarity": a.mask_similarity, "patience": a.patience,
+            "anneal_epochs": a.anneal_epochs}
 
 
 def _max_reachable(scheme, T, dT, B, block_layers, cfg, saving, resume_epoch):
