@@ -95,6 +95,12 @@ class _Heat:
         return None
 
 
+_GRAD_TITLES = {
+    "differences": "Change of each block's mean gradient norm from the previous epoch, |g(e) − g(e−1)| (Fig. 3b, log)",
+    "norms": "Raw mean gradient norm per block, conv and linear weights (log)",
+}
+
+
 class AnalysisView(RunView):
     title = "Analyses"
 
@@ -117,11 +123,20 @@ class AnalysisView(RunView):
         self.similarity_kind.currentIndexChanged.connect(lambda _i: self.refresh(force=True))
         top.addWidget(QLabel("mask similarity:"))
         top.addWidget(self.similarity_kind)
+        # Fig. 3b plots how much each layer's gradient norm changes between epochs; the raw
+        # norms are kept as a second choice, named as such
+        self.grad_kind = QComboBox()
+        self.grad_kind.setObjectName("analysis:grad")
+        self.grad_kind.addItem("change between epochs (Fig. 3b)", "differences")
+        self.grad_kind.addItem("raw norms", "norms")
+        self.grad_kind.currentIndexChanged.connect(lambda _i: self.refresh(force=True))
+        top.addWidget(QLabel("gradient norm:"))
+        top.addWidget(self.grad_kind)
         lay.addLayout(top)
         self.glw = pg.GraphicsLayoutWidget()
         self.cka = _Heat(self.glw, 0, "CKA of block outputs with the previous measurement")
         self.sim = _Heat(self.glw, 1, "Structural similarity of the top-half weights")
-        self.grad = self.glw.addPlot(row=2, col=0, title="Mean gradient norm per block (log)")
+        self.grad = self.glw.addPlot(row=2, col=0, title=_GRAD_TITLES["differences"])
         self.grad.setLogMode(y=True)
         self.grad.setLabel("bottom", "epoch")
         self.grad.addLegend(offset=(-10, 10))
@@ -164,7 +179,9 @@ class AnalysisView(RunView):
         width = max(label_width(names), label_width(snames))
         for p in (self.cka.plot, self.sim.plot, self.grad):
             p.getAxis("left").setWidth(width)
-        gnames, epochs, g = AD.grad_norms(m)
+        gkind = self.grad_kind.currentData() or "differences"
+        gnames, epochs, g = (AD.grad_norm_differences if gkind == "differences" else AD.grad_norms)(m)
+        self.grad.setTitle(_GRAD_TITLES[gkind])
         for i, n in enumerate(gnames):
             item = self._curves.get(n)
             if item is None:
