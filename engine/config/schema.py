@@ -119,6 +119,7 @@ class SparsityConfig:
     # Fields of the other methods: None = the default of the method's paper (methods/*.py).
     update_fraction: float | None = None   # set: zeta (0.3); rigl: alpha (0.3, cosine-decayed)
     update_steps: int | None = None        # rigl: delta_T, steps between mask updates (100)
+    update_every: int | None = None        # set: epochs between mask updates (None: interval)
     score_batches: int | None = None       # snip, grasp: seeded batches scored at init (1)
     temperature: float | None = None       # grasp: logits / T before the loss (official code: 200)
 
@@ -285,6 +286,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("sparsity.search_end", "float", "Mask search ends, as a fraction of the epochs", "sparsity", min=0, max=1),
     _f("sparsity.em_delta", "float", "mest_em: prune to target + delta before regrowing (default MEST's 0.2 x (1 - target))", "sparsity", min=0, max=1, max_inclusive=False, optional=True),
     _f("sparsity.em_delta_late", "float", "mest_em: delta from sparsity.late_start on (default MEST's 0.1 x (1 - target))", "sparsity", min=0, max=1, max_inclusive=False, optional=True),
+    _f("sparsity.update_every", "int", "set: epochs between mask updates (empty: interval; SET's paper updates after every epoch: 1)", "sparsity", min=1, max=MAX_EPOCHS, optional=True),
     _f("sparsity.update_fraction", "float", "set: ζ, rigl: α (cosine-decayed): fraction of active weights replaced per update (default 0.3)", "sparsity", min=0, max=1, min_inclusive=False, max_inclusive=False, optional=True),
     _f("sparsity.update_steps", "int", "rigl: ΔT, training steps between mask updates (default 100)", "sparsity", min=1, max=1_000_000, optional=True),
     _f("sparsity.score_batches", "int", "snip, grasp: seeded training batches scored at initialisation (default 1)", "sparsity", min=1, max=1000, optional=True),
