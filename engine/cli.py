@@ -136,6 +136,22 @@ def _check_device(name: str) -> None:
         raise ConfigError([("device", f"{name!r} but MPS is not available on this machine")])
 
 
+def _check_gpu_memory(cfg, est: dict) -> None:
+    """The memory preflight on the GPU itself (a CUDA device: free memory now, as the
+    driver reports it; under torchrun each rank's device is checked by rank 0's view of
+    device 0, an approximation)."""
+    if not cfg.device.startswith("cuda"):
+        return
+    import torch
+    idx = int(cfg.device.split(":")[1]) if ":" in cfg.device else 0
+    try:
+        free, total = torch.cuda.mem_get_info(idx)
+    except RuntimeError as exc:           # a driver that cannot answer: say so, do not refuse
+        log.warning("GPU memory of %s not checked: %s", cfg.device, exc)
+        return
+    resources.check_gpu_memory(est, f"cuda:{idx}", int(free), int(total))
+
+
 def cmd_plan(args) -> int:
     cfg = _load(args)
     plan = plan_mod.project(cfg)
@@ -157,6 +173,7 @@ def cmd_run(args) -> int:
         # `validate`; the thread policy first, since the check loads torch
         threads.apply(cfg.threads)
         _check_device(cfg.device)
+        _check_gpu_memory(cfg, est)
     for warning in config_warnings(cfg):
         log.warning("%s", warning)
     # What only the projection can catch (an unreachable freeze target, unknown dense layers)
