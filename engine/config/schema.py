@@ -585,9 +585,10 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, raw = text.split("=", 1)
     key = key.strip()
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = safe_yaml.load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError([(key, f"could not read value {raw!r} as YAML: {exc}")]) from None
+        shown = raw if len(raw) <= 60 else f"{raw[:40]}... ({len(raw):,} characters)"
+        raise ConfigError([(key, f"could not read value {shown!r} as YAML: {exc}")]) from None
     return key, value
 
 
