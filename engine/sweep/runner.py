@@ -216,8 +216,9 @@ class SweepRunner:
             status, err = state_mod.run_outcome(r.run_dir)
             r.status, r.error = status or r.status, r.error or err
         cell = r.cell
-        if rc == 0 and r.status == "completed":
-            line = self._record(cell, "completed", r.run_dir, r.attempt)
+        if rc == 0 and r.status in state_mod.FINISHED:
+            note = results_mod.UNSAVED_NOTE if r.status == "finished_unsaved" else ""
+            line = self._record(cell, "completed", r.run_dir, r.attempt, note=note)
             self.emit("cell_finished", cell=cell.name, index=cell.index, run_dir=str(r.run_dir), status="completed",
                       final_test_acc=line.get("final_test_acc"), flops_spent=line.get("flops_spent"))
         elif rc == 0 and r.status == "stopped":
@@ -237,9 +238,11 @@ class SweepRunner:
             return ""
         return lines[-1][-500:] if lines else ""
 
-    def _record(self, cell: Cell, status: str, run_dir: Path | None, attempt: int, error: str = "") -> dict:
+    def _record(self, cell: Cell, status: str, run_dir: Path | None, attempt: int, error: str = "",
+                note: str = "") -> dict:
         rd = Path(run_dir) if run_dir else None
-        line = results_mod.result_line(cell, status, rd if rd is not None and rd.is_dir() else None, attempt, error)
+        line = results_mod.result_line(cell, status, rd if rd is not None and rd.is_dir() else None, attempt, error,
+                                       note)
         append_jsonl(self.manifest.dir / RESULTS, line)
         return line
 
