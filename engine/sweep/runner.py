@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import IO
 
 from engine.run.events import dumps, make_event
+from engine.run.folder import open_nofollow
 from engine.run.lock import RunLock
 from engine.sweep import results as results_mod
 from engine.sweep import state as state_mod
 from engine.sweep.cells import Cell
-from engine.sweep.manifest import EVENTS, RESULTS, Manifest, append_jsonl
+from engine.sweep.manifest import EVENTS, LOGS, RESULTS, Manifest, append_jsonl
 
 log = logging.getLogger("engine.sweep")
-LOGS = "logs"
 
 
 def detect_gpus(spec: str = "auto") -> list[str]:
@@ -140,7 +140,8 @@ class SweepRunner:
         env = dict(os.environ)
         if slot is not None:
             env["CUDA_VISIBLE_DEVICES"] = slot
-        log_file = open(m.dir / LOGS / f"{cell.name}.log", "a", encoding="utf-8")  # noqa: SIM115 (open while the cell runs)
+        log_file = os.fdopen(open_nofollow(m.dir / LOGS / f"{cell.name}.log",   # open while the cell runs
+                                           os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a", encoding="utf-8")
         log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")
         log_file.flush()
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file,
