@@ -96,8 +96,8 @@ class _Heat:
 
 
 _GRAD_TITLES = {
-    "differences": "Change of each block's mean gradient norm from the previous epoch, |g(e) − g(e−1)| (Fig. 3b, log)",
-    "norms": "Raw mean gradient norm per block, conv and linear weights (log)",
+    "differences": "Gradient-norm change between epochs, |g(e) − g(e−1)| per block (Fig. 3b)",
+    "norms": "Raw mean gradient norm per block (conv and linear weights)",
 }
 
 
@@ -139,7 +139,8 @@ class AnalysisView(RunView):
         self.grad = self.glw.addPlot(row=2, col=0, title=_GRAD_TITLES["differences"])
         self.grad.setLogMode(y=True)
         self.grad.setLabel("bottom", "epoch")
-        self.grad.addLegend(offset=(-10, 10))
+        # top left: Fig. 3b has no value at the first epoch, so the corner is free of curves
+        self.grad.addLegend(offset=(10, 10), brush=pg.mkBrush(255, 255, 255, 215))
         self.sim.plot.setXLink(self.cka.plot)
         self.grad.setXLink(self.cka.plot)
         self._curves: dict[str, pg.PlotDataItem] = {}
