@@ -507,6 +507,18 @@ def _max_reachable(scheme, T, dT, B, block_layers, cfg, saving, resume_epoch):
     return saving(_periodic_points(T, start, B - 1, B - 1, start))
 
 
+def saving_text(fp) -> str:
+    """The plan's two freeze figures, named the same way in the CLI, the studio and the report."""
+    red, share = fp.get("reduction"), fp.get("achieved")
+    ok = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+    parts = []
+    if ok(red):
+        parts.append(f"reduction {100 * red:.1f}% vs no freezing (paper's figure)")
+    if ok(share):
+        parts.append(f"share of the run's training FLOPs {100 * share:.1f}%")
+    return "; ".join(parts)
+
+
 class FreezeTargetUnreachable(ValueError):
     """freeze.target above what the schedule can save; ``best`` is the largest reachable saving
     and ``suggestion`` a target just below it (3 decimals, rounded down) that is reachable."""
