@@ -65,3 +65,33 @@ def test_shipped_demo_parses():
     s = spec_mod.load(spec_mod.SEARCHES_DIR / "demo_budget.yaml")
     assert feasibility.check_budget(s)["budget"] > 0
     assert yaml.safe_dump(s.raw)
+
+
+def _cli(tmp_path, capsys, **kw):
+    from engine import cli
+    f = tmp_path / "s.yaml"
+    d = dict(BASE)
+    d.update(kw)
+    f.write_text(yaml.safe_dump(d))
+    rc = cli.main(["search", str(f), "--search-dir", str(tmp_path / "out")])
+    return rc, capsys.readouterr().err
+
+
+def test_unreachable_storage_fails_at_once_with_the_url_masked(tmp_path, capsys):
+    pytest.importorskip("optuna")
+    url = f"sqlite:///{tmp_path}/no/such/dir/study.db"
+    rc, err = _cli(tmp_path, capsys, storage=url)
+    assert rc == 2 and url in err and "unable to open" in err
+    rc, err = _cli(tmp_path, capsys, storage="postgresql://alice:hunter2@127.0.0.1:1/db")
+    assert rc == 2 and "postgresql://alice:***@127.0.0.1:1/db" in err and "hunter2" not in err
+    assert not list((tmp_path / "out").rglob("*.jsonl"))          # no trial, no event
+
+
+def test_bad_input_through_the_cli_names_the_field_before_any_trial(tmp_path, capsys):
+    rc, err = _cli(tmp_path, capsys, space={"freeze.target": [0, 1.5]})
+    assert rc == 2 and "space.freeze.target" in err and "1.5" in err
+    rc, err = _cli(tmp_path, capsys, budget={"flops": 10.0})
+    assert rc == 2 and "budget.flops" in err and "cheapest" in err
+    rc, err = _cli(tmp_path, capsys, objective={"maximize": "val_loss"})
+    assert rc == 2 and "objective" in err and "val_loss" in err
+    assert not (tmp_path / "out").exists()                        # refused before the study folder
