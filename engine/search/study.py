@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 from engine import config as config_mod
 from engine.run.lock import LOCK_FILE, RunLock, RunLockedError
 from engine.search import feasibility
+from engine.search import report as report_mod
 from engine.search.spec import SearchError, SearchSpec
 from engine.sweep import manifest as manifest_mod
 from engine.sweep import results as results_mod
@@ -190,16 +191,24 @@ class _TrialRunner(runner_mod.SweepRunner):
     and stopping a pruned trial's cells with a checkpoint (resumable by hand)."""
 
     def __init__(self, m: manifest_mod.Manifest, slots: list, out: IO[str] | None,
-                 trials: dict[str, optuna.Trial], report_cells: set[str]):
+                 trials: dict[str, optuna.Trial], report_cells: set[str], on_progress: Any = None):
         super().__init__(m, slots=slots, out=out)
         self.trials, self.report_cells = trials, report_cells
         self.pruned: dict[int, dict] = {}
+        self.on_progress = on_progress
 
     def _on_event(self, r: Any, ev: dict) -> None:
         super()._on_event(r, ev)
         trial = self.trials.get(r.cell.name)
         if trial is None or ev.get("event") != "epoch_end" or not isinstance(ev.get("test_acc"), (int, float)):
             return
+        try:
+            self._report(r, trial, ev)
+        finally:
+            if self.on_progress is not None:
+                self.on_progress()
+
+    def _report(self, r: Any, trial: optuna.Trial, ev: dict) -> None:
         if trial.number in self.pruned:
             self._send_stop(r)
             return
@@ -224,6 +233,21 @@ class Search:
         self.study = open_study(spec, folder, seed)
         self._runner: _TrialRunner | None = None
         self._stopped = False
+        self._imp: dict[str, float] = {}
+        self._snap_at = 0.0
+
+    def snapshot(self, importances: bool = False, every_s: float = 0.0) -> None:
+        """trials.json for the studio (at most every ``every_s`` seconds); importances are
+        recomputed only when a trial ends (fANOVA is not free)."""
+        if every_s and time.monotonic() - self._snap_at < every_s:
+            return
+        self._snap_at = time.monotonic()
+        if importances:
+            self._imp = report_mod.importances(self.study)
+        try:
+            report_mod.write_snapshot(self.spec, self.study, self.folder, self._imp)
+        except OSError as exc:            # a full disk must not end the search: the study has it all
+            log.warning("could not write %s: %s", report_mod.advice_mod.SNAPSHOT, exc)
 
     def request_stop(self) -> None:
         self._stopped = True
@@ -295,8 +319,7 @@ class Search:
                 for k in ("flops_spent", "flops_dense", "peak_memory_bytes"):
                     trial.set_user_attr(k, v.projected[k])
                 trial.set_user_attr("flops_saved", v.projected["flops_saved"])
-                limit = feasibility.budget_flops(self.spec, v.projected["flops_dense"])
-                over = max(0.0, v.projected["flops_spent"] / limit - 1.0)
+                over = feasibility.over_budget(self.spec, v.projected)
                 trial.set_user_attr("over_budget", over)
                 trial.set_constraint("over_budget", over)
             if not v.feasible and (self.feasibility_on or v.config is None):
@@ -330,8 +353,26 @@ class Search:
             self.out.write(dumps(ev) + "\n")
             self.out.flush()
 
+    def _enqueue_reference(self) -> None:
+        """Once per study: queue the plain-MEST point at this budget (no freezing, no
+        sieving, the least sparsity that fits) so the advice can say what SpFDE's techniques
+        add; or record why the space holds none."""
+        if not self.spec.reference:
+            return
+        with folder_mutex(self.folder):
+            if "reference" in self.study.user_attrs:
+                return
+            params, why = feasibility.plain_mest_point(self.spec)
+            if params is None:
+                self.study.set_user_attr("reference", {"missing": why})
+                self._emit("reference_missing", reason=why)
+                return
+            self.study.enqueue_trial(params, user_attrs={"reference": "plain MEST"})
+            self.study.set_user_attr("reference", {"params": params})
+
     # ------------------------------------------------------------ the loop
     def run(self) -> int:
+        self._enqueue_reference()
         pending = []
         for t in self._orphans():
             cells = self._trial_cells(t)
@@ -346,8 +387,11 @@ class Search:
                 pending.append(got)
             if not pending:
                 break
+            self.snapshot()
             self._run_batch(pending)
+            self.snapshot(importances=True)
             pending = []
+        self.snapshot(importances=True)
         self._emit("search_finished", trials=len(self.study.trials), stopped=self._stopped)
         return 0
 
@@ -366,7 +410,8 @@ class Search:
         gpus = runner_mod.detect_gpus("auto")
         if len(gpus) > 1:
             slots = list(gpus[: self.workers])
-        self._runner = _TrialRunner(view, slots, self.out, by_cell, first)
+        self._runner = _TrialRunner(view, slots, self.out, by_cell, first,
+                                    on_progress=lambda: self.snapshot(every_s=2.0))
         if self.spec.pareto:
             self._runner.report_cells = set()        # Optuna prunes single-objective studies only
         self._runner.run()
