@@ -199,3 +199,28 @@ def test_bad_input_is_refused_before_submitting(slurm_cluster, tmp_path, extra, 
     assert out.returncode == 2 and field in out.stderr, out.stderr
     assert not (tmp_path / "sweeps").exists() or not any((tmp_path / "sweeps").iterdir())
     assert queue() == before
+
+
+def test_two_task_gloo_ddp_run_through_srun(slurm_cluster, tmp_path):
+    sets = [f"{k}={v}" for k, v in {"device": "cpu", "epochs": 2, "interval": 1, "batch_size": 4, "model.width": 0.25,
+                                     "threads": 1, "data.image_size": 8, "data.train_size": 40, "data.test_size": 16,
+                                     "data.num_classes": 4, "data.augment": "false", "freeze.target": 0,
+                                     "sieve.ratio": 0, "analysis.enabled": "false",
+                                     "distributed.nproc_per_node": 2}.items()]
+    args = [a for s in sets for a in ("--set", s)]
+    sub = spfde("run", "--preset", "demo", *args, "--run-dir", tmp_path / "ddp", "--executor", "slurm")
+    assert sub.returncode == 0, sub.stderr[-2000:]
+    run_dir = next((tmp_path / "ddp").iterdir())
+    wait_for(lambda: any(e["event"] in ("run_finished", "error") for e in run_events(run_dir)), "the DDP run's end")
+    evs = run_events(run_dir)
+    assert [e["event"] for e in evs if e["event"] in ("run_started", "run_finished")] == ["run_started", "run_finished"]
+    dist = evs[0]["distributed"]          # rank 0 alone wrote
+    assert dist["world_size"] == 2 and dist["backend"] == "gloo" and evs[-1]["status"] == "completed"
+    marker = manifest.read_jsonl(run_dir / "slurm_jobs.jsonl")
+    assert len(marker) == 1 and marker[0]["ntasks"] == 2
+    log = next(run_dir.glob("slurm-*.log")).read_text()
+    assert "rank 1 of 2" in log and "backend gloo" in log
+    # more machines than the partition has: refused before submitting
+    nodes = spfde("run", "--preset", "demo", *args, "--set", "distributed.nnodes=2", "--run-dir", tmp_path / "n2",
+                  "--executor", "slurm")
+    assert nodes.returncode == 2 and "distributed.nnodes" in nodes.stderr, nodes.stderr

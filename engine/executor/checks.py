@@ -109,6 +109,13 @@ def check_gpus(opts: SlurmOptions, partition: str) -> None:
                           f"{partition!r} have at most {most}")
 
 
+def check_nodes(nodes: int, partition: str) -> None:
+    """A multi-node run asking for more machines than the partition has."""
+    have = len(partition_nodes(partition))
+    if nodes > 1 and have and nodes > have:
+        raise SubmitError(f"distributed.nnodes: {nodes} machines, but partition {partition!r} has {have} node(s)")
+
+
 def check_folder(path: Path, partition: str) -> None:
     """Refuses a run/sweep folder the nodes are unlikely to see (see the module docstring)."""
     if not Path(path).is_absolute():
@@ -138,11 +145,12 @@ def check_time(opts: SlurmOptions, epoch_seconds: float | None) -> str | None:
     return None
 
 
-def check_all(opts: SlurmOptions, folder: Path, epoch_seconds: float | None = None) -> list[str]:
+def check_all(opts: SlurmOptions, folder: Path, epoch_seconds: float | None = None, nodes: int = 1) -> list[str]:
     """Every check, in the order of the docstring; the notes of skipped ones."""
     part = check_partition(opts)
     check_account(opts)
     check_gpus(opts, part)
+    check_nodes(nodes, part)
     check_folder(folder, part)
     note = check_time(opts, epoch_seconds)
     return [note] if note else []

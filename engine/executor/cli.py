@@ -42,13 +42,13 @@ def submit_run(cfg, args) -> int:
     try:
         opts = options(args)
         base = Path(args.run_dir if args.run_dir is not None else cfg.run_dir).expanduser().resolve()
-        for note in checks.check_all(opts, base):
+        dc = cfg.distributed
+        ntasks, nodes = dc.nproc_per_node * dc.nnodes, dc.nnodes
+        for note in checks.check_all(opts, base, nodes=nodes):
             print(f"note: {note}", file=sys.stderr)
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    dc = cfg.distributed
-    ntasks, nodes = dc.nproc_per_node * dc.nnodes, dc.nnodes
     if ntasks > 1 and not opts.gpus_per_node and cfg.device.startswith("cuda"):
         opts.gpus_per_node = dc.nproc_per_node
     d = run_dir_mod.create(cfg, base).resolve()
