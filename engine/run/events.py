@@ -66,6 +66,9 @@ EVENT_FIELDS: dict[str, dict[str, str]] = {
     # epoch adds similarity_to_final (Fig. 1a), rank_overlap_to_final and measure_epochs.
     # docs/events.md has the details.
     "analysis": {"epoch": "int", "measured": "bool", "grad_norm": "dict"},
+    # requeued: a Slurm job restarted (preempted or warned before its time limit) and resumed
+    # from its run folder; attempt counts from 1 (engine.executor.job).
+    "requeued": {"attempt": "int", "restart_count": "int", "job_id": "str"},
     # threads: auto on a CPU kept a different intra-op thread count (engine.training.adaptive_threads).
     "threads": {"epoch": "int", "batch": "int", "threads": "int", "previous": "int", "images_per_s": "num"},
 }

@@ -241,3 +241,12 @@ def read_flops(d: Any) -> Flops | None:
                       "freeze": float(saved.get("freeze", 0.0) or 0.0),
                       "sieve": float(saved.get("sieve", 0.0) or 0.0)},
             "overhead": {str(k): float(v) for k, v in over.items() if isinstance(v, (int, float))}}
+
+
+class Requeued(TypedDict, total=False):
+    """The ``requeued`` event's fields (engine.executor.job.requeue_fields): Slurm restarted
+    the job and the run resumed from its folder."""
+    attempt: int            # 2 at the first requeue
+    restart_count: int      # SLURM_RESTART_COUNT
+    job_id: str             # <array>_<task> or the job id
+    node: str

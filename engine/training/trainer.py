@@ -23,6 +23,7 @@ from engine.cost import arch as arch_mod
 from engine.cost.ledger import Ledger
 from engine.cost.projection import overall_density, project
 from engine.data.loaders import Data, epoch_order, num_batches
+from engine.executor.job import requeue_fields
 from engine.freezing.freezer import Freezer
 from engine.models import build_model
 from engine.run.control import CommandChannel
@@ -179,6 +180,9 @@ class Trainer:
         """Train to the end or until stopped; returns the run status (completed or stopped)."""
         self._t_session = time.monotonic()
         self._emit_run_started()
+        requeued = requeue_fields()
+        if requeued is not None:         # a Slurm job restarted after preemption or its time limit
+            self.emit("requeued", **requeued)
         self.block_lr_end = self.freezer.block_lr_end(len(self.block_names))
         self._enter_epoch(self.epoch)        # a resumed model is rebuilt unfrozen
         for c in self.components:
