@@ -8,7 +8,8 @@
     spfde-train search SEARCH_FILE [--plan] [--report] [--workers N] [--allow-change]
 
 torch is imported only by run and resume (and by validate to check an explicit cuda or mps
-device), so validate and plan answer in milliseconds.
+device), so validate and plan answer in milliseconds; a timm:, py: or wrn28 model is the
+exception: its blocks and FLOPs are measured on the torch model (engine.models.measure).
 Exit status: 0 done (completed or stopped), 1 the run failed (an ``error`` event was
 written), 2 bad configuration or arguments.
 """
@@ -23,9 +24,11 @@ import traceback
 from pathlib import Path
 
 from engine import config as config_mod
-from engine.config import ConfigError
+from engine.config import ConfigError, model_spec
 from engine.config.advice import config_warnings
 from engine.config.hints import set_hint
+from engine.cost import arch as arch_mod
+from engine.cost import measured
 from engine.cost import preflight as resources
 from engine.cost import projection as plan_mod
 from engine.data.checks import CIFAR_FILES, check_dataset
@@ -140,6 +143,10 @@ def cmd_plan(args) -> int:
     cfg = _load(args)
     plan = plan_mod.project(cfg)
     if args.json:
+        if model_spec.is_measured(cfg.model.name):
+            # the measured cost table: what the studio's preview needs to price this model in-process
+            sizes, arch = plan_mod.describe_run(cfg)
+            plan = {**plan, "cost_table": arch_mod.to_table(arch)}
         print(json.dumps(plan, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
     else:
         print(plan_mod.format_plan(plan))
@@ -151,6 +158,8 @@ def cmd_run(args) -> int:
     if args.attach:                      # a torchrun worker of `run`: the launcher made and locked the folder
         return _worker_locked(Path(args.attach), lambda: _train(
             cfg, Path(args.attach), stop_on_eof=args.stop_on_eof, events_on_tty=args.events))
+    if model_spec.is_measured(cfg.model.name):
+        threads.apply(cfg.threads)        # measuring the model (below) loads torch: the policy first
     est = resources.preflight(cfg)        # refuses a run that cannot fit in memory
     if cfg.device.startswith(("cuda", "mps")):
         # a missing GPU is a configuration error before any run folder exists, as in
@@ -353,8 +362,15 @@ COMMANDS = {"run": cmd_run, "resume": cmd_resume, "validate": cmd_validate, "pla
             "search": search_cmd.main}
 
 
+def _measure_model(model_cfg, num_classes: int, image_size: int) -> dict:
+    """The cost table of a timm:, py: or wrn28 model (engine.cost.measured's measurer)."""
+    from engine.models.measure import measure_config  # torch: only when such a model is planned
+    return measure_config(model_cfg, num_classes, image_size)
+
+
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
+    measured.set_measurer(_measure_model)
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv[1:] if argv and argv[0] == args.command else argv

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import yaml
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -52,6 +53,17 @@ def _label(path: str) -> str:
 
 EDITED = " (edited)"   # the preset box after a field was changed
 
+def _mapping(text: str):
+    """(value, error) of a mapping typed as flow YAML, braces optional: depth: 28, drop_rate: 0.1."""
+    if not text:
+        return {}, None
+    try:
+        v = yaml.safe_load(text if text.startswith("{") else "{" + text + "}")
+    except yaml.YAMLError as exc:
+        return text, f"expected a mapping such as {{depth: 28}}: {str(exc).splitlines()[0]}"
+    return (v, None) if isinstance(v, dict) else (text, "expected a mapping such as {depth: 28}")
+
+
 class FieldEditor(QWidget):
     """One field: its input widget and the error message under it."""
 
@@ -65,9 +77,15 @@ class FieldEditor(QWidget):
         lay.setSpacing(1)
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
-        if spec.kind == "choice":
+        if spec.kind in ("choice", "model"):
             w = QComboBox()
             w.addItems(list(spec.choices))
+            if spec.kind == "model":
+                # the built-in names, or any timm:NAME / py:MODULE:CALLABLE typed in (and
+                # completed from timm's list once it is loaded: set_model_names)
+                w.setEditable(True)
+                w.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+                w.lineEdit().setPlaceholderText("resnet20, timm:NAME or py:MODULE:CALLABLE")
             w.currentTextChanged.connect(self.changed)
         elif spec.kind == "bool":
             w = QCheckBox()
@@ -78,6 +96,8 @@ class FieldEditor(QWidget):
                 w.setPlaceholderText("(default)" if spec.kind != "path" else "(none)")
             if spec.kind == "list":
                 w.setPlaceholderText("comma-separated, e.g. stem, head")
+            if spec.kind == "mapping":
+                w.setPlaceholderText("e.g. {depth: 28, drop_rate: 0.1}")
             w.textChanged.connect(self.changed)
         w.setToolTip(spec.help)
         w.setObjectName("field:" + spec.path)
@@ -135,10 +155,12 @@ class FieldEditor(QWidget):
             self._held = (v, None)
             return
         w, kind = self.input, self.spec.kind
-        if kind == "choice":
+        if kind in ("choice", "model"):
             if w.findText(str(v)) < 0:
                 w.addItem(str(v))
             w.setCurrentText(str(v))
+        elif kind == "mapping":
+            w.setText(yaml.safe_dump(v, default_flow_style=True, width=10**6).strip() if v else "")
         elif kind == "bool":
             w.setChecked(bool(v))
         elif kind == "list":
@@ -157,9 +179,13 @@ class FieldEditor(QWidget):
         w, kind = self.input, self.spec.kind
         if kind == "choice":
             return w.currentText(), None
+        if kind == "model":
+            return w.currentText().strip(), None
         if kind == "bool":
             return w.isChecked(), None
         text = w.text().strip()
+        if kind == "mapping":
+            return _mapping(text)
         if kind == "list":
             return [x.strip() for x in text.split(",") if x.strip()], None
         if not text:
