@@ -422,6 +422,9 @@ def _model_errors(cfg: RunConfig, bad: set) -> list[tuple[str, str]]:
     if not spec.measured and m.blocks and "model.blocks" not in bad:
         errors.append(("model.blocks", f"{m.name} has fixed freeze blocks (docs/architecture.md); "
                        "model.blocks applies to timm:, py: and wrn28 models"))
+    if spec.kind == "timm" and cfg.analysis.enabled:
+        errors.append(("analysis.enabled", "the Section 3 analyses read each freeze block's output, and a timm "
+                       "model runs as a whole; set analysis.enabled: false"))
     if "model.blocks" not in bad and any(not b.strip() for b in m.blocks):
         errors.append(("model.blocks", "block prefixes must not be empty"))
     return errors
