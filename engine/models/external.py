@@ -90,7 +90,11 @@ def load_weights(net: nn.Module, path: str) -> None:
                 break
     if not isinstance(state, dict):
         raise ConfigError([("model.checkpoint", f"{p} holds {type(state).__name__}, expected a state_dict")])
-    missing, unexpected = net.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = net.load_state_dict(state, strict=False)
+    except RuntimeError as exc:          # shapes that differ
+        raise ConfigError([("model.checkpoint", f"{p} does not fit the model: {str(exc).splitlines()[1].strip()} "
+                                                "(match model.kwargs and data.num_classes to the checkpoint)")]) from None
     if missing or unexpected:
         raise ConfigError([("model.checkpoint", f"{p} does not fit the model: missing {missing[:5]}, "
                                                 f"unexpected {unexpected[:5]} (a different head? match "
