@@ -285,3 +285,25 @@ def test_plan_prints_the_measured_blocks_and_hands_out_the_cost_table(tmp_path):
     table = plan["cost_table"]
     assert [b["name"] for b in table["blocks"]] == [b["name"] for b in plan["blocks"]]
     assert arch_mod.from_table(table).forward_flops_dense == plan["flops"]["forward_dense_per_sample"]
+
+
+@pytest.mark.parametrize("preset", ["cifar100_wrn28x10_spfde", "vit_tiny_spfde_demo"])
+def test_the_model_presets_plan_with_their_measured_blocks(preset):
+    if preset.startswith("vit"):
+        pytest.importorskip("timm")
+    from engine.cost.projection import project
+    from engine.data.sizes import dataset_sizes
+    from engine.models.measure import ensure_measured
+    cfg = C.load_preset(preset)
+    sizes = dataset_sizes(cfg)
+    ensure_measured(cfg.model, sizes["num_classes"], sizes["image_size"])
+    plan = project(cfg)
+    fp = plan["freeze_plan"]
+    assert fp["achieved"] >= cfg.freeze.target - 1e-9 and plan["flops"]["saved"]["sieve"] > 0
+    if preset.startswith("cifar100_wrn"):
+        # WRN-28-10: 36.5M parameters, 5.25 G multiply-accumulates per 32 px image
+        assert plan["model"]["params"] == pytest.approx(36.5e6, rel=0.01)
+        assert plan["flops"]["forward_dense_per_sample"] / 2 == pytest.approx(5.25e9, rel=0.01)
+        assert len(plan["blocks"]) == 14
+    else:
+        assert plan["blocks"][0]["name"] == "stem" and plan["blocks"][1]["extra_flops"] > 0
