@@ -3,7 +3,7 @@
     spfde-train run (--config F | --preset NAME) [--set k=v ...] [--run-dir D]
     spfde-train resume RUN_DIR [--allow-change FIELD,...]
     spfde-train validate (--config F | --preset NAME) [--set k=v ...]
-    spfde-train plan (--config F | --preset NAME) [--set k=v ...] [--json]
+    spfde-train plan (--config F | --preset NAME) [--set k=v ...] [--json | --cost-table]
     spfde-train sweep (SWEEP_FILE | SWEEP_DIR) [--plan] [--new] [--table md|csv|tex] [--gpus auto]
     spfde-train search SEARCH_FILE [--plan] [--report] [--workers N] [--allow-change]
 
@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="project the run's FLOPs, memory and freeze plan without training")
     _add_config_args(p)
     p.add_argument("--json", action="store_true", help="print the projection as JSON")
+    p.add_argument("--cost-table", action="store_true",
+                   help="print only the model's cost table as JSON (blocks, layers, FLOPs; measured for timm:, "
+                        "py: and wrn28 models): what the studio's preview reads")
     p = sub.add_parser("sweep", help="run a sweep (a grid of settings x seeds, docs/sweeps.md), or resume one")
     p.add_argument("source", metavar="SWEEP_FILE_OR_DIR",
                    help="a sweep file (resumes the newest sweep folder with the same cells, unless --new), "
@@ -141,6 +144,9 @@ def _check_device(name: str) -> None:
 
 def cmd_plan(args) -> int:
     cfg = _load(args)
+    if args.cost_table:
+        print(json.dumps(arch_mod.to_table(plan_mod.describe_run(cfg)[1])))
+        return EXIT_OK
     plan = plan_mod.project(cfg)
     if args.json:
         if model_spec.is_measured(cfg.model.name):

@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QCompleter,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -32,6 +33,8 @@ from engine import config as cfgmod
 from engine.data.sizes import KNOWN
 from engine.run.folder import safe_name
 from engine.sparsity.methods import METHOD_FIELDS, METHODS
+from spfde_gui.system import model_tables
+from spfde_gui.system.tasks import TaskRunner
 from spfde_gui.window.gpu_selector import GpuSelector, apply_selection
 
 GROUPS = (("model", "Model && data"), ("sparsity", "Sparsity && DST"), ("freeze", "Layer freezing"),
@@ -286,7 +289,31 @@ class ConfigForm(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setWidget(body)
         outer.addWidget(scroll, 1)
+        # timm's names complete the model field once the user starts a timm: name: listed by
+        # a subprocess (timm imports torch), once per session, in the background
+        self._timm_names: TaskRunner | None = None
+        self.editors["model.name"].input.currentTextChanged.connect(self._offer_timm_names)
         self.set_config(cfgmod.RunConfig().to_dict())
+
+    def _offer_timm_names(self, text: str) -> None:
+        if self._timm_names is not None or not text.startswith("timm"):
+            return
+        self._timm_names = TaskRunner(self, "timm-names")
+        self._timm_names.done.connect(self._set_model_names)
+        self._timm_names.start(lambda _state: model_tables.timm_names())
+
+    def _set_model_names(self, names: list[str]) -> None:
+        combo = self.editors["model.name"].input
+        completer = QCompleter([*cfgmod.MODELS, *(f"timm:{n}" for n in names)], combo)
+        completer.setCaseSensitivity(Qt.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchContains)
+        completer.setMaxVisibleItems(12)
+        combo.setCompleter(completer)
+        self.timm_name_count = len(names)   # for the tests
+
+    def shutdown(self) -> None:
+        if self._timm_names is not None:
+            self._timm_names.shutdown()
 
     # ------------------------------------------------------------------ values
     def set_config(self, d: dict | cfgmod.RunConfig) -> None:
