@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from engine.component import Component
+from engine.config import ConfigError
 from engine.cost import costmodel
 from engine.training.seeding import gen
 
@@ -68,6 +69,11 @@ class Analysis(Component):
     def on_run_start(self, trainer) -> None:
         if not self.enabled:
             return
+        if not getattr(trainer.model, "sequential", True):
+            # CKA compares each block's output: a model that runs as a whole has none to read
+            raise ConfigError([("analysis.enabled", f"the Section 3 analyses read each freeze block's output, "
+                                f"and {self.cfg.model.name} runs as a whole; set analysis.enabled: false "
+                                "(a built-in model or a factory returning a BlockModel supports them)")])
         n = schedule.probe_samples(self.cfg, trainer.train_size)
         fresh = probe_indices(self.cfg.seed, trainer.train_size, n)
         if self.probe is not None and not torch.equal(self.probe, fresh):

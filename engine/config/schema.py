@@ -21,11 +21,12 @@ from typing import Any
 import yaml
 
 from engine import assets
-from engine.config import safe_yaml
+from engine.config import model_spec, safe_yaml
 from engine.sparsity.allocation import LAYER_GROUPS  # noqa: F401  (engine.config.LAYER_GROUPS)
 from engine.sparsity.methods import METHODS, field_errors
 
-MODELS = ("resnet20", "resnet32", "resnet56", "resnet50")
+# Built-in networks; model.name also takes timm:NAME and py:MODULE:CALLABLE (model_spec).
+MODELS = model_spec.BUILTIN_MODELS
 DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder")
 # engine.sparsity.methods registers one plug-in per name (its schedule, fields and rule).
 DST_ALGORITHMS = tuple(METHODS)   # one registry: engine.sparsity.methods
@@ -65,8 +66,12 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
-    name: str = "resnet20"
+    name: str = "resnet20"       # a built-in name, timm:NAME or py:MODULE:CALLABLE
     width: float = 1.0
+    kwargs: dict = field(default_factory=dict)   # py: the factory's keyword arguments; timm: create_model's
+    blocks: list = field(default_factory=list)   # freeze blocks as module-name prefixes (empty: derived)
+    checkpoint: str | None = None                # initial weights from a local file (weights_only load)
+    pretrained: bool = False                     # timm: pretrained weights, only from model.checkpoint
 
 
 @dataclass
@@ -232,7 +237,7 @@ _SUBSECTIONS = {("freeze", "adaptive"): AdaptiveFreezeConfig}
 class FieldSpec:
     """One configuration field as the form and the validator see it."""
     path: str
-    kind: str                        # int | float | str | bool | choice | list | path
+    kind: str                        # int | float | str | bool | choice | list | path | mapping | model
     help: str
     choices: tuple = ()
     min: float | None = None
@@ -257,8 +262,17 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("interval", "int", "ΔT: epochs between DST mask updates, freeze steps and sieve updates", "training", min=1, max=MAX_EPOCHS),
     _f("run_dir", "path", "Folder where run directories are created", "training"),
     _f("threads", "str", "CPU threads: auto (every usable core, yielding under load) or a count", "device"),
-    _f("model.name", "choice", "Network", "model", choices=MODELS),
-    _f("model.width", "float", "Width multiplier (2 = the paper's 2x ResNet-32)", "model", min=0.0625, max=16),
+    _f("model.name", "model", "Network: a built-in name, timm:NAME (a timm model) or py:MODULE:CALLABLE "
+       "(your factory, called with num_classes and model.kwargs)", "model", choices=MODELS),
+    _f("model.width", "float", "Width multiplier (2 = the paper's 2x ResNet-32; wrn28: the widen factor)", "model",
+       min=0.0625, max=16),
+    _f("model.kwargs", "mapping", "Keyword arguments of the py: factory or of timm.create_model", "model"),
+    _f("model.blocks", "list", "Freeze blocks as module-name prefixes, front to back (empty: derived from the model)",
+       "model"),
+    _f("model.checkpoint", "path", "Initial weights: a local state_dict file (loaded with weights_only=True)", "model",
+       optional=True),
+    _f("model.pretrained", "bool", "timm: start from pretrained weights, read from model.checkpoint (nothing is "
+       "downloaded)", "model"),
     _f("data.name", "choice", "Dataset", "model", choices=DATASETS),
     _f("data.root", "path", "Dataset folder (cifar10/cifar100 pickles or an ImageFolder tree)", "model", optional=True),
     _f("data.image_size", "int", "Input resolution (images are resized to it)", "model", min=8, max=1024),
@@ -355,6 +369,13 @@ def _check_type(spec: FieldSpec, value: Any) -> str | None:
         return f"expected a non-empty string, got {_fmt(value)}"
     if kind == "choice" and value not in spec.choices:
         return f"expected one of {', '.join(spec.choices)}; got {_fmt(value)}"
+    if kind == "model":
+        try:
+            model_spec.parse(value)
+        except ValueError as exc:
+            return str(exc)
+    if kind == "mapping" and (not isinstance(value, dict) or not all(isinstance(k, str) for k in value)):
+        return f"expected a mapping of names to values, got {_fmt(value)}"
     if kind == "list" and (not isinstance(value, list) or not all(isinstance(x, str) for x in value)):
         return f"expected a list of names, got {_fmt(value)}"
     return None
@@ -383,8 +404,35 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
         if msg:
             errors.append((spec.path, msg))
     bad = {f for f, _ in errors}
-    for rules in (_format_errors, _schedule_errors, _sparsity_errors, _data_errors, _device_errors):
+    for rules in (_model_errors, _format_errors, _schedule_errors, _sparsity_errors, _data_errors, _device_errors):
         errors += rules(cfg, bad)
+    return errors
+
+
+def _model_errors(cfg: RunConfig, bad: set) -> list[tuple[str, str]]:
+    """Model fields that only some kinds of model take."""
+    errors: list[tuple[str, str]] = []
+    if "model.name" in bad:
+        return errors
+    m = cfg.model
+    spec = model_spec.parse(m.name)
+    if m.pretrained and "model.pretrained" not in bad and not m.checkpoint:
+        errors.append(("model.pretrained", "nothing is downloaded at run time: save the pretrained weights once "
+                       "(e.g. torch.save(timm.create_model(NAME, pretrained=True).state_dict(), 'w.pt') on a "
+                       "machine with internet) and set model.checkpoint: w.pt"))
+    if spec.kind != "builtin" and "model.width" not in bad and m.width != 1:
+        errors.append(("model.width", f"{spec.kind}: models have no width multiplier (set it in model.kwargs); "
+                       f"expected 1, got {m.width:g}"))
+    if spec.kind == "builtin" and m.kwargs and "model.kwargs" not in bad:
+        errors.append(("model.kwargs", f"only timm: and py: models take keyword arguments; {m.name} has none"))
+    if not spec.measured and m.blocks and "model.blocks" not in bad:
+        errors.append(("model.blocks", f"{m.name} has fixed freeze blocks (docs/architecture.md); "
+                       "model.blocks applies to timm:, py: and wrn28 models"))
+    if spec.kind == "timm" and cfg.analysis.enabled:
+        errors.append(("analysis.enabled", "the Section 3 analyses read each freeze block's output, and a timm "
+                       "model runs as a whole; set analysis.enabled: false"))
+    if "model.blocks" not in bad and any(not b.strip() for b in m.blocks):
+        errors.append(("model.blocks", "block prefixes must not be empty"))
     return errors
 
 

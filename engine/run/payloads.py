@@ -116,6 +116,7 @@ class BlockInfo(TypedDict):
     name: str
     params: int
     forward_flops: float
+    extra_flops: float             # of forward_flops: outside conv/linear (attention), measured models only
     layers: list[str]
 
 

@@ -36,7 +36,7 @@ from engine.sweep import state as state_mod
 from engine.sweep.spec import SweepError, parse
 
 QUEUE_COLUMNS = ("cell", "setting", "seed", "FLOPs", "est. time", "status")
-AXIS_FIELDS = [f.path for f in cfgmod.FIELDS if f.path not in ("seed", "name", "run_dir") and f.kind != "list"]
+AXIS_FIELDS = [f.path for f in cfgmod.FIELDS if f.path not in ("seed", "name", "run_dir") and f.kind not in ("list", "mapping")]
 
 
 def parse_values(text: str) -> list:

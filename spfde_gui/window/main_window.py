@@ -652,6 +652,7 @@ class MainWindow(QMainWindow):
         self.exporter.wait(30.0)
         self.exporter.shutdown()
         self.preview.shutdown()
+        self.form.shutdown()
         self.sieve.shutdown()
         self.runs.shutdown()
         ev.accept()
