@@ -74,6 +74,9 @@ EVENT_FIELDS: dict[str, dict[str, str]] = {
     "requeued": {"attempt": "int", "restart_count": "int", "job_id": "str"},
     # threads: auto on a CPU kept a different intra-op thread count (engine.training.adaptive_threads).
     "threads": {"epoch": "int", "batch": "int", "threads": "int", "previous": "int", "images_per_s": "num"},
+    # Something went wrong that does not stop the run: an experiment tracker failed (it is
+    # then off; source: trackers.mlflow ...), reported once per cause.
+    "warning": {"source": "str", "message": "str"},
 }
 # How a run ends (run_finished.status) ...
 COMPLETED, STOPPED = "completed", "stopped"

@@ -32,6 +32,7 @@ from engine.sweep import results as results_mod
 from engine.sweep import state as state_mod
 from engine.sweep.cells import Cell
 from engine.sweep.manifest import EVENTS, LOGS, RESULTS, Manifest, append_jsonl
+from engine.tracking import groups
 
 log = logging.getLogger("engine.sweep")
 
@@ -136,6 +137,9 @@ class SweepRunner:
             cmd += ["resume", str(st.run_dir)]
         else:
             cmd += ["run", "--config", str(m.config_path(cell)), "--run-dir", str(m.dir)]
+            # the sweep's cells as one group in the trackers (a resumed cell keeps its config's)
+            for override in groups.cell_overrides(cell.config, m.dir, m.name):
+                cmd += ["--set", override]
         cmd.append("--stop-on-eof")
         env = dict(os.environ)
         if slot is not None:
