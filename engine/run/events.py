@@ -50,8 +50,9 @@ EVENT_FIELDS: dict[str, dict[str, str]] = {
     "run_finished": {"status": "str", "epochs_completed": "int", "final": "dict", "flops": "dict",
                      "wall_time": "num"},
     "error": {"message": "str", "traceback": "str"},
-    # Something the user should check that does not stop the run (source: model, ...), e.g.
-    # freeze blocks derived from the top-level modules because the model declares none.
+    # Something the user should check that does not stop the run (source: model,
+    # trackers.mlflow, ...), e.g. freeze blocks derived from the top-level modules because the
+    # model declares none, or an experiment tracker that failed (it is then off); once per cause.
     "warning": {"source": "str", "message": "str"},
     # Corrupt images skipped (data.on_bad_sample: skip) in one epoch; samples: [{path, reason}] (at most 20).
     "bad_samples": {"epoch": "int", "split": "str", "count": "int", "total": "int", "samples": "list"},
@@ -74,9 +75,6 @@ EVENT_FIELDS: dict[str, dict[str, str]] = {
     "requeued": {"attempt": "int", "restart_count": "int", "job_id": "str"},
     # threads: auto on a CPU kept a different intra-op thread count (engine.training.adaptive_threads).
     "threads": {"epoch": "int", "batch": "int", "threads": "int", "previous": "int", "images_per_s": "num"},
-    # Something went wrong that does not stop the run: an experiment tracker failed (it is
-    # then off; source: trackers.mlflow ...), reported once per cause.
-    "warning": {"source": "str", "message": "str"},
 }
 # How a run ends (run_finished.status) ...
 COMPLETED, STOPPED = "completed", "stopped"

@@ -174,9 +174,9 @@ def saving_shares(flops: Flops | dict | None) -> dict[str, float | None]:
     saving), the training FLOPs being ``spent`` less the overheads (analysis probes, mask
     scoring, RigL's dense gradients), which freeze.target does not count. None when the
     figures are missing or zero."""
-    f = flops or {}
-    saved = f.get("saved") if isinstance(f.get("saved"), dict) else {}
-    over = f.get("overhead") if isinstance(f.get("overhead"), dict) else {}
+    f: dict[str, Any] = dict(flops or {})
+    saved: dict[str, Any] = f["saved"] if isinstance(f.get("saved"), dict) else {}
+    over: dict[str, Any] = f["overhead"] if isinstance(f.get("overhead"), dict) else {}
     spent, dense = _number(f.get("spent")), _number(f.get("dense"))
     sp, fr, sv = (_number(saved.get(k)) for k in ("sparsity", "freeze", "sieve"))
     training = spent - sum(_number(v) for v in over.values())
