@@ -200,6 +200,166 @@ def _image_rgba(img):
     return argb[..., [2, 1, 0, 3]]
 
 
+# ------------------------------------------------------------------ a live view's figure
+HOVER = "hover_overlay"          # attribute marking a view's mouse read-out: never saved
+ROW_HEIGHT_IN = {"single": 2.0, "double": 2.4}   # per row of plots in the view
+
+
+def view_figure_svg(glw, size: str = "single", title: str = "") -> bytes:
+    """A view's plots (a GraphicsLayoutWidget) as SVG, laid out at a LaTeX column's width
+    with paper fonts; the view looks as before afterwards."""
+    col = column(size)
+    layout = glw.ci
+    rows = max(1, layout.layout.rowCount())
+    height_in = max(col.height_in, ROW_HEIGHT_IN[col.name] * rows)
+    old_rect = layout.geometry()
+    old_margins = layout.layout.getContentsMargins()
+    old_spacing = (layout.layout.horizontalSpacing(), layout.layout.verticalSpacing())
+    try:
+        layout.setContentsMargins(2, 2, 6, 2)
+        layout.setSpacing(4)
+        cell_px = col.width_in * DPI / max(1, layout.layout.columnCount())
+        with _paper_fonts(layout, col, cell_px), _hidden_overlays(layout):
+            return render_svg(layout, col.width_in * DPI, height_in * DPI, title)
+    finally:
+        layout.setContentsMargins(*old_margins)
+        layout.layout.setHorizontalSpacing(old_spacing[0])
+        layout.layout.setVerticalSpacing(old_spacing[1])
+        layout.setGeometry(old_rect)
+        layout.layout.activate()
+
+
+def save_view_figure(glw, path, size: str = "single", title: str = "") -> Path:
+    """Write a view's plots to ``path`` (.svg, .pdf or .png) at a single or double column."""
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise ValueError(f"cannot save a figure as {path.name!r}: the name must end in .svg, .pdf or .png")
+    path.write_bytes(figure_bytes(view_figure_svg(glw, size, title), fmt))
+    return path
+
+
+@contextmanager
+def _hidden_overlays(layout):
+    shown = [it for it in _descendants(layout) if getattr(it, HOVER, False) and it.isVisible()]
+    for it in shown:
+        it.setVisible(False)
+    try:
+        yield
+    finally:
+        for it in shown:
+            it.setVisible(True)
+
+
+@contextmanager
+def _paper_fonts(layout, col: Column, cell_px: float):
+    """Titles, axis labels, ticks and legends of every plot at the column's point sizes; a
+    title wider than its plot's cell (``cell_px`` less the axis) breaks onto two lines."""
+    import pyqtgraph as pg
+    from PySide6.QtGui import QFont
+    tick = QFont()
+    tick.setPixelSize(round(px(col.tick_pt)))
+    undo = []
+    for plot in [it for it in _descendants(layout) if isinstance(it, pg.PlotItem)]:
+        for name in ("left", "bottom", "right", "top"):
+            ax = plot.getAxis(name)
+            if not ax.isVisible():
+                continue
+            undo.append((ax, ax.style.get("tickFont"), dict(ax.labelStyle), ax._tickSpacing))
+            ax.setTickFont(tick)
+            if name == "bottom" and ax._tickSpacing and ax.linkedView() is not None:
+                _fit_fixed_ticks(ax, cell_px - 48)
+            ax.labelStyle = {**ax.labelStyle, "font-size": f"{px(col.label_pt):.1f}px"}
+            ax._updateLabel()
+        labels = [plot.titleLabel] if plot.titleLabel.text else []
+        if plot.legend is not None:
+            labels += [label for _sample, label in plot.legend.items]
+        for label in labels:
+            size = col.title_pt if label is plot.titleLabel else col.legend_pt
+            undo.append((label, label.text, dict(label.opts)))
+            label.setText(label.text, **{**label.opts, "size": f"{px(size):.1f}px"})
+            if label is plot.titleLabel and label.minimumWidth() > cell_px - 48:
+                label.setText(_two_lines(label.text))
+    try:
+        yield
+    finally:
+        for item, *old in reversed(undo):
+            if isinstance(item, pg.AxisItem):
+                item.setTickFont(old[0])
+                item.labelStyle = old[1]
+                item._tickSpacing = old[2]
+                item._updateLabel()
+            else:
+                item.opts = old[1]         # the old options as they were (setText only adds)
+                item.setText(old[0])
+
+
+def _fit_fixed_ticks(ax, width_px: float) -> None:
+    """A view's fixed tick spacing (every epoch) widened to 2, 5, 10... times itself until
+    the labels have room (about 30 px each) at the figure's width."""
+    (major, _off), *_rest = ax._tickSpacing
+    lo, hi = ax.linkedView().viewRange()[0]
+    room = max(width_px, 1.0) / 30.0              # labels that fit side by side
+    step = major
+    for factor in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000):
+        step = major * factor
+        if (hi - lo) / step <= room:
+            break
+    if step != major:
+        ax.setTickSpacing(step, step)
+
+
+def _two_lines(text: str) -> str:
+    """``text`` broken at the space nearest its middle (HTML, as pyqtgraph labels take)."""
+    spaces = [i for i, ch in enumerate(text) if ch == " "]
+    if not spaces or "<br" in text:
+        return text
+    i = min(spaces, key=lambda k: abs(k - len(text) / 2))
+    return text[:i] + "<br>" + text[i + 1:]
+
+
+def install_save_actions(view, glw) -> list:
+    """"Save figure (single column)…" and "(double column)…" in the right-click menu of every
+    plot of ``glw``; the save dialog offers SVG, PDF and PNG. Returns the actions."""
+    from PySide6.QtGui import QAction
+    actions = []
+    for col in (SINGLE, DOUBLE):
+        act = QAction(f"Save figure ({col.name} column, {col.width_in:g} in)…", glw)
+        act.setObjectName(f"save-figure:{col.name}")
+        act.triggered.connect(lambda _checked=False, c=col.name: ask_and_save(view, glw, c))
+        glw.scene().contextMenu.append(act)
+        actions.append(act)
+    return actions
+
+
+FILTERS = {"svg": "SVG vector figure (*.svg)", "pdf": "PDF vector figure (*.pdf)", "png": "PNG image, 300 dpi (*.png)"}
+
+
+def default_name(view, size: str) -> str:
+    title = re.sub(r"[^a-z0-9]+", "_", str(getattr(view, "title", "figure")).lower()).strip("_") or "figure"
+    return f"{title}_{size}.svg"
+
+
+def ask_and_save(view, glw, size: str) -> Path | None:
+    """The save dialog, then the file; a failure is shown, not raised (a menu action)."""
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+    model = getattr(view, "model", None)
+    folder = Path(model.run_dir) if model is not None and getattr(model, "run_dir", None) else Path.cwd()
+    name, chosen = QFileDialog.getSaveFileName(view, f"Save figure ({size} column)",
+                                               str(folder / default_name(view, size)), ";;".join(FILTERS.values()))
+    if not name:
+        return None
+    path = Path(name)
+    if path.suffix.lower().lstrip(".") not in FORMATS:
+        fmt = next((k for k, v in FILTERS.items() if v == chosen), "svg")
+        path = path.with_name(path.name + "." + fmt)
+    try:
+        return save_view_figure(glw, path, size, str(getattr(view, "title", "")).replace("&&", "&"))
+    except (OSError, ValueError) as exc:
+        QMessageBox.warning(view, "Save figure", f"Could not save {path}: {exc}")
+        return None
+
+
 # ------------------------------------------------------------------ cosmetic strokes
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _PAIR = re.compile(rf"({_NUM}),({_NUM})")
