@@ -214,3 +214,27 @@ def test_save_figure_uses_paper_fonts_and_restores_the_view(qtbot, tmp_path):
             it.setText("HOVER-READOUT")
     assert "HOVER-READOUT" not in EF.view_figure_svg(view.glw, "double").decode()
     assert all(it.isVisible() for it in view.hover_acc)
+
+
+def test_save_figure_action_asks_for_a_file_and_adds_the_chosen_type(qtbot, tmp_path, monkeypatch):
+    """The menu action: the dialog's filter picks the format when the name has no suffix."""
+    from PySide6.QtWidgets import QFileDialog
+
+    from spfde_gui.report import export_figure as EF
+    from test_report import recorded_run
+    recorded_run(tmp_path / "run")
+    view = _view("freeze", qtbot, tmp_path / "run")
+    asked = []
+
+    def fake_dialog(parent, caption, start, filters):
+        asked.append((caption, start, filters))
+        return str(tmp_path / "timeline"), EF.FILTERS["pdf"]
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(fake_dialog))
+    view.save_figure[1].trigger()                       # double column
+    caption, start, filters = asked[0]
+    assert "double column" in caption and start.endswith("layer_freezing_double.svg")
+    assert all(f in filters for f in ("*.svg", "*.pdf", "*.png"))
+    pdf = tmp_path / "timeline.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-" and _images_on_pages(pdf) == [0]
+    from pypdf import PdfReader
+    assert float(PdfReader(str(pdf)).pages[0].mediabox.width) / 72 == pytest.approx(7.1, abs=0.02)
