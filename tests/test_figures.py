@@ -219,9 +219,9 @@ def test_save_figure_uses_paper_fonts_and_restores_the_view(qtbot, tmp_path):
 def test_save_figure_action_asks_for_a_file_and_adds_the_chosen_type(qtbot, tmp_path, monkeypatch):
     """The menu action: the dialog's filter picks the format when the name has no suffix."""
     from PySide6.QtWidgets import QFileDialog
+    from test_report import recorded_run
 
     from spfde_gui.report import export_figure as EF
-    from test_report import recorded_run
     recorded_run(tmp_path / "run")
     view = _view("freeze", qtbot, tmp_path / "run")
     asked = []
