@@ -238,3 +238,31 @@ def test_save_figure_action_asks_for_a_file_and_adds_the_chosen_type(qtbot, tmp_
     assert pdf.read_bytes()[:5] == b"%PDF-" and _images_on_pages(pdf) == [0]
     from pypdf import PdfReader
     assert float(PdfReader(str(pdf)).pages[0].mediabox.width) / 72 == pytest.approx(7.1, abs=0.02)
+
+
+def test_sweep_results_plot_saves_too(qtbot, tmp_path):
+    """The Sweep tab's accuracy-vs-FLOPs plot (a lone PlotWidget) has the same actions."""
+    from engine.sweep import cells as cells_mod
+    from engine.sweep import manifest, spec
+    from spfde_gui.report import export_figure as EF
+    from spfde_gui.sweep.results_view import SweepResultsView
+    s = spec.parse({"name": "v", "base": {"preset": "demo"}, "overrides": {"epochs": 2, "freeze": {"target": 0}, "sieve": {"ratio": 0}},
+                    "axes": {"sparsity.target": [0.5, 0.8, 0.9]}, "seeds": 1})
+    m = manifest.create(s, cells_mod.build(s), tmp_path)
+    for c in m.cells:
+        manifest.append_jsonl(m.dir / manifest.RESULTS, {
+            "cell": c.name, "status": "completed", "run_dir": None, "final_test_acc": 0.6 + 0.05 * c.index,
+            "best_test_acc": 0.7, "flops_spent": 1e6 * (3 - c.index), "peak_memory_bytes": 2**20, "wall_time": 3.0})
+    v = SweepResultsView()
+    qtbot.addWidget(v)
+    v.resize(900, 600)
+    v.show()
+    v.set_sweep(m.dir)
+    assert all(a in v.plot.scene().contextMenu for a in v.save_figure)
+    before = v.plot.getPlotItem().geometry()
+    for size, width_in in (("single", 3.5), ("double", 7.1)):
+        svg = EF.save_view_figure(v.plot, tmp_path / f"sweep_{size}.svg", size)
+        w, h = check_vector_svg(svg.read_bytes(), f"sweep {size}")
+        assert w == pytest.approx(width_in, abs=0.02) and h >= 2.0
+        assert "final test accuracy (%)" in svg.read_text()
+    assert v.plot.getPlotItem().geometry() == before

@@ -103,9 +103,11 @@ def render_svg(layout_item, width_px: float, height_px: float, title: str = "") 
 def _drawn_rect(layout_item):
     """The layout's rectangle in the scene, grown to hold any cell wider than it (a long
     title sets a plot's minimum width): that figure is scaled down, never clipped."""
+    import pyqtgraph as pg
     rect = layout_item.sceneBoundingRect()
-    for child in getattr(layout_item, "items", {}):
-        rect = rect.united(child.sceneBoundingRect())
+    if isinstance(layout_item, pg.GraphicsLayout):     # (a PlotItem's .items are its curves)
+        for child in layout_item.items:
+            rect = rect.united(child.sceneBoundingRect())
     return rect
 
 
@@ -205,24 +207,38 @@ HOVER = "hover_overlay"          # attribute marking a view's mouse read-out: ne
 ROW_HEIGHT_IN = {"single": 2.0, "double": 2.4}   # per row of plots in the view
 
 
+def _root(glw):
+    """The item to draw: a GraphicsLayoutWidget's layout, or a PlotWidget's one plot."""
+    return glw.ci if hasattr(glw, "ci") else glw.getPlotItem()
+
+
+def _grid(item) -> tuple[int, int]:
+    """(rows, columns) of plots: a GraphicsLayout's grid, or 1 x 1 for a lone PlotItem."""
+    import pyqtgraph as pg
+    if isinstance(item, pg.GraphicsLayout):
+        return max(1, item.layout.rowCount()), max(1, item.layout.columnCount())
+    return 1, 1
+
+
 def view_figure_svg(glw, size: str = "single", title: str = "") -> bytes:
-    """A view's plots (a GraphicsLayoutWidget) as SVG, laid out at a LaTeX column's width
-    with paper fonts; the view looks as before afterwards."""
+    """A view's plots (a GraphicsLayoutWidget, or a PlotWidget) as SVG, laid out at a LaTeX
+    column's width with paper fonts; the view looks as before afterwards."""
     col = column(size)
-    layout = glw.ci
-    rows = max(1, layout.layout.rowCount())
+    layout = _root(glw)
+    rows, cols = _grid(layout)
     height_in = max(col.height_in, ROW_HEIGHT_IN[col.name] * rows)
     old_rect = layout.geometry()
     old_margins = layout.layout.getContentsMargins()
     old_spacing = (layout.layout.horizontalSpacing(), layout.layout.verticalSpacing())
     try:
-        layout.setContentsMargins(2, 2, 6, 2)
-        layout.setSpacing(4)
-        cell_px = col.width_in * DPI / max(1, layout.layout.columnCount())
+        layout.layout.setContentsMargins(2, 2, 6, 2)
+        if cols * rows > 1:
+            layout.layout.setSpacing(4)
+        cell_px = col.width_in * DPI / cols
         with _paper_fonts(layout, col, cell_px), _hidden_overlays(layout):
             return render_svg(layout, col.width_in * DPI, height_in * DPI, title)
     finally:
-        layout.setContentsMargins(*old_margins)
+        layout.layout.setContentsMargins(*old_margins)
         layout.layout.setHorizontalSpacing(old_spacing[0])
         layout.layout.setVerticalSpacing(old_spacing[1])
         layout.setGeometry(old_rect)
@@ -260,7 +276,8 @@ def _paper_fonts(layout, col: Column, cell_px: float):
     tick = QFont()
     tick.setPixelSize(round(px(col.tick_pt)))
     undo = []
-    for plot in [it for it in _descendants(layout) if isinstance(it, pg.PlotItem)]:
+    plots = [layout] if isinstance(layout, pg.PlotItem) else []
+    for plot in plots + [it for it in _descendants(layout) if isinstance(it, pg.PlotItem)]:
         for name in ("left", "bottom", "right", "top"):
             ax = plot.getAxis(name)
             if not ax.isVisible():
@@ -343,8 +360,9 @@ def default_name(view, size: str) -> str:
 def ask_and_save(view, glw, size: str) -> Path | None:
     """The save dialog, then the file; a failure is shown, not raised (a menu action)."""
     from PySide6.QtWidgets import QFileDialog, QMessageBox
-    model = getattr(view, "model", None)
-    folder = Path(model.run_dir) if model is not None and getattr(model, "run_dir", None) else Path.cwd()
+    model, sweep = getattr(view, "model", None), getattr(view, "manifest", None)
+    folder = (Path(model.run_dir) if model is not None and getattr(model, "run_dir", None) else
+              Path(sweep.dir) if sweep is not None else Path.cwd())
     name, chosen = QFileDialog.getSaveFileName(view, f"Save figure ({size} column)",
                                                str(folder / default_name(view, size)), ";;".join(FILTERS.values()))
     if not name:
