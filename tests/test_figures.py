@@ -246,7 +246,8 @@ def test_sweep_results_plot_saves_too(qtbot, tmp_path):
     from engine.sweep import manifest, spec
     from spfde_gui.report import export_figure as EF
     from spfde_gui.sweep.results_view import SweepResultsView
-    s = spec.parse({"name": "v", "base": {"preset": "demo"}, "overrides": {"epochs": 2, "freeze": {"target": 0}, "sieve": {"ratio": 0}},
+    s = spec.parse({"name": "v", "base": {"preset": "demo"},
+                    "overrides": {"epochs": 2, "freeze": {"target": 0}, "sieve": {"ratio": 0}},
                     "axes": {"sparsity.target": [0.5, 0.8, 0.9]}, "seeds": 1})
     m = manifest.create(s, cells_mod.build(s), tmp_path)
     for c in m.cells:
