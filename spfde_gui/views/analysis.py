@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 
 from spfde_gui.model import analysis_data as AD
 from spfde_gui.model.run_model import RunModel
+from spfde_gui.report.export_figure import install_save_actions
 from spfde_gui.views.base import PALETTE, RunView
 
 NAN_INDEX = 255
@@ -134,6 +135,7 @@ class AnalysisView(RunView):
         top.addWidget(self.grad_kind)
         lay.addLayout(top)
         self.glw = pg.GraphicsLayoutWidget()
+        self.save_figure = install_save_actions(self, self.glw)   # right-click: Save figure…
         self.cka = _Heat(self.glw, 0, "CKA of block outputs with the previous measurement")
         self.sim = _Heat(self.glw, 1, "Structural similarity of the top-half weights")
         self.grad = self.glw.addPlot(row=2, col=0, title=_GRAD_TITLES["differences"])
@@ -146,6 +148,7 @@ class AnalysisView(RunView):
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._lines: list[pg.InfiniteLine] = []
         self.hover = pg.TextItem(color="#222", fill=pg.mkBrush(255, 255, 255, 220))
+        self.hover.hover_overlay = True     # never in a saved figure
         self._proxy = pg.SignalProxy(self.glw.scene().sigMouseMoved, rateLimit=30, slot=self._moved)
         lay.addWidget(self.glw, 1)
         self.set_content(box)

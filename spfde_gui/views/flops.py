@@ -11,6 +11,7 @@ from engine.run.payloads import SOURCES, cumulative_spent, saving_shares
 from spfde_gui.fmt import fmt_flops
 from spfde_gui.model.run_model import RunModel
 from spfde_gui.palette import SOURCE_COLORS, SOURCE_LABELS
+from spfde_gui.report.export_figure import install_save_actions
 from spfde_gui.views.base import HoverReadout, RunView, curve, make_plot, set_long_data
 
 GREY_DENSE = "#555555"
@@ -48,6 +49,7 @@ class FlopsView(RunView):
         self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
         lay.addWidget(self.summary)
         self.glw = pg.GraphicsLayoutWidget()
+        self.save_figure = install_save_actions(self, self.glw)   # right-click: Save figure…
         self.cum = make_plot(self.glw, 0, 0, "Cumulative training FLOPs", "epoch", "training FLOPs",
                              legend_left=True)
         self.c_dense = curve(self.cum, GREY_DENSE, "dense equivalent", style=Qt.DashLine)
