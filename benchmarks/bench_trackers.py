@@ -95,7 +95,8 @@ def start_mlflow(folder: Path) -> tuple[subprocess.Popen, str]:
 
 def run(variant: str, trackers: dict, a, base: Path) -> dict:
     cfg = load_preset("demo", [f"epochs={a.epochs}", f"data.train_size={a.train_size}", f"data.test_size={a.test_size}",
-                               f"run_dir={base / 'runs'}", "device=cpu", f"threads={a.threads}"])
+                               f"run_dir={base / 'runs'}", "device=cpu", f"threads={a.threads}",
+                               f"freeze.target={a.freeze_target}"])
     cfg = cfg.replace(**trackers)
     rd = run_dir_mod.create(cfg)
     out = io.StringIO()
@@ -119,6 +120,8 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=28, help="demo epochs per run (the preset's 28)")
     ap.add_argument("--train-size", type=int, default=1500, help="synthetic training samples (the preset has 5000)")
     ap.add_argument("--test-size", type=int, default=300, help="synthetic test samples (the preset has 1000)")
+    ap.add_argument("--freeze-target", type=float, default=0.2,
+                    help="the demo's 0.2 needs its 28 epochs; lower it with fewer --epochs")
     ap.add_argument("--threads", default="1", help="CPU threads (1: steady on a shared, loaded machine)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--mlflow-uri", help="an MLflow server to use (default: one started here)")
@@ -141,7 +144,8 @@ def main() -> int:
         "wandb offline": {"trackers.wandb.enabled": True, "trackers.wandb.mode": "offline"},
     }
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
-          f"demo preset, {a.epochs} epochs, {a.train_size}/{a.test_size} samples, threads {a.threads}, {a.rounds} rounds; "
+          f"demo preset, {a.epochs} epochs, {a.train_size}/{a.test_size} samples, freeze.target {a.freeze_target}, "
+          f"threads {a.threads}, {a.rounds} rounds; "
           f"load at start {os.getloadavg()}")
     results: dict[str, list[dict]] = {k: [] for k in variants}
     names = list(variants)

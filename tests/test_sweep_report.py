@@ -46,8 +46,11 @@ def test_sweep_report_headless(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     r = tmp_path / "r"
     html = (r / "sweep_report.html").read_text()
-    assert "Sweep rep" in html and "data:image/png;base64," in html and "60.00" in html
-    assert (r / "sweep_report.pdf").read_bytes()[:5] == b"%PDF-"
+    assert "Sweep rep" in html and "data:image/svg+xml;base64," in html and "60.00" in html
+    pdf = (r / "sweep_report.pdf").read_bytes()
+    assert pdf[:5] == b"%PDF-" and b"/Subtype /Image" not in pdf     # the scatter is drawn as vectors
+    assert sorted(p.name for p in (r / "figures").iterdir()) == [
+        f"accuracy_vs_flops_pareto.{ext}" for ext in ("pdf", "png", "svg")]
     rows = list(csv.DictReader((r / "results.csv").read_text().splitlines()))
     assert [float(x["flops_spent_mean"]) for x in rows] == [2e6, 4e6]
     assert "\\begin{tabular}" in (r / "results.tex").read_text()

@@ -23,8 +23,10 @@ from engine.cost import arch as arch_mod
 from engine.cost.ledger import Ledger
 from engine.cost.projection import overall_density, project
 from engine.data.loaders import Data, epoch_order, num_batches
+from engine.executor.job import requeue_fields
 from engine.freezing.freezer import Freezer
 from engine.models import build_model
+from engine.models.measure import ensure_measured
 from engine.run.control import CommandChannel
 from engine.run.events import COMPLETED, FINISHED_UNSAVED, STOPPED
 from engine.run.folder import run_id
@@ -88,7 +90,11 @@ class Trainer:
         torch.manual_seed(cfg.seed)          # the initial weights depend on the seed only
         self.model = self.speed.prepare(build_model(cfg, self.num_classes).to(self.device))
         self.block_names = list(self.model.block_names)
+        ensure_measured(cfg.model, self.num_classes, cfg.data.image_size)   # timm:, py:, wrn28
         self.arch = arch_mod.describe(cfg.model, self.num_classes, cfg.data.image_size)
+        if self.arch.block_names != self.block_names:
+            raise RuntimeError(f"the model's blocks {self.block_names} differ from its cost table's "
+                               f"{self.arch.block_names}")
         self.plan = project(cfg)
         self.optimizer = self._build_optimizer()
         nb = len(self.block_names)
@@ -195,6 +201,9 @@ class Trainer:
     def _fit(self) -> str:
         self._t_session = time.monotonic()
         self._emit_run_started()
+        requeued = requeue_fields()
+        if requeued is not None:         # a Slurm job restarted after preemption or its time limit
+            self.emit("requeued", **requeued)
         self.block_lr_end = self.freezer.block_lr_end(len(self.block_names))
         self._enter_epoch(self.epoch)        # a resumed model is rebuilt unfrozen
         for c in self.components:
@@ -446,13 +455,16 @@ class Trainer:
             dataset={"name": d.name, "train_size": self.train_size, "test_size": self.test_size,
                      "num_classes": self.num_classes, "image_size": d.image_size, "classes": self.data.classes[:1000]},
             model={"name": self.cfg.model.name, "width": self.cfg.model.width, "params": int(sum(counts)),
-                   "blocks": blocks},
+                   "blocks": blocks, "blocks_from": self.arch.blocks_from},
             freeze_plan=self.plan.get("freeze_plan"),
             projected={k: self.plan[k] for k in ("flops", "memory", "segments", "method", "probes") if k in self.plan},
             resumed=self.resumed, start_epoch=int(self.epoch), start_batch=int(self.batch),
             pid=os.getpid(), torch_version=torch.__version__,
             distributed=self.dist.describe(), speed=self.speed.describe(),
             **({"resume": self.resume_info} if self.resume_info else {}))
+        for warning in self.arch.warnings:   # e.g. freeze blocks that had to fall back to top-level modules
+            log.warning("%s", warning)
+            self.emit("warning", source="model", message=warning)
 
     # ------------------------------------------------------------------ checkpoints
     def _state(self, mid_epoch: bool, partial=None) -> dict:
