@@ -29,7 +29,7 @@ from engine.config import ConfigError, model_spec
 from engine.config.advice import config_warnings
 from engine.config.hints import set_hint
 from engine.cost import arch as arch_mod
-from engine.cost import measured
+from engine.cost import measured, wall_time
 from engine.cost import preflight as resources
 from engine.cost import projection as plan_mod
 from engine.data.checks import CIFAR_FILES, check_dataset
@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cost-table", action="store_true",
                    help="print only the model's cost table as JSON (blocks, layers, FLOPs; measured for timm:, "
                         "py: and wrn28 models): what the studio's preview reads")
+    p.add_argument("--calibrate", action="store_true",
+                   help="measure this machine's speed for the configuration first (a few training steps; loads "
+                        "torch), so that the plan gives a wall time (docs/wall-time.md)")
     p = sub.add_parser("sweep", help="run a sweep (a grid of settings x seeds, docs/sweeps.md), or resume one")
     p.add_argument("source", metavar="SWEEP_FILE_OR_DIR",
                    help="a sweep file (resumes the newest sweep folder with the same cells, unless --new), "
@@ -174,7 +177,18 @@ def cmd_plan(args) -> int:
         print(json.dumps(arch_mod.to_table(plan_mod.describe_run(cfg)[1])))
         return EXIT_OK
     plan = plan_mod.project(cfg)
+    if args.calibrate:
+        threads.apply(cfg.threads)        # the policy the run would use, before torch loads
+        from engine.training.calibrate import calibrate
+        try:
+            got = calibrate(cfg)
+        except (RuntimeError, OSError) as exc:      # no device, out of memory: the estimate stays unknown
+            log.warning("calibration failed, the wall time stays unknown: %s", exc)
+        else:
+            log.info("measured %.3g FLOPs/s on %s (%.3f s a step)", got["flops_per_s"], got["device"], got["step_s"])
+    est = wall_time.estimate(cfg, plan)
     if args.json:
+        plan = {**plan, "wall_time": est}
         if model_spec.is_measured(cfg.model.name):
             # the measured cost table: what the studio's preview needs to price this model in-process
             sizes, arch = plan_mod.describe_run(cfg)
@@ -182,6 +196,7 @@ def cmd_plan(args) -> int:
         print(json.dumps(plan, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
     else:
         print(plan_mod.format_plan(plan))
+        print(wall_time.describe(est))
     return EXIT_OK
 
 

@@ -61,7 +61,8 @@ def main(args) -> int:
         print(export_mod.FORMATS[args.table](rows, m.varied), end="")
         return 0
     if args.plan:
-        rate = args.flops_per_s or (measured_rate(m) if m else None) or cells_mod.DEFAULT_CPU_FLOPS_PER_S
+        rate = (args.flops_per_s or (measured_rate(m) if m else None) or cells_mod.cached_rate(cells)
+                or cells_mod.DEFAULT_CPU_FLOPS_PER_S)
         if spec is None:
             assert m is not None, "resolve() gives a spec or a sweep folder"
             spec = spec_mod.SweepSpec(name=m.name, base={}, seeds=m.seeds or [0])
