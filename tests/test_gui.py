@@ -194,8 +194,16 @@ def test_runs_panel_lists_statuses_and_overlays_runs(window, qtbot, tmp_path):
     panel.set_compared([runs / "b-2"])
     window.redraw_all()
     overlay = [it for _p, it in window.training._overlay_items]
-    assert len(overlay) == 2 and overlay[0].name() == "b-2 · epochs=3 (test)"   # folder and what differs
+    # test accuracy and test loss, against epochs and FLOPs: folder and what differs
+    assert len(overlay) == 4 and {o.name() for o in overlay} == {"b-2 · epochs=3 (test)"}
     assert len(overlay[0].getData()[0]) == 3
+    loss = [it for p, it in window.training._overlay_items if p is window.training.loss_ep][0]
+    assert list(loss.getData()[1]) == pytest.approx([2.1, 1.9, 1.7])      # b-2's test loss
+    # the config-diff table: one row per differing field, one column per run
+    t = window.training.diff_table
+    assert not t.isHidden() and t.rowCount() == 1 and t.verticalHeaderItem(0).text() == "epochs"
+    assert [t.horizontalHeaderItem(c).text() for c in range(2)] == ["a-1", "b-2"]
+    assert [t.item(0, c).text() for c in range(2)] == ["6", "3"]
     # hovering the accuracy plot reads the values under the mouse
     plot = window.training.acc_ep
     window.tabs.setCurrentIndex(0)
@@ -204,6 +212,9 @@ def test_runs_panel_lists_statuses_and_overlays_runs(window, qtbot, tmp_path):
     window.training.hovers[0]._moved((scene_pt,))
     assert window.training.hovers[0].label.isVisible()
     assert "a-1 · epochs=6 (test): 35 @ 2" in window.training.hovers[0].label.toPlainText()   # epoch 2 = the second
+    panel.set_compared([])                       # comparing no more: no overlays, no table
+    window.redraw_all()
+    assert window.training.diff_table.isHidden() and window.training._overlay_items == []
 
 
 def test_non_fatal_error_shows_a_warning_not_a_crash(window):
