@@ -185,7 +185,7 @@ def cmd_plan(args) -> int:
         except (RuntimeError, OSError) as exc:      # no device, out of memory: the estimate stays unknown
             log.warning("calibration failed, the wall time stays unknown: %s", exc)
         else:
-            log.info("measured %.3g FLOPs/s on %s (%.3f s a step)", got["flops_per_s"], got["device"], got["step_s"])
+            log.info("measured %.3g FLOPs/s on %s", got["flops_per_s"], got["device"])
     est = wall_time.estimate(cfg, plan)
     if args.json:
         plan = {**plan, "wall_time": est}

@@ -1,51 +1,57 @@
 """``spfde-train plan --calibrate``: a short measurement of this machine's speed for one
 configuration (engine.cost.wall_time), when no run of it has recorded one yet.
 
-A few training steps (forward, backward, SGD step) of the configured network on random
-data of the configured image size and batch, on the configured device and thread policy,
-after warm-up steps; the rate is the dense training FLOPs of a step (a mask computes its
-layer densely) over the median step time. Evaluation and data loading are not in it, so
-the first run's own recording (at its end) supersedes it.
+The real engine trains a stand-in of the configuration for two short epochs in a temporary
+folder: the same network, method, batch, image size, classes, precision, device and thread
+policy, on synthetic data of ``CALIBRATION_BATCHES`` batches (plus a test pass of a fifth
+of that), with freezing, sieving and the analyses off (they change how many FLOPs are
+executed, not how fast). The rate is the second epoch's executed FLOPs over its training
+and evaluation time, so the per-batch work of the engine (masks, bookkeeping, the test
+pass) is in it, and the first epoch's warm-up is not. Data loading from disk is not: a
+CIFAR or ImageFolder run's own recording, at its end, supersedes the calibration.
 """
 from __future__ import annotations
 
-import statistics
+import io
+import json
+import tempfile
 import time
+from pathlib import Path
 
-from engine.cost import costmodel, wall_time
-from engine.cost.projection import describe_run
+from engine.cost import wall_time
+from engine.data.sizes import dataset_sizes
 
-WARMUP_STEPS = 2
-TIMED_STEPS = 6
+CALIBRATION_BATCHES = 12
 
 
-def calibrate(cfg, steps: int = TIMED_STEPS) -> dict:
-    """Measure, record and return {flops_per_s, device, step_s, source}."""
-    import torch
+def calibration_config(cfg):
+    """The stand-in configuration that is timed."""
+    sizes = dataset_sizes(cfg)
+    n = CALIBRATION_BATCHES * cfg.batch_size
+    return cfg.replace(**{
+        "name": "calibration", "epochs": 2, "interval": 1,
+        "data.name": "synthetic", "data.root": None, "data.train_size": n,
+        "data.test_size": max(cfg.batch_size, n // 5), "data.num_classes": sizes["num_classes"],
+        "data.image_size": sizes["image_size"], "freeze.target": 0.0, "sieve.ratio": 0.0,
+        "analysis.enabled": False, "checkpoint.every": 0, "trackers.tensorboard.enabled": False,
+        "trackers.mlflow.enabled": False, "trackers.wandb.enabled": False})
 
-    from engine.models import build_network
-    from engine.training.trainer import resolve_device
-    sizes, arch = describe_run(cfg)
-    device = resolve_device(cfg.device)
-    model = build_network(cfg, sizes["num_classes"]).to(device)
-    model.train()
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    g = torch.Generator().manual_seed(0)
-    px = sizes["image_size"]
-    x = torch.randn(cfg.batch_size, 3, px, px, generator=g).to(device)
-    y = torch.randint(0, sizes["num_classes"], (cfg.batch_size,), generator=g).to(device)
-    times = []
-    for i in range(WARMUP_STEPS + steps):
-        t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if i >= WARMUP_STEPS:
-            times.append(time.perf_counter() - t0)
-    step = statistics.median(times)
-    rate = costmodel.training_flops_per_sample(arch) * cfg.batch_size / step
-    source = f"calibration ({steps} steps) on {time.strftime('%Y-%m-%d')}"
-    wall_time.record(cfg, device.type, rate, source)
-    return {"flops_per_s": rate, "device": device.type, "step_s": step, "source": source}
+
+def calibrate(cfg) -> dict:
+    """Measure, record under ``cfg``'s key and return {flops_per_s, device, epoch_s, source}."""
+    from engine.run.telemetry import Emitter
+    from engine.training.trainer import Trainer
+    stand_in = calibration_config(cfg)
+    with tempfile.TemporaryDirectory(prefix="spfde-calibration-") as tmp:
+        out = io.StringIO()
+        trainer = Trainer(stand_in, Path(tmp), Emitter(Path(tmp), stream=out, progress_bar=False))
+        trainer.throughput.primary = False       # recorded below, under the real configuration's key
+        trainer.fit()
+        device = trainer.device.type
+    ends = [e for e in map(json.loads, out.getvalue().splitlines()) if e.get("event") == "epoch_end"]
+    last = ends[-1]
+    seconds = float(last["epoch_time"]) + float(last.get("eval_time") or 0.0)
+    rate = wall_time.executed_flops(last["flops_epoch"]) / seconds
+    source = f"calibration ({CALIBRATION_BATCHES} batches) on {time.strftime('%Y-%m-%d')}"
+    wall_time.record(cfg, device, rate, source)
+    return {"flops_per_s": rate, "device": device, "epoch_s": seconds, "source": source}
