@@ -177,6 +177,23 @@ def test_export_report_from_the_window(window, qtbot, tmp_path):
     assert {"report.html", "report.pdf", "metrics.csv", "metrics.json"} <= names
     assert (out / "report.pdf").read_bytes().startswith(b"%PDF") and (out / "report.pdf").stat().st_size > 10000
     assert window.act_export.isEnabled()
+    # a note offers to open the report, without blocking the window
+    box = window._report_box
+    assert box.isVisible() and not box.isModal() and str(out) in box.text()
+    assert {b.text() for b in box.buttons()} >= {"Open report", "Open folder"}
+    box.close()
+    # Export report…: the folder is asked for; cancelling writes nothing
+    from PySide6.QtWidgets import QFileDialog
+    chosen = tmp_path / "elsewhere"
+    chosen.mkdir()
+    import unittest.mock as um
+    with um.patch.object(QFileDialog, "getExistingDirectory", return_value=""):
+        assert window.export_report_to() is None
+    with um.patch.object(QFileDialog, "getExistingDirectory", return_value=str(chosen)):
+        assert window.export_report_to() == chosen
+    qtbot.waitUntil(lambda: not window.exporter.is_busy(), timeout=60000)
+    assert (chosen / "report.html").is_file()
+    window._report_box.close()
 
 
 def test_runs_panel_lists_statuses_and_overlays_runs(window, qtbot, tmp_path):
