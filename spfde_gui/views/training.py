@@ -87,7 +87,21 @@ class TrainingView(RunView):
             self._overlays_dirty = True
         return super().refresh(force)
 
+    def _mark_resumes(self, m: RunModel) -> None:
+        """A dashed line where the run was stopped (or killed) and resumed."""
+        for plot, line in getattr(self, "_resume_lines", []):
+            plot.removeItem(line)
+        self._resume_lines = []
+        for x in m.resume_points():
+            for plot in (self.acc_ep, self.loss_ep):
+                line = pg.InfiniteLine(pos=x, angle=90, pen=pg.mkPen("#888", width=1, style=Qt.DashLine),
+                                       label="resumed", labelOpts={"position": 0.95, "color": "#666",
+                                                                   "rotateAxis": (1, 0)})
+                plot.addItem(line)
+                self._resume_lines.append((plot, line))
+
     def redraw(self, m: RunModel) -> None:
+        self._mark_resumes(m)
         for xname, items in self.curves.values():
             x = m.epoch_axis() if xname == "epoch" else m.column(xname)
             for item, yname in items:
