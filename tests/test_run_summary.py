@@ -69,3 +69,27 @@ def test_bar_never_imports_tqdm_before_a_progress_event():
             "print('tqdm' in sys.modules)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.stdout.strip() == "False", res.stderr
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_bar_only_when_stderr_is_a_terminal(monkeypatch):
+    """The emitter draws the bar on stderr when stderr is a terminal, whatever stdout is;
+    stdout keeps carrying the JSON events alone."""
+    import json
+
+    from engine.run.telemetry import Emitter
+    for stderr_tty in (True, False):
+        err = _Terminal() if stderr_tty else io.StringIO()
+        monkeypatch.setattr("sys.stderr", err)
+        out = io.StringIO()                                  # stdout: a pipe
+        em = Emitter(None, stream=out)
+        assert (em.bar is not None) == stderr_tty
+        em.emit("run_started", config={"epochs": 2})
+        em.progress(0, 3, 10, loss_fn=lambda: 0.5, images_per_s=250.0, force=True)
+        em.close()
+        assert [json.loads(line)["event"] for line in out.getvalue().splitlines()] == ["run_started", "progress"]
+        assert ("batch 3/10" in err.getvalue() and "250 img/s" in err.getvalue()) == stderr_tty
