@@ -93,3 +93,30 @@ def test_bar_only_when_stderr_is_a_terminal(monkeypatch):
         em.close()
         assert [json.loads(line)["event"] for line in out.getvalue().splitlines()] == ["run_started", "progress"]
         assert ("batch 3/10" in err.getvalue() and "250 img/s" in err.getvalue()) == stderr_tty
+
+
+def test_bar_draws_on_a_terminal_that_reports_no_size(monkeypatch):
+    """A pseudo-terminal with no size (0 x 0: ssh without a pty size, `script`) as stderr
+    still gets the bar; tqdm alone would read 0 rows there and hide it."""
+    import os
+    import pty
+    import select
+    import sys
+    master, slave = pty.openpty()
+    out = os.fdopen(slave, "w", encoding="utf-8")
+    monkeypatch.setattr(sys, "stderr", out)        # tqdm sizes itself only for sys.stderr/stdout
+    try:
+        assert os.get_terminal_size(slave).columns == 0
+        bar = ProgressBar(sys.stderr)
+        bar.on_event(_started(epochs=4))
+        bar.on_event(make_event("progress", epoch=0, batch=4, batches=10, loss=1.25, images_per_s=812.0))
+        out.flush()
+        got = b""
+        while select.select([master], [], [], 5.0)[0]:
+            got += os.read(master, 65536)
+            if b"812 img/s" in got:
+                break
+        assert b"batch 4/10" in got and b"812 img/s" in got
+    finally:
+        out.close()
+        os.close(master)
