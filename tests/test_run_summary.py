@@ -42,21 +42,24 @@ def test_tqdm_bar_shows_batch_speed_and_time_left_for_epoch_and_run():
     bar = ProgressBar(out)
     bar.on_event(_started(epochs=4))
     bar.on_event(make_event("progress", epoch=0, batch=2, batches=10, loss=1.5, images_per_s=640.0))
-    bar._epoch_start -= 4.0            # as if the 2 batches took 4 s: 16 s left in the epoch
+    bar._epoch_start -= 4.0            # as if the 2 batches since the bar started took 4 s
     bar.on_event(make_event("progress", epoch=0, batch=4, batches=10, loss=1.25, images_per_s=812.0))
     line = out.getvalue().split("\r")[-1]
     assert "epoch 1/4" in line and "batch 4/10" in line and "812 img/s" in line and "loss 1.250" in line
-    # the run: 6 of 10 batches left at ~1 s per batch, then 3 more epochs of ~10 s each
+    # the run: 6 of 10 batches left at ~2 s per batch, then 3 more epochs of ~20 s each
     left = bar.run_left(0, 4, 10)
-    assert left is not None and 30 < left < 60
-    assert "run 00:" in line and " left" in line
+    assert left is not None and 60 < left < 90
+    assert "run 01:" in line and " left" in line
     assert "<" in line and "epoch," in line             # tqdm's [elapsed<remaining epoch, ...]
     # after an epoch the run's estimate uses that epoch's measured duration
     bar.on_event(make_event("epoch_end", epoch=0, epochs=4, train_loss=1.0, train_acc=0.5, test_acc=None,
                             epoch_time=100.0))
     assert "epoch 1/4 train loss 1.000 acc 0.500 | 100.0s\n" in out.getvalue()
     bar.on_event(make_event("progress", epoch=1, batch=5, batches=10, loss=1.0, images_per_s=800.0))
-    left = bar.run_left(1, 5, 10)
+    assert bar.run_left(1, 5, 10) is None         # no batch timed yet in this epoch: no guess
+    bar._epoch_start -= 5.0
+    bar.on_event(make_event("progress", epoch=1, batch=7, batches=10, loss=1.0, images_per_s=800.0))
+    left = bar.run_left(1, 7, 10)
     assert left is not None and left >= 200      # two more epochs at 100 s each
     assert "epoch 2/4" in out.getvalue().split("\r")[-1]
 

@@ -34,7 +34,8 @@ class ProgressBar:
         self.run_dir: str | None = None
         self._bar: Any = None           # the epoch's tqdm bar, or None between epochs
         self._bar_epoch: int | None = None
-        self._epoch_start = 0.0         # when this epoch's first progress event arrived
+        self._epoch_start = 0.0         # when this epoch's first progress event arrived,
+        self._batch0 = 0                # at which batch (the ones before it are not timed)
         self._epoch_time: float | None = None   # the last finished epoch's duration
 
     def on_event(self, ev: dict) -> None:
@@ -62,11 +63,11 @@ class ProgressBar:
             self.close()
             from tqdm import tqdm  # only a terminal run draws a bar: not at engine start-up
             width = _columns(self.out)
-            self._bar = tqdm(total=batches, file=self.out, desc=f"{epoch + 1}/{self.epochs or '?'}",
+            self._bar = tqdm(total=batches, initial=batch, file=self.out, desc=f"{epoch + 1}/{self.epochs or '?'}",
                              bar_format=BAR_FORMAT, ncols=width or BAR_WIDTH, dynamic_ncols=bool(width),
                              nrows=20, leave=False, mininterval=0, smoothing=0.3)
             self._bar_epoch = epoch
-            self._epoch_start = time.monotonic()
+            self._epoch_start, self._batch0 = time.monotonic(), batch
         bar = self._bar
         bar.set_postfix_str(self.postfix(ev, self.run_left(epoch, batch, batches)), refresh=False)
         if batch > bar.n:
@@ -77,11 +78,12 @@ class ProgressBar:
     def run_left(self, epoch: int, batch: int, batches: int) -> float | None:
         """Seconds left in the run: this epoch's rest plus the epochs after it, each as long
         as the last finished one (or as this one's pace while none has finished)."""
-        if not self.epochs or batch <= 0:
+        timed = batch - self._batch0             # batches since the bar started, with their time
+        if not self.epochs or timed <= 0:
             return None
         elapsed = time.monotonic() - self._epoch_start
-        per_epoch = self._epoch_time or elapsed * batches / batch
-        this_left = elapsed * (batches - batch) / batch
+        per_epoch = self._epoch_time or elapsed * batches / timed
+        this_left = elapsed * (batches - batch) / timed
         return this_left + max(0, self.epochs - epoch - 1) * per_epoch
 
     @staticmethod
