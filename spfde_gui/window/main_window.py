@@ -339,7 +339,8 @@ class MainWindow(QMainWindow):
         self.act_kill = mk("Kill", self.kill, None, KILL_TIP)
         tb.addSeparator()
         self.act_open = mk("Open run…", self._open_dialog, "Ctrl+O", "Replay a run directory")
-        self.act_export = mk("Export report…", self.export_report, "Ctrl+E", "HTML, PDF, CSV and JSON report of the run in view")
+        self.act_export = mk("Export report…", self.export_report, "Ctrl+E",
+                             "HTML, PDF, figures (SVG, PDF, PNG), CSV and JSON report of the run in view")
         self.act_use_cfg = QAction("Use this run's configuration", self)
         self.act_use_cfg.setToolTip("Copy the configuration of the run in view into the form")
         self.act_use_cfg.triggered.connect(self.use_run_config)
