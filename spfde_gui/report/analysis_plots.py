@@ -55,13 +55,15 @@ def similarity_heat(model) -> bytes | None:
 
 
 def grad_norms(model) -> bytes | None:
-    names, epochs, g = AD.grad_norms(model)
-    if not names or not np.isfinite(g).any():
+    """Fig. 3b: how much each block's mean gradient norm changes from one epoch to the next."""
+    names, epochs, g = AD.grad_norm_differences(model)
+    if not names or not (np.isfinite(g) & (g > 0)).any():
         return None
     pg = P._pg()
     win, font = P._layout(pg)
     plot = win.addPlot()
-    P._style(plot, font, "Mean gradient norm per block (dashed: block frozen)", "epoch", "L2 norm (log)")
+    P._style(plot, font, "Change of each block's mean gradient norm between epochs (dashed: block frozen)",
+             "epoch", "|g(e) − g(e−1)| (log)")
     plot.setLogMode(y=True)
     P._legend(plot)
     from spfde_gui.views.base import PALETTE  # Qt: only when drawn
@@ -79,7 +81,7 @@ def grad_norms(model) -> bytes | None:
 FIGURES = (
     ("analysis_cka", "CKA of block outputs over training (Fig. 1b)"),
     ("analysis_similarity", "Structural similarity of sparse layers (Fig. 1a)"),
-    ("analysis_grad", "Block gradient norms (Fig. 3b)"),
+    ("analysis_grad", "Block gradient norms: change between epochs (Fig. 3b)"),
 )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from engine import assets
+from engine.freezing.schedule import saving_text
 from engine.run.payloads import read_flops
 from spfde_gui.model import analysis_data as AD
 
@@ -341,8 +342,8 @@ def freeze_section(model) -> tuple[str, Table | None]:
     bits = [f"Scheme <b>{html.escape(str(cfg_freeze.get('scheme', plan.get('scheme') if plan else '–')))}</b>"]
     if _finite(cfg_freeze.get("target")):
         bits.append(f"target {fmt_pct(100 * cfg_freeze['target'])} of training FLOPs")
-    if plan and _finite(plan.get("achieved")):
-        bits.append(f"plan achieves {fmt_pct(100 * plan['achieved'])}")
+    if plan and saving_text(plan):
+        bits.append(f"plan: {saving_text(plan)}")
     bits.append(f"planned start epoch <b>{_ep(start)}</b>")
     bits.append(f"first actual freeze at epoch <b>{_ep(first)}</b>")
     bits.append(f"{len(actual)} of {len(model.block_names) or '?'} blocks frozen by the end")

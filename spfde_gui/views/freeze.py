@@ -6,6 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from engine.freezing.schedule import saving_text
 from spfde_gui.fmt import shown_epoch
 from spfde_gui.model.run_model import RunModel
 from spfde_gui.palette import ACTIVE_BLOCK, FROZEN, NOT_RUN, rgba
@@ -108,9 +109,8 @@ class FreezeView(RunView):
         cfg_freeze = (m.config or {}).get("freeze") or {}
         if fp:
             text = (f"Scheme <b>{fp.get('scheme', cfg_freeze.get('scheme', '?'))}</b>, target "
-                    f"{100 * float(fp.get('target', 0)):.1f}% of training FLOPs, plan achieves "
-                    f"{100 * float(fp.get('achieved', 0)):.1f}%; freezing starts at epoch "
-                    f"<b>{shown_epoch(fp.get('start_epoch'))}</b>.")
+                    f"{100 * float(fp.get('target', 0)):.1f}% of training FLOPs; plan: {saving_text(fp)}; "
+                    f"freezing starts at epoch <b>{shown_epoch(fp.get('start_epoch'))}</b>.")
         elif float(cfg_freeze.get("target") or 0) <= 0:
             text = "Layer freezing is off for this run (freeze.target = 0): every block trains every epoch."
         else:
