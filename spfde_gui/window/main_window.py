@@ -341,7 +341,8 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         self.act_open = mk("Open run…", self._open_dialog, "Ctrl+O", "Replay a run directory")
         self.act_export = mk("Export report…", self.export_report_to, "Ctrl+E",
-                             "HTML, PDF, CSV and JSON report of the run in view, into a folder you choose")
+                             "HTML, PDF, figures (SVG, PDF, PNG), CSV and JSON report of the run in view, "
+                             "into a folder you choose")
         self.act_use_cfg = QAction("Use this run's configuration", self)
         self.act_use_cfg.setToolTip("Copy the configuration of the run in view into the form")
         self.act_use_cfg.triggered.connect(self.use_run_config)
