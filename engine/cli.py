@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cancel the sweep's Slurm jobs (each checkpoints first); running the sweep again continues it")
     p.add_argument("--detach", action="store_true", help="with --executor slurm: submit and exit, do not follow the jobs")
     p.add_argument("--poll-s", type=float, default=2.0, help="with --executor slurm: seconds between squeue polls")
+    p.add_argument("--events", action="store_true",
+                   help="write the JSON events on stdout even when it is a terminal (otherwise a terminal gets "
+                        "progress lines; the events always go to the sweep folder's sweep_events.jsonl)")
     search_cmd.add_parser(sub)
     return ap
 

@@ -78,8 +78,10 @@ def main(args) -> int:
         log.info("sweep folder %s (%d cells)", m.dir, len(m.cells))
     else:
         log.info("resuming sweep folder %s", m.dir)
+    # a person at a terminal reads progress lines, as under `run`; a pipe gets the JSON events
+    human = sys.stdout if sys.stdout.isatty() and not getattr(args, "events", False) else None
     try:
-        return runner.run(m, gpus=args.gpus)
+        return runner.run(m, gpus=args.gpus, human=human)
     except (ValueError, RunLockedError, OSError) as exc:   # the lock: another sweep runs this folder
         print(str(exc), file=sys.stderr)
         return 2
