@@ -35,6 +35,7 @@ from engine.cost import projection as plan_mod
 from engine.data.checks import CIFAR_FILES, check_dataset
 from engine.executor import cli as executor_cli
 from engine.run import folder as run_dir_mod
+from engine.run import started
 from engine.run.control import CommandChannel
 from engine.run.finished import completed_epochs
 from engine.run.lock import RunLock, RunLockedError, lock_for_worker
@@ -425,6 +426,7 @@ def _measure_model(model_cfg, num_classes: int, image_size: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started.mark_cli()                      # the wall-time estimates count start-up from here
     setup_logging()
     measured.set_measurer(_measure_model)
     argv = list(sys.argv[1:] if argv is None else argv)

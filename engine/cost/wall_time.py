@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 CACHE_FILE = "throughput.json"
-# A fresh process importing torch, building data and model, and writing the end checkpoint:
-# what FLOPs do not capture (measured for the demo on a shared 2-core CPU; docs/benchmarks.md).
+# A fresh process importing torch and building data and model, before its first epoch: what
+# FLOPs do not capture. Each run measures its own (``startup_s`` in the cache); this is the
+# figure used until one has (a guess for a small model on a CPU).
 STARTUP_S = 5.0
 MAX_ENTRIES = 500
 
@@ -102,15 +103,24 @@ def lookup(cfg, path: Path | None = None) -> dict | None:
     return None
 
 
-def record(cfg, device: str, flops_per_s: float, source: str, path: Path | None = None) -> None:
-    """Store a measured rate (atomically; the cache is advisory, so a failure is ignored)."""
+def record(cfg, device: str, flops_per_s: float, source: str, path: Path | None = None,
+           startup_s: float | None = None) -> None:
+    """Store a measured rate, and the start-up when measured (a calibration keeps the
+    start-up an earlier run measured). Atomic; the cache is advisory, so a failure is ignored."""
     if not flops_per_s > 0:
         return
     p = path or cache_dir() / CACHE_FILE
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         cache = read_cache(p)
-        cache[key(cfg, device)] = {"flops_per_s": float(flops_per_s), "time": time.time(), "source": source}
+        k = key(cfg, device)
+        entry = {"flops_per_s": float(flops_per_s), "time": time.time(), "source": source}
+        old_startup = (cache.get(k) or {}).get("startup_s")
+        if startup_s is not None and startup_s > 0:
+            entry["startup_s"] = float(startup_s)
+        elif isinstance(old_startup, (int, float)):
+            entry["startup_s"] = float(old_startup)
+        cache[k] = entry
         if len(cache) > MAX_ENTRIES:        # the oldest go
             cache = dict(sorted(cache.items(), key=lambda kv: kv[1].get("time", 0))[-MAX_ENTRIES:])
         fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".throughput.", suffix=".tmp")
@@ -136,7 +146,9 @@ def estimate(cfg, plan: dict, rate: dict | None = None) -> dict:
     saved = _dict(flops.get("saved"))
     sparse_run = dense - _num(saved.get("sparsity"))
     scale = dense / sparse_run if dense > 0 and sparse_run > 0 else 1.0
-    return {"seconds": STARTUP_S + executed_flops(flops) / r, "flops_per_s": r, "source": rate.get("source"),
+    startup = _num(rate.get("startup_s")) or STARTUP_S
+    return {"seconds": startup + executed_flops(flops) / r, "flops_per_s": r, "source": rate.get("source"),
+            "startup_s": startup,
             "freeze_saves_s": scale * _num(saved.get("freeze")) / r, "sieve_saves_s": scale * _num(saved.get("sieve")) / r,
             "why": ""}
 

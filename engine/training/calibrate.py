@@ -5,9 +5,9 @@ The real engine trains a stand-in of the configuration for two short epochs in a
 folder: the same network, method, batch, image size, classes, precision, device and thread
 policy, on synthetic data of ``CALIBRATION_BATCHES`` batches (plus a test pass of a fifth
 of that), with freezing, sieving and the analyses off (they change how many FLOPs are
-executed, not how fast). The rate is the second epoch's executed FLOPs over its training
-and evaluation time, so the per-batch work of the engine (masks, bookkeeping, the test
-pass) is in it, and the first epoch's warm-up is not. Data loading from disk is not: a
+executed, not how fast). The rate is the second epoch's executed FLOPs over its wall-clock
+time, so the engine's per-batch and per-epoch work (masks, bookkeeping, the test pass, the
+end checkpoint) is in it, and the first epoch's warm-up is not. Data loading from disk is not: a
 CIFAR or ImageFolder run's own recording, at its end, supersedes the calibration.
 """
 from __future__ import annotations
@@ -49,8 +49,10 @@ def calibrate(cfg) -> dict:
         trainer.fit()
         device = trainer.device.type
     ends = [e for e in map(json.loads, out.getvalue().splitlines()) if e.get("event") == "epoch_end"]
+    # the second epoch, by the wall clock from its start to the run's end (its test pass,
+    # bookkeeping and end checkpoint included), as a run records itself
     last = ends[-1]
-    seconds = float(last["epoch_time"]) + float(last.get("eval_time") or 0.0)
+    seconds = trainer.throughput.seconds() - trainer.throughput.first_epoch_s
     rate = wall_time.executed_flops(last["flops_epoch"]) / seconds
     source = f"calibration ({CALIBRATION_BATCHES} batches) on {time.strftime('%Y-%m-%d')}"
     wall_time.record(cfg, device, rate, source)
