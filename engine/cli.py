@@ -109,7 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load(args) -> config_mod.RunConfig:
     path = Path(args.config) if args.config else config_mod.preset_path(args.preset)
-    return config_mod.load(path, args.overrides)
+    cfg = config_mod.load(path, args.overrides)
+    if model_spec.is_measured(cfg.model.name) and "torch" not in sys.modules:
+        threads.apply(cfg.threads)       # measuring the model loads torch: the thread policy first
+    return cfg
 
 
 def cmd_validate(args) -> int:
@@ -164,8 +167,6 @@ def cmd_run(args) -> int:
     if args.attach:                      # a torchrun worker of `run`: the launcher made and locked the folder
         return _worker_locked(Path(args.attach), lambda: _train(
             cfg, Path(args.attach), stop_on_eof=args.stop_on_eof, events_on_tty=args.events))
-    if model_spec.is_measured(cfg.model.name):
-        threads.apply(cfg.threads)        # measuring the model (below) loads torch: the policy first
     est = resources.preflight(cfg)        # refuses a run that cannot fit in memory
     if cfg.device.startswith(("cuda", "mps")):
         # a missing GPU is a configuration error before any run folder exists, as in

@@ -138,7 +138,7 @@ def measure(model: BlockModel, image_size: int, device: str | torch.device = "cp
     return {"model": label, "width": 1.0, "num_classes": 0, "image_size": image_size,
             "input_elems": 3 * image_size * image_size, "layers": layers, "blocks": blocks,
             "blocks_from": getattr(model, "blocks_from", "the model's own blocks"),
-            "warnings": list(getattr(model, "warnings", []))}
+            "warnings": list(getattr(model, "warnings", [])), "sequential": bool(getattr(model, "sequential", True))}
 
 
 def _check_order(order: list[tuple[int, str]], block_names: list[str], field: str) -> None:
