@@ -200,6 +200,13 @@ def test_a_missing_factory_module_or_attribute_names_both():
     assert "depth" in _errors(exc)["model.kwargs"]
 
 
+def test_a_factory_that_fails_is_a_config_error_naming_it():
+    with pytest.raises(ConfigError) as exc:
+        _measure("py:toy_models:broken")
+    assert "py:toy_models:broken could not be built" in _errors(exc)["model.name"]
+    assert "always fails" in _errors(exc)["model.name"]
+
+
 def test_a_model_without_prunable_layers_is_refused_before_training():
     with pytest.raises(ConfigError) as exc:
         _measure("py:toy_models:no_prunable")

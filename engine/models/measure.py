@@ -167,8 +167,14 @@ def measure_config(model_cfg, num_classes: int, image_size: int) -> dict:
         except ConfigError:
             raise
         except Exception:   # noqa: BLE001 - code the meta device cannot run: real tensors, batch of one
-            model = build_network(cfg, num_classes, weights=False)
-            table = measure(model, image_size, "cpu", model_cfg.name, field)
+            try:
+                model = build_network(cfg, num_classes, weights=False)
+                table = measure(model, image_size, "cpu", model_cfg.name, field)
+            except ConfigError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the user's code failed: say where, not a traceback
+                raise ConfigError([("model.name", f"{model_cfg.name} could not be built and run on a "
+                                    f"{image_size} px image: {type(exc).__name__}: {exc}")]) from exc
     table["num_classes"] = int(num_classes)
     table["width"] = float(model_cfg.width) if model_spec.parse(model_cfg.name).kind == "builtin" else 1.0
     return table
