@@ -113,8 +113,11 @@ def engine_overhead(a) -> None:
     import bench_engine_overhead as beo
     o = SimpleNamespace(device="cpu", model="timm:resnet18", width=1.0, image_size=a.image_size,
                         train_size=a.train_size, batch_size=a.batch_size, epochs=a.epochs)
-    runs = {"plain PyTorch loop": lambda: beo.run_plain(beo.make_cfg(o, 0.0)),
-            "engine, sparsity 0": lambda: beo.run_engine(beo.make_cfg(o, 0.0))}
+    # the same fixed thread count for both loops (the engine's threads: auto would tune it)
+    torch.set_num_threads(a.threads)
+    cfg = lambda: beo.make_cfg(o, 0.0).replace(threads=str(a.threads))
+    runs = {"plain PyTorch loop": lambda: beo.run_plain(cfg()),
+            "engine, sparsity 0": lambda: beo.run_engine(cfg())}
     rates: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(a.rounds):
         for name, fn in runs.items():
@@ -134,16 +137,19 @@ def engine_overhead(a) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-overhead", action="store_true")
+    ap.add_argument("--only-overhead", action="store_true")
     ap.add_argument("--image-size", type=int, default=32)
     ap.add_argument("--train-size", type=int, default=2000)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--epochs", type=int, default=3, help="per run; the first is warm-up")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2, help="CPU threads of both loops")
     a = ap.parse_args()
     print(f"# bench_models: torch {torch.__version__}, {os.cpu_count()} CPUs, load average at start "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
-    planner_times()
-    flops_vs_hand()
+    if not a.only_overhead:
+        planner_times()
+        flops_vs_hand()
     if not a.skip_overhead:
         engine_overhead(a)
     print(f"# load average at end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
