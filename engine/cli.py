@@ -1,10 +1,11 @@
 """``spfde-train``: run, resume, validate and plan training runs.
 
-    spfde-train run (--config F | --preset NAME) [--set k=v ...] [--run-dir D]
+    spfde-train run (--config F | --preset NAME) [--set k=v ...] [--run-dir D] [--executor slurm]
     spfde-train resume RUN_DIR [--allow-change FIELD,...]
     spfde-train validate (--config F | --preset NAME) [--set k=v ...]
     spfde-train plan (--config F | --preset NAME) [--set k=v ...] [--json | --cost-table]
     spfde-train sweep (SWEEP_FILE | SWEEP_DIR) [--plan] [--new] [--table md|csv|tex] [--gpus auto]
+                [--executor local|slurm] [--status] [--cancel] [--detach]
     spfde-train search SEARCH_FILE [--plan] [--report] [--workers N] [--allow-change]
 
 torch is imported only by run and resume (and by validate to check an explicit cuda or mps
@@ -32,6 +33,7 @@ from engine.cost import measured
 from engine.cost import preflight as resources
 from engine.cost import projection as plan_mod
 from engine.data.checks import CIFAR_FILES, check_dataset
+from engine.executor import cli as executor_cli
 from engine.run import folder as run_dir_mod
 from engine.run.control import CommandChannel
 from engine.run.finished import completed_epochs
@@ -77,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     # A torchrun worker started by `run` joins the run directory its launcher created.
     p.add_argument("--attach", help=argparse.SUPPRESS)
     _add_supervision_args(p)
+    executor_cli.add_args(p)
     p = sub.add_parser("resume", help="continue a stopped or killed run from its last checkpoint")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--allow-change", action="append", default=[], metavar="FIELD[,FIELD]",
@@ -103,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training FLOPs per second for --plan's time estimate (default: measured by finished "
                         "cells of the sweep, else a 2-core CPU figure)")
     p.add_argument("--table", choices=("md", "csv", "tex"), help="print the results table of the sweep and exit")
+    executor_cli.add_args(p)
+    p.add_argument("--status", action="store_true",
+                   help="print each cell's Slurm job id, state, node, elapsed time and pending reason, and exit")
+    p.add_argument("--cancel", action="store_true",
+                   help="cancel the sweep's Slurm jobs (each checkpoints first); running the sweep again continues it")
+    p.add_argument("--detach", action="store_true", help="with --executor slurm: submit and exit, do not follow the jobs")
+    p.add_argument("--poll-s", type=float, default=2.0, help="with --executor slurm: seconds between squeue polls")
     search_cmd.add_parser(sub)
     return ap
 
@@ -145,6 +155,22 @@ def _check_device(name: str) -> None:
         raise ConfigError([("device", f"{name!r} but MPS is not available on this machine")])
 
 
+def _check_gpu_memory(cfg, est: dict) -> None:
+    """The memory preflight on the GPU itself (a CUDA device: free memory now, as the
+    driver reports it; under torchrun each rank's device is checked by rank 0's view of
+    device 0, an approximation)."""
+    if not cfg.device.startswith("cuda"):
+        return
+    import torch
+    idx = int(cfg.device.split(":")[1]) if ":" in cfg.device else 0
+    try:
+        free, total = torch.cuda.mem_get_info(idx)
+    except RuntimeError as exc:           # a driver that cannot answer: say so, do not refuse
+        log.warning("GPU memory of %s not checked: %s", cfg.device, exc)
+        return
+    resources.check_gpu_memory(est, f"cuda:{idx}", int(free), int(total))
+
+
 def cmd_plan(args) -> int:
     cfg = _load(args)
     if args.cost_table:
@@ -167,12 +193,18 @@ def cmd_run(args) -> int:
     if args.attach:                      # a torchrun worker of `run`: the launcher made and locked the folder
         return _worker_locked(Path(args.attach), lambda: _train(
             cfg, Path(args.attach), stop_on_eof=args.stop_on_eof, events_on_tty=args.events))
+    if args.executor == "slurm":
+        # the node's memory and devices are not this machine's: only the configuration's own
+        # checks (the projection) here, the rest before submitting (engine.executor.checks)
+        plan_mod.project(cfg)
+        return executor_cli.submit_run(cfg, args)
     est = resources.preflight(cfg)        # refuses a run that cannot fit in memory
     if cfg.device.startswith(("cuda", "mps")):
         # a missing GPU is a configuration error before any run folder exists, as in
         # `validate`; the thread policy first, since the check loads torch
         threads.apply(cfg.threads)
         _check_device(cfg.device)
+        _check_gpu_memory(cfg, est)
     for warning in config_warnings(cfg):
         log.warning("%s", warning)
     # What only the projection can catch (an unreachable freeze target, unknown dense layers)

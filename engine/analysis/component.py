@@ -281,15 +281,20 @@ class Analysis(Component):
             return None
         names = trainer.model.block_names
         a = cfg.freeze.adaptive
-        now = int(freezer.frozen_prefix(epoch + 1))
+        now = int(freezer.decided_prefix(epoch + 1))
         freezable = int(plan.get("freezable_blocks", 0))
         idx = {b: self.cka[n] for b, n in enumerate(names)}
         sims = {b: self.block_similarity[n] for b, n in enumerate(names)}
         new = adaptive.next_prefix(now, freezable, idx, sims, a.cka, a.mask_similarity, a.patience)
-        if new > now:
-            freezer.freeze_from(epoch + 1, new)
-        return {"frozen_prefix": int(freezer.frozen_prefix(epoch + 1)), "froze": names[now] if new > now else None,
-                "from_epoch": epoch + 1, "freezable_blocks": freezable}
+        at = epoch + 1 + a.anneal_epochs
+        froze = None
+        # a freeze the deadline plan makes anyway by then, or one past the run, changes nothing
+        if new > now and at < cfg.epochs and freezer.frozen_prefix(at) < new:
+            lr_now = float(trainer.optimizer.param_groups[now]["lr"])   # what block `now` trained at in `epoch`
+            freezer.freeze_from(at, new, anneal=(epoch, lr_now) if a.anneal_epochs > 0 else None)
+            froze = names[now]
+        return {"frozen_prefix": int(freezer.frozen_prefix(epoch + 1)), "froze": froze,
+                "from_epoch": at, "freezable_blocks": freezable, "anneal_epochs": a.anneal_epochs}
 
     # ------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:

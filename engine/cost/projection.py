@@ -32,7 +32,7 @@ from engine.config import ConfigError, RunConfig, freeze_enabled, sieve_oneshot_
 from engine.cost import arch as arch_mod
 from engine.cost import costmodel, oneshot_range
 from engine.data.sizes import dataset_sizes
-from engine.freezing.schedule import FreezeTargetUnreachable, changes, schedule_freeze
+from engine.freezing.schedule import FreezeTargetUnreachable, changes, saving_text, schedule_freeze
 from engine.run.payloads import OVERHEAD, SOURCES, Flops, FreezeSchedule, Projection, Saved, add_flops, with_overhead, zero_flops  # noqa: F401 - OVERHEAD, SOURCES, add_flops, zero_flops: re-exported
 from engine.sparsity import schedule as dst_schedule
 from engine.sparsity.methods import method_for
@@ -446,8 +446,7 @@ def format_plan(plan: Projection) -> str:
         how = (f"given: freeze.start_epoch={fp['start_epoch']}" if fp.get("start_given")
                else f"target {100 * fp['target']:.1f}%")
         lines.append(f"freeze plan: start epoch {fp['start_epoch'] + 1} ({how}), "
-                     f"reduction {100 * fp['reduction']:.1f}% vs no freezing (paper's figure; "
-                     f"share of the run's FLOPs {100 * fp['achieved']:.1f}%), {len(fp['freeze_epochs'])} blocks "
+                     f"{saving_text(fp)}, {len(fp['freeze_epochs'])} blocks "
                      "(frozen from epoch): "
                      + ", ".join(f"{b}@{e + 1}" for b, e in fp["freeze_epochs"].items()))
         lines += [f"warning: {w}" for w in fp.get("warnings", [])]
