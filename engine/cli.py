@@ -127,7 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load(args) -> config_mod.RunConfig:
     path = Path(args.config) if args.config else config_mod.preset_path(args.preset)
-    return config_mod.load(path, args.overrides)
+    cfg = config_mod.load(path, args.overrides)
+    if model_spec.is_measured(cfg.model.name) and "torch" not in sys.modules:
+        threads.apply(cfg.threads)       # measuring the model loads torch: the thread policy first
+    return cfg
 
 
 def cmd_validate(args) -> int:
@@ -223,8 +226,6 @@ def cmd_run(args) -> int:
         # checks (the projection) here, the rest before submitting (engine.executor.checks)
         plan_mod.project(cfg)
         return executor_cli.submit_run(cfg, args)
-    if model_spec.is_measured(cfg.model.name):
-        threads.apply(cfg.threads)        # measuring the model (below) loads torch: the policy first
     est = resources.preflight(cfg)        # refuses a run that cannot fit in memory
     _check_trackers(cfg)
     if cfg.device.startswith(("cuda", "mps")):

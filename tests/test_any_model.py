@@ -200,6 +200,13 @@ def test_a_missing_factory_module_or_attribute_names_both():
     assert "depth" in _errors(exc)["model.kwargs"]
 
 
+def test_a_factory_that_fails_is_a_config_error_naming_it():
+    with pytest.raises(ConfigError) as exc:
+        _measure("py:toy_models:broken")
+    assert "py:toy_models:broken could not be built" in _errors(exc)["model.name"]
+    assert "always fails" in _errors(exc)["model.name"]
+
+
 def test_a_model_without_prunable_layers_is_refused_before_training():
     with pytest.raises(ConfigError) as exc:
         _measure("py:toy_models:no_prunable")
@@ -210,6 +217,19 @@ def test_the_analyses_are_refused_for_a_model_that_runs_as_a_whole():
     with pytest.raises(ConfigError) as exc:
         C.from_dict({"model": {"name": "timm:test_vit"}, "analysis": {"enabled": True}})
     assert "analysis.enabled" in _errors(exc)
+    # a factory's model: refused by the plan, before any run folder exists
+    from engine.cost.projection import project
+    from engine.models.measure import ensure_measured
+    cfg = C.from_dict({"model": {"name": "py:toy_models:small_convnet"}, "analysis": {"enabled": True},
+                       "data": {"image_size": 8, "train_size": 64, "num_classes": 4}, "epochs": 2, "interval": 1})
+    ensure_measured(cfg.model, 4, 8)
+    with pytest.raises(ConfigError) as exc:
+        project(cfg)
+    assert "runs as a whole" in _errors(exc)["analysis.enabled"]
+    # the built-in WideResNet runs its blocks one by one: the analyses work on it
+    wrn = cfg.replace(**{"model.name": "wrn28", "model.width": 0.25})
+    ensure_measured(wrn.model, 4, 8)
+    assert project(wrn)["blocks"][0]["name"] == "stem"
 
 
 def test_a_local_checkpoint_is_loaded_weights_only(tmp_path):

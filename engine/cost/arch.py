@@ -96,6 +96,8 @@ class Arch:
     # and what the user should know about them (a fallback split): shown by `plan`
     blocks_from: str = field(default="analytic", compare=False)
     warnings: tuple = field(default=(), compare=False)
+    # the blocks run one after the other (the Section 3 analyses read each one's output)
+    sequential: bool = field(default=True, compare=False)
 
     @property
     def block_names(self) -> list[str]:
@@ -290,7 +292,8 @@ def from_table(table: dict) -> Arch:
                 image_size=int(table["image_size"]), layers=layers, blocks=blocks,
                 input_elems=int(table["input_elems"]), layer_by_name={l.name: l for l in layers},
                 blocks_from=str(table.get("blocks_from", "measured")),
-                warnings=tuple(str(w) for w in table.get("warnings", ())))
+                warnings=tuple(str(w) for w in table.get("warnings", ())),
+                sequential=bool(table.get("sequential", True)))
 
 
 def to_table(arch: Arch) -> dict:
@@ -298,7 +301,7 @@ def to_table(arch: Arch) -> dict:
     return {
         "model": arch.model, "width": arch.width, "num_classes": arch.num_classes,
         "image_size": arch.image_size, "input_elems": arch.input_elems,
-        "blocks_from": arch.blocks_from, "warnings": list(arch.warnings),
+        "blocks_from": arch.blocks_from, "warnings": list(arch.warnings), "sequential": arch.sequential,
         "layers": [{"name": l.name, "kind": l.kind, "block": l.block, "weight_shape": list(l.weight_shape),
                     "stride": l.stride, "in_hw": list(l.in_hw), "out_hw": list(l.out_hw), "macs": l.macs,
                     "params": l.params, "bias": l.bias, "tags": sorted(l.tags)} for l in arch.layers],

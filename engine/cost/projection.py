@@ -272,6 +272,11 @@ def project(cfg: RunConfig) -> dict:
     them to one row per epoch (rows of a segment share their ``flops`` dict)."""
     sizes, arch = describe_run(cfg)
     n_train = sizes["train_size"]
+    if cfg.analysis.enabled and not arch.sequential:
+        # CKA compares each block's output: a model that runs as a whole has none to read
+        raise ConfigError([("analysis.enabled", f"the Section 3 analyses read each freeze block's output, and "
+                            f"{cfg.model.name} runs as a whole; set analysis.enabled: false (a built-in model "
+                            "or a factory returning a BlockModel supports them)")])
     _check_sieve(cfg, n_train)
     samples = samples_per_epoch(cfg, n_train)
     method = method_for(cfg, samples)

@@ -138,7 +138,7 @@ def measure(model: BlockModel, image_size: int, device: str | torch.device = "cp
     return {"model": label, "width": 1.0, "num_classes": 0, "image_size": image_size,
             "input_elems": 3 * image_size * image_size, "layers": layers, "blocks": blocks,
             "blocks_from": getattr(model, "blocks_from", "the model's own blocks"),
-            "warnings": list(getattr(model, "warnings", []))}
+            "warnings": list(getattr(model, "warnings", [])), "sequential": bool(getattr(model, "sequential", True))}
 
 
 def _check_order(order: list[tuple[int, str]], block_names: list[str], field: str) -> None:
@@ -167,8 +167,14 @@ def measure_config(model_cfg, num_classes: int, image_size: int) -> dict:
         except ConfigError:
             raise
         except Exception:   # noqa: BLE001 - code the meta device cannot run: real tensors, batch of one
-            model = build_network(cfg, num_classes, weights=False)
-            table = measure(model, image_size, "cpu", model_cfg.name, field)
+            try:
+                model = build_network(cfg, num_classes, weights=False)
+                table = measure(model, image_size, "cpu", model_cfg.name, field)
+            except ConfigError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the user's code failed: say where, not a traceback
+                raise ConfigError([("model.name", f"{model_cfg.name} could not be built and run on a "
+                                    f"{image_size} px image: {type(exc).__name__}: {exc}")]) from exc
     table["num_classes"] = int(num_classes)
     table["width"] = float(model_cfg.width) if model_spec.parse(model_cfg.name).kind == "builtin" else 1.0
     return table

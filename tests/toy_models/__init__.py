@@ -64,3 +64,7 @@ def no_prunable(num_classes: int) -> nn.Module:
 
 
 NOT_CALLABLE = 3
+
+
+def broken(num_classes: int) -> nn.Module:
+    raise RuntimeError("this factory always fails")
