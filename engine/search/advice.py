@@ -97,15 +97,17 @@ def format_advice(adv: dict | None, budget: dict | None = None) -> list[str]:
     if adv is None:
         return ["no completed trial yet"]
     b, sp = adv["best"], adv["split"]
-    std = f" ± {100 * adv['std']:.2f}" if adv["std"] is not None else " (one seed: no spread)"
-    lines = [f"best within the budget: trial #{b['trial']}: test accuracy {100 * adv['mean']:.2f}%{std} "
-             f"over {adv['n']} seed(s)",
+    std = (f" ± {100 * adv['std']:.2f} (mean ± std over {adv['n']} seeds)" if adv["std"] is not None
+           else " (one seed: no spread; give seeds: 3 for mean ± std)")
+    lines = [f"best within the budget: trial #{b['trial']}: test accuracy {100 * adv['mean']:.2f}%{std}",
              "  settings: " + ", ".join(f"{k}={_v(v)}" for k, v in b.get("params", {}).items())]
     dense = sp["dense"]
     parts = ", ".join(f"{w} {v:.3g} ({_pct(v, dense)})" for w, v in sp["saved"].items())
     lines.append(f"  training FLOPs ({sp['source']}): {sp['spent']:.4g} spent = {_pct(sp['spent'], dense)} of dense "
                  f"{dense:.4g}; saved by {parts}")
-    if adv["mest"] is not None:
+    if adv["mest"] is not None and adv["mest"]["trial"] == b["trial"]:
+        lines.append("  it is itself plain MEST (no freezing, no sieving): freezing and sieving did not beat it here")
+    elif adv["mest"] is not None:
         m, ms = adv["mest"], adv["mest_split"]
         ratio = f", {adv['flops_ratio']:.2f}x its FLOPs" if adv["flops_ratio"] else ""
         which = "the plain-MEST reference" if m.get("reference") else "the best plain-MEST trial"
@@ -123,7 +125,8 @@ def format_advice(adv: dict | None, budget: dict | None = None) -> list[str]:
                      f"{(budget or {}).get('speed_source', 'the given speed')}" if est is not None else
                      f"  budget {hours:.3g} GPU-hours at {(budget or {}).get('speed_source', 'the given speed')}")
     if wall:
-        lines.append(f"  measured wall time of its run: {wall:.1f} s on {b.get('device') or 'this machine'}")
+        lines.append(f"  measured wall time of its run: {wall:.1f} s (device setting {b.get('device') or '?'}, on the "
+                     "machine that ran it)")
     return lines
 
 

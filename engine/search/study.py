@@ -36,6 +36,8 @@ from engine.sweep import state as state_mod
 from engine.sweep.cells import Cell
 
 log = logging.getLogger("engine.search")
+# Optuna's INFO lines ("A new study created ...") would interleave with the event stream.
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 SPEC_FILE = "search.yaml"
 STUDY_DB = "study.db"
 # Infeasible points are free but not endless: give up after this many per requested trial.
