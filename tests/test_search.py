@@ -172,3 +172,15 @@ def test_bad_input_through_the_cli_names_the_field_before_any_trial(tmp_path, ca
     rc, err = _cli(tmp_path, capsys, objective={"maximize": "val_loss"})
     assert rc == 2 and "objective" in err and "val_loss" in err
     assert not (tmp_path / "out").exists()                        # refused before the study folder
+
+
+def test_without_optuna_the_search_names_the_extra(tmp_path, capsys, monkeypatch):
+    import sys
+
+    import engine.search
+    for mod in ("study", "report"):      # as on a machine that never had Optuna: nothing cached
+        monkeypatch.delitem(sys.modules, f"engine.search.{mod}", raising=False)
+        monkeypatch.delattr(engine.search, mod, raising=False)
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    rc, err = _cli(tmp_path, capsys)
+    assert rc == 2 and "pip install 'spfde-studio[search]'" in err
