@@ -73,8 +73,9 @@ table{{border-collapse:collapse;margin:8px 0}}th,td{{border:1px solid #ccc;paddi
 th{{background:#f0f2f5}}pre{{background:#f7f8fa;padding:6px;white-space:pre-wrap}}</style></head><body>
 <h1>Budget search {html.escape(snap['name'])}</h1>
 <p>Space: {html.escape(space)}. Budget: {html.escape((snap.get('budget') or {}).get('text', '?'))}.
-{len(snap['trials'])} trials ({html.escape(', '.join(f'{n} {k}' for k, n in counts.items()))}) of
-{snap.get('trials_requested', '?')} requested; objective {html.escape(' and '.join(snap.get('objectives') or []))}.
+{len(snap['trials'])} trials ({html.escape(', '.join(f'{n} {k}' for k, n in counts.items()))}; the infeasible
+ones were refused before training and do not count towards the {snap.get('trials_requested', '?')} trained
+trials requested); objective {html.escape(' and '.join(snap.get('objectives') or []))}.
 Generated {time.strftime('%Y-%m-%d %H:%M')} from {html.escape(str(snap.get('folder', '')))}.</p>
 <h2>Advice</h2>
 <pre>{html.escape(chr(10).join(advice_lines))}</pre>
