@@ -32,12 +32,14 @@ from typing import Any
 
 import yaml
 
+from engine import assets
 from engine import config as config_mod
 from engine.config import ConfigError
 from engine.sweep import spec as sweep_spec
 from engine.sweep.spec import SweepError
 
-SEARCHES_DIR = Path(__file__).resolve().parent.parent.parent / "assets" / "searches"
+# The shipped searches: the checkout's assets/ or the wheel's spfde_assets package.
+SEARCHES_DIR = assets.path("searches")
 KEYS = ("name", "description", "base", "overrides", "space", "budget", "objective", "trials", "seeds",
         "sampler", "pruner", "workers", "storage", "search_dir", "reference")
 OBJECTIVES = ("test_acc",)
