@@ -184,3 +184,13 @@ def test_without_optuna_the_search_names_the_extra(tmp_path, capsys, monkeypatch
     monkeypatch.setitem(sys.modules, "optuna", None)
     rc, err = _cli(tmp_path, capsys)
     assert rc == 2 and "pip install 'spfde-studio[search]'" in err
+
+
+def test_same_search_spelled_differently_continues_the_study(tmp_path):
+    pytest.importorskip("optuna")
+    from engine.search import study
+    study.folder_for(parse(), tmp_path)
+    # defaults spelled out, more trials, another sampler: the same study
+    study.folder_for(parse(seeds=1, trials=20, sampler="random", pruner="none", workers=2), tmp_path)
+    with pytest.raises(SearchError, match="allow-change"):
+        study.folder_for(parse(seeds=2), tmp_path)

@@ -88,6 +88,8 @@ def test_search_tab_pause_then_continue(tab, tmp_path, qtbot):
     assert tab.state == "pausing" and not tab.pause_btn.isEnabled()
     qtbot.waitUntil(lambda: tab.state == "paused", timeout=120_000)
     assert tab.start_btn.text().endswith("Continue")
+    states = [tab.table.item(r, 1).text() for r in range(tab.table.rowCount())]
+    assert "interrupted" in states
     assert tab.start()
     qtbot.waitUntil(lambda: tab.state == "finished", timeout=300_000)
     assert tab.proc.exitCode() == 0, tab._stderr[-2000:]
@@ -113,4 +115,12 @@ def test_open_a_search_folder(tmp_path, qtbot):
     assert win.tabs.currentWidget() is win.search
     assert win.search.table.rowCount() >= 2 and win.search.name_edit.text() == "gui-tiny"
     assert "best within the budget" in win.search.advice.toPlainText()
+    # one more trial: it continues in the opened folder (the study is not refused as another file's)
+    win.search.trials.setValue(3)
+    assert win.search.start()
+    qtbot.waitUntil(lambda: win.search.state == "finished", timeout=300_000)
+    assert win.search.proc.exitCode() == 0, win.search._stderr[-2000:]
+    assert win.search.folder == tmp_path / "s" / "gui-tiny"
+    states = [r["state"] for r in win.search.snapshot["trials"]]
+    assert states.count("complete") == 3
     win.close()

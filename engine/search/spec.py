@@ -104,8 +104,14 @@ class SearchSpec:
         return len(self.objectives) > 1
 
     def fingerprint(self) -> str:
-        """What makes a study folder this file's: everything but trials, workers and storage."""
-        keep = {k: v for k, v in self.raw.items() if k not in ("trials", "workers", "storage", "description")}
+        """What makes a study folder this file's: what a trial means (the base after its
+        overrides, the space, the budget, the objective, the seeds, the reference), read
+        from the parsed file so that spelling a default out (seeds: 1) or changing the trial
+        count, workers, sampler, pruner or storage continues the same study."""
+        keep = {"base": self.base, "space": {k: vars(d) for k, d in self.space.items()},
+                "budget": [self.budget_flops, self.budget_fraction, self.budget_of_config, self.budget_gpu_hours,
+                           self.budget_speed],
+                "objectives": self.objectives, "seeds": self.seeds, "reference": self.reference}
         return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -360,7 +360,9 @@ class SearchTab(QWidget):
         if self.is_running() or not self.plan():
             return False
         d = self.search_dict()
-        out_dir = Path(self.searches_dir())
+        # a study opened from disk (--open, Open study…) continues in its own folder
+        opened = self.folder is not None and self.folder.name == folder_name(d["name"])
+        out_dir = self.folder.parent if opened and self.folder is not None else Path(self.searches_dir())
         out_dir.mkdir(parents=True, exist_ok=True)
         f = out_dir / f"{folder_name(d['name'])}.search.yaml"
         f.write_text(yaml.safe_dump(d, sort_keys=False), encoding="utf-8")
@@ -476,6 +478,8 @@ class SearchTab(QWidget):
             if trial.get("state") == "running" and trial.get("curve"):
                 last = max(trial["curve"], key=int)
                 row[4] = f"epoch {last}: {100 * float(trial['curve'][last]):.2f}%"
+            if trial.get("state") == "running" and not self.is_running():
+                row[1] = "interrupted"       # left running by a stopped search: Continue resumes it
             colour = STATE_COLOURS.get(str(trial.get("state")))
             for j, text in enumerate(row):
                 item = QTableWidgetItem(text)
