@@ -65,11 +65,12 @@ def advice(rows: list[dict], reference_note: dict | None = None) -> dict[str, An
     done = [r for r in rows if r.get("state") == "complete" and r.get("test_acc") is not None]
     if not done:
         return None
-    best = max(done, key=lambda r: r["test_acc"])
+    # ties in accuracy go to the cheaper trial
+    best = max(done, key=lambda r: (r["test_acc"], -float(r.get("flops") or 0.0)))
     mean, std = _mean_std([float(a) for a in (best.get("test_acc_seeds") or [best["test_acc"]])])
     refs = [r for r in done if r.get("reference")]
     plain = refs or [r for r in done if is_plain_mest(r)]
-    mest = max(plain, key=lambda r: r["test_acc"]) if plain else None
+    mest = max(plain, key=lambda r: (r["test_acc"], -float(r.get("flops") or 0.0))) if plain else None
     out: dict[str, Any] = {"best": best, "mean": mean, "std": std,
                            "n": len(best.get("test_acc_seeds") or [best["test_acc"]]),
                            "split": split_by_technique(best), "mest": mest, "mest_split": None,
@@ -86,6 +87,13 @@ def advice(rows: list[dict], reference_note: dict | None = None) -> dict[str, An
                                "no plain-MEST trial (freeze.target = sieve.ratio = 0) has completed yet; the search "
                                "queues one as its first trial unless the file says reference: false")
     return out
+
+
+def pareto_trials(rows: list[dict]) -> list[dict]:
+    """The completed trials no other beats on both accuracy and planned FLOPs, cheapest first."""
+    from engine.sweep.results import pareto_front
+    done = [r for r in rows if r.get("state") == "complete" and r.get("test_acc") is not None and r.get("flops")]
+    return [done[i] for i in pareto_front([(float(r["flops"]), float(r["test_acc"])) for r in done])]
 
 
 def _pct(x: float, of: float) -> str:
