@@ -124,3 +124,15 @@ def test_open_a_search_folder(tmp_path, qtbot):
     states = [r["state"] for r in win.search.snapshot["trials"]]
     assert states.count("complete") == 3
     win.close()
+
+
+def test_use_the_form_as_the_base(studio, tab):
+    studio.form.set_field("sparsity.target", 0.8)
+    studio.form.set_field("epochs", 7)
+    tab.base_from_form()
+    d = tab.search_dict()
+    assert d["overrides"]["epochs"] == 7 and d["overrides"]["sparsity"]["target"] == 0.8
+    assert tab.plan(), tab.cost.text()
+    from engine.search import spec as spec_mod
+    spec = spec_mod.parse(d)
+    assert spec.base["epochs"] == 7 and spec.base["sparsity"]["target"] == 0.8
