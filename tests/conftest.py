@@ -27,6 +27,25 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     terminalreporter.write_line(_CLOCK.summary(workers or None, _THREADS))
 
 
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The one-node Slurm of scripts/slurm-local, started once per session (joined when it
+    already runs, and left running for the next session: ``scripts/slurm-local stop``);
+    the test skips, saying why, where Slurm is not installed or this is not root."""
+    import slurm_local
+    reason = slurm_local.missing_reason()
+    if reason:
+        pytest.skip(reason)
+    try:
+        conf = slurm_local.start()
+    except RuntimeError as exc:
+        if os.environ.get("SPFDE_REQUIRE_SLURM"):     # .ci/run installed Slurm: it must come up
+            raise
+        pytest.skip(f"the local Slurm did not start: {exc}")
+    os.environ["SLURM_CONF"] = conf
+    return conf
+
+
 @pytest.fixture
 def studio(qtbot, tmp_path):
     """A shown MainWindow on an empty runs folder that never asks on close and leaves no

@@ -11,6 +11,8 @@ wall time and load average printed at the end. Loaded by tests/conftest.py.
 - Serial-only tests: every test that needs Qt (the ``qtbot`` fixture or the ``gui`` mark)
   joins one xdist group, so under ``--dist loadgroup`` they run one after another on one
   worker (one offscreen display, one event loop, no two windows competing for focus).
+- Slurm tests (the ``slurm`` mark) join their own group: one worker submits to the one
+  local Slurm (scripts/slurm-local), and its 2 CPU slots are not shared between workers.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import os
 import time
 
 SERIAL_GROUP = "serial-gui"
+SLURM_GROUP = "slurm"
 
 
 def auto_workers() -> int:
@@ -72,21 +75,28 @@ class Clock:
                 f"{os.cpu_count()} cores; at start {self.load_at_start}, at end {load_text()}")
 
 
+def group_of(item) -> str | None:
+    if needs_serial(item):
+        return SERIAL_GROUP
+    return SLURM_GROUP if item.get_closest_marker("slurm") is not None else None
+
+
 def join_serial_group(config, items) -> None:
-    """Mark the Qt tests with the serial xdist group and, under ``--dist loadgroup``, give
-    their node ids the ``@group`` suffix the controller schedules by. pytest-xdist 3.8 writes
-    that suffix to ``item._nodeid``, which pytest 9 no longer reads (node ids live in
-    ``item._id``), so without this the group would be silently ignored."""
+    """Mark the Qt tests (and the Slurm tests) with their xdist group and, under ``--dist
+    loadgroup``, give their node ids the ``@group`` suffix the controller schedules by.
+    pytest-xdist 3.8 writes that suffix to ``item._nodeid``, which pytest 9 no longer reads
+    (node ids live in ``item._id``), so without this the group would be silently ignored."""
     loadgroup = getattr(config.option, "loadgroup", False)
     for item in items:
-        if not needs_serial(item):
+        group = group_of(item)
+        if group is None:
             continue
-        item.add_marker(_group_mark())
+        item.add_marker(_group_mark(group))
         if loadgroup and "@" not in item.nodeid:
             from _pytest.nodeid import coerce_node_id  # pytest >= 9
-            item._id = coerce_node_id(f"{item.nodeid}@{SERIAL_GROUP}")
+            item._id = coerce_node_id(f"{item.nodeid}@{group}")
 
 
-def _group_mark():
+def _group_mark(group: str = SERIAL_GROUP):
     import pytest
-    return pytest.mark.xdist_group(SERIAL_GROUP)
+    return pytest.mark.xdist_group(group)

@@ -37,3 +37,85 @@ def test_parse_squeue_and_active():
     assert jobs["12_0"].node == "node1" and jobs["12_0"].reason == ""
     assert jobs["12_1"].reason == "Priority" and jobs["12_1"].active
     assert not JobInfo("9", "ENDED").active
+
+
+# ---------------------------------------------------------------- options, checks, the job entry
+from pathlib import Path  # noqa: E402
+
+from engine.executor import checks, job  # noqa: E402
+from engine.executor.slurm import options_from, parse_sets  # noqa: E402
+
+
+def test_options_from_a_mapping_name_the_bad_field():
+    o = options_from({"partition": "gpu", "time": "4:00:00", "gpus_per_node": 8, "extra": "--exclusive"})
+    assert (o.partition, o.gpus_per_node, o.extra) == ("gpu", 8, ["--exclusive"])
+    with pytest.raises(ValueError, match=r"slurm\.partiton: unknown Slurm option"):
+        options_from({"partiton": "gpu"})
+    with pytest.raises(ValueError, match=r"slurm\.gpus_per_node: expected a whole number"):
+        options_from({"gpus_per_node": "eight"})
+    with pytest.raises(ValueError, match=r"slurm\.time"):
+        options_from({"time": "tomorrow"})
+    layered = parse_sets(["time=30", "qos=high"], o)
+    assert (layered.partition, layered.time, layered.qos) == ("gpu", "30", "high")
+    with pytest.raises(ValueError, match="--slurm: expected KEY=VALUE"):
+        parse_sets(["partition"], o)
+
+
+def test_sweep_file_executor_fields_are_checked():
+    from engine.sweep import spec as spec_mod
+    s = spec_mod.parse({"base": {"preset": "demo"}, "executor": "slurm", "slurm": {"partition": "gpu"}})
+    assert s.executor == "slurm" and s.slurm == {"partition": "gpu"}
+    with pytest.raises(spec_mod.SweepError, match=r"executor: expected one of local, slurm"):
+        spec_mod.parse({"base": {"preset": "demo"}, "executor": "k8s"})
+    with pytest.raises(spec_mod.SweepError, match=r"slurm\.cpus_per_task"):
+        spec_mod.parse({"base": {"preset": "demo"}, "slurm": {"cpus_per_task": 0}})
+
+
+def test_gpus_in_gres():
+    assert checks.gpus_in_gres("gpu:a100:8(S:0-1)") == 8
+    assert checks.gpus_in_gres("gpu:4,shard:8") == 4
+    assert checks.gpus_in_gres("(null)") == 0
+
+
+def test_node_local_run_folder_is_refused_unless_the_nodes_are_this_machine(monkeypatch, tmp_path):
+    monkeypatch.setattr(checks, "partition_nodes", lambda p: [("node01", 0), ("node02", 0)])
+    with pytest.raises(checks.SubmitError, match=r"run folder /tmp/x: under /tmp"):
+        checks.check_folder(Path("/tmp/x"), "debug")
+    with pytest.raises(checks.SubmitError, match="must be an absolute path"):
+        checks.check_folder(Path("runs"), "debug")
+    checks.check_folder(Path("/shared/runs"), "debug")      # not node-local: accepted
+    import socket
+    monkeypatch.setattr(checks, "partition_nodes", lambda p: [(socket.gethostname(), 0)])
+    checks.check_folder(Path("/tmp/x"), "debug")             # a one-node cluster on this machine
+
+
+def test_time_limit_against_an_epoch():
+    assert "not checked" in checks.check_time(SlurmOptions(time="10"), None)
+    assert checks.check_time(SlurmOptions(time="10"), 300.0) is None
+    with pytest.raises(checks.SubmitError, match=r"slurm\.time: 1 \(60 s\) is shorter than one epoch"):
+        checks.check_time(SlurmOptions(time="1"), 300.0)
+
+
+def test_job_entry_resumes_when_a_checkpoint_exists(tmp_path):
+    assert job.engine_argv(tmp_path)[:1] == ["run"] and job.engine_argv(tmp_path)[-2:] == ["--attach", str(tmp_path)]
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.pt").write_bytes(b"x")
+    assert job.engine_argv(tmp_path) == ["resume", str(tmp_path)]
+    assert job.main([str(tmp_path / "nowhere")]) == 2        # a folder the node cannot see
+
+
+def test_slurm_environment_to_torch_distributed():
+    env = {"SLURM_NTASKS": "4", "SLURM_PROCID": "3", "SLURM_LOCALID": "1", "SLURM_JOB_ID": "1234",
+           "SLURM_NTASKS_PER_NODE": "2(x2)", "SLURM_JOB_NODELIST": "gpu[07-08]"}
+    d = job.ddp_env(env)
+    assert (d["RANK"], d["WORLD_SIZE"], d["LOCAL_RANK"], d["LOCAL_WORLD_SIZE"]) == ("3", "4", "1", "2")
+    assert d["MASTER_ADDR"] in ("gpu07",) and d["MASTER_PORT"] == str(20000 + 1234)
+    assert job.ddp_env({"SLURM_NTASKS": "1", "SLURM_PROCID": "0"}) == {}
+    assert job.requeue_fields({"SLURM_RESTART_COUNT": "0"}) is None
+    r = job.requeue_fields({"SLURM_RESTART_COUNT": "2", "SLURM_ARRAY_JOB_ID": "7", "SLURM_ARRAY_TASK_ID": "3"})
+    assert (r["attempt"], r["restart_count"], r["job_id"]) == (3, 2, "7_3")
+
+
+def test_srun_for_a_multi_process_job():
+    text = batch_script([["python", "-m", "engine.executor.job", "/r"]], "spfde-x", "/r", SlurmOptions(), ntasks=2)
+    assert "#SBATCH --ntasks-per-node=2" in text and "exec srun --kill-on-bad-exit=1 python" in text

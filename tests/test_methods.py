@@ -103,6 +103,12 @@ def test_set_and_mest_schedules():
     cfg = from_dict({"epochs": 20, "interval": 3, "sparsity": {"algorithm": "set"}})
     assert dst_schedule.update_epochs(cfg) == [3, 6, 9, 12, 15, 18]
     assert {dst_schedule.training_sparsity(cfg, e) for e in range(20)} == {0.9}
+    # SET's paper updates after every epoch; freezing and sieving keep the interval's cadence
+    every = from_dict({"epochs": 6, "interval": 3, "sparsity": {"algorithm": "set", "update_every": 1}})
+    assert dst_schedule.update_epochs(every) == [1, 2, 3, 4, 5]
+    assert dst_schedule.mask_update(every, 1) == (0.9, 0.9) and every.interval == 3
+    with pytest.raises(ConfigError, match="sparsity.update_every.*does not apply"):
+        from_dict({"epochs": 6, "sparsity": {"algorithm": "mest_ems", "update_every": 1}})
     ems = from_dict({"epochs": 160, "interval": 5})
     # MEST EM&S on the plug-in: the schedule of ALGORITHMS.md section 1, unchanged
     assert dst_schedule.update_epochs(ems) == list(range(5, 125, 5))

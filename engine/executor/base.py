@@ -4,6 +4,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+EXECUTORS = ("local", "slurm")      # where runs and sweep cells run (docs/slurm.md)
 ACTIVE_STATES = frozenset({"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "SUSPENDED",
                            "RESIZING", "REQUEUE_HOLD", "REQUEUE_FED"})
 
@@ -26,8 +27,10 @@ class Executor(ABC):
     name: str = ""
 
     @abstractmethod
-    def submit(self, commands: list[list[str]], job_name: str, log_dir: str) -> list[str]:
-        """Submit one job per command; their job ids, in order."""
+    def submit(self, commands: list[list[str]], job_name: str, log_dir: str,
+               ntasks: int = 1, nodes: int = 1) -> list[str]:
+        """Submit one job per command (each with ``ntasks`` processes over ``nodes`` machines);
+        their job ids, in order."""
 
     @abstractmethod
     def query(self, job_ids: list[str]) -> dict[str, JobInfo]:

@@ -10,7 +10,11 @@ import re
 import shlex
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from engine.executor.base import Executor, JobInfo
 
@@ -56,7 +60,7 @@ class SlurmOptions:
         if self.cpus_per_task < 1:
             raise ValueError(f"slurm.cpus_per_task: expected at least 1; got {self.cpus_per_task}")
 
-    def directives(self) -> list[str]:
+    def directives(self, ntasks: int = 1, nodes: int = 1) -> list[str]:
         d = [f"--time={self.time}", f"--cpus-per-task={self.cpus_per_task}", "--requeue",
              f"--signal=B:TERM@{self.signal_warning_s}", "--open-mode=append"]
         for flag, value in (("partition", self.partition), ("account", self.account), ("qos", self.qos),
@@ -65,21 +69,106 @@ class SlurmOptions:
                 d.append(f"--{flag}={value}")
         if self.gpus_per_node:
             d.append(f"--gpus-per-node={self.gpus_per_node}")
+        if nodes > 1 or ntasks > 1:        # a multi-process DDP run: one task per process
+            d += [f"--nodes={nodes}", f"--ntasks-per-node={max(1, ntasks // nodes)}"]
         return d + list(self.extra)
 
 
-def batch_script(commands: list[list[str]], job_name: str, log_dir: str, opts: SlurmOptions) -> str:
-    """One job array, task i running commands[i] (exec'd, so Slurm's signal reaches the engine)."""
+# Where the user keeps their cluster's settings (read when it exists; --slurm-config names another).
+USER_CONFIG = Path("~/.config/spfde/slurm.yaml")
+OPTION_NAMES = tuple(f.name for f in fields(SlurmOptions))
+
+
+def options_from(data: Any, where: str = "slurm", base: SlurmOptions | None = None) -> SlurmOptions:
+    """SlurmOptions from a mapping (a sweep file's ``slurm:``, the user's slurm.yaml),
+    on top of ``base``; an unknown key or a value of the wrong kind names the field."""
+    out = SlurmOptions(**{n: getattr(base, n) for n in OPTION_NAMES}) if base else SlurmOptions()
+    if data is None:
+        return out
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping of Slurm options ({', '.join(OPTION_NAMES)}); got {data!r}")
+    for key, value in data.items():
+        if key not in OPTION_NAMES:
+            raise ValueError(f"{where}.{key}: unknown Slurm option; expected one of {', '.join(OPTION_NAMES)}")
+        default = getattr(SlurmOptions(), key)
+        if isinstance(default, list):
+            value = [value] if isinstance(value, str) else value
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{where}.{key}: expected a list of sbatch options such as [--exclusive]; got {value!r}")
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{where}.{key}: expected a whole number; got {value!r}")
+        else:
+            if value is None:
+                value = ""
+            if not isinstance(value, (str, int)):
+                raise ValueError(f"{where}.{key}: expected a string; got {value!r}")
+            value = str(value)
+        setattr(out, key, value)
+    try:
+        out.validate()
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    return out
+
+
+def load_options(path: str | Path | None, explicit: bool = False) -> SlurmOptions:
+    """The user's cluster settings: ``path`` (an error when it is missing and was named), else
+    ~/.config/spfde/slurm.yaml when it exists, else the defaults."""
+    p = Path(path).expanduser() if path else USER_CONFIG.expanduser()
+    if not p.is_file():
+        if explicit:
+            raise ValueError(f"--slurm-config: {p} does not exist")
+        return SlurmOptions()
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{p}: not a readable YAML file: {exc}") from None
+    return options_from(data, str(p))
+
+
+def parse_sets(pairs: list[str], base: SlurmOptions) -> SlurmOptions:
+    """``--slurm KEY=VALUE`` pairs (values read as YAML) on top of ``base``."""
+    data: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--slurm: expected KEY=VALUE such as partition=gpu; got {pair!r}")
+        data[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return options_from(data, "--slurm", base)
+
+
+def batch_script(commands: list[list[str]], job_name: str, log_dir: str, opts: SlurmOptions,
+                 ntasks: int = 1, nodes: int = 1) -> str:
+    """One job array, task i running commands[i] (exec'd, so Slurm's signal reaches the engine;
+    through ``srun`` when the job has several tasks, one per DDP process)."""
     if not commands:
         raise ValueError("batch_script: no commands to submit")
     array = f"0-{len(commands) - 1}" + (f"%{opts.array_parallelism}" if opts.array_parallelism else "")
     lines = ["#!/bin/bash", f"#SBATCH --job-name={job_name}", f"#SBATCH --array={array}",
              f"#SBATCH --output={log_dir}/slurm-%A_%a.log"]
-    lines += [f"#SBATCH {d}" for d in opts.directives()]
+    lines += [f"#SBATCH {d}" for d in opts.directives(ntasks, nodes)]
+    # srun forwards the batch shell's TERM to its tasks (the engine checkpoints on every rank)
+    launch = "exec srun --kill-on-bad-exit=1 " if ntasks > 1 or nodes > 1 else "exec "
     lines.append('case "$SLURM_ARRAY_TASK_ID" in')
-    lines += [f"  {i}) exec {shlex.join(cmd)} ;;" for i, cmd in enumerate(commands)]
+    lines += [f"  {i}) {launch}{shlex.join(cmd)} ;;" for i, cmd in enumerate(commands)]
     lines += ["esac", "echo 'no command for this array task' >&2", "exit 2", ""]
     return "\n".join(lines)
+
+
+def log_file(log_dir: str | Path, job_id: str) -> Path:
+    """The Slurm output file of job ``<array>_<task>`` (the --output pattern above)."""
+    return Path(log_dir) / f"slurm-{job_id}.log"
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a job's Slurm log ('' when there is none)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    kept = [l for l in text.splitlines() if l.strip()]
+    return "\n".join(kept[-lines:])[-2000:]
 
 
 def parse_squeue(text: str) -> dict[str, JobInfo]:
@@ -106,11 +195,12 @@ class SlurmExecutor(Executor):
         opts.validate()
         self.opts = opts
 
-    def submit(self, commands: list[list[str]], job_name: str, log_dir: str) -> list[str]:
+    def submit(self, commands: list[list[str]], job_name: str, log_dir: str,
+               ntasks: int = 1, nodes: int = 1) -> list[str]:
         missing = available()
         if missing:
             raise RuntimeError(missing)
-        script = batch_script(commands, job_name, log_dir, self.opts)
+        script = batch_script(commands, job_name, log_dir, self.opts, ntasks, nodes)
         res = subprocess.run(["sbatch", "--parsable"], input=script, capture_output=True, text=True, timeout=60)
         if res.returncode != 0:
             raise RuntimeError(f"sbatch refused the job: {res.stderr.strip() or res.stdout.strip()}")
@@ -118,11 +208,16 @@ class SlurmExecutor(Executor):
         return [f"{array_id}_{i}" for i in range(len(commands))]
 
     def query(self, job_ids: list[str]) -> dict[str, JobInfo]:
+        """Every listed job's state. squeue is asked for all jobs (``-j`` with a job it has
+        already forgotten fails as a whole); a failing squeue raises, so that a controller
+        that does not answer is never read as "every job ended"."""
         if not job_ids:
             return {}
-        res = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T|%N|%M|%r", "-j", ",".join(job_ids)],
+        res = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T|%N|%M|%r"],
                              capture_output=True, text=True, timeout=60)
-        seen = parse_squeue(res.stdout) if res.returncode == 0 else {}
+        if res.returncode != 0:
+            raise RuntimeError(f"squeue failed: {res.stderr.strip() or res.stdout.strip()}")
+        seen = parse_squeue(res.stdout)
         return {j: seen.get(j, JobInfo(j, "ENDED")) for j in job_ids}
 
     def cancel(self, job_ids: list[str]) -> None:

@@ -50,6 +50,10 @@ EVENT_FIELDS: dict[str, dict[str, str]] = {
     "run_finished": {"status": "str", "epochs_completed": "int", "final": "dict", "flops": "dict",
                      "wall_time": "num"},
     "error": {"message": "str", "traceback": "str"},
+    # Something the user should check that does not stop the run (source: model,
+    # trackers.mlflow, ...), e.g. freeze blocks derived from the top-level modules because the
+    # model declares none, or an experiment tracker that failed (it is then off); once per cause.
+    "warning": {"source": "str", "message": "str"},
     # Corrupt images skipped (data.on_bad_sample: skip) in one epoch; samples: [{path, reason}] (at most 20).
     "bad_samples": {"epoch": "int", "split": "str", "count": "int", "total": "int", "samples": "list"},
     # Sweep-level events (spfde-train sweep; stdout and <sweep>/sweep_events.jsonl).
@@ -66,6 +70,9 @@ EVENT_FIELDS: dict[str, dict[str, str]] = {
     # epoch adds similarity_to_final (Fig. 1a), rank_overlap_to_final and measure_epochs.
     # docs/events.md has the details.
     "analysis": {"epoch": "int", "measured": "bool", "grad_norm": "dict"},
+    # requeued: a Slurm job restarted (preempted or warned before its time limit) and resumed
+    # from its run folder; attempt counts from 1 (engine.executor.job).
+    "requeued": {"attempt": "int", "restart_count": "int", "job_id": "str"},
     # threads: auto on a CPU kept a different intra-op thread count (engine.training.adaptive_threads).
     "threads": {"epoch": "int", "batch": "int", "threads": "int", "previous": "int", "images_per_s": "num"},
 }

@@ -24,11 +24,14 @@ import yaml
 
 from engine import config as config_mod
 from engine.config import ConfigError, safe_yaml
+from engine.executor.base import EXECUTORS
+from engine.executor.slurm import options_from
 
 DEFAULT_MAX_CELLS = 500
 MAX_SEEDS = 10_000               # seeds a sweep may name (each one is a cell per setting)
 SWEEPS_DIR = Path(__file__).resolve().parent.parent.parent / "assets" / "sweeps"
-SWEEP_KEYS = ("name", "base", "overrides", "axes", "linked", "seeds", "max_cells", "sweep_dir", "description")
+SWEEP_KEYS = ("name", "base", "overrides", "axes", "linked", "seeds", "max_cells", "sweep_dir", "description",
+              "executor", "slurm")
 # Fields a sweep may not vary: the seed has its own key, and these name the run folder.
 NOT_AN_AXIS = {"seed": "use the sweep's `seeds` key", "name": "cells are named by the sweep",
                "run_dir": "cells run inside the sweep folder"}
@@ -56,6 +59,8 @@ class SweepSpec:
     description: str = ""
     source: str | None = None
     raw: dict = field(default_factory=dict)  # the file as read (stored in the manifest)
+    executor: str | None = None              # local | slurm; None: the command line's choice (local)
+    slurm: dict = field(default_factory=dict)  # Slurm options (engine.executor.slurm.SlurmOptions fields)
 
     def varied_fields(self) -> list[str]:
         """The fields that differ between settings, in file order (the table's columns)."""
@@ -129,11 +134,27 @@ def parse(data: Any, source: str | None = None, here: Path | None = None) -> Swe
 
     seeds = _seeds(data.get("seeds", 1), base, errors)
     max_cells, sweep_dir = _limits(data, errors)
+    executor, slurm = _executor(data, errors)
     if errors:
         raise SweepError(errors, source)
     return SweepSpec(name=name.strip(), base=base, axes=axes, linked=linked, seeds=seeds, max_cells=max_cells,
                      sweep_dir=sweep_dir, description=str(data.get("description", "") or ""), source=source,
-                     raw=copy.deepcopy(data))
+                     raw=copy.deepcopy(data), executor=executor, slurm=slurm)
+
+
+def _executor(data: dict, errors: list) -> tuple[str | None, dict]:
+    """(executor, slurm options) of the file; the options are checked by their own parser."""
+    executor = data.get("executor")
+    if executor is not None and executor not in EXECUTORS:
+        errors.append(("executor", f"expected one of {', '.join(EXECUTORS)}; got {executor!r}"))
+        executor = None
+    slurm = data.get("slurm") or {}
+    try:
+        options_from(slurm, "slurm")
+    except ValueError as exc:
+        errors.append(("slurm", str(exc)))
+        slurm = {}
+    return executor, dict(slurm) if isinstance(slurm, dict) else {}
 
 
 def _linked(linked_raw: Any, seen: set, errors: list) -> list[dict[str, list]]:

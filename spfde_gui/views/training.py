@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt
 from spfde_gui.fmt import fmt_flops
 from spfde_gui.model.run_model import RunModel, config_value, differing_fields
 from spfde_gui.palette import TEST, TRAIN
+from spfde_gui.report.export_figure import install_save_actions
 from spfde_gui.views.base import (
     PALETTE,
     HoverReadout,
@@ -31,6 +32,7 @@ class TrainingView(RunView):
         self._overlays_dirty = False
         super().__init__(parent)
         self.glw = pg.GraphicsLayoutWidget()
+        self.save_figure = install_save_actions(self, self.glw)   # right-click: Save figure…
         self.acc_ep = make_plot(self.glw, 0, 0, "Accuracy vs epoch", "epoch", "accuracy (%)", legend_bottom=True)
         self.loss_ep = make_plot(self.glw, 0, 1, "Loss vs epoch", "epoch", "loss")
         self.acc_fl = make_plot(self.glw, 1, 0, "Accuracy vs training FLOPs", "cumulative FLOPs", "accuracy (%)",

@@ -8,8 +8,12 @@ from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from engine import config as cfgmod
+from engine.config import model_spec
+from engine.cost import measured
 from engine.cost import projection as plan
 from engine.data.checks import CIFAR_FILES, check_dataset
+from engine.data.sizes import dataset_sizes
+from spfde_gui.system import model_tables
 from spfde_gui.system.tasks import TaskCancelled, TaskRunner
 
 DEBOUNCE_MS = 250
@@ -62,11 +66,44 @@ def per_gpu(cfg: cfgmod.RunConfig, project) -> dict | None:
     return {"processes": world, "batch_size": per, "peak_bytes": project(one)["memory"]["peak_bytes"]}
 
 
-def _project(state, cfg: cfgmod.RunConfig):
+def needs_measuring(cfg: cfgmod.RunConfig) -> bool:
+    """A timm:, py: or wrn28 model whose cost table this studio has not measured yet."""
+    if not model_spec.is_measured(cfg.model.name):
+        return False
+    try:
+        sizes = dataset_sizes(cfg)
+    except cfgmod.ConfigError:
+        return False                   # the projection reports it
+    return not measured.known(cfg.model, sizes["num_classes"], sizes["image_size"])
+
+
+def _measure(cfg: cfgmod.RunConfig, trusted: frozenset) -> tuple[dict, str] | None:
+    """Measure the model in a subprocess and register its table; a refusal (a factory not
+    confirmed, a model the engine cannot build) as the task's outcome, else None."""
+    spec = model_spec.parse(cfg.model.name)
+    if spec.kind == "py" and spec.name not in trusted:
+        # a shared config must not run code by being opened: the user imports it, explicitly
+        return ({"confirm": spec.name, "errors": [("model.name", "not measured yet")]},
+                f"model.name: {cfg.model.name} is code of your own: its blocks and FLOPs are measured by "
+                f"importing {spec.name} in a separate engine process, only when you click 'Import and measure'")
+    try:
+        table = model_tables.measure(cfg)
+    except model_tables.MeasureError as exc:
+        return {"errors": [("model.name", str(exc))]}, f"model.name: {exc}"
+    sizes = dataset_sizes(cfg)
+    measured.register(cfg.model, sizes["num_classes"], sizes["image_size"], table)
+    return None
+
+
+def _project(state, cfg: cfgmod.RunConfig, trusted: frozenset = frozenset()):
     """The task: (projection, "") or ({}, why it cannot be projected)."""
     try:
         if cfg.data.name in CIFAR_FILES:
             check_dataset(cfg)    # a missing CIFAR folder is flagged at data.root before launch
+        if needs_measuring(cfg):
+            refused = _measure(cfg, trusted)
+            if refused is not None:
+                return refused
         res = plan.project(cfg)
         res["per_gpu"] = per_gpu(cfg, plan.project)
         return res, ""
@@ -156,6 +193,14 @@ class CostPreview(QWidget):
         self.fix_btn.setVisible(False)
         self.fix_btn.clicked.connect(self._apply_fix)
         lay.addWidget(self.fix_btn, 0, Qt.AlignLeft)
+        # a py: factory is imported (in an engine subprocess) only after this click
+        self.trusted: set[str] = set()
+        self._confirm: str | None = None
+        self.confirm_btn = QPushButton()
+        self.confirm_btn.setObjectName("preview:confirm")
+        self.confirm_btn.setVisible(False)
+        self.confirm_btn.clicked.connect(self._trust)
+        lay.addWidget(self.confirm_btn, 0, Qt.AlignLeft)
         lay.addStretch(1)
         self.setMinimumHeight(self.sizeHint().height())
 
@@ -169,13 +214,25 @@ class CostPreview(QWidget):
             self._show_error("Fix the configuration: " + "; ".join(f"{f}: {m}" for f, m in (errors or [])[:3]))
             return
         self.message.setStyleSheet("color: #555;")
-        self.message.setText("<i>updating…</i>")
+        self.message.setText("<i>measuring the model's blocks and FLOPs (once, in an engine process)…</i>"
+                             if needs_measuring(cfg) and self._may_measure(cfg) else "<i>updating…</i>")
         self._timer.start()
+
+    def _may_measure(self, cfg: cfgmod.RunConfig) -> bool:
+        spec = model_spec.parse(cfg.model.name)
+        return spec.kind != "py" or spec.name in self.trusted
+
+    def _trust(self) -> None:
+        if self._confirm:
+            self.trusted.add(self._confirm)
+        self.confirm_btn.setVisible(False)
+        if self._pending is not None:
+            self.schedule(self._pending)
 
     def _run(self) -> None:
         if self._pending is None:
             return
-        self.tasks.start(_project, self._pending)
+        self.tasks.start(_project, self._pending, frozenset(self.trusted))
 
     def busy(self) -> bool:
         return self._timer.isActive() or self.tasks.is_busy()
@@ -190,6 +247,9 @@ class CostPreview(QWidget):
     # ------------------------------------------------------------------ output
     def _on_done(self, outcome) -> None:
         res, err = outcome
+        self._confirm = res.get("confirm") if err else None
+        self.confirm_btn.setText(f"Import and measure {self._confirm} (runs its code)" if self._confirm else "")
+        self.confirm_btn.setVisible(bool(self._confirm))
         if err:
             self._show_error(err, rejected=True, suggestions=res.get("suggestions"), fields=res.get("errors"))
             return

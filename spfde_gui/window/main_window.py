@@ -35,6 +35,7 @@ from spfde_gui.sweep.results_view import SweepResultsView
 from spfde_gui.system.engine_process import EngineController
 from spfde_gui.system.tasks import TaskRunner
 from spfde_gui.views import AnalysisView, FlopsView, FreezeView, HardwareView, SieveView, TrainingView
+from spfde_gui.window import help_menu
 from spfde_gui.window.config_form import ConfigForm
 from spfde_gui.window.cost_preview import CostPreview
 from spfde_gui.window.elided_label import ElidedLabel
@@ -356,6 +357,7 @@ class MainWindow(QMainWindow):
         quit_act.setShortcut(QKeySequence.Quit)
         quit_act.triggered.connect(self.close)
         menu.addAction(quit_act)
+        help_menu.install(self)
 
     def _action(self, tb: QToolBar, text, slot, key, tip) -> QAction:
         a = QAction(text, self)
@@ -664,6 +666,7 @@ class MainWindow(QMainWindow):
         self.exporter.wait(30.0)
         self.exporter.shutdown()
         self.preview.shutdown()
+        self.form.shutdown()
         self.sieve.shutdown()
         self.runs.shutdown()
         self.search.shutdown()          # a running search stops with a checkpoint; Start continues it

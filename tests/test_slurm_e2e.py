@@ -1,0 +1,226 @@
+"""Sweeps and runs on a real one-node Slurm (scripts/slurm-local, the ``slurm_cluster``
+fixture): the same results as the local executor, a requeued cell that resumes to the same
+final metrics, a cancelled sweep that continues, a failed job that comes back as a failed
+cell with its log tail, and bad input refused before anything is submitted. Tiny synthetic
+runs; skipped (saying why) where Slurm is not installed."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from engine.executor.slurm import SlurmExecutor, SlurmOptions
+from engine.sweep import cluster, manifest, results, state
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parent.parent
+TINY = {"device": "cpu", "epochs": 2, "interval": 1, "batch_size": 4, "model": {"width": 0.25}, "threads": 1,
+        "data": {"image_size": 8, "train_size": 40, "test_size": 16, "num_classes": 4, "augment": False},
+        "freeze": {"target": 0}, "sieve": {"ratio": 0}, "checkpoint": {"every": 1}, "analysis": {"enabled": False}}
+# long enough (a few seconds an epoch) to be caught running
+LONGER = {**TINY, "epochs": 3, "data": {**TINY["data"], "train_size": 1200}}
+COMPARED = ("status", "final_test_acc", "best_test_acc", "flops_spent", "epochs_completed")
+
+
+def env():
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+def spfde(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "engine", *map(str, args)], cwd=ROOT, env=env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def write_sweep(tmp_path, name="grid", overrides=TINY, **kw) -> Path:
+    d = {"name": name, "base": {"preset": "demo"}, "overrides": overrides,
+         "axes": {"sparsity.target": [0.5, 0.8]}, "seeds": 2, "sweep_dir": str(tmp_path / "sweeps")}
+    d.update(kw)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(yaml.safe_dump(d))
+    return p
+
+
+def events(out: str) -> list[dict]:
+    return [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+
+
+def compared(m) -> dict:
+    lines = results.latest_lines(manifest.read_jsonl(m.dir / manifest.RESULTS))
+    return {cell: {k: line.get(k) for k in COMPARED} for cell, line in lines.items()}
+
+
+def wait_for(pred, what: str, timeout: float = 300):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def run_events(run_dir: Path) -> list[dict]:
+    return manifest.read_jsonl(Path(run_dir) / "events.jsonl")
+
+
+def queue() -> str:
+    return subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T"], capture_output=True, text=True).stdout
+
+
+def test_four_cell_sweep_on_slurm_gives_the_local_results(slurm_cluster, tmp_path):
+    local = spfde("sweep", write_sweep(tmp_path / "a"), "--gpus", "none")
+    assert local.returncode == 0, local.stderr[-2000:]
+    on_slurm = spfde("sweep", write_sweep(tmp_path / "b", executor="slurm", slurm={"array_parallelism": 2}),
+                     "--poll-s", "0.5")
+    assert on_slurm.returncode == 0, on_slurm.stderr[-2000:]
+    evs = events(on_slurm.stdout)
+    assert evs[0]["event"] == "sweep_started" and len(evs[0]["jobs"]) == 4
+    assert evs[-1]["event"] == "sweep_finished" and evs[-1]["completed"] == 4 and evs[-1]["failed"] == 0
+    a = manifest.read(Path(events(local.stdout)[0]["sweep_dir"]))
+    b = manifest.read(Path(evs[0]["sweep_dir"]))
+    assert compared(b) == compared(a) and all(v["status"] == "completed" for v in compared(b).values())
+    # the table (its training columns) and the status view
+    rows_a = {r.label(): r.stats["final_test_acc"].mean for r in results.load(a)}
+    assert {r.label(): r.stats["final_test_acc"].mean for r in results.load(b)} == rows_a
+    status = spfde("sweep", b.dir, "--status")
+    assert status.returncode == 0 and status.stdout.count("COMPLETED") == 4
+    # rerunning submits nothing
+    again = spfde("sweep", write_sweep(tmp_path / "b", executor="slurm"), "--poll-s", "0.5")
+    assert again.returncode == 0 and events(again.stdout)[0]["todo"] == 0
+    assert not any(e["event"] == "cell_started" for e in events(again.stdout))
+
+
+def _final_metrics(run_dir: Path) -> dict:
+    evs = run_events(run_dir)
+    last = [e for e in evs if e["event"] == "epoch_end"][-1]
+    fin = [e for e in evs if e["event"] == "run_finished"][-1]
+    return {"status": fin["status"], "final": fin["final"], "train_loss": last["train_loss"],
+            "test_acc": last["test_acc"], "epoch": last["epoch"]}
+
+
+def test_requeued_run_resumes_to_the_same_final_metrics(slurm_cluster, tmp_path):
+    cfg = tmp_path / "run.yaml"
+    base = yaml.safe_load((ROOT / "assets/presets/demo.yaml").read_text())
+    for k, v in LONGER.items():
+        base[k] = {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    base["name"] = "rq"
+    cfg.write_text(yaml.safe_dump(base))
+    local = spfde("run", "--config", cfg, "--run-dir", tmp_path / "local")
+    assert local.returncode == 0, local.stderr[-2000:]
+    sub = spfde("run", "--config", cfg, "--run-dir", tmp_path / "slurm", "--executor", "slurm")
+    assert sub.returncode == 0, sub.stderr[-2000:]
+    run_dir = next((tmp_path / "slurm").iterdir())
+    job = sub.stdout.split("Slurm job ")[1].split(":")[0]
+    # requeue once the first epoch is done (the job is mid-run: 3 epochs)
+    wait_for(lambda: any(e["event"] == "epoch_end" for e in run_events(run_dir)), "the first epoch")
+    assert subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True).returncode == 0
+    # Slurm holds a requeued job back (BeginTime) for a while: release it now
+    wait_for(lambda: f"{job}|PENDING" in queue(), "the requeued job to pend")
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True, text=True)
+    wait_for(lambda: sum(e["event"] == "run_finished" for e in run_events(run_dir)) == 2, "the resumed run's end")
+    evs = run_events(run_dir)
+    assert [e["status"] for e in evs if e["event"] == "run_finished"] == ["stopped", "completed"]
+    req = [e for e in evs if e["event"] == "requeued"]
+    assert len(req) == 1 and req[0]["attempt"] == 2 and req[0]["job_id"] == job
+    assert [e["resumed"] for e in evs if e["event"] == "run_started"] == [False, True]
+    assert _final_metrics(run_dir) == _final_metrics(next((tmp_path / "local").iterdir()))
+
+
+def test_cancelled_sweep_continues_on_rerun(slurm_cluster, tmp_path):
+    path = write_sweep(tmp_path, name="cx", overrides=LONGER, executor="slurm", axes={"sparsity.target": [0.5]})
+    out = spfde("sweep", path, "--detach")
+    assert out.returncode == 0, out.stderr[-2000:]
+    sweep_dir = Path(events(out.stdout)[0]["sweep_dir"])
+    m = manifest.read(sweep_dir)
+    jobs = cluster.jobs(m)
+    assert len(jobs) == 2
+    wait_for(lambda: all(any(e["event"] == "epoch_end" for e in run_events(Path(j.run_dir))) for j in jobs.values()),
+             "both cells' first epoch")
+    cancel = spfde("sweep", sweep_dir, "--cancel")
+    assert cancel.returncode == 0 and "cancelled 2 job(s)" in cancel.stdout, cancel.stderr
+    wait_for(lambda: not any(j.job_id in queue() for j in jobs.values()), "the cancelled jobs to leave")
+    status = spfde("sweep", sweep_dir, "--status")
+    assert status.stdout.count("CANCELLED") == 2, status.stdout
+    for j in jobs.values():          # each stopped with a checkpoint
+        assert [e["status"] for e in run_events(Path(j.run_dir)) if e["event"] == "run_finished"] == ["stopped"]
+        assert state.has_checkpoint(Path(j.run_dir))
+    again = spfde("sweep", path, "--poll-s", "0.5")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert events(again.stdout)[-1]["completed"] == 2
+    m = manifest.read(sweep_dir)
+    for name, j in cluster.jobs(m).items():      # resumed in the same folder, not restarted
+        assert j.run_dir == jobs[name].run_dir and j.job_id != jobs[name].job_id
+        starts = [e["resumed"] for e in run_events(Path(j.run_dir)) if e["event"] == "run_started"]
+        assert starts == [False, True]
+
+
+def test_a_job_failing_on_its_node_is_a_failed_cell_with_its_log_tail(slurm_cluster, tmp_path):
+    path = write_sweep(tmp_path, name="bad", axes={"sparsity.target": [0.5]}, seeds=1)
+    out = spfde("sweep", path, "--plan")
+    assert out.returncode == 0
+    from engine.sweep import cells as cells_mod
+    from engine.sweep import spec as spec_mod
+    spec = spec_mod.load(path)
+    m = manifest.create(spec, cells_mod.build(spec))
+    broken = tmp_path / "python-on-a-broken-node"
+    broken.write_text("#!/bin/sh\necho 'node 7: GPU fell off the bus' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    ex = SlurmExecutor(SlurmOptions())
+    seen = []
+    cluster.submit(m, ex, python=str(broken))
+    assert cluster.follow(m, ex, lambda ev, **f: seen.append((ev, f)), poll_s=0.3) == 0   # will retry once
+    failed = [f for ev, f in seen if ev == "cell_failed"]
+    assert len(failed) == 1 and "GPU fell off the bus" in failed[0]["error"] and failed[0]["will_retry"]
+    line = results.latest_lines(manifest.read_jsonl(m.dir / manifest.RESULTS))[m.cells[0].name]
+    assert line["status"] == "failed" and "GPU fell off the bus" in line["slurm_log_tail"]
+    # the retry (once) fails too: the cell is failed for good, not resubmitted again
+    cluster.submit(m, ex, python=str(broken))
+    assert cluster.follow(m, ex, lambda ev, **f: None, poll_s=0.3) == 1
+    assert cluster.submit(m, ex, python=str(broken)) == []
+    assert state.states(m)[0].action == "failed"
+
+
+@pytest.mark.parametrize("extra, field", [
+    (["--slurm", "partition=nosuch"], "slurm.partition"),
+    (["--slurm", "gpus_per_node=4"], "slurm.gpus_per_node"),
+    (["--slurm", "time=0:01", "--flops-per-s", "1000"], "slurm.time"),
+])
+def test_bad_input_is_refused_before_submitting(slurm_cluster, tmp_path, extra, field):
+    path = write_sweep(tmp_path, name="refused", executor="slurm")
+    before = queue()
+    out = spfde("sweep", path, *extra)
+    assert out.returncode == 2 and field in out.stderr, out.stderr
+    assert not (tmp_path / "sweeps").exists() or not any((tmp_path / "sweeps").iterdir())
+    assert queue() == before
+
+
+def test_two_task_gloo_ddp_run_through_srun(slurm_cluster, tmp_path):
+    sets = [f"{k}={v}" for k, v in {"device": "cpu", "epochs": 2, "interval": 1, "batch_size": 4, "model.width": 0.25,
+                                     "threads": 1, "data.image_size": 8, "data.train_size": 40, "data.test_size": 16,
+                                     "data.num_classes": 4, "data.augment": "false", "freeze.target": 0,
+                                     "sieve.ratio": 0, "analysis.enabled": "false",
+                                     "distributed.nproc_per_node": 2}.items()]
+    args = [a for s in sets for a in ("--set", s)]
+    sub = spfde("run", "--preset", "demo", *args, "--run-dir", tmp_path / "ddp", "--executor", "slurm")
+    assert sub.returncode == 0, sub.stderr[-2000:]
+    run_dir = next((tmp_path / "ddp").iterdir())
+    wait_for(lambda: any(e["event"] in ("run_finished", "error") for e in run_events(run_dir)), "the DDP run's end")
+    evs = run_events(run_dir)
+    assert [e["event"] for e in evs if e["event"] in ("run_started", "run_finished")] == ["run_started", "run_finished"]
+    dist = evs[0]["distributed"]          # rank 0 alone wrote
+    assert dist["world_size"] == 2 and dist["backend"] == "gloo" and evs[-1]["status"] == "completed"
+    marker = manifest.read_jsonl(run_dir / "slurm_jobs.jsonl")
+    assert len(marker) == 1 and marker[0]["ntasks"] == 2
+    log = next(run_dir.glob("slurm-*.log")).read_text()
+    assert "rank 1 of 2" in log and "backend gloo" in log
+    # more machines than the partition has: refused before submitting
+    nodes = spfde("run", "--preset", "demo", *args, "--set", "distributed.nnodes=2", "--run-dir", tmp_path / "n2",
+                  "--executor", "slurm")
+    assert nodes.returncode == 2 and "distributed.nnodes" in nodes.stderr, nodes.stderr
