@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from engine.search import advice as advice_mod
-from spfde_gui.report import ReportError
+from spfde_gui.report import ReportError, plots
 from spfde_gui.search import figures
 
 FORMATS = ("html", "pdf", "json")
@@ -90,28 +90,6 @@ Generated {time.strftime('%Y-%m-%d %H:%M')} from {html.escape(str(snap.get('fold
 </body></html>"""
 
 
-def svg_to_png(svg: str, scale: float = 2.0) -> bytes:
-    """Rasterise for the PDF (QTextDocument takes images, not inline SVG)."""
-    from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSize
-    from PySide6.QtGui import QImage, QImageReader
-
-    from spfde_gui.report import plots
-    plots.ensure_app()
-    buf = QBuffer()
-    buf.setData(QByteArray(svg.encode("utf-8")))
-    buf.open(QIODevice.ReadOnly)
-    reader = QImageReader(buf, b"svg")
-    size = reader.size()
-    reader.setScaledSize(QSize(int(size.width() * scale), int(size.height() * scale)))
-    img: QImage = reader.read()
-    if img.isNull():
-        raise ReportError(f"could not rasterise a figure: {reader.errorString()}")
-    out = QBuffer()
-    out.open(QIODevice.WriteOnly)
-    img.save(out, "PNG")
-    return bytes(out.data().data())
-
-
 def export_search_report(folder: str | Path, out_dir: str | Path | None = None,
                          formats: str | tuple | None = None) -> dict[str, Path]:
     snap = advice_mod.read_snapshot(folder)
@@ -137,8 +115,9 @@ def export_search_report(folder: str | Path, out_dir: str | Path | None = None,
         written["json"].write_text(json.dumps(snap, indent=1, default=str), encoding="utf-8")
     if "pdf" in chosen:
         from spfde_gui.report.pdf import write_pdf  # Qt (QTextDocument): only for a PDF
-        names = {k: f"figure/{k}.png" for k in figure_set(snap)}
-        pngs = {names[k]: svg_to_png(svg) for k, svg in figure_set(snap).items()}
-        written["pdf"] = write_pdf(render_html(snap, names), pngs, out / FILE_NAMES["pdf"],
+        plots.ensure_app()
+        names = {k: f"figure/{k}.svg" for k in figure_set(snap)}       # drawn as vectors by write_pdf
+        svgs = {names[k]: svg.encode("utf-8") for k, svg in figure_set(snap).items()}
+        written["pdf"] = write_pdf(render_html(snap, names), svgs, out / FILE_NAMES["pdf"],
                                    f"SpFDE Studio · search {snap['name']}")
     return {f: written[f] for f in chosen}
