@@ -29,18 +29,20 @@ from engine.config import ConfigError, model_spec
 from engine.config.advice import config_warnings
 from engine.config.hints import set_hint
 from engine.cost import arch as arch_mod
-from engine.cost import measured
+from engine.cost import measured, wall_time
 from engine.cost import preflight as resources
 from engine.cost import projection as plan_mod
 from engine.data.checks import CIFAR_FILES, check_dataset
 from engine.executor import cli as executor_cli
 from engine.run import folder as run_dir_mod
+from engine.run import started
 from engine.run.control import CommandChannel
 from engine.run.finished import completed_epochs
 from engine.run.lock import RunLock, RunLockedError, lock_for_worker
 from engine.run.telemetry import Emitter, setup_logging
 from engine.search import cli as search_cmd
 from engine.sweep import cli as sweep_cmd
+from engine.tracking.setup import missing_extras
 from engine.training import launcher, threads
 
 # torch is loaded by engine.training.{distributed,checkpoint,resume,trainer}: those are
@@ -94,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cost-table", action="store_true",
                    help="print only the model's cost table as JSON (blocks, layers, FLOPs; measured for timm:, "
                         "py: and wrn28 models): what the studio's preview reads")
+    p.add_argument("--calibrate", action="store_true",
+                   help="measure this machine's speed for the configuration first (a few training steps; loads "
+                        "torch), so that the plan gives a wall time (docs/wall-time.md)")
     p = sub.add_parser("sweep", help="run a sweep (a grid of settings x seeds, docs/sweeps.md), or resume one")
     p.add_argument("source", metavar="SWEEP_FILE_OR_DIR",
                    help="a sweep file (resumes the newest sweep folder with the same cells, unless --new), "
@@ -113,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cancel the sweep's Slurm jobs (each checkpoints first); running the sweep again continues it")
     p.add_argument("--detach", action="store_true", help="with --executor slurm: submit and exit, do not follow the jobs")
     p.add_argument("--poll-s", type=float, default=2.0, help="with --executor slurm: seconds between squeue polls")
+    p.add_argument("--events", action="store_true",
+                   help="write the JSON events on stdout even when it is a terminal (otherwise a terminal gets "
+                        "progress lines; the events always go to the sweep folder's sweep_events.jsonl)")
     search_cmd.add_parser(sub)
     return ap
 
@@ -128,12 +136,20 @@ def cmd_validate(args) -> int:
     # The projection catches what the fields alone cannot: an unreachable freeze target,
     # unknown dense_layers names, an imagefolder tree without images.
     plan_mod.project(cfg)
+    _check_trackers(cfg)
     # What `run` would otherwise find only later: the device and the dataset's layout (a scan).
     _check_device(cfg.device)
     for warning in [*config_warnings(cfg), *check_dataset(cfg)]:
         print(f"warning: {warning}", file=sys.stderr)
     print("OK")
     return EXIT_OK
+
+
+def _check_trackers(cfg) -> None:
+    """ConfigError naming the field of an enabled tracker whose library is not installed."""
+    missing = missing_extras(cfg)
+    if missing:
+        raise ConfigError(missing)
 
 
 def _check_device(name: str) -> None:
@@ -174,7 +190,18 @@ def cmd_plan(args) -> int:
         print(json.dumps(arch_mod.to_table(plan_mod.describe_run(cfg)[1])))
         return EXIT_OK
     plan = plan_mod.project(cfg)
+    if args.calibrate:
+        threads.apply(cfg.threads)        # the policy the run would use, before torch loads
+        from engine.training.calibrate import calibrate
+        try:
+            got = calibrate(cfg)
+        except (RuntimeError, OSError) as exc:      # no device, out of memory: the estimate stays unknown
+            log.warning("calibration failed, the wall time stays unknown: %s", exc)
+        else:
+            log.info("measured %.3g FLOPs/s on %s", got["flops_per_s"], got["device"])
+    est = wall_time.estimate(cfg, plan)
     if args.json:
+        plan = {**plan, "wall_time": est}
         if model_spec.is_measured(cfg.model.name):
             # the measured cost table: what the studio's preview needs to price this model in-process
             sizes, arch = plan_mod.describe_run(cfg)
@@ -182,6 +209,7 @@ def cmd_plan(args) -> int:
         print(json.dumps(plan, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
     else:
         print(plan_mod.format_plan(plan))
+        print(wall_time.describe(est))
     return EXIT_OK
 
 
@@ -198,6 +226,7 @@ def cmd_run(args) -> int:
     if model_spec.is_measured(cfg.model.name):
         threads.apply(cfg.threads)        # measuring the model (below) loads torch: the policy first
     est = resources.preflight(cfg)        # refuses a run that cannot fit in memory
+    _check_trackers(cfg)
     if cfg.device.startswith(("cuda", "mps")):
         # a missing GPU is a configuration error before any run folder exists, as in
         # `validate`; the thread policy first, since the check loads torch
@@ -407,6 +436,7 @@ def _measure_model(model_cfg, num_classes: int, image_size: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started.mark_cli()                      # the wall-time estimates count start-up from here
     setup_logging()
     measured.set_measurer(_measure_model)
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -76,9 +76,16 @@ class Clock:
 
 
 def group_of(item) -> str | None:
+    """The xdist group of a test: Qt, Slurm, or an explicit ``xdist_group`` mark (tests that
+    share a module-scoped server, e.g. tests/test_trackers.py's MLflow server)."""
     if needs_serial(item):
         return SERIAL_GROUP
-    return SLURM_GROUP if item.get_closest_marker("slurm") is not None else None
+    if item.get_closest_marker("slurm") is not None:
+        return SLURM_GROUP
+    mark = item.get_closest_marker("xdist_group")
+    if mark is not None:
+        return (mark.args[0] if mark.args else mark.kwargs.get("name")) or None
+    return None
 
 
 def join_serial_group(config, items) -> None:

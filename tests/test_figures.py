@@ -267,3 +267,24 @@ def test_sweep_results_plot_saves_too(qtbot, tmp_path):
         assert w == pytest.approx(width_in, abs=0.02) and h >= 2.0
         assert "final test accuracy (%)" in svg.read_text()
     assert v.plot.getPlotItem().geometry() == before
+
+
+def test_heat_map_cells_become_rectangles_unless_there_are_too_many(qtbot):
+    import numpy as np
+    import pyqtgraph as pg
+
+    from spfde_gui.report import export_figure as EF
+    rng = np.random.default_rng(0)
+    for shape, vector in (((12, 40), True), ((500, 500), False)):      # 480 cells; 250,000 runs
+        glw = pg.GraphicsLayoutWidget()
+        qtbot.addWidget(glw)
+        plot = glw.addPlot(title="heat")
+        img = pg.ImageItem(rng.integers(0, 255, shape).astype(np.uint8), levels=[0, 255])
+        img.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
+        plot.addItem(img)
+        svg = EF.view_figure_svg(glw, "single")
+        assert (b"<image" not in svg) == vector, shape
+        assert img.isVisible()                          # the view's image is shown again
+        if vector:
+            shapes = [el for el in ET.fromstring(svg).iter() if el.tag in (SVG_NS + "rect", SVG_NS + "path")]
+            assert len(shapes) >= shape[0] * shape[1] // 2     # a cell each (equal neighbours merge)

@@ -248,7 +248,7 @@ def test_snip_and_grasp_scores_equal_a_direct_computation():
     snip = torch.cat([s.flatten() for s in SNIP(from_dict({})).scores(model, weights, batches)])
     assert torch.allclose(snip, (g * flat).abs(), atol=1e-6)
     # T = 1 here; the official T = 200 is checked in test_fidelity.py
-    t1 = from_dict({"sparsity": {"algorithm": "grasp", "temperature": 1.0}})
+    t1 = from_dict({"sparsity": {"algorithm": "grasp", "temperature": 1.0, "reinit_fc": False}})
     grasp = torch.cat([s.flatten() for s in GraSP(t1).scores(model, weights, batches)])
     assert torch.allclose(grasp, -flat * (h @ g), atol=1e-5)
     # one global threshold, exact count: SNIP keeps the largest, GraSP removes the largest

@@ -42,21 +42,24 @@ def test_tqdm_bar_shows_batch_speed_and_time_left_for_epoch_and_run():
     bar = ProgressBar(out)
     bar.on_event(_started(epochs=4))
     bar.on_event(make_event("progress", epoch=0, batch=2, batches=10, loss=1.5, images_per_s=640.0))
-    bar._epoch_start -= 4.0            # as if the 2 batches took 4 s: 16 s left in the epoch
+    bar._epoch_start -= 4.0            # as if the 2 batches since the bar started took 4 s
     bar.on_event(make_event("progress", epoch=0, batch=4, batches=10, loss=1.25, images_per_s=812.0))
     line = out.getvalue().split("\r")[-1]
     assert "epoch 1/4" in line and "batch 4/10" in line and "812 img/s" in line and "loss 1.250" in line
-    # the run: 6 of 10 batches left at ~1 s per batch, then 3 more epochs of ~10 s each
+    # the run: 6 of 10 batches left at ~2 s per batch, then 3 more epochs of ~20 s each
     left = bar.run_left(0, 4, 10)
-    assert left is not None and 30 < left < 60
-    assert "run 00:" in line and " left" in line
+    assert left is not None and 60 < left < 90
+    assert "run 01:" in line and " left" in line
     assert "<" in line and "epoch," in line             # tqdm's [elapsed<remaining epoch, ...]
     # after an epoch the run's estimate uses that epoch's measured duration
     bar.on_event(make_event("epoch_end", epoch=0, epochs=4, train_loss=1.0, train_acc=0.5, test_acc=None,
                             epoch_time=100.0))
     assert "epoch 1/4 train loss 1.000 acc 0.500 | 100.0s\n" in out.getvalue()
     bar.on_event(make_event("progress", epoch=1, batch=5, batches=10, loss=1.0, images_per_s=800.0))
-    left = bar.run_left(1, 5, 10)
+    assert bar.run_left(1, 5, 10) is None         # no batch timed yet in this epoch: no guess
+    bar._epoch_start -= 5.0
+    bar.on_event(make_event("progress", epoch=1, batch=7, batches=10, loss=1.0, images_per_s=800.0))
+    left = bar.run_left(1, 7, 10)
     assert left is not None and left >= 200      # two more epochs at 100 s each
     assert "epoch 2/4" in out.getvalue().split("\r")[-1]
 
@@ -69,3 +72,54 @@ def test_bar_never_imports_tqdm_before_a_progress_event():
             "print('tqdm' in sys.modules)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.stdout.strip() == "False", res.stderr
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_bar_only_when_stderr_is_a_terminal(monkeypatch):
+    """The emitter draws the bar on stderr when stderr is a terminal, whatever stdout is;
+    stdout keeps carrying the JSON events alone."""
+    import json
+
+    from engine.run.telemetry import Emitter
+    for stderr_tty in (True, False):
+        err = _Terminal() if stderr_tty else io.StringIO()
+        monkeypatch.setattr("sys.stderr", err)
+        out = io.StringIO()                                  # stdout: a pipe
+        em = Emitter(None, stream=out)
+        assert (em.bar is not None) == stderr_tty
+        em.emit("run_started", config={"epochs": 2})
+        em.progress(0, 3, 10, loss_fn=lambda: 0.5, images_per_s=250.0, force=True)
+        em.close()
+        assert [json.loads(line)["event"] for line in out.getvalue().splitlines()] == ["run_started", "progress"]
+        assert ("batch 3/10" in err.getvalue() and "250 img/s" in err.getvalue()) == stderr_tty
+
+
+def test_bar_draws_on_a_terminal_that_reports_no_size(monkeypatch):
+    """A pseudo-terminal with no size (0 x 0: ssh without a pty size, `script`) as stderr
+    still gets the bar; tqdm alone would read 0 rows there and hide it."""
+    import os
+    import pty
+    import select
+    import sys
+    master, slave = pty.openpty()
+    out = os.fdopen(slave, "w", encoding="utf-8")
+    monkeypatch.setattr(sys, "stderr", out)        # tqdm sizes itself only for sys.stderr/stdout
+    try:
+        assert os.get_terminal_size(slave).columns == 0
+        bar = ProgressBar(sys.stderr)
+        bar.on_event(_started(epochs=4))
+        bar.on_event(make_event("progress", epoch=0, batch=4, batches=10, loss=1.25, images_per_s=812.0))
+        out.flush()
+        got = b""
+        while select.select([master], [], [], 5.0)[0]:
+            got += os.read(master, 65536)
+            if b"812 img/s" in got:
+                break
+        assert b"batch 4/10" in got and b"812 img/s" in got
+    finally:
+        out.close()
+        os.close(master)

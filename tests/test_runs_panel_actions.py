@@ -104,3 +104,28 @@ def test_run_row_formats_and_matching():
     assert run_row._duration(None) == "–" and run_row._pct(0.9) == "90%" and run_row._pct(True) == "–"
     assert run_row.matches("MEST 90", ["mest_ems", "90%"]) and not run_row.matches("rigl", ["mest_ems"])
     assert run_row.extra_cells(None) == ["–"] * len(run_row.EXTRA_COLUMNS)
+
+
+def test_the_accuracy_plots_mark_where_a_run_was_resumed(qtbot, tmp_path):
+    """A run stopped after epoch 3 (event epochs 0-2) and resumed: a dashed 'resumed' line
+    between the third and fourth epoch on both epoch plots."""
+    import json
+
+    from engine.run.events import make_event
+    from spfde_gui.model.run_model import RunModel
+    from spfde_gui.views.training import TrainingView
+    d = _record(tmp_path / "runs" / "r-1", n_epochs=6)
+    lines = [json.loads(x) for x in (d / "events.jsonl").read_text().splitlines()]
+    start = dict(lines[0], resumed=True, start_epoch=3, start_batch=0)
+    lines.insert(6, json.loads(json.dumps(make_event("run_finished", status="stopped", epochs_completed=3, final={},
+                                                     flops={}, wall_time=3.0))))
+    lines.insert(7, start)                       # after event epoch 2, the third
+    (d / "events.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    m = RunModel.load(d)
+    assert m.resume_points() == [3.5] and m.n_epochs == 6
+    v = TrainingView()
+    qtbot.addWidget(v)
+    v.set_model(m)
+    v.refresh(force=True)
+    marks = [(p, line.value()) for p, line in v._resume_lines]
+    assert {x for _p, x in marks} == {3.5} and {p for p, _x in marks} == {v.acc_ep, v.loss_ep}

@@ -127,6 +127,7 @@ class SparsityConfig:
     update_every: int | None = None        # set: epochs between mask updates (None: interval)
     score_batches: int | None = None       # snip, grasp: seeded batches scored at init (1)
     temperature: float | None = None       # grasp: logits / T before the loss (official code: 200)
+    reinit_fc: bool = True                 # grasp: Xavier-normal Linear weights on the scoring copy (official: on)
 
 
 @dataclass
@@ -343,6 +344,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("sparsity.update_fraction", "float", "set: ζ, rigl: α (cosine-decayed): fraction of active weights replaced per update (default 0.3)", "sparsity", min=0, max=1, min_inclusive=False, max_inclusive=False, optional=True),
     _f("sparsity.update_steps", "int", "rigl: ΔT, training steps between mask updates (default 100)", "sparsity", min=1, max=1_000_000, optional=True),
     _f("sparsity.score_batches", "int", "snip, grasp: seeded training batches scored at initialisation (default 1)", "sparsity", min=1, max=1000, optional=True),
+    _f("sparsity.reinit_fc", "bool", "grasp: score on a copy whose Linear weights are re-initialised (Xavier normal, seeded), as the official code (default on)", "sparsity"),
     _f("sparsity.temperature", "float", "grasp: the logits are divided by T before the loss, as the official code (default 200)", "sparsity", min=0, min_inclusive=False, optional=True),
     _f("freeze.target", "float", "Training FLOPs to save by layer freezing (0 = off)", "freeze", min=0, max=1, max_inclusive=False),
     _f("freeze.scheme", "choice", "Freezing scheme (Appendix B)", "freeze", choices=FREEZE_SCHEMES),

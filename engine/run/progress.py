@@ -34,7 +34,8 @@ class ProgressBar:
         self.run_dir: str | None = None
         self._bar: Any = None           # the epoch's tqdm bar, or None between epochs
         self._bar_epoch: int | None = None
-        self._epoch_start = 0.0         # when this epoch's first progress event arrived
+        self._epoch_start = 0.0         # when this epoch's first progress event arrived,
+        self._batch0 = 0                # at which batch (the ones before it are not timed)
         self._epoch_time: float | None = None   # the last finished epoch's duration
 
     def on_event(self, ev: dict) -> None:
@@ -61,23 +62,28 @@ class ProgressBar:
         if self._bar is None or self._bar_epoch != epoch or self._bar.total != batches:
             self.close()
             from tqdm import tqdm  # only a terminal run draws a bar: not at engine start-up
-            self._bar = tqdm(total=batches, file=self.out, desc=f"{epoch + 1}/{self.epochs or '?'}",
-                             bar_format=BAR_FORMAT, ncols=None if _isatty(self.out) else BAR_WIDTH,
-                             dynamic_ncols=_isatty(self.out), leave=False, mininterval=0, smoothing=0.3)
+            width = _columns(self.out)
+            self._bar = tqdm(total=batches, initial=batch, file=self.out, desc=f"{epoch + 1}/{self.epochs or '?'}",
+                             bar_format=BAR_FORMAT, ncols=width or BAR_WIDTH, dynamic_ncols=bool(width),
+                             nrows=20, leave=False, mininterval=0, smoothing=0.3)
             self._bar_epoch = epoch
-            self._epoch_start = time.monotonic()
+            self._epoch_start, self._batch0 = time.monotonic(), batch
         bar = self._bar
-        bar.update(max(0, batch - bar.n))
-        bar.set_postfix_str(self.postfix(ev, self.run_left(epoch, batch, batches)), refresh=True)
+        bar.set_postfix_str(self.postfix(ev, self.run_left(epoch, batch, batches)), refresh=False)
+        if batch > bar.n:
+            bar.update(batch - bar.n)        # one redraw, with the new postfix
+        else:
+            bar.refresh()
 
     def run_left(self, epoch: int, batch: int, batches: int) -> float | None:
         """Seconds left in the run: this epoch's rest plus the epochs after it, each as long
         as the last finished one (or as this one's pace while none has finished)."""
-        if not self.epochs or batch <= 0:
+        timed = batch - self._batch0             # batches since the bar started, with their time
+        if not self.epochs or timed <= 0:
             return None
         elapsed = time.monotonic() - self._epoch_start
-        per_epoch = self._epoch_time or elapsed * batches / batch
-        this_left = elapsed * (batches - batch) / batch
+        per_epoch = self._epoch_time or elapsed * batches / timed
+        this_left = elapsed * (batches - batch) / timed
         return this_left + max(0, self.epochs - epoch - 1) * per_epoch
 
     @staticmethod
@@ -109,8 +115,12 @@ class ProgressBar:
                 pass
 
 
-def _isatty(stream) -> bool:
+def _columns(stream) -> int:
+    """The terminal's width, or 0 when the stream is not a terminal or reports no size (a
+    pseudo-terminal without one). tqdm reads such a terminal as 0 columns and 0 rows and
+    then draws nothing: BAR_WIDTH is used instead, and the bar is given rows of its own."""
+    import os
     try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
+        return os.get_terminal_size(stream.fileno()).columns if stream.isatty() else 0
+    except (AttributeError, ValueError, OSError):
+        return 0

@@ -61,7 +61,8 @@ def main(args) -> int:
         print(export_mod.FORMATS[args.table](rows, m.varied), end="")
         return 0
     if args.plan:
-        rate = args.flops_per_s or (measured_rate(m) if m else None) or cells_mod.DEFAULT_CPU_FLOPS_PER_S
+        rate = (args.flops_per_s or (measured_rate(m) if m else None) or cells_mod.cached_rate(cells)
+                or cells_mod.DEFAULT_CPU_FLOPS_PER_S)
         if spec is None:
             assert m is not None, "resolve() gives a spec or a sweep folder"
             spec = spec_mod.SweepSpec(name=m.name, base={}, seeds=m.seeds or [0])
@@ -77,8 +78,10 @@ def main(args) -> int:
         log.info("sweep folder %s (%d cells)", m.dir, len(m.cells))
     else:
         log.info("resuming sweep folder %s", m.dir)
+    # a person at a terminal reads progress lines, as under `run`; a pipe gets the JSON events
+    human = sys.stdout if sys.stdout.isatty() and not getattr(args, "events", False) else None
     try:
-        return runner.run(m, gpus=args.gpus)
+        return runner.run(m, gpus=args.gpus, human=human)
     except (ValueError, RunLockedError, OSError) as exc:   # the lock: another sweep runs this folder
         print(str(exc), file=sys.stderr)
         return 2

@@ -147,9 +147,19 @@ def find_matching(parent: str | Path, spec: SweepSpec, cells: list[Cell]) -> Pat
             m = read(d)
         except SweepError:
             continue
-        if sorted(json.dumps(c.config, sort_keys=True) for c in m.cells) == want:
+        if sorted(_normalised(c.config) for c in m.cells) == want:
             return d
     return None
+
+
+def _normalised(cfg: dict) -> str:
+    """A stored cell configuration with the fields a newer engine added at their defaults (a
+    sweep folder written before the ``trackers`` section still matches its own file)."""
+    try:
+        cfg = config_mod.from_dict(cfg).to_dict()
+    except ValueError:                   # no longer valid: compared as stored (no match)
+        pass
+    return json.dumps(cfg, sort_keys=True)
 
 
 def append_jsonl(path: Path, obj: dict) -> None:

@@ -32,6 +32,7 @@ from engine.sweep import results as results_mod
 from engine.sweep import state as state_mod
 from engine.sweep.cells import Cell
 from engine.sweep.manifest import EVENTS, LOGS, RESULTS, Manifest, append_jsonl
+from engine.sweep.progress import SweepPrinter
 from engine.tracking import groups
 
 log = logging.getLogger("engine.sweep")
@@ -81,6 +82,8 @@ class SweepRunner:
     slots: list[str | None] = field(default_factory=lambda: [None])
     out: IO[str] | None = None
     python: str = sys.executable
+    # a person at a terminal: human lines (engine.sweep.progress) instead of JSON on stdout
+    printer: SweepPrinter | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _q: queue.Queue = field(default_factory=queue.Queue)
 
@@ -89,6 +92,9 @@ class SweepRunner:
         ev = make_event(event, **fields)
         line = dumps(ev)
         append_jsonl(self.manifest.dir / EVENTS, ev)
+        if self.printer is not None:
+            self.printer.on_sweep_event(ev)
+            return ev
         out = self.out if self.out is not None else sys.stdout
         try:
             out.write(line + "\n")
@@ -184,6 +190,8 @@ class SweepRunner:
 
     def _on_event(self, r: _Running, ev: dict) -> None:
         kind = ev.get("event")
+        if self.printer is not None:
+            self.printer.on_cell_event(r.cell.name, ev)
         if kind == "run_started":
             r.run_dir = Path(ev.get("run_dir") or r.run_dir or "")
             if not r.started_emitted:
@@ -262,17 +270,18 @@ class SweepRunner:
         return 1 if failed and status == "completed" else 0
 
 
-def run(m: Manifest, gpus: str = "auto", out: IO[str] | None = None) -> int:
+def run(m: Manifest, gpus: str = "auto", out: IO[str] | None = None, human: IO[str] | None = None) -> int:
     """Run the sweep's remaining cells holding the sweep folder's lock (two sweep processes
-    on one folder would both run every cell). Raises RunLockedError when it is held."""
+    on one folder would both run every cell). Raises RunLockedError when it is held.
+    ``human``: a terminal to print progress lines on instead of the JSON events."""
     with RunLock(m.dir):
-        return _run_locked(m, gpus, out)
+        return _run_locked(m, gpus, out, human)
 
 
-def _run_locked(m: Manifest, gpus: str, out: IO[str] | None) -> int:
+def _run_locked(m: Manifest, gpus: str, out: IO[str] | None, human: IO[str] | None = None) -> int:
     ids = detect_gpus(gpus)
     slots: list[str | None] = list(ids) if len(ids) > 1 else [None]
-    runner = SweepRunner(m, slots=slots, out=out)
+    runner = SweepRunner(m, slots=slots, out=out, printer=SweepPrinter(human) if human is not None else None)
     old = {}
 
     def handler(signum, frame):

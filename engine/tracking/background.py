@@ -24,7 +24,8 @@ CAPACITY = 10_000        # records; an epoch makes a few, so only a stuck tracke
 
 class BackgroundTracker:
     def __init__(self, tracker: Tracker, resume: dict | None = None,
-                 on_started: Callable[[str, dict], None] | None = None, capacity: int = CAPACITY):
+                 on_started: Callable[[str, dict], None] | None = None, capacity: int = CAPACITY,
+                 backlog: list[Record] | None = None):
         self.tracker = tracker
         self.name = tracker.name
         self.capacity = capacity
@@ -32,7 +33,7 @@ class BackgroundTracker:
         self.failure: str | None = None
         self._resume = resume
         self._on_started = on_started
-        self._q: deque[Record] = deque()
+        self._q: deque[Record] = deque(backlog or ())
         self._cv = threading.Condition()
         self._closing = False
         self._reported = False
@@ -97,6 +98,8 @@ class BackgroundTracker:
                 rec = self._q.popleft()
             try:
                 self.tracker.log(rec)
+                if rec[0] == "epoch_done" and self._on_started is not None:
+                    self._on_started(self.name, {"epoch": int(rec[1])})
             except BaseException as exc:  # noqa: BLE001
                 self._fail(exc)
                 return

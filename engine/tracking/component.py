@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.component import Component, TrainerView
+from engine.run.events import EVENTS_FILE, read_events
 from engine.tracking import ids, setup
 from engine.tracking.background import BackgroundTracker, wait_all
-from engine.tracking.records import records
+from engine.tracking.records import backlog, records
 
 log = logging.getLogger("engine.tracking")
 
@@ -66,12 +67,18 @@ class Tracking(Component):
     def _start(self, ev: dict) -> None:
         assert self.run_dir is not None
         self._started = True
-        purge = int(ev.get("start_epoch") or 0) if ev.get("resumed") else None
+        start = int(ev.get("start_epoch") or 0)
+        resumed = bool(ev.get("resumed"))
         known = ids.read(self.run_dir)
         run_dir = self.run_dir
-        for tracker in setup.build(self.cfg, run_dir, self.tb_writer, purge_step=purge):
-            resume = known.get(tracker.name) if ev.get("resumed") else None
-            self.active.append(BackgroundTracker(tracker, resume, lambda n, i: ids.record(run_dir, n, i)))
+        events = list(read_events(run_dir / EVENTS_FILE)) if resumed else []
+        for tracker in setup.build(self.cfg, run_dir, self.tb_writer, purge_step=start if resumed else None):
+            resume = known.get(tracker.name) if resumed else None
+            # the epochs an earlier (killed) session did not get to send, or all of them for
+            # a tracker switched on at this resume
+            done = int((resume or {}).get("epoch", -1))
+            self.active.append(BackgroundTracker(tracker, resume, lambda n, i: ids.record(run_dir, n, i),
+                                                 backlog=backlog(events, done, start)))
         log.info("trackers: %s", ", ".join(t.name for t in self.active))
 
     def _report(self, trainer: TrainerView, timeout: float | None = None) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from engine.run.events import EVENTS_FILE, read_events
 from engine.sweep.manifest import is_sweep_dir
 from engine.sweep.manifest import read as read_manifest
-from engine.tracking.records import records
+from engine.tracking.records import records, replayed
 from engine.tracking.tb_writer import EventWriter
 from engine.tracking.trackers import MLflowTracker, TensorBoardTracker, Tracker
 
@@ -33,19 +33,6 @@ def run_dirs(source: str | Path) -> tuple[list[Path], str | None]:
     if (src / EVENTS_FILE).is_file():
         return [src], None
     raise ExportError(f"{src}: neither a run folder (events.jsonl) nor a sweep folder (sweep.yaml)")
-
-
-def replayed(events: list[dict]) -> list[dict]:
-    """The events worth replaying: an epoch's events from the session that trained it last."""
-    starts = [(i, int(ev.get("start_epoch") or 0)) for i, ev in enumerate(events) if ev.get("event") == "run_started"]
-    out = []
-    for i, ev in enumerate(events):
-        later = [s for j, s in starts if j > i]
-        epoch = ev.get("epoch")
-        if later and isinstance(epoch, int) and ev.get("event") != "run_started" and epoch >= min(later):
-            continue                     # redone by a later session
-        out.append(ev)
-    return out
 
 
 def _status(events: list[dict]) -> str:

@@ -1,6 +1,8 @@
 """``<run folder>/trackers.json``: the tracker run ids of a run ({"mlflow": {"run_id": ...},
-"wandb": {"run_id": ...}}), written atomically as each tracker starts, so a resumed run (even
-one killed outright) continues the same tracker runs instead of starting new ones."""
+"wandb": {"run_id": ...}}, each with ``epoch``, the last epoch it has logged), written
+atomically as each tracker starts and after each epoch, so a resumed run (even one killed
+outright) continues the same tracker runs instead of starting new ones, and first sends
+the epochs the killed session had queued but not sent."""
 from __future__ import annotations
 
 import json
@@ -22,11 +24,11 @@ def read(run_dir: str | Path) -> dict:
 
 
 def record(run_dir: str | Path, tracker: str, ids: dict) -> None:
-    """Merge one tracker's ids into the file (atomic replace)."""
+    """Merge one tracker's ids (and its last logged epoch) into the file (atomic replace)."""
     d = Path(run_dir)
     with _lock:
         data = read(d)
-        data[tracker] = dict(ids)
+        data[tracker] = {**(data.get(tracker) or {}), **ids}
         fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{FILE}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:

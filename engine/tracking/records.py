@@ -5,9 +5,11 @@ A record is a small tuple a ``Tracker`` understands:
 
 * ``("params", {dotted field: value})``   the configuration (credentials masked), once per run;
 * ``("metrics", step, {tag: number})``    step = the event's 0-based epoch;
-* ``("text", step, tag, text)``           freeze / unfreeze / sieve / session notes;
+* ``("text", step, tag, text)``           notes tagged ``freeze``, ``sieve``, ``session`` (and the ``config``);
 * ``("artifacts", run_dir)``              the run folder's report files, at the end;
-* ``("finish", status)``                  completed / stopped / finished_unsaved / failed.
+* ``("finish", status)``                  completed / stopped / finished_unsaved / failed;
+* ``("epoch_done", epoch)``               the epoch's records are all logged (kept in
+  trackers.json, so that a resume sends what a killed session never got to send).
 """
 from __future__ import annotations
 
@@ -119,7 +121,7 @@ def _started(ev: dict) -> list[Record]:
     how = (f"resumed at epoch {step + 1}, batch {int(ev.get('start_batch') or 0)}" if ev.get("resumed")
            else "started")
     note = f"session {how} on {ev.get('device_name') or ev.get('device')}"
-    return [("params", params), ("text", step, "config", _config_text(cfg)), ("text", step, "events", note)]
+    return [("params", params), ("text", step, "config", _config_text(cfg)), ("text", step, "session", note)]
 
 
 def _freeze_text(ev: dict) -> str:
@@ -141,7 +143,7 @@ def _sieve(ev: dict) -> list[Record]:
     m["sieve/swapped"] = float(swapped)
     text = (f"epoch {step + 1}: sieve update, {swapped} samples swapped in, active set "
             f"{ev.get('active_size')}, held out {ev.get('removed_size')}")
-    return [("metrics", step, m), ("text", step, "events", text)]
+    return [("metrics", step, m), ("text", step, "sieve", text)]
 
 
 def _mask(ev: dict) -> list[Record]:
@@ -163,7 +165,7 @@ def _finished(ev: dict) -> list[Record]:
     flops_metrics("final/flops", ev.get("flops"), out)
     _put(out, "final/wall_time_s", ev.get("wall_time"))
     step = int(ev.get("epochs_completed") or 0)
-    return [("metrics", max(0, step - 1), out), ("text", max(0, step - 1), "events",
+    return [("metrics", max(0, step - 1), out), ("text", max(0, step - 1), "session",
                                                   f"run {ev.get('status')} after {step} epochs")]
 
 
@@ -174,9 +176,9 @@ def records(ev: dict) -> list[Record]:
     if name == "run_started":
         return _started(ev)
     if name == "epoch_end":
-        return [("metrics", step, epoch_metrics(ev))]
+        return [("metrics", step, epoch_metrics(ev)), ("epoch_done", step)]
     if name in ("freeze", "unfreeze"):
-        return [("text", step, "events", _freeze_text(ev))]
+        return [("text", step, "freeze", _freeze_text(ev))]
     if name == "sieve_update":
         return _sieve(ev)
     if name == "mask_update":
@@ -189,6 +191,33 @@ def records(ev: dict) -> list[Record]:
     if name == "run_finished":
         return _finished(ev)
     return []
+
+
+def replayed(events: list[dict]) -> list[dict]:
+    """The events worth replaying from a log of several sessions: an epoch's events from the
+    session that trained it last (a resume redoes the epochs after its checkpoint)."""
+    starts = [(i, int(ev.get("start_epoch") or 0)) for i, ev in enumerate(events) if ev.get("event") == "run_started"]
+    out = []
+    for i, ev in enumerate(events):
+        later = [s for j, s in starts if j > i]
+        epoch = ev.get("epoch")
+        if later and isinstance(epoch, int) and ev.get("event") != "run_started" and epoch >= min(later):
+            continue                     # redone by a later session
+        out.append(ev)
+    return out
+
+
+def backlog(events: list[dict], after: int, before: int) -> list[Record]:
+    """The records of epochs ``after`` < epoch < ``before`` in the earlier sessions of a log
+    whose last event is this session's run_started: what a killed session queued but never
+    sent, sent by the resume before its own epochs."""
+    last = max((i for i, ev in enumerate(events) if ev.get("event") == "run_started"), default=len(events))
+    out: list[Record] = []
+    for ev in replayed(events[:last]):
+        epoch = ev.get("epoch")
+        if ev.get("event") not in ("run_started", "run_finished") and isinstance(epoch, int) and after < epoch < before:
+            out += records(ev)
+    return out
 
 
 def artifact_paths(run_dir: str | Path) -> list[tuple[Path, str]]:

@@ -175,8 +175,8 @@ class MLflowTracker(Tracker):
         if tag == "config":
             self.client.log_text(self.run_id, text.strip("`").removeprefix("yaml\n"), "config_logged.yaml")
             return
-        self._notes.append(text)
-        self.client.set_tag(self.run_id, "spfde.last_event", text[:5000])
+        self._notes.append(text)         # all of them in events.md at the end
+        self.client.set_tag(self.run_id, f"spfde.{tag}", text[:5000])
 
     def artifacts(self, run_dir: Path) -> None:
         for path, folder in artifact_paths(run_dir):

@@ -40,6 +40,7 @@ from engine.training import distributed as dist_mod
 from engine.training.adaptive_threads import AdaptiveThreads
 from engine.training.lr_schedule import block_lr
 from engine.training.precision import Speed
+from engine.training.throughput import ThroughputRecorder
 
 log = logging.getLogger("engine.training.trainer")
 
@@ -110,8 +111,10 @@ class Trainer:
         self.threads = AdaptiveThreads(adaptive_threads.wanted(cfg, self.device.type, self.dist.world))
         # The experiment trackers (rank 0): they see every event and log it in the background.
         self.tracking = Tracking(cfg, self.run_dir, primary=self.dist.is_primary)
+        # After the ledger: it times the epoch's executed FLOPs for later wall-time estimates.
+        self.throughput = ThroughputRecorder(cfg, self.device.type, primary=self.dist.is_primary)
         self.components: list[Component] = [self.freezer, self.sparsifier, self.sieve, self.analysis, self.ledger,
-                                            self.threads, self.tracking]
+                                            self.throughput, self.threads, self.tracking]
         # Only the hooks a component overrides are called: the base ones do nothing.
         self._hooks = {h: [getattr(c, h) for c in self.components
                            if getattr(type(c), h) is not getattr(Component, h)] for h in HOOKS}

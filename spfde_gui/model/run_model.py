@@ -258,6 +258,16 @@ class RunModel:
                 mid_epoch = _num(ev.get("start_batch")) > 0
                 self._truncate_from_epoch(start, keep_updates_of_epoch=mid_epoch)
 
+    def resume_points(self) -> list[float]:
+        """Where the run was stopped or killed and resumed, as positions on the epoch axis
+        the views draw (epochs counted from 1): between the last epoch kept and the next."""
+        out = []
+        for ev in self.sessions[1:]:
+            start = _num(ev.get("start_epoch"))
+            if ev.get("resumed") and start == start and start >= 0:
+                out.append(start + 0.5)
+        return out
+
     def _set_blocks(self, names: list[str]) -> None:
         self.block_names = list(names)
         self._block_index = {n: i for i, n in enumerate(names)}

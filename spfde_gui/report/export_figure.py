@@ -29,6 +29,9 @@ from pathlib import Path
 DPI = 96.0                       # scene pixels per inch (Qt's logical DPI, also the SVG's)
 PNG_DPI = 300                    # what a journal asks of a raster figure
 FORMATS = ("svg", "pdf", "png")
+# A heat map of more distinct cells than this stays an embedded image in the SVG (a PDF of
+# millions of rectangles helps nobody); the report's and the views' maps are far below it.
+MAX_CELL_RECTS = 200_000
 
 
 @dataclass(frozen=True)
@@ -158,8 +161,8 @@ def _cells_class():
         @classmethod
         def from_image(cls, img):
             rgba = _image_rgba(img)
-            if rgba is None:
-                return None
+            if rgba is None or _runs(rgba) > MAX_CELL_RECTS:
+                return None                        # too many cells: the image stays (raster)
             cells = cls(rgba)
             cells.setTransform(img.transform())
             cells.setPos(img.pos())
@@ -185,6 +188,13 @@ def _cells_class():
                     c = e
 
     return _Cells
+
+
+def _runs(rgba) -> int:
+    """Rectangles ``_Cells`` would draw: one per run of equal cells in a row."""
+    import numpy as np
+    changes = (rgba[:, 1:] != rgba[:, :-1]).any(axis=2)
+    return int(rgba.shape[0] + np.count_nonzero(changes))
 
 
 def _image_rgba(img):

@@ -38,7 +38,8 @@ from spfde_gui.system.tasks import TaskRunner
 from spfde_gui.window.gpu_selector import GpuSelector, apply_selection
 
 GROUPS = (("model", "Model && data"), ("sparsity", "Sparsity && DST"), ("freeze", "Layer freezing"),
-          ("sieve", "Data sieving"), ("analysis", "Analyses"), ("training", "Training"), ("device", "Device"))
+          ("sieve", "Data sieving"), ("analysis", "Analyses"), ("training", "Training"), ("device", "Device"),
+          ("trackers", "Experiment trackers"))
 ERROR_STYLE = "border: 1px solid #d0312d; border-radius: 3px; background: #fff5f5;"
 # Fields only the synthetic dataset reads: with a real dataset they are disabled and show
 # the dataset's own figures (engine.data.sizes.KNOWN) instead of the synthetic values.

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWi
 
 from engine import config as cfgmod
 from engine.config import model_spec
-from engine.cost import measured
+from engine.cost import measured, wall_time
 from engine.cost import projection as plan
 from engine.data.checks import CIFAR_FILES, check_dataset
 from engine.data.sizes import dataset_sizes
@@ -106,6 +106,7 @@ def _project(state, cfg: cfgmod.RunConfig, trusted: frozenset = frozenset()):
                 return refused
         res = plan.project(cfg)
         res["per_gpu"] = per_gpu(cfg, plan.project)
+        res["wall_time"] = wall_time.estimate(cfg, res)     # from this machine's measured speed
         return res, ""
     except cfgmod.ConfigError as exc:
         # the suggestions (e.g. the reachable freeze.target) travel with the error: the
@@ -156,7 +157,7 @@ class CostPreview(QWidget):
                 ("freeze", SOURCE_LABELS["freeze"]), ("sieve", SOURCE_LABELS["sieve"]),
                 ("peak", "Model training memory, peak"), ("average", "Model training memory, average"),
                 ("process", "Engine process now"), ("freeze_start", "Freeze starts at epoch"),
-                ("per_gpu", "Per GPU (process)")]
+                ("per_gpu", "Per GPU (process)"), ("wall", "Wall time (estimate)")]
         tips = {"peak": MEMORY_TIP, "average": MEMORY_TIP,
                 "process": "Resident memory of the running engine process (Python, PyTorch, data "
                            "loaders, caches): what the Hardware tab shows. Larger than the model's "
@@ -275,6 +276,7 @@ class CostPreview(QWidget):
             w.setVisible(bool(pg))
         fp = res.get("freeze_plan")
         self.values["freeze_start"].setText(shown_epoch(fp.get("start_epoch")) if fp else "off")
+        self._show_wall_time(res.get("wall_time") or {})
         self.bar.set_parts([("spent", spent or 0.0)] + [(k, saved.get(k) or 0.0) for k in ("sparsity", "freeze", "sieve")])
         self.message.setStyleSheet("color: #555;")
         # the spent FLOPs include work on top of the sparse training: name it, or the rows
@@ -289,6 +291,19 @@ class CostPreview(QWidget):
                              f"{res.get('dataset', {}).get('train_size', '?')} training samples; model training memory "
                              f"at 32-bit, batch {m.get('batch_size', '?')} (the paper's accounting){over_text}")
         self.updated.emit(res)
+
+    def _show_wall_time(self, est: dict) -> None:
+        """The run's wall time from this machine's measured speed, with what freezing and
+        sieving take off it; 'unknown' until a run or a calibration has measured it."""
+        secs = est.get("seconds")
+        if secs is None:
+            self.values["wall"].setText("unknown")
+            self.values["wall"].setToolTip(est.get("why") or "")
+            return
+        saves = [f"−{wall_time.duration(est[k])} {what}" for k, what in
+                 (("freeze_saves_s", "freezing"), ("sieve_saves_s", "sieving")) if est.get(k)]
+        self.values["wall"].setText(wall_time.duration(secs) + (f" ({', '.join(saves)})" if saves else ""))
+        self.values["wall"].setToolTip(wall_time.describe(est))
 
     def set_process_memory(self, rss: float | None, running: bool) -> None:
         """The engine's resident memory beside the model's (from the hardware poll)."""
