@@ -95,9 +95,12 @@ def test_plain_mest_point_is_the_least_sparsity_within_the_budget():
     assert none is None and "sieve.ratio" in why
 
 
-def test_gpu_hours_budget_needs_a_gpu_speed(tmp_path):
-    with pytest.raises(SearchError, match="budget.speed"):
-        parse(budget={"gpu_hours": 1})
+def test_gpu_hours_budget_needs_a_gpu_speed(tmp_path, monkeypatch):
+    from engine import config as config_mod
+    from engine.cost import wall_time
+    monkeypatch.setenv("SPFDE_CACHE_DIR", str(tmp_path / "cache"))      # this machine measured nothing yet
+    with pytest.raises(SearchError, match="budget.speed.*no GPU speed measured"):
+        feasibility.check_budget(parse(budget={"gpu_hours": 1}))
     cpu_run = tmp_path / "run"
     cpu_run.mkdir()
     (cpu_run / "events.jsonl").write_text('{"event": "run_started", "device": "cpu"}\n')
@@ -112,16 +115,24 @@ def test_gpu_hours_budget_needs_a_gpu_speed(tmp_path):
         '"flops": {"spent": 1e13, "dense": 1e13, "saved": {}}}\n')
     s = parse(budget={"gpu_hours": 1, "speed": str(gpu_run)})
     rate, where = feasibility.measured_speed(s)
-    assert rate == pytest.approx(1e11) and "cuda:0" in where
+    assert rate["flops_per_s"] == pytest.approx(1e11) and "cuda:0" in where
     r = feasibility.check_budget(s)
     assert r["unit"] == "GPU-hours" and r["budget"] == 1.0
-    # the estimate is the executed FLOPs at the measured speed: a point's hours follow its plan
+    # the estimate is the executed FLOPs at the measured speed plus the start-up
     v = feasibility.judge(s, r["cheapest"])
-    assert feasibility.cost(s, v.projected) == pytest.approx(
-        (5.0 + feasibility.cells_mod.executed_flops(v.projected) / 1e11) / 3600)
+    executed = wall_time.executed_flops({"spent": v.projected["flops_spent"], "dense": v.projected["flops_dense"],
+                                         "saved": v.projected["flops_saved"],
+                                         "overhead": v.projected["flops_overhead"]})
+    assert feasibility.cost(s, v.projected) == pytest.approx((wall_time.STARTUP_S + executed / 1e11) / 3600)
     tight = parse(budget={"gpu_hours": r["min"] * 0.5, "speed": 1e11})
     with pytest.raises(SearchError, match="budget.gpu_hours"):
         feasibility.check_budget(tight)
+    # without speed: the GPU rate (and start-up) this machine measured for the base model
+    s = parse(budget={"gpu_hours": 1})
+    wall_time.record(config_mod.from_dict(dict(s.base)), "cuda", 2e11, "a test run", startup_s=3.0)
+    rate, where = feasibility.measured_speed(s)
+    assert rate["flops_per_s"] == 2e11 and "this machine's GPU" in where
+    assert feasibility.cost(s, v.projected) == pytest.approx((3.0 + executed / 2e11) / 3600)
 
 
 def test_advice_splits_flops_and_compares_with_plain_mest():
