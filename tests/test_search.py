@@ -95,9 +95,12 @@ def test_plain_mest_point_is_the_least_sparsity_within_the_budget():
     assert none is None and "sieve.ratio" in why
 
 
-def test_gpu_hours_budget_needs_a_gpu_speed(tmp_path):
-    with pytest.raises(SearchError, match="budget.speed"):
-        parse(budget={"gpu_hours": 1})
+def test_gpu_hours_budget_needs_a_gpu_speed(tmp_path, monkeypatch):
+    from engine import config as config_mod
+    from engine.cost import wall_time
+    monkeypatch.setenv("SPFDE_CACHE_DIR", str(tmp_path / "cache"))      # this machine measured nothing yet
+    with pytest.raises(SearchError, match="budget.speed.*no GPU speed measured"):
+        feasibility.check_budget(parse(budget={"gpu_hours": 1}))
     cpu_run = tmp_path / "run"
     cpu_run.mkdir()
     (cpu_run / "events.jsonl").write_text('{"event": "run_started", "device": "cpu"}\n')
@@ -112,16 +115,24 @@ def test_gpu_hours_budget_needs_a_gpu_speed(tmp_path):
         '"flops": {"spent": 1e13, "dense": 1e13, "saved": {}}}\n')
     s = parse(budget={"gpu_hours": 1, "speed": str(gpu_run)})
     rate, where = feasibility.measured_speed(s)
-    assert rate == pytest.approx(1e11) and "cuda:0" in where
+    assert rate["flops_per_s"] == pytest.approx(1e11) and "cuda:0" in where
     r = feasibility.check_budget(s)
     assert r["unit"] == "GPU-hours" and r["budget"] == 1.0
-    # the estimate is the executed FLOPs at the measured speed: a point's hours follow its plan
+    # the estimate is the executed FLOPs at the measured speed plus the start-up
     v = feasibility.judge(s, r["cheapest"])
-    assert feasibility.cost(s, v.projected) == pytest.approx(
-        (5.0 + feasibility.cells_mod.executed_flops(v.projected) / 1e11) / 3600)
+    executed = wall_time.executed_flops({"spent": v.projected["flops_spent"], "dense": v.projected["flops_dense"],
+                                         "saved": v.projected["flops_saved"],
+                                         "overhead": v.projected["flops_overhead"]})
+    assert feasibility.cost(s, v.projected) == pytest.approx((wall_time.STARTUP_S + executed / 1e11) / 3600)
     tight = parse(budget={"gpu_hours": r["min"] * 0.5, "speed": 1e11})
     with pytest.raises(SearchError, match="budget.gpu_hours"):
         feasibility.check_budget(tight)
+    # without speed: the GPU rate (and start-up) this machine measured for the base model
+    s = parse(budget={"gpu_hours": 1})
+    wall_time.record(config_mod.from_dict(dict(s.base)), "cuda", 2e11, "a test run", startup_s=3.0)
+    rate, where = feasibility.measured_speed(s)
+    assert rate["flops_per_s"] == 2e11 and "this machine's GPU" in where
+    assert feasibility.cost(s, v.projected) == pytest.approx((3.0 + executed / 2e11) / 3600)
 
 
 def test_advice_splits_flops_and_compares_with_plain_mest():
@@ -172,3 +183,25 @@ def test_bad_input_through_the_cli_names_the_field_before_any_trial(tmp_path, ca
     rc, err = _cli(tmp_path, capsys, objective={"maximize": "val_loss"})
     assert rc == 2 and "objective" in err and "val_loss" in err
     assert not (tmp_path / "out").exists()                        # refused before the study folder
+
+
+def test_without_optuna_the_search_names_the_extra(tmp_path, capsys, monkeypatch):
+    import sys
+
+    import engine.search
+    for mod in ("study", "report"):      # as on a machine that never had Optuna: nothing cached
+        monkeypatch.delitem(sys.modules, f"engine.search.{mod}", raising=False)
+        monkeypatch.delattr(engine.search, mod, raising=False)
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    rc, err = _cli(tmp_path, capsys)
+    assert rc == 2 and "pip install 'spfde-studio[search]'" in err
+
+
+def test_same_search_spelled_differently_continues_the_study(tmp_path):
+    pytest.importorskip("optuna")
+    from engine.search import study
+    study.folder_for(parse(), tmp_path)
+    # defaults spelled out, more trials, another sampler: the same study
+    study.folder_for(parse(seeds=1, trials=20, sampler="random", pruner="none", workers=2), tmp_path)
+    with pytest.raises(SearchError, match="allow-change"):
+        study.folder_for(parse(seeds=2), tmp_path)

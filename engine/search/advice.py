@@ -65,11 +65,12 @@ def advice(rows: list[dict], reference_note: dict | None = None) -> dict[str, An
     done = [r for r in rows if r.get("state") == "complete" and r.get("test_acc") is not None]
     if not done:
         return None
-    best = max(done, key=lambda r: r["test_acc"])
+    # ties in accuracy go to the cheaper trial
+    best = max(done, key=lambda r: (r["test_acc"], -float(r.get("flops") or 0.0)))
     mean, std = _mean_std([float(a) for a in (best.get("test_acc_seeds") or [best["test_acc"]])])
     refs = [r for r in done if r.get("reference")]
     plain = refs or [r for r in done if is_plain_mest(r)]
-    mest = max(plain, key=lambda r: r["test_acc"]) if plain else None
+    mest = max(plain, key=lambda r: (r["test_acc"], -float(r.get("flops") or 0.0))) if plain else None
     out: dict[str, Any] = {"best": best, "mean": mean, "std": std,
                            "n": len(best.get("test_acc_seeds") or [best["test_acc"]]),
                            "split": split_by_technique(best), "mest": mest, "mest_split": None,
@@ -88,6 +89,13 @@ def advice(rows: list[dict], reference_note: dict | None = None) -> dict[str, An
     return out
 
 
+def pareto_trials(rows: list[dict]) -> list[dict]:
+    """The completed trials no other beats on both accuracy and planned FLOPs, cheapest first."""
+    from engine.sweep.results import pareto_front
+    done = [r for r in rows if r.get("state") == "complete" and r.get("test_acc") is not None and r.get("flops")]
+    return [done[i] for i in pareto_front([(float(r["flops"]), float(r["test_acc"])) for r in done])]
+
+
 def _pct(x: float, of: float) -> str:
     return f"{100 * x / of:.1f}%" if of else "-"
 
@@ -97,15 +105,17 @@ def format_advice(adv: dict | None, budget: dict | None = None) -> list[str]:
     if adv is None:
         return ["no completed trial yet"]
     b, sp = adv["best"], adv["split"]
-    std = f" ± {100 * adv['std']:.2f}" if adv["std"] is not None else " (one seed: no spread)"
-    lines = [f"best within the budget: trial #{b['trial']}: test accuracy {100 * adv['mean']:.2f}%{std} "
-             f"over {adv['n']} seed(s)",
+    std = (f" ± {100 * adv['std']:.2f} (mean ± std over {adv['n']} seeds)" if adv["std"] is not None
+           else " (one seed: no spread; give seeds: 3 for mean ± std)")
+    lines = [f"best within the budget: trial #{b['trial']}: test accuracy {100 * adv['mean']:.2f}%{std}",
              "  settings: " + ", ".join(f"{k}={_v(v)}" for k, v in b.get("params", {}).items())]
     dense = sp["dense"]
     parts = ", ".join(f"{w} {v:.3g} ({_pct(v, dense)})" for w, v in sp["saved"].items())
     lines.append(f"  training FLOPs ({sp['source']}): {sp['spent']:.4g} spent = {_pct(sp['spent'], dense)} of dense "
                  f"{dense:.4g}; saved by {parts}")
-    if adv["mest"] is not None:
+    if adv["mest"] is not None and adv["mest"]["trial"] == b["trial"]:
+        lines.append("  it is itself plain MEST (no freezing, no sieving): freezing and sieving did not beat it here")
+    elif adv["mest"] is not None:
         m, ms = adv["mest"], adv["mest_split"]
         ratio = f", {adv['flops_ratio']:.2f}x its FLOPs" if adv["flops_ratio"] else ""
         which = "the plain-MEST reference" if m.get("reference") else "the best plain-MEST trial"
@@ -123,7 +133,8 @@ def format_advice(adv: dict | None, budget: dict | None = None) -> list[str]:
                      f"{(budget or {}).get('speed_source', 'the given speed')}" if est is not None else
                      f"  budget {hours:.3g} GPU-hours at {(budget or {}).get('speed_source', 'the given speed')}")
     if wall:
-        lines.append(f"  measured wall time of its run: {wall:.1f} s on {b.get('device') or 'this machine'}")
+        lines.append(f"  measured wall time of its run: {wall:.1f} s (device setting {b.get('device') or '?'}, on the "
+                     "machine that ran it)")
     return lines
 
 

@@ -53,8 +53,15 @@ def main(args: argparse.Namespace) -> int:
         print(f"--workers: expected an integer >= 1, got {args.workers}", file=sys.stderr)
         return 2
     # Optuna (and SQLAlchemy) take a second to import: only the commands that use them do.
-    from engine.search import report as report_mod
-    from engine.search import study as study_mod
+    try:
+        from engine.search import report as report_mod
+        from engine.search import study as study_mod
+    except ImportError as exc:
+        if "optuna" not in str(exc):
+            raise
+        print("spfde-train search needs Optuna: pip install 'spfde-studio[search]' "
+              "(--plan works without it)", file=sys.stderr)
+        return 2
     folder = study_mod.folder_for(spec, args.search_dir, args.allow_change)
     if args.report:
         print(report_mod.format_report(spec, study_mod.open_study(spec, folder), folder))

@@ -14,8 +14,8 @@ from typing import Any
 from engine import config as config_mod
 from engine.config import ConfigError
 from engine.cost import projection as plan_mod
+from engine.cost import wall_time
 from engine.search.spec import SearchError, SearchSpec
-from engine.sweep import cells as cells_mod
 from engine.sweep import results as results_mod
 
 MAX_CORNERS = 256
@@ -43,7 +43,7 @@ def project(cfg: dict) -> dict:
     p = plan_mod.project(config_mod.from_dict(cfg))
     f = p["flops"]
     return {"flops_spent": f["spent"], "flops_dense": f["dense"], "flops_saved": dict(f["saved"]),
-            "peak_memory_bytes": p["memory"]["peak_bytes"],
+            "flops_overhead": dict(f.get("overhead") or {}), "peak_memory_bytes": p["memory"]["peak_bytes"],
             "exact": bool(p.get("method", {}).get("exact", True))}
 
 
@@ -69,13 +69,28 @@ def budget_flops(spec: SearchSpec, dense_flops: float) -> float:
     return float(spec.budget_fraction or 1.0) * dense_flops
 
 
-def measured_speed(spec: SearchSpec) -> tuple[float, str]:
-    """(executed FLOPs per second, where it comes from) for ``budget.gpu_hours``. A run
-    folder is measured: the executed FLOPs of its finished run over its wall time, and it
-    must have run on a GPU (a CPU's speed gives no GPU-hours)."""
+def measured_speed(spec: SearchSpec) -> tuple[dict, str]:
+    """({flops_per_s, startup_s?, source}, where it comes from) for ``budget.gpu_hours``.
+
+    ``speed: N`` is taken as given; ``speed: RUN_DIR`` is measured from that run (executed
+    FLOPs over its wall time; it must have run on a GPU: a CPU's speed gives no GPU-hours);
+    without ``speed``, the GPU rate this machine measured for the base model, batch and
+    precision (engine.cost.wall_time's cache: every run records its own, ``spfde-train plan
+    --calibrate`` measures one)."""
     sp = spec.budget_speed
     if isinstance(sp, (int, float)):
-        return float(sp), f"{sp:.3g} executed FLOPs/s (given in the search file)"
+        return {"flops_per_s": float(sp), "source": "the search file"}, \
+            f"{sp:.3g} executed FLOPs/s (given in the search file)"
+    if sp is None:
+        cfg = config_mod.from_dict(copy.deepcopy(spec.base))
+        hit = wall_time.read_cache().get(wall_time.key(cfg, "cuda"))
+        if not hit:
+            raise SearchError([("budget.speed", "no GPU speed measured for the base model, batch and precision on "
+                                                "this machine: run it on the GPU (every run records its speed) or "
+                                                "spfde-train plan --calibrate there, or give speed: RUN_DIR (a GPU "
+                                                "run) or speed: N (executed FLOPs/s); on a CPU-only machine use "
+                                                "budget.flops or budget.fraction")], spec.source)
+        return hit, f"{hit['flops_per_s']:.3g} executed FLOPs/s measured on this machine's GPU ({hit.get('source')})"
     rd = Path(str(sp))
     events = results_mod.read_jsonl(rd / "events.jsonl") if (rd / "events.jsonl").is_file() else []
     devices = [str(e.get("device", "")) for e in events if e.get("event") == "run_started"]
@@ -92,8 +107,9 @@ def measured_speed(spec: SearchSpec) -> tuple[float, str]:
     if not s.get("flops_dense") or wall <= 0:
         raise SearchError([("budget.speed", f"{rd} has not finished a run (no run_finished with FLOPs and wall "
                                             "time); let it finish or stop it with a checkpoint")], spec.source)
-    rate = cells_mod.executed_flops(s) / wall
-    return rate, f"{rate:.3g} executed FLOPs/s measured by {rd} on {devices[-1]}"
+    rate = wall_time.executed_flops({"spent": s.get("flops_spent"), "dense": s["flops_dense"],
+                                     "saved": s.get("flops_saved") or {}}) / wall
+    return {"flops_per_s": rate, "source": str(rd)}, f"{rate:.3g} executed FLOPs/s measured by {rd} on {devices[-1]}"
 
 
 def unit(spec: SearchSpec) -> str:
@@ -102,11 +118,13 @@ def unit(spec: SearchSpec) -> str:
 
 def cost(spec: SearchSpec, projected: dict) -> float:
     """A planned point's cost in the budget's unit: training FLOPs, or one run's GPU-hours
-    (executed FLOPs at the measured speed plus the start-up time)."""
+    (engine.cost.wall_time's estimate: executed FLOPs at the measured speed plus start-up)."""
     if spec.budget_gpu_hours is None:
         return float(projected["flops_spent"])
     rate, _ = measured_speed(spec)
-    return (cells_mod.CELL_OVERHEAD_S + cells_mod.executed_flops(projected) / max(rate, 1.0)) / 3600.0
+    plan = {"flops": {"spent": projected["flops_spent"], "dense": projected["flops_dense"],
+                      "saved": projected.get("flops_saved") or {}, "overhead": projected.get("flops_overhead") or {}}}
+    return float(wall_time.estimate(None, plan, rate)["seconds"]) / 3600.0
 
 
 def limit(spec: SearchSpec, projected: dict) -> float:

@@ -78,8 +78,11 @@ def importances(study: optuna.Study) -> dict[str, float]:
     if len(done) < 2 or not any(len({str(t.params.get(k)) for t in done}) > 1 for k in done[0].params):
         return {}
     try:
+        # fANOVA, seeded: the same study gives the same importances (Optuna's default
+        # evaluator changed between versions); a Pareto study is judged on its accuracy
         target = (lambda t: t.values[0]) if len(study.directions) > 1 else None
-        imp = optuna.importance.get_param_importances(study, target=target)
+        imp = optuna.importance.get_param_importances(
+            study, target=target, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
     except (RuntimeError, ValueError, ZeroDivisionError):
         return {}
     return {k: float(v) for k, v in imp.items()}
@@ -158,6 +161,9 @@ def format_report(spec: SearchSpec, study: optuna.Study, folder: Path) -> str:
         lines.append(f"  #{r['trial']:<3d} {r['state']:<10s} acc {acc:>7s}  FLOPs {flops:>9s}  {params}{ref}{extra}")
     adv = advice_mod.advice(rows, snap.get("reference"))
     lines += advice_mod.format_advice(adv, snap["budget"])
+    if spec.pareto:
+        lines.append("  Pareto front (test accuracy vs training FLOPs), cheapest first: " + ", ".join(
+            f"#{r['trial']} {100 * r['test_acc']:.2f}% at {r['flops']:.3g}" for r in advice_mod.pareto_trials(rows)))
     if snap["importances"]:
         lines.append("  parameter importances (Optuna fANOVA): "
                      + ", ".join(f"{k} {v:.2f}" for k, v in snap["importances"].items()))

@@ -9,8 +9,9 @@
       sparsity.algorithm: {choices: [mest_ems, set]}
     budget: {fraction: 0.25}                # of the dense training cost; or {flops: 1.5e12};
                                             # or {fraction: 0.5, of: PRESET} (of that preset's
-                                            # planned training FLOPs); or {gpu_hours: 2,
-                                            # speed: RUN_DIR | executed FLOPs/s} (one run's time)
+                                            # planned training FLOPs); or {gpu_hours: 2[,
+                                            # speed: RUN_DIR | executed FLOPs/s]} (one run's time
+                                            # at the GPU speed measured here, or given)
     objective: {maximize: test_acc}         # or {pareto: [test_acc, flops]}
     trials: 8
     seeds: 1
@@ -32,12 +33,14 @@ from typing import Any
 
 import yaml
 
+from engine import assets
 from engine import config as config_mod
 from engine.config import ConfigError
 from engine.sweep import spec as sweep_spec
 from engine.sweep.spec import SweepError
 
-SEARCHES_DIR = Path(__file__).resolve().parent.parent.parent / "assets" / "searches"
+# The shipped searches: the checkout's assets/ or the wheel's spfde_assets package.
+SEARCHES_DIR = assets.path("searches")
 KEYS = ("name", "description", "base", "overrides", "space", "budget", "objective", "trials", "seeds",
         "sampler", "pruner", "workers", "storage", "search_dir", "reference")
 OBJECTIVES = ("test_acc",)
@@ -102,8 +105,14 @@ class SearchSpec:
         return len(self.objectives) > 1
 
     def fingerprint(self) -> str:
-        """What makes a study folder this file's: everything but trials, workers and storage."""
-        keep = {k: v for k, v in self.raw.items() if k not in ("trials", "workers", "storage", "description")}
+        """What makes a study folder this file's: what a trial means (the base after its
+        overrides, the space, the budget, the objective, the seeds, the reference), read
+        from the parsed file so that spelling a default out (seeds: 1) or changing the trial
+        count, workers, sampler, pruner or storage continues the same study."""
+        keep = {"base": self.base, "space": {k: vars(d) for k, d in self.space.items()},
+                "budget": [self.budget_flops, self.budget_fraction, self.budget_of_config, self.budget_gpu_hours,
+                           self.budget_speed],
+                "objectives": self.objectives, "seeds": self.seeds, "reference": self.reference}
         return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -156,7 +165,7 @@ def _dim(fld: str, raw: Any, errors: list) -> Dim | None:
 
 
 BUDGET_FORMS = ("{fraction: F} (of the dense training FLOPs), {flops: N}, {fraction: F, of: PRESET} "
-                "or {gpu_hours: H, speed: RUN_DIR | FLOPs/s}")
+                "or {gpu_hours: H[, speed: RUN_DIR | FLOPs/s]}")
 
 
 def _number(v: Any) -> bool:
@@ -187,9 +196,6 @@ def _budget(raw: Any, errors: list) -> dict[str, Any]:
             errors.append((f"budget.{k}", f"expected a number {'in (0, 1]' if k == 'fraction' else '> 0'}, got {v!r}"))
         else:
             out[k] = float(v)
-    if "gpu_hours" in raw and "speed" not in raw:
-        errors.append(("budget.speed", "budget.gpu_hours needs the GPU's measured speed: speed: RUN_DIR (a run of the "
-                                       "base preset on that GPU, even one epoch) or speed: N (executed FLOPs/s)"))
     return out
 
 

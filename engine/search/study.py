@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 
 from engine import config as config_mod
 from engine.run.lock import LOCK_FILE, RunLock, RunLockedError
+from engine.run.lock import _lock as try_lock
 from engine.search import feasibility
 from engine.search import report as report_mod
 from engine.search.spec import SearchError, SearchSpec
@@ -36,6 +37,8 @@ from engine.sweep import state as state_mod
 from engine.sweep.cells import Cell
 
 log = logging.getLogger("engine.search")
+# Optuna's INFO lines ("A new study created ...") would interleave with the event stream.
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 SPEC_FILE = "search.yaml"
 STUDY_DB = "study.db"
 # Infeasible points are free but not endless: give up after this many per requested trial.
@@ -57,14 +60,14 @@ def mask_url(url: str) -> str:
 
 @contextlib.contextmanager
 def folder_mutex(folder: Path, timeout: float = MUTEX_TIMEOUT_S) -> Iterator[None]:
-    """An exclusive OS lock on ``<folder>/.search.lock``, waited for (it dies with its holder)."""
-    import fcntl
+    """An exclusive OS lock on ``<folder>/.search.lock``, waited for (it dies with its holder;
+    flock, or msvcrt on Windows, as the run folder's lock)."""
     fd = os.open(folder / MUTEX_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                try_lock(fd)
                 break
             except OSError:
                 if time.monotonic() > deadline:

@@ -11,6 +11,7 @@ import os
 import sys
 
 from engine.sweep.manifest import is_sweep_dir
+from spfde_gui.search.report import export_search_report, is_search_dir
 from spfde_gui.sweep.report import export_sweep_report
 
 from . import ReportError, export_report
@@ -38,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     out = args.out if args.out is not None else os.path.join(args.run_dir, "report")
     try:
-        if is_sweep_dir(args.run_dir):   # a sweep folder: the results table and its scatter
+        if is_search_dir(args.run_dir):  # a budget search (spfde_gui/search): the advice and its plots
+            fmts = args.formats if args.formats != DEFAULT_FORMATS else None
+            written = export_search_report(args.run_dir, out, fmts)
+        elif is_sweep_dir(args.run_dir):   # a sweep folder: the results table and its scatter
             fmts = args.formats if args.formats != DEFAULT_FORMATS else None
             written = export_sweep_report(args.run_dir, out, fmts)
         else:

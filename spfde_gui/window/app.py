@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QApplication
 
 from engine import assets
 from engine.sweep.manifest import is_sweep_dir
+from spfde_gui.search.report import is_search_dir
 from spfde_gui.window.main_window import MainWindow
 
 ICON = assets.path("icons", "spfde.svg")
@@ -45,7 +46,10 @@ def build_window(preset: str | None = None, config: str | None = None, open_run:
         if runs_dir:
             win.form.set_field("run_dir", runs_dir)
     if open_run:
-        if is_sweep_dir(open_run):       # a sweep folder: its results table, not an empty run
+        if is_search_dir(open_run):      # a budget search: its trials, figures and advice
+            win.search.open_folder(open_run)
+            win.tabs.setCurrentWidget(win.search)
+        elif is_sweep_dir(open_run):       # a sweep folder: its results table, not an empty run
             win.sweep_results.set_sweep(open_run)
             win.tabs.setCurrentWidget(win.sweep_results)
         else:

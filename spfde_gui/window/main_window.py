@@ -29,6 +29,7 @@ from spfde_gui import report
 from spfde_gui.model.run_model import RunModel, is_run_dir
 from spfde_gui.model.run_state import batch_progress_text, resume_blocker
 from spfde_gui.palette import STATUS_COLORS
+from spfde_gui.search.tab import SearchTab
 from spfde_gui.sweep.queue import SweepQueue
 from spfde_gui.sweep.results_view import SweepResultsView
 from spfde_gui.system.engine_process import EngineController
@@ -306,6 +307,10 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.sweep_results, self.sweep_results.title)
         self.sweep_queue.sweep_changed.connect(self.sweep_results.set_sweep)
         self.sweep_results.open_runs.connect(self.open_runs_overlaid)
+        # the budget search (spfde_gui/search): a `spfde-train search` subprocess and its study
+        self.search = SearchTab(self._form_config_dict, lambda: self._runs_dir().parent / "searches")
+        self.tabs.addTab(self.search, self.search.title)
+        self.search.use_settings.connect(self.use_search_settings)
         self.tabs.currentChanged.connect(lambda _i: self._tick(force=True))
         right = QWidget()
         rl = QVBoxLayout(right)
@@ -549,6 +554,15 @@ class MainWindow(QMainWindow):
         self.left.setCurrentIndex(0)
         self.statusBar().showMessage(f"Configuration of {m.name} copied into the form")
 
+    def use_search_settings(self, cfg: dict) -> None:
+        """The Search tab's "use these settings": the best trial's configuration in the form."""
+        runs_dir = self.form.raw_dict()[0].get("run_dir")
+        self.form.set_config(cfg)
+        if runs_dir:
+            self.form.set_field("run_dir", runs_dir)
+        self.left.setCurrentIndex(0)
+        self.statusBar().showMessage(f"The best search trial's settings ({cfg.get('name', '')}) copied into the form")
+
     def _on_compare(self, models: list) -> None:
         self.training.set_overlays([m for m in models if m is not self.model])
         if self.model is None and models:
@@ -685,6 +699,7 @@ class MainWindow(QMainWindow):
         self.form.shutdown()
         self.sieve.shutdown()
         self.runs.shutdown()
+        self.search.shutdown()          # a running search stops with a checkpoint; Start continues it
         ev.accept()
 
     def _ask_close(self) -> str:
