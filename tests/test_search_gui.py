@@ -1,7 +1,6 @@
 """The Search tab drives a real tiny search (a `spfde-train search` subprocess, synthetic
 data) under QT_QPA_PLATFORM=offscreen: the cost range, Start, the live trials table, the
 figures, the advice, "use these settings", Pause/continue, and `--open SEARCH_DIR`."""
-import os
 from pathlib import Path
 
 import pytest
@@ -65,6 +64,27 @@ def test_search_tab_runs_a_tiny_search_and_uses_the_best_settings(studio, tab, t
     assert studio.left.currentIndex() == 0
     written = tab.write_report()
     assert written and written["html"].is_file() and written["pdf"].stat().st_size > 0
+    _open_and_continue(folder, tmp_path, qtbot)
+
+
+def _open_and_continue(folder: Path, tmp_path: Path, qtbot) -> None:
+    """`spfde-gui --open SEARCH_DIR` on the finished study, then one more trial in it (the
+    study is not refused as another file's). Part of the test above: it reuses its search."""
+    from spfde_gui.window.app import build_window
+    win = build_window(open_run=str(folder), runs_dir=str(tmp_path / "runs"))
+    win.close_policy = "kill"
+    qtbot.addWidget(win)
+    assert win.tabs.currentWidget() is win.search
+    assert win.search.table.rowCount() >= 3 and win.search.name_edit.text() == "gui-tiny"
+    assert "best within the budget" in win.search.advice.toPlainText()
+    win.search.trials.setValue(4)
+    assert win.search.start()
+    qtbot.waitUntil(lambda: win.search.state == "finished", timeout=300_000)
+    assert win.search.proc.exitCode() == 0, win.search._stderr[-2000:]
+    assert win.search.folder == folder
+    states = [r["state"] for r in win.search.snapshot["trials"]]
+    assert states.count("complete") == 4
+    win.close()
 
 
 def test_search_tab_pause_then_continue(tab, tmp_path, qtbot):
@@ -98,32 +118,6 @@ def test_search_tab_pause_then_continue(tab, tmp_path, qtbot):
     assert [r["state"] for r in snap["trials"]].count("complete") == 2
     events = [json.loads(ln) for ln in (folder / "sweep_events.jsonl").read_text().splitlines() if ln.strip()]
     assert any(e.get("event") == "trial_resumed" for e in events)
-
-
-def test_open_a_search_folder(tmp_path, qtbot):
-    import subprocess
-    import sys
-    root = Path(__file__).resolve().parent.parent
-    f = tiny_file(tmp_path, trials=2)
-    subprocess.run([sys.executable, "-m", "engine", "search", str(f), "--search-dir", str(tmp_path / "s")],
-                   cwd=root, env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}, check=True,
-                   capture_output=True, timeout=300)
-    from spfde_gui.window.app import build_window
-    win = build_window(open_run=str(tmp_path / "s" / "gui-tiny"), runs_dir=str(tmp_path / "runs"))
-    win.close_policy = "kill"
-    qtbot.addWidget(win)
-    assert win.tabs.currentWidget() is win.search
-    assert win.search.table.rowCount() >= 2 and win.search.name_edit.text() == "gui-tiny"
-    assert "best within the budget" in win.search.advice.toPlainText()
-    # one more trial: it continues in the opened folder (the study is not refused as another file's)
-    win.search.trials.setValue(3)
-    assert win.search.start()
-    qtbot.waitUntil(lambda: win.search.state == "finished", timeout=300_000)
-    assert win.search.proc.exitCode() == 0, win.search._stderr[-2000:]
-    assert win.search.folder == tmp_path / "s" / "gui-tiny"
-    states = [r["state"] for r in win.search.snapshot["trials"]]
-    assert states.count("complete") == 3
-    win.close()
 
 
 def test_use_the_form_as_the_base(studio, tab):
