@@ -31,6 +31,7 @@ from engine.cost import preflight as resources
 from engine.cost import projection as plan_mod
 from engine.data.checks import CIFAR_FILES, check_dataset
 from engine.executor import cli as executor_cli
+from engine.executor.job import requeue_at_time_limit
 from engine.run import folder as run_dir_mod
 from engine.run.control import CommandChannel
 from engine.run.finished import completed_epochs
@@ -343,6 +344,8 @@ def _train(cfg, run_dir: Path | None, point=None, resume: bool = False, stop_on_
         status = trainer.fit()
         dist.finish()                    # every rank got here: the watchdog may stop
         log.info("run %s: %s", status, run_dir)
+        if status == "stopped" and primary and requeue_at_time_limit():
+            log.info("Slurm job at its time limit: requeued; it resumes from this checkpoint")
         return EXIT_OK
     except KeyboardInterrupt:
         emitter.emit("error", message="interrupted (second Ctrl-C)", traceback=traceback.format_exc())

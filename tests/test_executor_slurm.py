@@ -119,3 +119,16 @@ def test_slurm_environment_to_torch_distributed():
 def test_srun_for_a_multi_process_job():
     text = batch_script([["python", "-m", "engine.executor.job", "/r"]], "spfde-x", "/r", SlurmOptions(), ntasks=2)
     assert "#SBATCH --ntasks-per-node=2" in text and "exec srun --kill-on-bad-exit=1 python" in text
+
+
+def test_requeue_only_at_the_time_limit_of_our_own_jobs(monkeypatch):
+    calls = []
+    monkeypatch.setattr(job.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or type("R", (), {"returncode": 0})())
+    ours = {"SLURM_JOB_ID": "41", job.REQUEUE_ENV: "1", job.WARNING_ENV: "120"}
+    monkeypatch.setattr(job, "time_left_s", lambda jid: 100)
+    assert job.requeue_at_time_limit(ours) and calls == [["scontrol", "requeue", "41"]]
+    assert not job.requeue_at_time_limit({"SLURM_JOB_ID": "41"})          # a job someone else wrote
+    monkeypatch.setattr(job, "time_left_s", lambda jid: 3600)               # scancel / preemption
+    assert not job.requeue_at_time_limit(ours)
+    monkeypatch.setattr(job, "time_left_s", lambda jid: None)               # unlimited
+    assert not job.requeue_at_time_limit(ours) and len(calls) == 1

@@ -74,6 +74,18 @@ def queue() -> str:
     return subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T"], capture_output=True, text=True).stdout
 
 
+def release(job: str, started) -> None:
+    """Slurm holds a requeued job back (BeginTime) for a while: make it eligible now, again
+    until it has started (an update sent while the requeue is still completing is lost)."""
+    def go():
+        if started():
+            return True
+        subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True, text=True)
+        time.sleep(1)
+        return started()
+    wait_for(go, f"job {job} to start again")
+
+
 def test_four_cell_sweep_on_slurm_gives_the_local_results(slurm_cluster, tmp_path):
     local = spfde("sweep", write_sweep(tmp_path / "a"), "--gpus", "none")
     assert local.returncode == 0, local.stderr[-2000:]
@@ -121,9 +133,8 @@ def test_requeued_run_resumes_to_the_same_final_metrics(slurm_cluster, tmp_path)
     # requeue once the first epoch is done (the job is mid-run: 3 epochs)
     wait_for(lambda: any(e["event"] == "epoch_end" for e in run_events(run_dir)), "the first epoch")
     assert subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True).returncode == 0
-    # Slurm holds a requeued job back (BeginTime) for a while: release it now
     wait_for(lambda: f"{job}|PENDING" in queue(), "the requeued job to pend")
-    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True, text=True)
+    release(job, lambda: len(manifest.read_jsonl(run_dir / "slurm_jobs.jsonl")) > 1)
     wait_for(lambda: sum(e["event"] == "run_finished" for e in run_events(run_dir)) == 2, "the resumed run's end")
     evs = run_events(run_dir)
     assert [e["status"] for e in evs if e["event"] == "run_finished"] == ["stopped", "completed"]
@@ -224,3 +235,29 @@ def test_two_task_gloo_ddp_run_through_srun(slurm_cluster, tmp_path):
     nodes = spfde("run", "--preset", "demo", *args, "--set", "distributed.nnodes=2", "--run-dir", tmp_path / "n2",
                   "--executor", "slurm")
     assert nodes.returncode == 2 and "distributed.nnodes" in nodes.stderr, nodes.stderr
+
+
+def test_time_limit_warning_checkpoints_and_requeues_itself(slurm_cluster, tmp_path):
+    """--signal=B:TERM@90 on a 2-minute job: SIGTERM about 30 s in; the engine checkpoints,
+    sees the job at its time limit and requeues it (Slurm would not); it resumes."""
+    sets = ["device=cpu", "epochs=100", "batch_size=4", "model.width=0.25", "threads=1", "data.image_size=8",
+            "data.train_size=400", "data.test_size=16", "data.num_classes=4", "data.augment=false",
+            "freeze.target=0", "sieve.ratio=0", "analysis.enabled=false", "checkpoint.every=1"]
+    args = [a for s in sets for a in ("--set", s)]
+    sub = spfde("run", "--preset", "demo", *args, "--run-dir", tmp_path / "tl", "--executor", "slurm",
+                "--slurm", "time=2", "--slurm", "signal_warning_s=90")
+    assert sub.returncode == 0, sub.stderr[-2000:]
+    run_dir = next((tmp_path / "tl").iterdir())
+    job = sub.stdout.split("Slurm job ")[1].split(":")[0]
+    try:
+        wait_for(lambda: f"{job}|PENDING" in queue(), "the job to requeue itself", timeout=240)
+        release(job, lambda: len(manifest.read_jsonl(run_dir / "slurm_jobs.jsonl")) > 1)
+        wait_for(lambda: any(e["event"] == "requeued" for e in run_events(run_dir)), "the resumed session")
+    finally:
+        subprocess.run(["scancel", job], capture_output=True, text=True)
+    evs = run_events(run_dir)
+    first = next(e for e in evs if e["event"] == "run_finished")
+    assert first["status"] == "stopped" and "time limit: requeued" in next(run_dir.glob("slurm-*.log")).read_text()
+    again = [e for e in evs if e["event"] == "run_started"][1]
+    assert again["resumed"] and (again["start_epoch"], again.get("start_batch", 0)) != (0, 0)
+    assert next(e for e in evs if e["event"] == "requeued")["attempt"] == 2

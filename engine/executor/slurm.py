@@ -148,6 +148,8 @@ def batch_script(commands: list[list[str]], job_name: str, log_dir: str, opts: S
     lines = ["#!/bin/bash", f"#SBATCH --job-name={job_name}", f"#SBATCH --array={array}",
              f"#SBATCH --output={log_dir}/slurm-%A_%a.log"]
     lines += [f"#SBATCH {d}" for d in opts.directives(ntasks, nodes)]
+    # read by the engine (engine.executor.job.requeue_at_time_limit): requeue at the warning
+    lines.append(f"export SPFDE_SLURM_REQUEUE=1 SPFDE_SLURM_WARNING_S={opts.signal_warning_s}")
     # srun forwards the batch shell's TERM to its tasks (the engine checkpoints on every rank)
     launch = "exec srun --kill-on-bad-exit=1 " if ntasks > 1 or nodes > 1 else "exec "
     lines.append('case "$SLURM_ARRAY_TASK_ID" in')
