@@ -125,10 +125,12 @@ def test_requeue_only_at_the_time_limit_of_our_own_jobs(monkeypatch):
     calls = []
     monkeypatch.setattr(job.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or type("R", (), {"returncode": 0})())
     ours = {"SLURM_JOB_ID": "41", job.REQUEUE_ENV: "1", job.WARNING_ENV: "120"}
-    monkeypatch.setattr(job, "time_left_s", lambda jid: 100)
+    monkeypatch.setattr(job, "state_and_time_left", lambda jid: ("RUNNING", 100))
     assert job.requeue_at_time_limit(ours) and calls == [["scontrol", "requeue", "41"]]
     assert not job.requeue_at_time_limit({"SLURM_JOB_ID": "41"})          # a job someone else wrote
-    monkeypatch.setattr(job, "time_left_s", lambda jid: 3600)               # scancel / preemption
+    monkeypatch.setattr(job, "state_and_time_left", lambda jid: ("RUNNING", 3600))   # preemption far from the limit
     assert not job.requeue_at_time_limit(ours)
-    monkeypatch.setattr(job, "time_left_s", lambda jid: None)               # unlimited
+    monkeypatch.setattr(job, "state_and_time_left", lambda jid: ("COMPLETING", 100))  # scancel'd near the limit
+    assert not job.requeue_at_time_limit(ours)
+    monkeypatch.setattr(job, "state_and_time_left", lambda jid: ("RUNNING", None))    # unlimited
     assert not job.requeue_at_time_limit(ours) and len(calls) == 1

@@ -255,6 +255,10 @@ def test_time_limit_warning_checkpoints_and_requeues_itself(slurm_cluster, tmp_p
         wait_for(lambda: any(e["event"] == "requeued" for e in run_events(run_dir)), "the resumed session")
     finally:
         subprocess.run(["scancel", job], capture_output=True, text=True)
+    # a cancel near the time limit is still a cancel: the job does not requeue itself
+    wait_for(lambda: f"{job}|" not in queue(), "the cancelled job to leave the queue")
+    time.sleep(3)
+    assert f"{job}|" not in queue()
     evs = run_events(run_dir)
     first = next(e for e in evs if e["event"] == "run_finished")
     assert first["status"] == "stopped" and "time limit: requeued" in next(run_dir.glob("slurm-*.log")).read_text()

@@ -57,17 +57,20 @@ def requeue_fields(env: dict | os._Environ = os.environ) -> dict | None:
             "node": socket.gethostname().split(".")[0]}
 
 
-def time_left_s(slurm_job_id: str) -> int | None:
-    """The job's remaining time from squeue (%L), None when unlimited or unknown."""
+def state_and_time_left(slurm_job_id: str) -> tuple[str, int | None]:
+    """The job's state and remaining time from squeue (%T, %L); the time is None when
+    unlimited or unknown."""
     try:
-        out = subprocess.run(["squeue", "-h", "-j", slurm_job_id, "-o", "%L"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run(["squeue", "-h", "-j", slurm_job_id, "-o", "%T|%L"], capture_output=True, text=True,
+                             timeout=30)
     except (OSError, subprocess.SubprocessError):
-        return None
-    text = out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else ""
+        return "", None
+    text = out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else "|"
+    state, _, left = text.partition("|")
     try:
-        return time_seconds(text) if text else None
+        return state, time_seconds(left) if left else None
     except ValueError:
-        return None              # UNLIMITED, NOT_SET
+        return state, None       # UNLIMITED, NOT_SET
 
 
 def requeue_at_time_limit(env: dict | os._Environ = os.environ) -> bool:
@@ -75,13 +78,14 @@ def requeue_at_time_limit(env: dict | os._Environ = os.environ) -> bool:
     is at its time-limit warning, requeue it (Slurm does not requeue a timed-out job by
     itself), so it resumes from the checkpoint. A scancel, an ``scontrol requeue`` or a
     preemption also sends SIGTERM, but far from the time limit: left to Slurm (cancelled
-    stays cancelled; the next ``spfde-train sweep`` resumes it). True when requeued."""
+    stays cancelled; the next ``spfde-train sweep`` resumes it); and a cancelled or requeued
+    job is no longer RUNNING when its engine gets here. True when requeued."""
     jid = env.get("SLURM_JOB_ID")
     if env.get(REQUEUE_ENV) != "1" or not jid:
         return False
     warning = int(env.get(WARNING_ENV, "120") or 120)
-    left = time_left_s(jid)
-    if left is None or left > warning + EARLY_SIGNAL_S:
+    state, left = state_and_time_left(jid)
+    if state != "RUNNING" or left is None or left > warning + EARLY_SIGNAL_S:
         return False
     try:
         out = subprocess.run(["scontrol", "requeue", jid], capture_output=True, text=True, timeout=60)
