@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="accept these fields of the run folder's config.yaml differing from the checkpoint's "
                         "configuration (e.g. epochs); without it a changed config.yaml is refused; repeatable")
     _add_supervision_args(p)
+    executor_cli.add_args(p)
     p = sub.add_parser("validate", help="check a configuration; prints OK or every error")
     _add_config_args(p)
     p = sub.add_parser("plan", help="project the run's FLOPs, memory and freeze plan without training")
@@ -214,6 +215,8 @@ def cmd_resume(args) -> int:
         return _worker_locked(d, lambda: _resume_worker(d, args))
     if not d.is_dir():
         raise ConfigError([("RUN_DIR", f"not a directory: {d}")])
+    if args.executor == "slurm":         # a job that resumes it on a node (engine.executor.job)
+        return executor_cli.submit_run(run_dir_mod.read_config(d), args, existing=d)
     d = d.resolve()      # events carry paths (checkpoints) that must not depend on this cwd
     try:
         lock = RunLock(d).acquire()

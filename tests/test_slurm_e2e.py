@@ -265,3 +265,25 @@ def test_time_limit_warning_checkpoints_and_requeues_itself(slurm_cluster, tmp_p
     again = [e for e in evs if e["event"] == "run_started"][1]
     assert again["resumed"] and (again["start_epoch"], again.get("start_batch", 0)) != (0, 0)
     assert next(e for e in evs if e["event"] == "requeued")["attempt"] == 2
+
+
+def test_resume_on_slurm_and_no_local_run_beside_active_jobs(slurm_cluster, tmp_path):
+    path = write_sweep(tmp_path, name="busy", overrides=LONGER, executor="slurm", axes={"sparsity.target": [0.5]},
+                       seeds=1)
+    out = spfde("sweep", path, "--detach")
+    assert out.returncode == 0, out.stderr[-2000:]
+    sweep_dir = Path(events(out.stdout)[0]["sweep_dir"])
+    (j,) = cluster.jobs(manifest.read(sweep_dir)).values()
+    try:
+        local = spfde("sweep", sweep_dir, "--executor", "local", "--gpus", "none")
+        assert local.returncode == 2 and "Slurm jobs pending or running" in local.stderr, local.stderr
+        wait_for(lambda: any(e["event"] == "epoch_end" for e in run_events(Path(j.run_dir))), "a checkpoint")
+    finally:
+        assert spfde("sweep", sweep_dir, "--cancel").returncode == 0
+    wait_for(lambda: f"{j.job_id}|" not in queue(), "the cancelled job to leave")
+    # the stopped run folder, resumed on Slurm by hand
+    sub = spfde("resume", j.run_dir, "--executor", "slurm")
+    assert sub.returncode == 0 and j.run_dir in sub.stdout, sub.stderr[-2000:]
+    wait_for(lambda: [e["status"] for e in run_events(Path(j.run_dir)) if e["event"] == "run_finished"][-1:]
+             == ["completed"], "the resumed run's end")
+    assert [e["resumed"] for e in run_events(Path(j.run_dir)) if e["event"] == "run_started"][-1] is True

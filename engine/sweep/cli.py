@@ -9,7 +9,7 @@ from pathlib import Path
 
 from engine.executor import checks
 from engine.executor import cli as executor_cli
-from engine.executor.slurm import SlurmExecutor, available
+from engine.executor.slurm import SlurmExecutor, SlurmOptions, available
 from engine.run.events import dumps, make_event
 from engine.run.lock import RunLock, RunLockedError
 from engine.sweep import cells as cells_mod
@@ -77,6 +77,12 @@ def main(args) -> int:
         log.info("sweep folder %s (%d cells)", m.dir, len(m.cells))
     else:
         log.info("resuming sweep folder %s", m.dir)
+    busy = _active_jobs(m)
+    if busy:
+        print(f"{m.dir}: {len(busy)} cell(s) have Slurm jobs pending or running ({', '.join(busy[:5])}); "
+              "running the sweep here would run them twice. Wait for them, or cancel them with --cancel",
+              file=sys.stderr)
+        return 2
     try:
         return runner.run(m, gpus=args.gpus)
     except (ValueError, RunLockedError, OSError) as exc:   # the lock: another sweep runs this folder
@@ -89,7 +95,7 @@ def _status_or_cancel(args, m: manifest_mod.Manifest | None) -> int:
         print(f"no sweep folder for {args.source} yet (run it first)", file=sys.stderr)
         return 2
     has_jobs = bool(cluster.jobs(m))
-    ex = SlurmExecutor(executor_cli.options(args, m.data.get("slurm"))) if has_jobs and not available() else None
+    ex = SlurmExecutor(SlurmOptions()) if has_jobs and not available() else None   # query/cancel: no options
     if args.cancel:
         if not has_jobs:
             print(f"{m.dir}: no Slurm job was submitted for this sweep (a local sweep stops with Ctrl-C)", file=sys.stderr)
@@ -105,6 +111,18 @@ def _status_or_cancel(args, m: manifest_mod.Manifest | None) -> int:
         print(f"note: {available()}; showing the cells' states from their folders", file=sys.stderr)
     print(cluster.format_status(cluster.status_rows(m, ex)), end="")
     return 0
+
+
+def _active_jobs(m: manifest_mod.Manifest) -> list[str]:
+    """The sweep's Slurm jobs still pending or running (none asked when none was submitted)."""
+    recorded = cluster.jobs(m)
+    if not recorded or available():
+        return []
+    try:
+        info = SlurmExecutor(SlurmOptions()).query([j.job_id for j in recorded.values()])
+    except RuntimeError:
+        return []
+    return [j for j, ji in info.items() if ji.active]
 
 
 def _emitter(m: manifest_mod.Manifest):
