@@ -134,3 +134,14 @@ def test_requeue_only_at_the_time_limit_of_our_own_jobs(monkeypatch):
     assert not job.requeue_at_time_limit(ours)
     monkeypatch.setattr(job, "state_and_time_left", lambda jid: ("RUNNING", None))    # unlimited
     assert not job.requeue_at_time_limit(ours) and len(calls) == 1
+
+
+def test_a_job_settled_twice_is_one_failure(tmp_path):
+    from engine.sweep import state as state_mod
+    from engine.sweep.cells import Cell
+    from engine.sweep.manifest import Manifest
+    m = Manifest(tmp_path, {"cells": [Cell(index=0, name="s-c000", setting={}, seed=0, config={}).to_dict()]})
+    line = {"cell": "s-c000", "status": "failed", "job_id": "5_0", "error": "boom"}
+    (tmp_path / "results.jsonl").write_text("\n".join(__import__("json").dumps(line) for _ in range(2)) + "\n")
+    st = state_mod.cell_state(m, m.cells[0])
+    assert (st.failures, st.action) == (1, "retry_start")

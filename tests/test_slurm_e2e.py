@@ -24,7 +24,7 @@ TINY = {"device": "cpu", "epochs": 2, "interval": 1, "batch_size": 4, "model": {
         "data": {"image_size": 8, "train_size": 40, "test_size": 16, "num_classes": 4, "augment": False},
         "freeze": {"target": 0}, "sieve": {"ratio": 0}, "checkpoint": {"every": 1}, "analysis": {"enabled": False}}
 # long enough (a few seconds an epoch) to be caught running
-LONGER = {**TINY, "epochs": 3, "data": {**TINY["data"], "train_size": 1200}}
+LONGER = {**TINY, "epochs": 3, "data": {**TINY["data"], "train_size": 800}}
 COMPARED = ("status", "final_test_acc", "best_test_acc", "flops_spent", "epochs_completed")
 
 
