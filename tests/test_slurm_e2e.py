@@ -191,6 +191,8 @@ def test_a_job_failing_on_its_node_is_a_failed_cell_with_its_log_tail(slurm_clus
     assert len(failed) == 1 and "GPU fell off the bus" in failed[0]["error"] and failed[0]["will_retry"]
     line = results.latest_lines(manifest.read_jsonl(m.dir / manifest.RESULTS))[m.cells[0].name]
     assert line["status"] == "failed" and "GPU fell off the bus" in line["slurm_log_tail"]
+    table = spfde("sweep", m.dir, "--table", "md")
+    assert "0/1 (1 failed)" in table.stdout and "GPU fell off the bus" in table.stderr
     # the retry (once) fails too: the cell is failed for good, not resubmitted again
     cluster.submit(m, ex, python=str(broken))
     assert cluster.follow(m, ex, lambda ev, **f: None, poll_s=0.3) == 1

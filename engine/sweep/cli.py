@@ -59,6 +59,9 @@ def main(args) -> int:
             return 2
         rows = results_mod.load(m)
         print(export_mod.FORMATS[args.table](rows, m.varied), end="")
+        # the table counts failed seeds; why each failed (a Slurm job's log tail) goes beside it
+        for err in (e for r in rows for e in r.errors):
+            print("failed " + "\n    ".join(err.splitlines()[-8:]), file=sys.stderr)
         return 0
     if args.plan:
         rate = args.flops_per_s or (measured_rate(m) if m else None) or cells_mod.DEFAULT_CPU_FLOPS_PER_S
