@@ -34,6 +34,7 @@ def test_no_slurm_is_a_clear_state_not_a_crash(qtbot, monkeypatch, tmp_path):
     assert "Slurm not found" in p.status.text()
     assert not p.on_slurm() and not p.run_on.isEnabled() and not p.cancel_btn.isEnabled()
     assert p.submit_sweep(tmp_path) is False and "Slurm not found" in p.message.text()
+    assert p.resubmit_run(tmp_path) is False
     p.refresh()                                      # nothing to ask: no error either
     p.shutdown()
 
@@ -97,3 +98,16 @@ def test_launch_with_run_on_slurm_submits_the_forms_run(slurm_cluster, studio, q
     assert finished()
     studio.runs.rescan()                               # listed, and watched from its folder
     qtbot.waitUntil(lambda: studio.runs.table.rowCount() == 1, timeout=30_000)
+    # resubmitted: a new job that finds the run completed and appends nothing
+    run_dir = next(runs.iterdir())
+    n_lines = len((run_dir / "events.jsonl").read_text().splitlines())
+    studio.cluster.message.setText("")
+    assert studio.cluster.resubmit_run(run_dir)
+    qtbot.waitUntil(lambda: "submitted Slurm job" in studio.cluster.message.text(), timeout=60_000)
+    marker = run_dir / "slurm_jobs.jsonl"
+    qtbot.waitUntil(lambda: len(marker.read_text().splitlines()) == 2, timeout=120_000)
+    deadline = time.monotonic() + 60
+    while "spfde-" in subprocess.run(["squeue", "-h", "-o", "%j"], capture_output=True, text=True).stdout \
+            and time.monotonic() < deadline:
+        qtbot.wait(500)
+    assert len((run_dir / "events.jsonl").read_text().splitlines()) == n_lines

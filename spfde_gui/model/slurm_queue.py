@@ -78,6 +78,11 @@ def submit_run_argv(config_path: Path, runs_dir: Path, values: dict) -> list[str
             "--executor", "slurm", *option_args(values)]
 
 
+def resubmit_run_argv(run_dir: Path, values: dict) -> list[str]:
+    """A stopped or cancelled run folder, resumed by a new job (from its checkpoint)."""
+    return [sys.executable, "-m", "engine", "resume", str(run_dir), "--executor", "slurm", *option_args(values)]
+
+
 def submit_sweep_argv(sweep_dir: Path, values: dict) -> list[str]:
     return [sys.executable, "-m", "engine", "sweep", str(sweep_dir), "--executor", "slurm", "--detach",
             *option_args(values)]

@@ -38,9 +38,11 @@ REFRESH_MS = 3000
 class ClusterPanel(QWidget):
     submitted = Signal(str)          # what the submission said (the run folder, the job ids)
 
-    def __init__(self, sweep_dir: Callable[[], Path | None] | None = None, parent=None):
+    def __init__(self, sweep_dir: Callable[[], Path | None] | None = None,
+                 run_dir: Callable[[], Path | None] | None = None, parent=None):
         super().__init__(parent)
         self.sweep_dir = sweep_dir or (lambda: None)
+        self.run_dir = run_dir or (lambda: None)        # the run in focus (Resubmit run)
         self.missing = slurm_queue.not_found()
         self.rows: list[slurm_queue.JobRow] = []
         lay = QVBoxLayout(self)
@@ -67,12 +69,15 @@ class ClusterPanel(QWidget):
         lay.addLayout(form)
         buttons = QHBoxLayout()
         self.submit_sweep_btn = QPushButton("Submit the Sweep tab's sweep")
-        self.submit_sweep_btn.clicked.connect(self.submit_sweep)
+        self.submit_sweep_btn.clicked.connect(lambda: self.submit_sweep())
+        self.resubmit_run_btn = QPushButton("Resubmit the open run")
+        self.resubmit_run_btn.setToolTip("A new job that resumes the run in focus from its checkpoint")
+        self.resubmit_run_btn.clicked.connect(lambda: self.resubmit_run())
         self.refresh_btn = QPushButton("Refresh")
         self.refresh_btn.clicked.connect(self.refresh)
         self.cancel_btn = QPushButton("Cancel selected")
         self.cancel_btn.clicked.connect(self.cancel_selected)
-        for b in (self.submit_sweep_btn, self.refresh_btn, self.cancel_btn):
+        for b in (self.submit_sweep_btn, self.resubmit_run_btn, self.refresh_btn, self.cancel_btn):
             buttons.addWidget(b)
         lay.addLayout(buttons)
         self.table = QTableWidget(0, len(QUEUE_COLUMNS))
@@ -115,7 +120,8 @@ class ClusterPanel(QWidget):
             self.status.setText("Runs start on this machine.")
         off = bool(self.missing)
         self.run_on.setEnabled(not off)
-        for w in (*self.fields.values(), self.submit_sweep_btn, self.refresh_btn, self.cancel_btn):
+        for w in (*self.fields.values(), self.submit_sweep_btn, self.resubmit_run_btn, self.refresh_btn,
+                  self.cancel_btn):
             w.setEnabled(not off)
 
     def _say(self, text: str) -> None:
@@ -175,6 +181,20 @@ class ClusterPanel(QWidget):
             return False
         argv = slurm_queue.submit_sweep_argv(Path(d), self.values())
         self._say(f"Submitting the sweep {Path(d).name} to Slurm…")
+        self.tasks.start(lambda state: ("submit", *slurm_queue.run_command(argv), None), supersede=False)
+        return True
+
+    def resubmit_run(self, run_dir: Path | None = None) -> bool:
+        """A new job for a stopped or cancelled run folder (the run in focus by default)."""
+        if self.missing:
+            self._say(self.missing)
+            return False
+        d = run_dir or self.run_dir()
+        if d is None:
+            self._say("Open a run first (Runs tab): Resubmit resumes it on Slurm.")
+            return False
+        argv = slurm_queue.resubmit_run_argv(Path(d), self.values())
+        self._say(f"Resubmitting {Path(d).name} to Slurm…")
         self.tasks.start(lambda state: ("submit", *slurm_queue.run_command(argv), None), supersede=False)
         return True
 

@@ -279,7 +279,8 @@ class MainWindow(QMainWindow):
                                       lambda: self._runs_dir().parent / "sweeps")
         left.addTab(self.sweep_queue, "Sweep")
         # Slurm (docs/slurm.md): where Launch and the sweep's Start send runs, and the queue
-        self.cluster = ClusterPanel(self.sweep_queue.folder_for_submit)
+        self.cluster = ClusterPanel(self.sweep_queue.folder_for_submit,
+                                    lambda: self.model.run_dir if self.model is not None else None)
         self.sweep_queue.remote_start = lambda m: self.cluster.on_slurm() and self.cluster.submit_sweep(m.dir)
         left.addTab(self.cluster, "Cluster")
         return left
