@@ -3,13 +3,14 @@
     spfde-train run (--config F | --preset NAME) [--set k=v ...] [--run-dir D] [--executor slurm]
     spfde-train resume RUN_DIR [--allow-change FIELD,...]
     spfde-train validate (--config F | --preset NAME) [--set k=v ...]
-    spfde-train plan (--config F | --preset NAME) [--set k=v ...] [--json]
+    spfde-train plan (--config F | --preset NAME) [--set k=v ...] [--json | --cost-table]
     spfde-train sweep (SWEEP_FILE | SWEEP_DIR) [--plan] [--new] [--table md|csv|tex] [--gpus auto]
                 [--executor local|slurm] [--status] [--cancel] [--detach]
     spfde-train search SEARCH_FILE [--plan] [--report] [--workers N] [--allow-change]
 
 torch is imported only by run and resume (and by validate to check an explicit cuda or mps
-device), so validate and plan answer in milliseconds.
+device), so validate and plan answer in milliseconds; a timm:, py: or wrn28 model is the
+exception: its blocks and FLOPs are measured on the torch model (engine.models.measure).
 Exit status: 0 done (completed or stopped), 1 the run failed (an ``error`` event was
 written), 2 bad configuration or arguments.
 """
@@ -24,9 +25,11 @@ import traceback
 from pathlib import Path
 
 from engine import config as config_mod
-from engine.config import ConfigError
+from engine.config import ConfigError, model_spec
 from engine.config.advice import config_warnings
 from engine.config.hints import set_hint
+from engine.cost import arch as arch_mod
+from engine.cost import measured, wall_time
 from engine.cost import preflight as resources
 from engine.cost import projection as plan_mod
 from engine.data.checks import CIFAR_FILES, check_dataset
@@ -90,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="project the run's FLOPs, memory and freeze plan without training")
     _add_config_args(p)
     p.add_argument("--json", action="store_true", help="print the projection as JSON")
+    p.add_argument("--cost-table", action="store_true",
+                   help="print only the model's cost table as JSON (blocks, layers, FLOPs; measured for timm:, "
+                        "py: and wrn28 models): what the studio's preview reads")
+    p.add_argument("--calibrate", action="store_true",
+                   help="measure this machine's speed for the configuration first (a few training steps; loads "
+                        "torch), so that the plan gives a wall time (docs/wall-time.md)")
     p = sub.add_parser("sweep", help="run a sweep (a grid of settings x seeds, docs/sweeps.md), or resume one")
     p.add_argument("source", metavar="SWEEP_FILE_OR_DIR",
                    help="a sweep file (resumes the newest sweep folder with the same cells, unless --new), "
@@ -148,13 +157,48 @@ def _check_device(name: str) -> None:
         raise ConfigError([("device", f"{name!r} but MPS is not available on this machine")])
 
 
+def _check_gpu_memory(cfg, est: dict) -> None:
+    """The memory preflight on the GPU itself (a CUDA device: free memory now, as the
+    driver reports it; under torchrun each rank's device is checked by rank 0's view of
+    device 0, an approximation)."""
+    if not cfg.device.startswith("cuda"):
+        return
+    import torch
+    idx = int(cfg.device.split(":")[1]) if ":" in cfg.device else 0
+    try:
+        free, total = torch.cuda.mem_get_info(idx)
+    except RuntimeError as exc:           # a driver that cannot answer: say so, do not refuse
+        log.warning("GPU memory of %s not checked: %s", cfg.device, exc)
+        return
+    resources.check_gpu_memory(est, f"cuda:{idx}", int(free), int(total))
+
+
 def cmd_plan(args) -> int:
     cfg = _load(args)
+    if args.cost_table:
+        print(json.dumps(arch_mod.to_table(plan_mod.describe_run(cfg)[1])))
+        return EXIT_OK
     plan = plan_mod.project(cfg)
+    if args.calibrate:
+        threads.apply(cfg.threads)        # the policy the run would use, before torch loads
+        from engine.training.calibrate import calibrate
+        try:
+            got = calibrate(cfg)
+        except (RuntimeError, OSError) as exc:      # no device, out of memory: the estimate stays unknown
+            log.warning("calibration failed, the wall time stays unknown: %s", exc)
+        else:
+            log.info("measured %.3g FLOPs/s on %s", got["flops_per_s"], got["device"])
+    est = wall_time.estimate(cfg, plan)
     if args.json:
+        plan = {**plan, "wall_time": est}
+        if model_spec.is_measured(cfg.model.name):
+            # the measured cost table: what the studio's preview needs to price this model in-process
+            sizes, arch = plan_mod.describe_run(cfg)
+            plan = {**plan, "cost_table": arch_mod.to_table(arch)}
         print(json.dumps(plan, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
     else:
         print(plan_mod.format_plan(plan))
+        print(wall_time.describe(est))
     return EXIT_OK
 
 
@@ -168,12 +212,15 @@ def cmd_run(args) -> int:
         # checks (the projection) here, the rest before submitting (engine.executor.checks)
         plan_mod.project(cfg)
         return executor_cli.submit_run(cfg, args)
+    if model_spec.is_measured(cfg.model.name):
+        threads.apply(cfg.threads)        # measuring the model (below) loads torch: the policy first
     est = resources.preflight(cfg)        # refuses a run that cannot fit in memory
     if cfg.device.startswith(("cuda", "mps")):
         # a missing GPU is a configuration error before any run folder exists, as in
         # `validate`; the thread policy first, since the check loads torch
         threads.apply(cfg.threads)
         _check_device(cfg.device)
+        _check_gpu_memory(cfg, est)
     for warning in config_warnings(cfg):
         log.warning("%s", warning)
     # What only the projection can catch (an unreachable freeze target, unknown dense layers)
@@ -374,8 +421,15 @@ COMMANDS = {"run": cmd_run, "resume": cmd_resume, "validate": cmd_validate, "pla
             "search": search_cmd.main}
 
 
+def _measure_model(model_cfg, num_classes: int, image_size: int) -> dict:
+    """The cost table of a timm:, py: or wrn28 model (engine.cost.measured's measurer)."""
+    from engine.models.measure import measure_config  # torch: only when such a model is planned
+    return measure_config(model_cfg, num_classes, image_size)
+
+
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
+    measured.set_measurer(_measure_model)
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv[1:] if argv and argv[0] == args.command else argv

@@ -1,4 +1,4 @@
-"""The hooks every training component (sparsifier, freezer, sieve, ledger) implements.
+"""The hooks every training component (sparsifier, freezer, sieve, ledger, trackers) implements.
 
 The trainer calls them in a fixed order; a component that is switched off is still present
 and does nothing, so the loop has no special cases.
@@ -66,6 +66,14 @@ class Component:
 
     def on_epoch_end(self, trainer: TrainerView, epoch: int, record: dict) -> None:
         """Add fields to the epoch_end event in ``record``."""
+
+    def on_event(self, trainer: TrainerView, event: dict) -> None:
+        """An event the run has just emitted (written to the stream already); a component
+        that reacts must not block: the trackers hand it to a background queue."""
+
+    def on_run_end(self, trainer: TrainerView, status: str) -> None:
+        """The session ends: completed, stopped, finished_unsaved, or failed (an exception
+        leaves the loop; the error event follows). Must not raise."""
 
     def overhead_flops(self, trainer: TrainerView, epoch: int) -> dict[str, float]:
         """FLOPs this component spent in ``epoch`` on top of the training itself, by source

@@ -1,6 +1,7 @@
 """``spfde-gui [--preset NAME | --config F | --open RUN_DIR] [--runs-dir D]`` opens the studio;
 ``spfde-gui report RUN_DIR --out DIR`` writes a run's (or a sweep's) report without a window;
-``spfde-gui export --tensorboard OUT RUN_OR_SWEEP`` writes runs as TensorBoard scalars."""
+``spfde-gui export --tensorboard OUT RUN_OR_SWEEP`` writes runs as TensorBoard scalars and
+``spfde-gui export --mlflow URI RUN_OR_SWEEP`` as MLflow runs (docs/trackers.md)."""
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,8 @@ def _parser() -> argparse.ArgumentParser:
                                        "  report RUN_DIR|SWEEP_DIR [--out DIR]   HTML, PDF, CSV and JSON report"
                                        " (spfde-gui report --help)\n"
                                        "  export --tensorboard OUT RUN_OR_SWEEP  TensorBoard scalars"
-                                       " (spfde-gui export --help)")
+                                       " (spfde-gui export --help)\n"
+                                       "  export --mlflow URI RUN_OR_SWEEP       MLflow runs")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", help="start from a preset in assets/presets (e.g. demo)")
     src.add_argument("--config", help="start from a YAML/JSON configuration file")
@@ -52,23 +54,51 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _export(argv: list[str]) -> int:
-    """``spfde-gui export --tensorboard OUT RUN_OR_SWEEP``: runs as TensorBoard scalars."""
-    p = argparse.ArgumentParser(prog="spfde-gui export", description="Write runs as TensorBoard scalars "
-                                "(view with `tensorboard --logdir OUT`; pip install 'spfde-studio[tensorboard]').")
-    p.add_argument("--tensorboard", metavar="OUT", required=True, help="folder for the event files (one per run)")
+    """``spfde-gui export (--tensorboard OUT | --mlflow URI) RUN_OR_SWEEP``: past runs into a
+    tracker, through the engine's exporter (engine.tracking.export; no torch)."""
+    p = argparse.ArgumentParser(prog="spfde-gui export", description="Write past runs (a run folder, or every "
+                                "cell of a sweep folder) to TensorBoard or MLflow, as the live trackers log them "
+                                "(docs/trackers.md; pip install 'spfde-studio[tensorboard]' or '[mlflow]').")
+    p.add_argument("--tensorboard", metavar="OUT", help="folder for the TensorBoard logs (one folder per run); "
+                                                        "view with `tensorboard --logdir OUT`")
+    p.add_argument("--mlflow", metavar="URI", help="MLflow tracking URI (http://host:port, sqlite:///file.db, a folder)")
+    p.add_argument("--experiment", default="spfde", help="MLflow experiment (default: spfde)")
     p.add_argument("source", metavar="RUN_OR_SWEEP", help="a run folder or a sweep folder")
     args = p.parse_args(argv)
-    from spfde_gui.sweep.tensorboard import export
+    if not args.tensorboard and not args.mlflow:
+        p.error("give --tensorboard OUT, --mlflow URI or both")
+    from engine.config.schema import MLflowTrackerConfig, RunConfig, TrackersConfig, validate
+    from engine.tracking import export as ex
+    from engine.tracking.secrets import scrub
+    from engine.tracking.setup import missing_extras
+    if args.mlflow:      # the same URI check as trackers.mlflow.tracking_uri
+        cfg = RunConfig(trackers=TrackersConfig(mlflow=MLflowTrackerConfig(enabled=True, tracking_uri=args.mlflow)))
+        bad = [m for f, m in validate(cfg) if f.startswith("trackers.")]
+        if bad:
+            print(f"spfde-gui export: --mlflow: {bad[0]}", file=sys.stderr)
+            return 2
+    want = RunConfig(trackers=TrackersConfig())
+    want.trackers.tensorboard.enabled, want.trackers.mlflow.enabled = bool(args.tensorboard), bool(args.mlflow)
+    for field, msg in missing_extras(want):
+        print(f"spfde-gui export: --{field.split('.')[1]} {msg}", file=sys.stderr)
+        return 2
+    written: list[str] = []
     try:
-        written = export(args.source, args.tensorboard)
+        if args.tensorboard:
+            written += [str(p) for p in ex.to_tensorboard(args.source, args.tensorboard)]
+        if args.mlflow:
+            written += [f"mlflow run {rid}" for rid in ex.to_mlflow(args.source, args.mlflow, args.experiment)]
     except ValueError as exc:
         print(f"spfde-gui export: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - the tracker's own error (an unreachable server ...)
+        print(f"spfde-gui export: {scrub(f'{type(exc).__name__}: {exc}')[:500]}", file=sys.stderr)
+        return 1
     if not written:
         print(f"spfde-gui export: {args.source} has no finished epochs to export", file=sys.stderr)
         return 2
-    for path in written:
-        print(path)
+    for line in written:
+        print(line)
     return 0
 
 

@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 import suite_time  # tests/ is on sys.path (rootdir conftest)
 
 # One thread per test process, before any test module imports torch (tests/suite_time.py).
 _THREADS = suite_time.pin_threads()
+# Runs record their speed for wall-time estimates (engine.cost.wall_time): into a folder of
+# this session, never the user's cache, and no test reads a rate measured outside it.
+# (xdist workers inherit the controller's folder.)
+if not os.path.basename(os.environ.get("SPFDE_CACHE_DIR", "")).startswith("spfde-test-cache-"):
+    os.environ["SPFDE_CACHE_DIR"] = tempfile.mkdtemp(prefix="spfde-test-cache-")
 _CLOCK = suite_time.Clock()
 
 

@@ -113,6 +113,8 @@ def test_adaptive_rule_needs_both_measures_for_patience_measurements():
     assert adaptive.next_prefix(2, 2, hist, sims, 0.97, 0.9, 2) == 2   # never past the freezable blocks
     # measurements at the end of epochs 1, 3, 5, 7, 9 (T=10): block k frozen from after measurement 2+k
     assert adaptive.earliest_prefix(10, [1, 3, 5, 7, 9], 3, 2) == [0, 0, 0, 0, 0, 0, 1, 1, 2, 2]
+    # two anneal epochs before each freeze: block 0 found stable after epoch 5 freezes at 8
+    assert adaptive.earliest_prefix(10, [1, 3, 5, 7, 9], 3, 2, anneal=2) == [0] * 8 + [1, 1]
 
 
 def test_plan_reports_the_range_of_adaptive_savings():
@@ -212,7 +214,8 @@ def test_probe_set_and_measurements_survive_a_resume_and_the_ledger_counts_them(
 @pytest.mark.slow
 def test_adaptive_freezing_freezes_stable_blocks_early_front_to_back(tmp_path):
     cfg = C.from_dict({**TINY, "epochs": 5, "freeze": {"target": 0.05, "scheme": "adaptive",
-                                                       "adaptive": {"cka": 0.0, "mask_similarity": 0.0, "patience": 1}}})
+                                                       "adaptive": {"cka": 0.0, "mask_similarity": 0.0, "patience": 1,
+                                                                    "anneal_epochs": 0}}})
     plan = project(cfg)["freeze_plan"]
     tr, out = _trainer(tmp_path, "adaptive", cfg)
     assert tr.fit() == "completed"
@@ -227,3 +230,44 @@ def test_adaptive_freezing_freezes_stable_blocks_early_front_to_back(tmp_path):
     assert all(ends[e] >= deadline[e] for e in ends)                # never later than the budget's deadline
     fin = [e for e in evs if e["event"] == "run_finished"][0]["flops"]
     assert fin["saved"]["freeze"] > project(cfg)["flops"]["saved"]["freeze"]
+
+
+@pytest.mark.slow
+def test_adaptive_freezing_reaches_each_blocks_end_lr_at_its_actual_freeze_epoch(tmp_path):
+    """Each block frozen early by the adaptive rule trains on for anneal_epochs while its LR
+    follows a cosine from the LR it had when found stable to end_lr at its freeze epoch
+    (computed here from the cosine formula, independently of the engine)."""
+    import math
+    epochs, anneal = 8, 2
+    cfg = C.from_dict({**TINY, "epochs": epochs, "optim": {**TINY.get("optim", {}), "end_lr": 0.001},
+                       "freeze": {"target": 0.05, "scheme": "adaptive",
+                                  "adaptive": {"cka": 0.0, "mask_similarity": 0.0, "patience": 1,
+                                               "anneal_epochs": anneal}}})
+    tr, out = _trainer(tmp_path, "anneal", cfg)
+    assert tr.fit() == "completed"
+    evs = _events(out)
+    lrs = {e["epoch"]: e["lrs"] for e in evs if e["event"] == "epoch_end"}
+    stable = [(e["epoch"], e["block"]) for e in evs if e["event"] == "freeze" and e["reason"] == "stable"]
+    assert stable, "thresholds 0 must freeze some block early"
+    end = cfg.optim.end_lr
+    for f, block in stable:
+        m = f - anneal - 1                       # the epoch after which it was found stable
+        lr_m = lrs[m][block]
+        for e in range(m + 1, f):
+            want = end + 0.5 * (lr_m - end) * (1 + math.cos(math.pi * (e - m) / (f - m)))
+            assert lrs[e][block] == pytest.approx(want, rel=1e-9), (block, e)
+        # the cosine continued to f would give exactly end_lr there: the block freezes annealed
+        assert end + 0.5 * (lr_m - end) * (1 + math.cos(math.pi)) == pytest.approx(end)
+        assert lrs[f - 1][block] < lr_m
+        # frozen from f on: no epoch_end after f trains it (its LR is no longer used)
+        frozen_at = [e for e in evs if e["event"] == "epoch_end" and e["epoch"] >= f]
+        assert all(block in e["frozen_blocks"] for e in frozen_at)
+
+    # stopped inside the first anneal (epoch 3; 6 batches an epoch) and resumed: the same LRs
+    stopped, _ = _trainer(tmp_path, "stop", cfg, StopAfter(4 * (6 + 1) - 3))
+    assert stopped.fit() == "stopped"
+    resumed, rout = _trainer(tmp_path, "stop", cfg)
+    resumed.load_checkpoint()
+    assert resumed.fit() == "completed"
+    res = {e["epoch"]: e["lrs"] for e in _events(rout) if e["event"] == "epoch_end"}
+    assert min(res) == 3 and all(res[e] == pytest.approx(lrs[e], rel=1e-12) for e in res)

@@ -96,6 +96,13 @@ def test_analysis_view_draws_and_says_when_the_analyses_are_off(qapp):
     # the run has ended: the map shows CKA with the final model (Fig. 1b), titled so
     assert v.cka.value_at(4.0, 1.5).startswith("b1 · epoch 4: 0.8")
     assert "final model (Fig. 1b)" in v.cka.plot.titleLabel.text
+    # Fig. 3b by default: the stem's norm 1/(e+1) changes by 1/2 then 1/6; b1's is constant
+    assert "Fig. 3b" in v.grad.titleLabel.text
+    xs, ys = v._curves["stem"].getData()
+    assert xs.tolist() == [2, 3] and ys.tolist() == pytest.approx(np.log10([0.5, 1 / 2 - 1 / 3]))   # log axis
+    assert v._curves["b1"].getData()[0] is None or len(v._curves["b1"].getData()[0]) == 0
+    v.grad_kind.setCurrentIndex(1)                                      # the raw norms, named so
+    assert "Raw mean gradient norm" in v.grad.titleLabel.text
     xs, _ys = v._curves["b1"].getData()
     assert xs.tolist() == [1, 2, 3, 4, 5, 6]
     v.similarity_kind.setCurrentIndex(1)                                # vs the final mask

@@ -12,7 +12,8 @@ from engine import config as C
 from engine.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parent.parent
-PRESETS = ("demo", "cifar100_resnet32x2_mest", "cifar100_resnet32x2_spfde", "imagenet_resnet50_spfde")
+PRESETS = ("demo", "cifar100_resnet32x2_mest", "cifar100_resnet32x2_spfde", "imagenet_resnet50_spfde",
+           "cifar100_wrn28x10_spfde", "vit_tiny_spfde_demo")
 
 
 @pytest.mark.parametrize("name", PRESETS)

@@ -134,13 +134,36 @@ def test_grasp_scores_with_the_temperature_equal_a_direct_hessian(t):
     g = torch.autograd.functional.jacobian(lambda f: _loss(f, batches_d, t), flat)
     h = torch.autograd.functional.hessian(lambda f: _loss(f, batches_d, t), flat)
     want = -flat * (h @ g)
-    grasp = GraSP(from_dict({"sparsity": {"algorithm": "grasp", "temperature": t}}))
+    grasp = GraSP(from_dict({"sparsity": {"algorithm": "grasp", "temperature": t, "reinit_fc": False}}))
     model = model.double()
     got = grasp.scores(model, [model.a.weight, model.b.weight], batches_d)
     assert torch.allclose(torch.cat([s.flatten() for s in got]), want, rtol=1e-6, atol=1e-12 * want.abs().max())
     # only layer b sparse (a kept dense): H g still runs over both layers' weights
     only_b = grasp.scores(model, [model.b.weight], batches_d)
     assert torch.allclose(only_b[0].flatten(), want[20:], rtol=1e-6, atol=1e-12 * want.abs().max())
+
+
+def test_grasp_scores_a_copy_with_xavier_normal_linear_weights_as_the_official_reinit():
+    """reinit=True in alecwangcq/GraSP: the scores are -w * Hg of a deep copy whose Linear
+    weights were re-drawn with xavier_normal; the model keeps its own weights."""
+    from engine.training.seeding import gen
+    model, batches = _Tiny().double(), _batches()
+    before = [p.detach().clone() for p in model.parameters()]
+    batches_d = [(x.double(), y) for x, y in batches]
+    # the copy drawn by hand: each Linear in module order, its own seeded generator
+    wa = torch.empty(5, 4, dtype=torch.float64)
+    wb = torch.empty(3, 5, dtype=torch.float64)
+    torch.nn.init.xavier_normal_(wa, generator=gen(7, "grasp_fc", 0))
+    torch.nn.init.xavier_normal_(wb, generator=gen(7, "grasp_fc", 1))
+    flat = torch.cat([wa.flatten(), wb.flatten()])
+    g = torch.autograd.functional.jacobian(lambda f: _loss(f, batches_d, 200.0), flat)
+    h = torch.autograd.functional.hessian(lambda f: _loss(f, batches_d, 200.0), flat)
+    want = -flat * (h @ g)
+    grasp = GraSP(from_dict({"seed": 7, "sparsity": {"algorithm": "grasp"}}))
+    assert grasp.param("reinit_fc") is True                          # the official default
+    got = grasp.scores(model, [model.a.weight, model.b.weight], batches_d)
+    assert torch.allclose(torch.cat([s.flatten() for s in got]), want, rtol=1e-6, atol=1e-12 * want.abs().max())
+    assert all(torch.equal(a, b.detach()) for a, b in zip(before, model.parameters()))   # untouched
 
 
 def test_grasp_temperature_defaults_to_200_and_must_be_positive():

@@ -177,6 +177,23 @@ def test_export_report_from_the_window(window, qtbot, tmp_path):
     assert {"report.html", "report.pdf", "metrics.csv", "metrics.json"} <= names
     assert (out / "report.pdf").read_bytes().startswith(b"%PDF") and (out / "report.pdf").stat().st_size > 10000
     assert window.act_export.isEnabled()
+    # a note offers to open the report, without blocking the window
+    box = window._report_box
+    assert box.isVisible() and not box.isModal() and str(out) in box.text()
+    assert {b.text() for b in box.buttons()} >= {"Open report", "Open folder"}
+    box.close()
+    # Export report…: the folder is asked for; cancelling writes nothing
+    from PySide6.QtWidgets import QFileDialog
+    chosen = tmp_path / "elsewhere"
+    chosen.mkdir()
+    import unittest.mock as um
+    with um.patch.object(QFileDialog, "getExistingDirectory", return_value=""):
+        assert window.export_report_to() is None
+    with um.patch.object(QFileDialog, "getExistingDirectory", return_value=str(chosen)):
+        assert window.export_report_to() == chosen
+    qtbot.waitUntil(lambda: not window.exporter.is_busy(), timeout=60000)
+    assert (chosen / "report.html").is_file()
+    window._report_box.close()
 
 
 def test_runs_panel_lists_statuses_and_overlays_runs(window, qtbot, tmp_path):
@@ -194,8 +211,16 @@ def test_runs_panel_lists_statuses_and_overlays_runs(window, qtbot, tmp_path):
     panel.set_compared([runs / "b-2"])
     window.redraw_all()
     overlay = [it for _p, it in window.training._overlay_items]
-    assert len(overlay) == 2 and overlay[0].name() == "b-2 · epochs=3 (test)"   # folder and what differs
+    # test accuracy and test loss, against epochs and FLOPs: folder and what differs
+    assert len(overlay) == 4 and {o.name() for o in overlay} == {"b-2 · epochs=3 (test)"}
     assert len(overlay[0].getData()[0]) == 3
+    loss = [it for p, it in window.training._overlay_items if p is window.training.loss_ep][0]
+    assert list(loss.getData()[1]) == pytest.approx([2.1, 1.9, 1.7])      # b-2's test loss
+    # the config-diff table: one row per differing field, one column per run
+    t = window.training.diff_table
+    assert not t.isHidden() and t.rowCount() == 1 and t.verticalHeaderItem(0).text() == "epochs"
+    assert [t.horizontalHeaderItem(c).text() for c in range(2)] == ["a-1", "b-2"]
+    assert [t.item(0, c).text() for c in range(2)] == ["6", "3"]
     # hovering the accuracy plot reads the values under the mouse
     plot = window.training.acc_ep
     window.tabs.setCurrentIndex(0)
@@ -204,6 +229,9 @@ def test_runs_panel_lists_statuses_and_overlays_runs(window, qtbot, tmp_path):
     window.training.hovers[0]._moved((scene_pt,))
     assert window.training.hovers[0].label.isVisible()
     assert "a-1 · epochs=6 (test): 35 @ 2" in window.training.hovers[0].label.toPlainText()   # epoch 2 = the second
+    panel.set_compared([])                       # comparing no more: no overlays, no table
+    window.redraw_all()
+    assert window.training.diff_table.isHidden() and window.training._overlay_items == []
 
 
 def test_non_fatal_error_shows_a_warning_not_a_crash(window):

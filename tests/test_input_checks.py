@@ -207,9 +207,42 @@ def test_memory_refusal_names_the_field_that_drives_the_excess():
     sizes = dataset_sizes(cfg)
     arch = arch_mod.describe(cfg.model, sizes["num_classes"], sizes["image_size"])
     est = resources.estimate(cfg, sizes, arch.params, 0)
-    # both in-memory copies are counted: the N,H,W,3 array and DeviceDataset's N,3,H,W tensor
-    assert est["dataset_test"] >= 2 * 9_000_000 * 3 * 64 * 64
+    # one in-memory copy: DeviceDataset shares the N,H,W,3 array (test below)
+    assert est["dataset_test"] >= 9_000_000 * 3 * 64 * 64
     with pytest.raises(ConfigError, match=r"data.test_size"):
         resources.check_memory(est, available=8 * 2**30)
     with pytest.raises(ConfigError, match=r"batch_size"):
         resources.check_memory(dict(est, dataset_train=0, dataset_test=0, batch=2**40), available=8 * 2**30)
+
+
+def test_the_in_memory_dataset_is_one_copy_shared_with_the_loaded_array():
+    """The preflight counts one copy of an in-memory split; on the CPU DeviceDataset must
+    therefore share the loaded N,H,W,3 array, and its batches are still N,3,H,W."""
+    import numpy as np
+    import torch
+
+    from engine.data.loaders import DeviceDataset
+    from engine.data.sources import InMemoryData
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, size=(10, 8, 8, 3), dtype=np.uint8)
+    data = InMemoryData(images=imgs, labels=np.arange(10) % 2, classes=["a", "b"], mean=(0.5,) * 3, std=(0.25,) * 3)
+    ds = DeviceDataset(data, torch.device("cpu"), 8)
+    assert ds.images.data_ptr() == imgs.ctypes.data                    # no second copy
+    x, y = ds.batch(torch.tensor([3, 7]), augment=False)
+    want = (torch.from_numpy(imgs[[3, 7]]).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.25
+    assert x.shape == (2, 3, 8, 8) and x.is_contiguous() and torch.allclose(x, want, atol=1e-5)
+    assert y.tolist() == [1, 1]
+
+
+def test_gpu_memory_preflight_refuses_what_the_gpus_free_memory_cannot_hold():
+    """The CUDA check (engine.cli._check_gpu_memory feeds it torch.cuda.mem_get_info)."""
+    from engine.cost import arch as arch_mod
+    from engine.data.sizes import dataset_sizes
+    cfg = C.from_dict({"data": {"train_size": 2_000_000, "test_size": 1000, "image_size": 64}})
+    sizes = dataset_sizes(cfg)
+    arch = arch_mod.describe(cfg.model, sizes["num_classes"], sizes["image_size"])
+    est = resources.estimate(cfg, sizes, arch.params, 2**28)
+    need = est["dataset"] + est["model"] + est["batch"] + resources.CUDA_CONTEXT_BYTES
+    resources.check_gpu_memory(est, "cuda:0", need, 80 * 2**30)          # exactly enough: accepted
+    with pytest.raises(ConfigError, match=r"data.train_size.*GPU memory on cuda:0.*of its 80.00 GiB are free"):
+        resources.check_gpu_memory(est, "cuda:0", need - 1, 80 * 2**30)

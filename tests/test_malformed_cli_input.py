@@ -24,3 +24,18 @@ def test_nul_in_run_dir_is_a_run_dir_error(tmp_path):
         run_dir = str(tmp_path / "a\0b")
     with pytest.raises(folder.RunDirError, match="NUL"):
         folder.create(Cfg())
+
+
+@pytest.mark.parametrize("where", ["set", "file"])
+def test_an_integer_over_4300_digits_is_exit_2_naming_the_field(where, tmp_path, capsys):
+    huge = "9" * 5000
+    if where == "set":
+        argv = ["validate", "--preset", "demo", "--set", f"epochs={huge}"]
+    else:
+        f = tmp_path / "big.yaml"
+        f.write_text(f"epochs: {huge}\n", encoding="utf-8")
+        argv = ["validate", "--config", str(f)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "4300 digits" in err and ("epochs" in err or "big.yaml" in err)
+    assert huge not in err                               # the value is cut in the message

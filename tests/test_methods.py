@@ -103,6 +103,12 @@ def test_set_and_mest_schedules():
     cfg = from_dict({"epochs": 20, "interval": 3, "sparsity": {"algorithm": "set"}})
     assert dst_schedule.update_epochs(cfg) == [3, 6, 9, 12, 15, 18]
     assert {dst_schedule.training_sparsity(cfg, e) for e in range(20)} == {0.9}
+    # SET's paper updates after every epoch; freezing and sieving keep the interval's cadence
+    every = from_dict({"epochs": 6, "interval": 3, "sparsity": {"algorithm": "set", "update_every": 1}})
+    assert dst_schedule.update_epochs(every) == [1, 2, 3, 4, 5]
+    assert dst_schedule.mask_update(every, 1) == (0.9, 0.9) and every.interval == 3
+    with pytest.raises(ConfigError, match="sparsity.update_every.*does not apply"):
+        from_dict({"epochs": 6, "sparsity": {"algorithm": "mest_ems", "update_every": 1}})
     ems = from_dict({"epochs": 160, "interval": 5})
     # MEST EM&S on the plug-in: the schedule of ALGORITHMS.md section 1, unchanged
     assert dst_schedule.update_epochs(ems) == list(range(5, 125, 5))
@@ -242,7 +248,7 @@ def test_snip_and_grasp_scores_equal_a_direct_computation():
     snip = torch.cat([s.flatten() for s in SNIP(from_dict({})).scores(model, weights, batches)])
     assert torch.allclose(snip, (g * flat).abs(), atol=1e-6)
     # T = 1 here; the official T = 200 is checked in test_fidelity.py
-    t1 = from_dict({"sparsity": {"algorithm": "grasp", "temperature": 1.0}})
+    t1 = from_dict({"sparsity": {"algorithm": "grasp", "temperature": 1.0, "reinit_fc": False}})
     grasp = torch.cat([s.flatten() for s in GraSP(t1).scores(model, weights, batches)])
     assert torch.allclose(grasp, -flat * (h @ g), atol=1e-5)
     # one global threshold, exact count: SNIP keeps the largest, GraSP removes the largest

@@ -25,7 +25,6 @@ from engine.cost import projection as plan_mod
 from engine.run.events import dumps, make_event
 
 ROOT = Path(__file__).resolve().parent.parent
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CFG = {"name": "fixture-spfde", "seed": 3, "epochs": 12, "interval": 2, "batch_size": 64,
        "model": {"name": "resnet20", "width": 0.25},
        "data": {"name": "synthetic", "train_size": 500, "test_size": 100, "image_size": 16},
@@ -124,7 +123,8 @@ def _cli(*args: str, module: str = "spfde_gui") -> subprocess.CompletedProcess:
 
 
 def _images(html_text: str) -> list[bytes]:
-    return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html_text)]
+    """The figures embedded in the HTML (SVG data URIs)."""
+    return [base64.b64decode(m) for m in re.findall(r'src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"', html_text)]
 
 
 def _check_outputs(out: Path, exp: dict) -> None:
@@ -151,12 +151,16 @@ def _check_outputs(out: Path, exp: dict) -> None:
     assert "final active set <b>400</b>" in html_text and "removed set <b>100</b>" in html_text
     imgs = _images(html_text)
     assert len(imgs) >= 5, f"expected accuracy, FLOPs, sources, freeze and sieve figures, got {len(imgs)}"
-    assert all(img.startswith(PNG_MAGIC) and len(img) > 5000 for img in imgs)
+    assert all(b"<svg" in img[:400] and img.count(b"<path") + img.count(b"<polyline") > 20 for img in imgs)
 
     pdf = (out / "report.pdf").read_bytes()
     assert pdf.startswith(b"%PDF")
     assert len(re.findall(rb"/Type\s*/Page[^s]", pdf)) >= 2
-    assert pdf.count(b"/Subtype /Image") + pdf.count(b"/Subtype/Image") >= len(imgs)
+    # the figures are drawn as vectors: no raster image anywhere in the PDF
+    assert pdf.count(b"/Subtype /Image") + pdf.count(b"/Subtype/Image") == 0
+    names = sorted(p.name for p in (out / "figures").iterdir())
+    assert names == sorted(f"{n}.{ext}" for n in ("accuracy_loss", "accuracy_vs_flops", "flops_by_technique",
+                                                    "freeze_timeline", "sieve_sizes") for ext in ("svg", "pdf", "png"))
 
     with open(out / "metrics.csv", newline="", encoding="utf-8") as fh:
         table = list(csv.DictReader(fh))
@@ -195,7 +199,8 @@ def test_export_report_in_process(tmp_path, qapp):
     run = tmp_path / "fixture"
     exp = recorded_run(run)
     written = export_report(run, tmp_path / "out")
-    assert set(written) == {"html", "pdf", "csv", "json"} and all(p.is_file() for p in written.values())
+    assert set(written) == {"html", "pdf", "figures", "csv", "json"}
+    assert all(p.is_file() for f, p in written.items() if f != "figures") and written["figures"].is_dir()
     _check_outputs(tmp_path / "out", exp)
 
 

@@ -61,7 +61,114 @@ def test_folder_of_another_search_refused(tmp_path):
     study.folder_for(parse(budget={"fraction": 0.5}), tmp_path, allow_change=True)
 
 
-def test_shipped_demo_parses():
-    s = spec_mod.load(spec_mod.SEARCHES_DIR / "demo_budget.yaml")
+@pytest.mark.parametrize("name", sorted(p.stem for p in spec_mod.SEARCHES_DIR.glob("*.yaml")))
+def test_shipped_searches_plan(name, capsys):
+    from engine import cli
+    assert name in ("demo_budget", "cifar100_half_mest") or name     # every shipped file is listed here
+    s = spec_mod.load(spec_mod.SEARCHES_DIR / f"{name}.yaml")
     assert feasibility.check_budget(s)["budget"] > 0
-    assert yaml.safe_dump(s.raw)
+    assert cli.main(["search", name, "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert "plain-MEST reference trial" in out and "none:" not in out
+
+
+def test_half_of_mest_budget_is_half_the_mest_presets_planned_flops():
+    from engine import config as config_mod
+    from engine.cost import projection
+    s = spec_mod.load(spec_mod.SEARCHES_DIR / "cifar100_half_mest.yaml")
+    mest = projection.project(config_mod.load_preset("cifar100_resnet32x2_mest"))["flops"]["spent"]
+    assert feasibility.budget_flops(s, 1.0) == pytest.approx(0.5 * mest)
+
+
+def test_budget_of_unknown_preset_named():
+    with pytest.raises(SearchError, match="budget.of"):
+        parse(budget={"fraction": 0.5, "of": "no_such_preset"})
+
+
+def test_plain_mest_point_is_the_least_sparsity_within_the_budget():
+    s = parse(space={"sparsity.target": [0.5, 0.95], "sieve.ratio": [0, 0.5]}, budget={"fraction": 0.3})
+    p, why = feasibility.plain_mest_point(s)
+    assert why == "" and p["sieve.ratio"] == 0
+    assert feasibility.judge(s, p).feasible
+    assert not feasibility.judge(s, {**p, "sparsity.target": p["sparsity.target"] - 0.002}).feasible
+    none, why = feasibility.plain_mest_point(parse(space={"sparsity.target": [0.5, 0.6], "sieve.ratio": [0.1, 0.5]}))
+    assert none is None and "sieve.ratio" in why
+
+
+def test_gpu_hours_budget_needs_a_gpu_speed(tmp_path):
+    with pytest.raises(SearchError, match="budget.speed"):
+        parse(budget={"gpu_hours": 1})
+    cpu_run = tmp_path / "run"
+    cpu_run.mkdir()
+    (cpu_run / "events.jsonl").write_text('{"event": "run_started", "device": "cpu"}\n')
+    s = parse(budget={"gpu_hours": 1, "speed": str(cpu_run)})
+    with pytest.raises(SearchError, match="budget.speed.*not a GPU"):
+        feasibility.check_budget(s)
+    gpu_run = tmp_path / "gpu"
+    gpu_run.mkdir()
+    (gpu_run / "events.jsonl").write_text(
+        '{"event": "run_started", "device": "cuda:0"}\n'
+        '{"event": "run_finished", "status": "completed", "wall_time": 100.0, '
+        '"flops": {"spent": 1e13, "dense": 1e13, "saved": {}}}\n')
+    s = parse(budget={"gpu_hours": 1, "speed": str(gpu_run)})
+    rate, where = feasibility.measured_speed(s)
+    assert rate == pytest.approx(1e11) and "cuda:0" in where
+    r = feasibility.check_budget(s)
+    assert r["unit"] == "GPU-hours" and r["budget"] == 1.0
+    # the estimate is the executed FLOPs at the measured speed: a point's hours follow its plan
+    v = feasibility.judge(s, r["cheapest"])
+    assert feasibility.cost(s, v.projected) == pytest.approx(
+        (5.0 + feasibility.cells_mod.executed_flops(v.projected) / 1e11) / 3600)
+    tight = parse(budget={"gpu_hours": r["min"] * 0.5, "speed": 1e11})
+    with pytest.raises(SearchError, match="budget.gpu_hours"):
+        feasibility.check_budget(tight)
+
+
+def test_advice_splits_flops_and_compares_with_plain_mest():
+    from engine.search import advice
+    def row(n, acc, freeze, sieve, spent, ref=False, seeds=None):
+        return {"trial": n, "state": "complete", "test_acc": acc, "test_acc_seeds": seeds or [acc],
+                "params": {"freeze.target": freeze, "sieve.ratio": sieve}, "reference": ref, "flops": spent,
+                "flops_dense": 100.0, "flops_saved": {"sparsity": 60.0, "freeze": 5.0, "sieve": 100 - 65 - spent},
+                "measured": None}
+    rows = [row(0, 0.60, 0, 0, 30.0, ref=True), row(1, 0.70, 0.2, 0.2, 20.0, seeds=[0.68, 0.72]),
+            row(2, 0.65, 0, 0, 25.0), {"trial": 3, "state": "infeasible", "test_acc": None}]
+    a = advice.advice(rows)
+    assert a["best"]["trial"] == 1 and a["mean"] == pytest.approx(0.70) and a["std"] == pytest.approx(0.02828, 1e-3)
+    assert a["mest"]["trial"] == 0                      # the reference trial, not the better plain one
+    assert a["gap_points"] == pytest.approx(10.0) and a["flops_ratio"] == pytest.approx(20 / 30)
+    assert a["split"]["saved"] == {"sparsity": 60.0, "freezing": 5.0, "sieving": 15.0}
+    text = "\n".join(advice.format_advice(a))
+    assert "+10.00 accuracy points" in text and "sieving 15" in text and "± 2.83" in text
+    no_ref = advice.advice(rows[1:2], {"missing": "the space's sieve.ratio starts at 0.1"})
+    assert "sieve.ratio starts at 0.1" in no_ref["mest_missing"]
+
+
+def _cli(tmp_path, capsys, **kw):
+    from engine import cli
+    f = tmp_path / "s.yaml"
+    d = dict(BASE)
+    d.update(kw)
+    f.write_text(yaml.safe_dump(d))
+    rc = cli.main(["search", str(f), "--search-dir", str(tmp_path / "out")])
+    return rc, capsys.readouterr().err
+
+
+def test_unreachable_storage_fails_at_once_with_the_url_masked(tmp_path, capsys):
+    pytest.importorskip("optuna")
+    url = f"sqlite:///{tmp_path}/no/such/dir/study.db"
+    rc, err = _cli(tmp_path, capsys, storage=url)
+    assert rc == 2 and url in err and "unable to open" in err
+    rc, err = _cli(tmp_path, capsys, storage="postgresql://alice:hunter2@127.0.0.1:1/db")
+    assert rc == 2 and "postgresql://alice:***@127.0.0.1:1/db" in err and "hunter2" not in err
+    assert not list((tmp_path / "out").rglob("*.jsonl"))          # no trial, no event
+
+
+def test_bad_input_through_the_cli_names_the_field_before_any_trial(tmp_path, capsys):
+    rc, err = _cli(tmp_path, capsys, space={"freeze.target": [0, 1.5]})
+    assert rc == 2 and "space.freeze.target" in err and "1.5" in err
+    rc, err = _cli(tmp_path, capsys, budget={"flops": 10.0})
+    assert rc == 2 and "budget.flops" in err and "cheapest" in err
+    rc, err = _cli(tmp_path, capsys, objective={"maximize": "val_loss"})
+    assert rc == 2 and "objective" in err and "val_loss" in err
+    assert not (tmp_path / "out").exists()                        # refused before the study folder

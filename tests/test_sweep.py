@@ -218,6 +218,14 @@ def test_manifest_roundtrip_and_state(tmp_path):
         f.write(json.dumps({"event": "run_started"}) + "\n" + json.dumps({"event": "run_finished", "status": "completed"}) + "\n")
     st = state.cell_state(m2, m2.cells[0])
     assert st.action == "done" and st.finished_in_folder
+    # every epoch trained but the final checkpoint unsaved (full disk): done, not retrained
+    with open(rd / "events.jsonl", "a") as f:
+        f.write(json.dumps({"event": "run_started"}) + "\n"
+                + json.dumps({"event": "run_finished", "status": "finished_unsaved"}) + "\n")
+    st = state.cell_state(m2, m2.cells[0])
+    assert st.action == "done" and st.finished_in_folder and not st.todo
+    line = results.result_line(m2.cells[0], "completed", rd, 1, note=results.UNSAVED_NOTE)
+    assert line["status"] == "completed" and "finished_unsaved" in line["note"]
     with pytest.raises(SweepError, match="no sweep.yaml"):
         manifest.read(tmp_path)
 

@@ -50,3 +50,31 @@ def test_two_sweeps_on_one_folder_the_second_is_refused(tmp_path):
     with RunLock(m.dir), pytest.raises(RunLockedError, match="in use"):
         runner.run(m, gpus="cpu")
     assert state.run_dirs(m.dir, m.cells[0]) == []
+
+
+@pytest.mark.parametrize("special", ["results.jsonl", "logs", "sweep.yaml"])
+def test_a_sweep_folder_whose_special_file_is_a_link_is_refused_naming_it(tmp_path, special):
+    s = _spec("t")
+    m = manifest.create(s, cells_mod.expand(s), tmp_path)
+    victim = tmp_path / "victim"
+    victim.mkdir() if special == "logs" else victim.write_text("keep me\n")
+    target = m.dir / special
+    if target.is_dir():
+        target.rmdir()
+    elif target.exists():
+        target.rename(tmp_path / "moved")
+        if special == "sweep.yaml":                 # the manifest a link points at
+            victim.write_text((tmp_path / "moved").read_text())
+    target.symlink_to(victim)
+    with pytest.raises(SweepError, match=rf"{special}.*symbolic link"):
+        manifest.read(m.dir)
+
+
+def test_results_are_never_appended_through_a_link(tmp_path):
+    victim = tmp_path / "victim.jsonl"
+    victim.write_text("")
+    link = tmp_path / "results.jsonl"
+    link.symlink_to(victim)
+    with pytest.raises(OSError, match="symbolic link"):
+        manifest.append_jsonl(link, {"cell": "x"})
+    assert victim.read_text() == ""

@@ -16,9 +16,15 @@ rule, applied after each measurement (engine.analysis.schedule):
 ``engine.freezing.schedule`` prices the range this gives: the deadline plan (least saving) and
 the earliest plan the rule allows (every freezable block frozen as soon as the patience
 permits). The run reports what it achieved (the ledger's ``saved.freeze``).
+
+The LR (SpFDE's progressive freezing ends each block's cosine at its freeze epoch): a block
+found stable after epoch m keeps training for ``freeze.adaptive.anneal_epochs`` (a) more
+epochs while its cosine is re-planned from the LR it had in epoch m to end_lr at its freeze
+epoch f = m + 1 + a (``annealed_lr``); with a = 0 it freezes at once, at the LR it had.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 
@@ -49,12 +55,24 @@ def next_prefix(prefix: int, freezable: int, cka_history: dict[int, list], sim_h
     return prefix
 
 
-def earliest_prefix(epochs: int, measure_at: Sequence[int], freezable: int, patience: int) -> list[int]:
+def earliest_prefix(epochs: int, measure_at: Sequence[int], freezable: int, patience: int,
+                    anneal: int = 0) -> list[int]:
     """The most freezing the rule allows: the first CKA comes at the second measurement, so
-    block k can freeze after measurement ``patience + k`` (0-based), from the next epoch."""
+    block k can be found stable at measurement ``patience + k`` (0-based) and freezes
+    ``anneal`` epochs after the next one."""
     freeze_at = []
     for k in range(freezable):
         i = patience + k
-        if i < len(measure_at) and measure_at[i] + 1 < epochs:
-            freeze_at.append(measure_at[i] + 1)
+        if i < len(measure_at) and measure_at[i] + 1 + anneal < epochs:
+            freeze_at.append(measure_at[i] + 1 + anneal)
     return [sum(1 for t in freeze_at if t <= e) for e in range(epochs)]
+
+
+def annealed_lr(lr_from: float, end_lr: float, decided_after: int, freeze_epoch: int, epoch: int) -> float:
+    """A stable block's LR in ``epoch``: its cosine re-planned from ``lr_from`` (its LR in epoch
+    ``decided_after``) to ``end_lr`` at ``freeze_epoch``, the epoch it freezes."""
+    span = freeze_epoch - decided_after
+    if epoch >= freeze_epoch or span <= 0:
+        return end_lr
+    t = (epoch - decided_after) / span
+    return end_lr + 0.5 * (lr_from - end_lr) * (1 + math.cos(math.pi * t))

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from engine.component import Component
+from engine.config import ConfigError
 from engine.cost import costmodel
 from engine.training.seeding import gen
 
@@ -68,6 +69,11 @@ class Analysis(Component):
     def on_run_start(self, trainer) -> None:
         if not self.enabled:
             return
+        if not getattr(trainer.model, "sequential", True):
+            # CKA compares each block's output: a model that runs as a whole has none to read
+            raise ConfigError([("analysis.enabled", f"the Section 3 analyses read each freeze block's output, "
+                                f"and {self.cfg.model.name} runs as a whole; set analysis.enabled: false "
+                                "(a built-in model or a factory returning a BlockModel supports them)")])
         n = schedule.probe_samples(self.cfg, trainer.train_size)
         fresh = probe_indices(self.cfg.seed, trainer.train_size, n)
         if self.probe is not None and not torch.equal(self.probe, fresh):
@@ -275,15 +281,20 @@ class Analysis(Component):
             return None
         names = trainer.model.block_names
         a = cfg.freeze.adaptive
-        now = int(freezer.frozen_prefix(epoch + 1))
+        now = int(freezer.decided_prefix(epoch + 1))
         freezable = int(plan.get("freezable_blocks", 0))
         idx = {b: self.cka[n] for b, n in enumerate(names)}
         sims = {b: self.block_similarity[n] for b, n in enumerate(names)}
         new = adaptive.next_prefix(now, freezable, idx, sims, a.cka, a.mask_similarity, a.patience)
-        if new > now:
-            freezer.freeze_from(epoch + 1, new)
-        return {"frozen_prefix": int(freezer.frozen_prefix(epoch + 1)), "froze": names[now] if new > now else None,
-                "from_epoch": epoch + 1, "freezable_blocks": freezable}
+        at = epoch + 1 + a.anneal_epochs
+        froze = None
+        # a freeze the deadline plan makes anyway by then, or one past the run, changes nothing
+        if new > now and at < cfg.epochs and freezer.frozen_prefix(at) < new:
+            lr_now = float(trainer.optimizer.param_groups[now]["lr"])   # what block `now` trained at in `epoch`
+            freezer.freeze_from(at, new, anneal=(epoch, lr_now) if a.anneal_epochs > 0 else None)
+            froze = names[now]
+        return {"frozen_prefix": int(freezer.frozen_prefix(epoch + 1)), "froze": froze,
+                "from_epoch": at, "freezable_blocks": freezable, "anneal_epochs": a.anneal_epochs}
 
     # ------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:

@@ -39,6 +39,8 @@ def load(text: str, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> Any:
             return ld.construct_document(node)
         except TypeError as exc:         # e.g. a list or mapping used as a key
             raise yaml.constructor.ConstructorError(None, None, f"unusable key: {exc}") from None
+        except ValueError as exc:        # e.g. an integer over Python's 4,300-digit limit
+            raise YamlLimitError(str(exc)) from None
     finally:
         ld.dispose()
 

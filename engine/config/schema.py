@@ -21,11 +21,12 @@ from typing import Any
 import yaml
 
 from engine import assets
-from engine.config import safe_yaml
+from engine.config import model_spec, safe_yaml
 from engine.sparsity.allocation import LAYER_GROUPS  # noqa: F401  (engine.config.LAYER_GROUPS)
 from engine.sparsity.methods import METHODS, field_errors
 
-MODELS = ("resnet20", "resnet32", "resnet56", "resnet50")
+# Built-in networks; model.name also takes timm:NAME and py:MODULE:CALLABLE (model_spec).
+MODELS = model_spec.BUILTIN_MODELS
 DATASETS = ("synthetic", "cifar10", "cifar100", "imagefolder")
 # engine.sparsity.methods registers one plug-in per name (its schedule, fields and rule).
 DST_ALGORITHMS = tuple(METHODS)   # one registry: engine.sparsity.methods
@@ -65,8 +66,12 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
-    name: str = "resnet20"
+    name: str = "resnet20"       # a built-in name, timm:NAME or py:MODULE:CALLABLE
     width: float = 1.0
+    kwargs: dict = field(default_factory=dict)   # py: the factory's keyword arguments; timm: create_model's
+    blocks: list = field(default_factory=list)   # freeze blocks as module-name prefixes (empty: derived)
+    checkpoint: str | None = None                # initial weights from a local file (weights_only load)
+    pretrained: bool = False                     # timm: pretrained weights, only from model.checkpoint
 
 
 @dataclass
@@ -119,8 +124,10 @@ class SparsityConfig:
     # Fields of the other methods: None = the default of the method's paper (methods/*.py).
     update_fraction: float | None = None   # set: zeta (0.3); rigl: alpha (0.3, cosine-decayed)
     update_steps: int | None = None        # rigl: delta_T, steps between mask updates (100)
+    update_every: int | None = None        # set: epochs between mask updates (None: interval)
     score_batches: int | None = None       # snip, grasp: seeded batches scored at init (1)
     temperature: float | None = None       # grasp: logits / T before the loss (official code: 200)
+    reinit_fc: bool = True                 # grasp: Xavier-normal Linear weights on the scoring copy (official: on)
 
 
 @dataclass
@@ -142,6 +149,9 @@ class AdaptiveFreezeConfig:
     cka: float = 0.95               # freeze.scheme=adaptive: CKA a block must stay above
     mask_similarity: float = 0.9    # ... and its layers' structural similarity
     patience: int = 2               # ... for this many consecutive measurements
+    # epochs between the decision and the freeze, over which the block's cosine is
+    # re-planned to reach end_lr at its actual freeze epoch (0: freeze at once, at its LR)
+    anneal_epochs: int = 2
 
 
 @dataclass
@@ -175,6 +185,38 @@ class DistributedConfig:
 
 
 @dataclass
+class TensorBoardTrackerConfig:
+    enabled: bool = False
+    dir: str | None = None           # null: <run folder>/tensorboard (a sweep's cells: one folder each)
+
+
+@dataclass
+class MLflowTrackerConfig:
+    enabled: bool = False
+    tracking_uri: str | None = None  # null: MLFLOW_TRACKING_URI, else MLflow's own default
+    experiment: str = "spfde"
+    parent_run_id: str | None = None  # set by a sweep or search: the run that groups its cells
+
+
+@dataclass
+class WandbTrackerConfig:
+    enabled: bool = False
+    project: str = "spfde"
+    entity: str | None = None
+    mode: str = "online"             # online | offline | disabled (as wandb.init's mode)
+    dir: str | None = None           # null: WANDB_DIR, else the run folder
+
+
+@dataclass
+class TrackersConfig:
+    group: str | None = None         # a sweep or search sets it: MLflow tag, W&B group
+    flush_timeout_s: int = 30        # the end of a run waits at most this long for the trackers
+    tensorboard: TensorBoardTrackerConfig = field(default_factory=TensorBoardTrackerConfig)
+    mlflow: MLflowTrackerConfig = field(default_factory=MLflowTrackerConfig)
+    wandb: WandbTrackerConfig = field(default_factory=WandbTrackerConfig)
+
+
+@dataclass
 class RunConfig:
     name: str = "run"
     seed: int = 0
@@ -196,6 +238,7 @@ class RunConfig:
     channels_last: bool = False  # CUDA only
     compile: bool = False        # torch.compile of the model
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    trackers: TrackersConfig = field(default_factory=TrackersConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -218,17 +261,23 @@ _SECTIONS = {
     "model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "sparsity": SparsityConfig,
     "freeze": FreezeConfig, "sieve": SieveConfig, "checkpoint": CheckpointConfig,
     "analysis": AnalysisConfig,
-    "distributed": DistributedConfig,
+    "distributed": DistributedConfig, "trackers": TrackersConfig,
 }
 # Mappings nested inside a section: (section, field) -> dataclass
-_SUBSECTIONS = {("freeze", "adaptive"): AdaptiveFreezeConfig}
+_SUBSECTIONS = {("freeze", "adaptive"): AdaptiveFreezeConfig,
+                ("trackers", "tensorboard"): TensorBoardTrackerConfig, ("trackers", "mlflow"): MLflowTrackerConfig,
+                ("trackers", "wandb"): WandbTrackerConfig}
+TRACKERS = ("tensorboard", "mlflow", "wandb")
+WANDB_MODES = ("online", "offline", "disabled")
+# MLflow tracking URI schemes (a value without "://" is a local folder, as MLflow reads it)
+MLFLOW_SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks")
 
 
 @dataclass(frozen=True)
 class FieldSpec:
     """One configuration field as the form and the validator see it."""
     path: str
-    kind: str                        # int | float | str | bool | choice | list | path
+    kind: str                        # int | float | str | bool | choice | list | path | mapping | model
     help: str
     choices: tuple = ()
     min: float | None = None
@@ -253,8 +302,17 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("interval", "int", "ΔT: epochs between DST mask updates, freeze steps and sieve updates", "training", min=1, max=MAX_EPOCHS),
     _f("run_dir", "path", "Folder where run directories are created", "training"),
     _f("threads", "str", "CPU threads: auto (every usable core, yielding under load) or a count", "device"),
-    _f("model.name", "choice", "Network", "model", choices=MODELS),
-    _f("model.width", "float", "Width multiplier (2 = the paper's 2x ResNet-32)", "model", min=0.0625, max=16),
+    _f("model.name", "model", "Network: a built-in name, timm:NAME (a timm model) or py:MODULE:CALLABLE "
+       "(your factory, called with num_classes and model.kwargs)", "model", choices=MODELS),
+    _f("model.width", "float", "Width multiplier (2 = the paper's 2x ResNet-32; wrn28: the widen factor)", "model",
+       min=0.0625, max=16),
+    _f("model.kwargs", "mapping", "Keyword arguments of the py: factory or of timm.create_model", "model"),
+    _f("model.blocks", "list", "Freeze blocks as module-name prefixes, front to back (empty: derived from the model)",
+       "model"),
+    _f("model.checkpoint", "path", "Initial weights: a local state_dict file (loaded with weights_only=True)", "model",
+       optional=True),
+    _f("model.pretrained", "bool", "timm: start from pretrained weights, read from model.checkpoint (nothing is "
+       "downloaded)", "model"),
     _f("data.name", "choice", "Dataset", "model", choices=DATASETS),
     _f("data.root", "path", "Dataset folder (cifar10/cifar100 pickles or an ImageFolder tree)", "model", optional=True),
     _f("data.image_size", "int", "Input resolution (images are resized to it)", "model", min=8, max=1024),
@@ -282,9 +340,11 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("sparsity.search_end", "float", "Mask search ends, as a fraction of the epochs", "sparsity", min=0, max=1),
     _f("sparsity.em_delta", "float", "mest_em: prune to target + delta before regrowing (default MEST's 0.2 x (1 - target))", "sparsity", min=0, max=1, max_inclusive=False, optional=True),
     _f("sparsity.em_delta_late", "float", "mest_em: delta from sparsity.late_start on (default MEST's 0.1 x (1 - target))", "sparsity", min=0, max=1, max_inclusive=False, optional=True),
+    _f("sparsity.update_every", "int", "set: epochs between mask updates (empty: interval; SET's paper updates after every epoch: 1)", "sparsity", min=1, max=MAX_EPOCHS, optional=True),
     _f("sparsity.update_fraction", "float", "set: ζ, rigl: α (cosine-decayed): fraction of active weights replaced per update (default 0.3)", "sparsity", min=0, max=1, min_inclusive=False, max_inclusive=False, optional=True),
     _f("sparsity.update_steps", "int", "rigl: ΔT, training steps between mask updates (default 100)", "sparsity", min=1, max=1_000_000, optional=True),
     _f("sparsity.score_batches", "int", "snip, grasp: seeded training batches scored at initialisation (default 1)", "sparsity", min=1, max=1000, optional=True),
+    _f("sparsity.reinit_fc", "bool", "grasp: score on a copy whose Linear weights are re-initialised (Xavier normal, seeded), as the official code (default on)", "sparsity"),
     _f("sparsity.temperature", "float", "grasp: the logits are divided by T before the loss, as the official code (default 200)", "sparsity", min=0, min_inclusive=False, optional=True),
     _f("freeze.target", "float", "Training FLOPs to save by layer freezing (0 = off)", "freeze", min=0, max=1, max_inclusive=False),
     _f("freeze.scheme", "choice", "Freezing scheme (Appendix B)", "freeze", choices=FREEZE_SCHEMES),
@@ -305,6 +365,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("freeze.adaptive.cka", "float", "adaptive: CKA with the previous measurement a block must keep", "freeze", min=0, max=1),
     _f("freeze.adaptive.mask_similarity", "float", "adaptive: structural similarity its sparse layers must keep", "freeze", min=0, max=1),
     _f("freeze.adaptive.patience", "int", "adaptive: consecutive measurements above both thresholds", "freeze", min=1, max=100),
+    _f("freeze.adaptive.anneal_epochs", "int", "adaptive: epochs a stable block keeps training while its LR anneals to end_lr, then it freezes (0: at once)", "freeze", min=0, max=MAX_EPOCHS),
     _f("analysis.enabled", "bool", "Measure mask similarity, CKA and gradient norms during training", "analysis"),
     _f("analysis.every", "int", "Epochs between measurements (default: interval)", "analysis", min=1, max=MAX_EPOCHS, optional=True),
     _f("analysis.probe_size", "int", "Training samples in the fixed CKA probe set", "analysis", min=2, max=8192),
@@ -316,6 +377,19 @@ FIELDS: tuple[FieldSpec, ...] = (
     _f("distributed.backend", "choice", "Collective backend: auto (nccl on CUDA, gloo on the CPU), nccl or gloo", "device", choices=DIST_BACKENDS),
     _f("distributed.timeout_s", "int", "Seconds after which a collective fails instead of hanging", "device", min=10, max=86400),
     _f("distributed.gpus", "str", "GPUs of this machine to use, e.g. 0,2 (null: all)", "device", optional=True),
+    _f("trackers.tensorboard.enabled", "bool", "Log live to TensorBoard (pip install 'spfde-studio[tensorboard]')", "trackers"),
+    _f("trackers.tensorboard.dir", "path", "TensorBoard log folder (empty: <run folder>/tensorboard)", "trackers", optional=True),
+    _f("trackers.mlflow.enabled", "bool", "Log live to MLflow (pip install 'spfde-studio[mlflow]')", "trackers"),
+    _f("trackers.mlflow.tracking_uri", "str", "MLflow tracking URI, e.g. http://127.0.0.1:5000 (empty: MLFLOW_TRACKING_URI)", "trackers", optional=True),
+    _f("trackers.mlflow.experiment", "str", "MLflow experiment name", "trackers"),
+    _f("trackers.mlflow.parent_run_id", "str", "MLflow run that groups this run (a sweep or search sets it)", "trackers", optional=True),
+    _f("trackers.wandb.enabled", "bool", "Log live to Weights & Biases (pip install 'spfde-studio[wandb]')", "trackers"),
+    _f("trackers.wandb.project", "str", "W&B project", "trackers"),
+    _f("trackers.wandb.entity", "str", "W&B entity (team or user; empty: your default)", "trackers", optional=True),
+    _f("trackers.wandb.mode", "choice", "W&B mode: online, offline (sync later with `wandb sync`) or disabled", "trackers", choices=WANDB_MODES),
+    _f("trackers.wandb.dir", "path", "Folder for W&B's files (empty: WANDB_DIR, else the run folder)", "trackers", optional=True),
+    _f("trackers.group", "str", "Group of runs in the trackers (MLflow tag, W&B group; a sweep or search sets it)", "trackers", optional=True),
+    _f("trackers.flush_timeout_s", "int", "Seconds the end of a run waits at most for the trackers to send what is queued", "trackers", min=1, max=3600),
 )
 FIELD_BY_PATH = {f.path: f for f in FIELDS}
 
@@ -349,6 +423,13 @@ def _check_type(spec: FieldSpec, value: Any) -> str | None:
         return f"expected a non-empty string, got {_fmt(value)}"
     if kind == "choice" and value not in spec.choices:
         return f"expected one of {', '.join(spec.choices)}; got {_fmt(value)}"
+    if kind == "model":
+        try:
+            model_spec.parse(value)
+        except ValueError as exc:
+            return str(exc)
+    if kind == "mapping" and (not isinstance(value, dict) or not all(isinstance(k, str) for k in value)):
+        return f"expected a mapping of names to values, got {_fmt(value)}"
     if kind == "list" and (not isinstance(value, list) or not all(isinstance(x, str) for x in value)):
         return f"expected a list of names, got {_fmt(value)}"
     return None
@@ -377,8 +458,36 @@ def validate(cfg: RunConfig) -> list[tuple[str, str]]:
         if msg:
             errors.append((spec.path, msg))
     bad = {f for f, _ in errors}
-    for rules in (_format_errors, _schedule_errors, _sparsity_errors, _data_errors, _device_errors):
+    for rules in (_model_errors, _format_errors, _schedule_errors, _sparsity_errors, _data_errors, _device_errors,
+                  _tracker_errors):
         errors += rules(cfg, bad)
+    return errors
+
+
+def _model_errors(cfg: RunConfig, bad: set) -> list[tuple[str, str]]:
+    """Model fields that only some kinds of model take."""
+    errors: list[tuple[str, str]] = []
+    if "model.name" in bad:
+        return errors
+    m = cfg.model
+    spec = model_spec.parse(m.name)
+    if m.pretrained and "model.pretrained" not in bad and not m.checkpoint:
+        errors.append(("model.pretrained", "nothing is downloaded at run time: save the pretrained weights once "
+                       "(e.g. torch.save(timm.create_model(NAME, pretrained=True).state_dict(), 'w.pt') on a "
+                       "machine with internet) and set model.checkpoint: w.pt"))
+    if spec.kind != "builtin" and "model.width" not in bad and m.width != 1:
+        errors.append(("model.width", f"{spec.kind}: models have no width multiplier (set it in model.kwargs); "
+                       f"expected 1, got {m.width:g}"))
+    if spec.kind == "builtin" and m.kwargs and "model.kwargs" not in bad:
+        errors.append(("model.kwargs", f"only timm: and py: models take keyword arguments; {m.name} has none"))
+    if not spec.measured and m.blocks and "model.blocks" not in bad:
+        errors.append(("model.blocks", f"{m.name} has fixed freeze blocks (docs/architecture.md); "
+                       "model.blocks applies to timm:, py: and wrn28 models"))
+    if spec.kind == "timm" and cfg.analysis.enabled:
+        errors.append(("analysis.enabled", "the Section 3 analyses read each freeze block's output, and a timm "
+                       "model runs as a whole; set analysis.enabled: false"))
+    if "model.blocks" not in bad and any(not b.strip() for b in m.blocks):
+        errors.append(("model.blocks", "block prefixes must not be empty"))
     return errors
 
 
@@ -488,6 +597,47 @@ def _device_errors(cfg: RunConfig, bad: set) -> list[tuple[str, str]]:
     return errors
 
 
+def mask_uri(uri: str) -> str:
+    """A URI with its password (or token) replaced by ***: what events, logs and errors show."""
+    return re.sub(r"(://[^:/@\s]+:)[^@/\s]*@", r"\1***@", re.sub(r"(://)[^:/@\s]+@", r"\1***@", uri))
+
+
+def _tracker_errors(cfg: RunConfig, bad: set) -> list[tuple[str, str]]:
+    """The MLflow tracking URI must be one MLflow can open (its password never shown)."""
+    uri = cfg.trackers.mlflow.tracking_uri
+    if uri is None or "trackers.mlflow.tracking_uri" in bad:
+        return []
+    problem = _uri_problem(uri.strip())
+    if problem is None:
+        return []
+    return [("trackers.mlflow.tracking_uri", f"{problem}, got {_fmt(mask_uri(uri))} (expected e.g. "
+                                             "http://127.0.0.1:5000, sqlite:///mlflow.db, file:///path or a folder)")]
+
+
+def _uri_problem(uri: str) -> str | None:
+    from urllib.parse import urlsplit
+    if any(c.isspace() for c in uri):
+        return "a URI holds no spaces"
+    if "://" not in uri:
+        scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
+        if scheme in MLFLOW_SCHEMES or scheme.startswith("http"):
+            return "the scheme needs '://' after it (http://host:port)"
+        return None                      # a local folder (or "databricks"), as MLflow reads it
+    try:
+        parts = urlsplit(uri)
+        port = parts.port                # a non-numeric or out-of-range port raises here
+    except ValueError as exc:
+        return f"malformed URI ({exc})"
+    scheme = parts.scheme.lower()
+    if scheme not in MLFLOW_SCHEMES:
+        return f"unknown scheme {scheme!r}; expected one of {', '.join(MLFLOW_SCHEMES)}"
+    if scheme in ("http", "https") and not parts.hostname:
+        return "an http(s) URI needs a host"
+    if port == 0:
+        return "port 0 is not a server's port"
+    return None
+
+
 def gpu_list(cfg: RunConfig) -> list[int] | None:
     """The GPU indices of ``distributed.gpus``, or None for all."""
     g = cfg.distributed.gpus
@@ -542,7 +692,10 @@ def from_dict(d: dict | None, source: str | None = None) -> RunConfig:
             names = {f.name for f in dataclasses.fields(cls)}
             sub = {}
             for k2, v2 in value.items():
-                if k2 not in names:
+                if k2 not in names and key == "trackers":
+                    errors.append((f"{key}.{k2}", f"unknown tracker or field; expected a tracker ({', '.join(TRACKERS)}) "
+                                                  "or group, flush_timeout_s"))
+                elif k2 not in names:
                     errors.append((f"{key}.{k2}", f"unknown field; expected one of {', '.join(sorted(names))}"))
                 elif (key, k2) in _SUBSECTIONS:
                     sub[k2] = _subsection(f"{key}.{k2}", _SUBSECTIONS[(key, k2)], v2, errors)
@@ -579,9 +732,10 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, raw = text.split("=", 1)
     key = key.strip()
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = safe_yaml.load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError([(key, f"could not read value {raw!r} as YAML: {exc}")]) from None
+        shown = raw if len(raw) <= 60 else f"{raw[:40]}... ({len(raw):,} characters)"
+        raise ConfigError([(key, f"could not read value {shown!r} as YAML: {exc}")]) from None
     return key, value
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from engine.config import MODELS, ConfigError
+from engine.config import MODELS, ConfigError, model_spec
 
 # Depth -> basic blocks per stage of the CIFAR ResNets (6n+2 layers).
 _CIFAR_BLOCKS = {"resnet20": 3, "resnet32": 5, "resnet56": 9}
@@ -77,6 +77,9 @@ class Block:
     activation_elems: int        # per sample, stored for backward (see module docstring)
     output_elems: int            # per sample, the block's output tensor
     grad_elems: int              # per sample, activation gradients alive while back-propagating it
+    # forward FLOPs per sample outside the conv/linear layers (attention's matmuls...): counted
+    # dense whatever the masks; 0 for the analytic ResNets, whose convention has none
+    extra_flops: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,10 @@ class Arch:
     blocks: tuple
     input_elems: int
     layer_by_name: dict = field(compare=False, repr=False)
+    # where the freeze blocks come from ("analytic", "timm group_matcher", "model.blocks"...)
+    # and what the user should know about them (a fallback split): shown by `plan`
+    blocks_from: str = field(default="analytic", compare=False)
+    warnings: tuple = field(default=(), compare=False)
 
     @property
     def block_names(self) -> list[str]:
@@ -99,9 +106,15 @@ class Arch:
         return sum(b.params for b in self.blocks)
 
     @property
+    def extra_flops(self) -> float:
+        """Forward FLOPs per sample outside the prunable layers (never scaled by a density)."""
+        return sum(b.extra_flops for b in self.blocks)
+
+    @property
     def forward_flops_dense(self) -> float:
-        """Dense forward FLOPs per sample of the conv and linear layers (2 per MAC)."""
-        return 2.0 * sum(l.macs for l in self.layers)
+        """Dense forward FLOPs per sample: the conv and linear layers (2 per MAC) plus the
+        other matmuls of a measured model (attention)."""
+        return 2.0 * sum(l.macs for l in self.layers) + self.extra_flops
 
     def layer_specs(self) -> list[tuple[str, tuple, set]]:
         """(name, weight shape, tags) per layer: the input of dst_schedule.layer_densities."""
@@ -228,7 +241,7 @@ def _resnet50(width: float, num_classes: int, image_size: int) -> _Builder:
 
 
 @lru_cache(maxsize=64)
-def _describe(model: str, width: float, num_classes: int, image_size: int) -> Arch:
+def _describe_analytic(model: str, width: float, num_classes: int, image_size: int) -> Arch:
     if model in _CIFAR_BLOCKS:
         b = _cifar_resnet(model, width, num_classes, image_size)
     elif model == "resnet50":
@@ -245,11 +258,51 @@ def _describe(model: str, width: float, num_classes: int, image_size: int) -> Ar
 
 def describe(model_cfg, num_classes: int, image_size: int) -> Arch:
     """The network of ``model_cfg`` (engine.config.ModelConfig, or a RunConfig) at a class
-    count and input resolution. Cached: repeated calls are free."""
+    count and input resolution. Cached: repeated calls are free.
+
+    The paper's ResNets are walked analytically here; any other model (timm:, py:, wrn28)
+    is described by its measured cost table (engine.cost.measured)."""
     if hasattr(model_cfg, "model"):          # a whole RunConfig
         model_cfg = model_cfg.model
     if num_classes < 1:
         raise ConfigError([("data.num_classes", f"must be at least 1, got {num_classes}")])
     if image_size < 8:
         raise ConfigError([("data.image_size", f"must be at least 8, got {image_size}")])
-    return _describe(model_cfg.name, float(model_cfg.width), int(num_classes), int(image_size))
+    if model_spec.is_measured(model_cfg.name):
+        from engine.cost import measured  # the table registry: a module of its own, no cycle
+        return measured.arch_for(model_cfg, int(num_classes), int(image_size))
+    return _describe_analytic(model_cfg.name, float(model_cfg.width), int(num_classes), int(image_size))
+
+
+def from_table(table: dict) -> Arch:
+    """An Arch from a cost table (``to_table``'s output, e.g. measured by the engine)."""
+    layers = tuple(Layer(name=l["name"], kind=l["kind"], block=int(l["block"]),
+                         weight_shape=tuple(l["weight_shape"]), stride=int(l.get("stride", 1)),
+                         in_hw=tuple(l["in_hw"]), out_hw=tuple(l["out_hw"]), macs=int(l["macs"]),
+                         params=int(l["params"]), bias=int(l["bias"]), tags=frozenset(l.get("tags", ())))
+                   for l in table["layers"])
+    blocks = tuple(Block(name=b["name"], index=i, layers=tuple(b["layers"]), params=int(b["params"]),
+                         bn_params=int(b["bn_params"]), activation_elems=int(b["activation_elems"]),
+                         output_elems=int(b["output_elems"]), grad_elems=int(b["grad_elems"]),
+                         extra_flops=float(b.get("extra_flops", 0.0)))
+                   for i, b in enumerate(table["blocks"]))
+    return Arch(model=table["model"], width=float(table.get("width", 1.0)), num_classes=int(table["num_classes"]),
+                image_size=int(table["image_size"]), layers=layers, blocks=blocks,
+                input_elems=int(table["input_elems"]), layer_by_name={l.name: l for l in layers},
+                blocks_from=str(table.get("blocks_from", "measured")),
+                warnings=tuple(str(w) for w in table.get("warnings", ())))
+
+
+def to_table(arch: Arch) -> dict:
+    """The JSON form of an Arch: what ``spfde-train plan --json`` hands the studio."""
+    return {
+        "model": arch.model, "width": arch.width, "num_classes": arch.num_classes,
+        "image_size": arch.image_size, "input_elems": arch.input_elems,
+        "blocks_from": arch.blocks_from, "warnings": list(arch.warnings),
+        "layers": [{"name": l.name, "kind": l.kind, "block": l.block, "weight_shape": list(l.weight_shape),
+                    "stride": l.stride, "in_hw": list(l.in_hw), "out_hw": list(l.out_hw), "macs": l.macs,
+                    "params": l.params, "bias": l.bias, "tags": sorted(l.tags)} for l in arch.layers],
+        "blocks": [{"name": b.name, "layers": list(b.layers), "params": b.params, "bn_params": b.bn_params,
+                    "activation_elems": b.activation_elems, "output_elems": b.output_elems,
+                    "grad_elems": b.grad_elems, "extra_flops": b.extra_flops} for b in arch.blocks],
+    }

@@ -2,9 +2,10 @@
 
 Pure Python, conventions of the SpFDE paper (docs/cost-model.md):
 
-* FLOPs: conv and linear layers only, 2 FLOPs per multiply-accumulate, a layer's forward
-  FLOPs scaled by its density. Backward = 2 x forward, so training = 3 x forward per
-  sample; a frozen block still runs forward but saves its 2 x forward of backward.
+* FLOPs: conv and linear layers, 2 FLOPs per multiply-accumulate, a layer's forward
+  FLOPs scaled by its density; a measured model's other matmuls (attention) are added
+  dense (``Block.extra_flops``: zero for the analytic ResNets). Backward = 2 x forward,
+  so training = 3 x forward per sample; a frozen block still runs forward but saves its 2 x forward of backward.
 * Memory (bytes) = weights + activations kept for backward + weight gradients +
   activation gradients, all values at ``bits`` per number. A sparse layer stores its
   non-zeros as values plus CSR indices (a 16-bit column index when the layer's fan-in fits
@@ -31,9 +32,10 @@ def layer_forward_flops(arch: Arch, densities: dict | None = None) -> dict[str, 
 
 
 def block_forward_flops(arch: Arch, densities: dict | None = None) -> list[float]:
-    """Forward FLOPs per sample of each block, front to back."""
+    """Forward FLOPs per sample of each block, front to back: its conv/linear layers at their
+    densities plus its other matmuls (attention; none in the analytic ResNets), always dense."""
     d = densities or {}
-    out = [0.0] * len(arch.blocks)
+    out = [b.extra_flops for b in arch.blocks]
     for l in arch.layers:
         out[l.block] += 2.0 * l.macs * d.get(l.name, 1.0)
     return out

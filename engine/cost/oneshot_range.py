@@ -19,7 +19,7 @@ def forward_range(cfg, arch: Arch, target: float) -> tuple[float, float]:
     keeps K of the sparse layers' weights (kept-dense layers at full cost)."""
     specs = arch.layer_specs()
     dense = dense_layer_names(cfg, specs)
-    fixed = sum(2.0 * l.macs for l in arch.layers if l.name in dense)
+    fixed = sum(2.0 * l.macs for l in arch.layers if l.name in dense) + arch.extra_flops
     sparse = [l for l in arch.layers if l.name not in dense and l.params > 0]
     k = keep_count(sum(l.params for l in sparse), 1.0 - float(target))
 

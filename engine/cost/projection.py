@@ -32,7 +32,7 @@ from engine.config import ConfigError, RunConfig, freeze_enabled, sieve_oneshot_
 from engine.cost import arch as arch_mod
 from engine.cost import costmodel, oneshot_range
 from engine.data.sizes import dataset_sizes
-from engine.freezing.schedule import FreezeTargetUnreachable, changes, schedule_freeze
+from engine.freezing.schedule import FreezeTargetUnreachable, changes, saving_text, schedule_freeze
 from engine.run.payloads import OVERHEAD, SOURCES, Flops, FreezeSchedule, Projection, Saved, add_flops, with_overhead, zero_flops  # noqa: F401 - OVERHEAD, SOURCES, add_flops, zero_flops: re-exported
 from engine.sparsity import schedule as dst_schedule
 from engine.sparsity.methods import method_for
@@ -301,7 +301,8 @@ def project(cfg: RunConfig) -> dict:
     public = [{k: v for k, v in sg.items() if not k.startswith("_")} for sg in segs]
     average = sum(sg["_mem"]["total"] * (sg["end"] - sg["start"]) for sg in segs) / cfg.epochs
     return {
-        "model": {"name": arch.model, "width": arch.width, "params": arch.params},
+        "model": {"name": cfg.model.name, "width": arch.width, "params": arch.params,
+                  "blocks_from": arch.blocks_from, "warnings": list(arch.warnings)},
         "dataset": sizes,
         "method": {"name": method.name, "exact": method.exact_plan,
                    "distribution": method.layer_distribution() if method.distribution else None,
@@ -311,7 +312,7 @@ def project(cfg: RunConfig) -> dict:
         "segments": public,
         "epochs": EpochRows(public, probes),
         "blocks": [{"name": b.name, "params": b.params, "forward_flops": dense_block[b.index],
-                    "layers": list(b.layers)} for b in arch.blocks],
+                    "extra_flops": b.extra_flops, "layers": list(b.layers)} for b in arch.blocks],
         "freeze_plan": fplan,
         "probes": [[e, f] for e, f in sorted(probes.items())],
         "flops": {
@@ -386,6 +387,21 @@ def _merged(segments: Sequence) -> list[dict]:
     return out
 
 
+def _format_blocks(plan: Projection) -> list[str]:
+    """The freeze blocks with their parameters and dense forward FLOPs, so a split can be
+    checked before training."""
+    blocks = plan.get("blocks") or []
+    model = plan["model"]
+    out = [f"freeze blocks ({model.get('blocks_from', 'analytic')}): {len(blocks)}",
+           f"  {'#':>3} {'block':<24}{'params':>12}{'fwd FLOPs':>12}{'of which attention/matmul':>27}{'layers':>8}"]
+    for i, b in enumerate(blocks):
+        extra = b.get("extra_flops", 0.0)
+        out.append(f"  {i:>3} {b['name']:<24}{b['params']:>12,}{b['forward_flops']:>12.4g}"
+                   f"{(f'{extra:.4g}' if extra else '-'):>27}{len(b['layers']):>8}")
+    out += [f"warning: {w}" for w in model.get("warnings", [])]
+    return out
+
+
 def format_plan(plan: Projection) -> str:
     f, m, ds = plan["flops"], plan["memory"], plan["dataset"]
     dense = f["dense"] or 1.0
@@ -394,6 +410,7 @@ def format_plan(plan: Projection) -> str:
         f"dataset {ds['name']} ({ds['train_size']:,} train, {ds['num_classes']} classes, {ds['image_size']} px)",
         f"forward FLOPs per sample (dense): {f['forward_dense_per_sample']:.4g}",
     ]
+    lines += _format_blocks(plan)
     meth = plan.get("method") or {}
     if meth:
         lines.append(f"sparse training: {meth['name']}" + ("" if meth.get("exact", True) else
@@ -424,8 +441,7 @@ def format_plan(plan: Projection) -> str:
         how = (f"given: freeze.start_epoch={fp['start_epoch']}" if fp.get("start_given")
                else f"target {100 * fp['target']:.1f}%")
         lines.append(f"freeze plan: start epoch {fp['start_epoch'] + 1} ({how}), "
-                     f"reduction {100 * fp['reduction']:.1f}% vs no freezing (paper's figure; "
-                     f"share of the run's FLOPs {100 * fp['achieved']:.1f}%), {len(fp['freeze_epochs'])} blocks "
+                     f"{saving_text(fp)}, {len(fp['freeze_epochs'])} blocks "
                      "(frozen from epoch): "
                      + ", ".join(f"{b}@{e + 1}" for b, e in fp["freeze_epochs"].items()))
         lines += [f"warning: {w}" for w in fp.get("warnings", [])]

@@ -37,11 +37,14 @@ class DeviceDataset:
 
     def __init__(self, data: InMemoryData, device: torch.device, image_size: int,
                  mean=None, std=None):
-        imgs = torch.from_numpy(data.images).permute(0, 3, 1, 2).contiguous()   # N,3,H,W uint8
-        if imgs.shape[-1] != image_size or imgs.shape[-2] != image_size:
+        # The split stays N,H,W,3 as loaded, sharing the loader's array on the CPU (no second
+        # copy of the dataset: the memory preflight counts one); each batch is made N,3,H,W.
+        imgs = torch.from_numpy(data.images)                                  # N,H,W,3 uint8
+        if imgs.shape[1] != image_size or imgs.shape[2] != image_size:
             # Resize once (e.g. CIFAR at another resolution), in chunks to bound memory.
-            parts = [F.interpolate(imgs[i:i + 4096].float(), size=(image_size, image_size), mode="bilinear",
-                                   antialias=True, align_corners=False).round_().clamp_(0, 255).to(torch.uint8)
+            parts = [F.interpolate(imgs[i:i + 4096].permute(0, 3, 1, 2).float(), size=(image_size, image_size),
+                                   mode="bilinear", antialias=True, align_corners=False)
+                     .round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
                      for i in range(0, len(imgs), 4096)]
             imgs = torch.cat(parts)
         self.images = imgs.to(device)
@@ -63,7 +66,7 @@ class DeviceDataset:
         """Images and targets for dataset indices ``idx`` (a device tensor). ``part`` = (offset,
         global size) when ``idx`` is one rank's slice of a global batch: the augmentation is
         drawn for the global batch, so it does not depend on the number of processes."""
-        x = self.images.index_select(0, idx)
+        x = self.images.index_select(0, idx).permute(0, 3, 1, 2).contiguous()   # N,3,H,W
         y = self.targets.index_select(0, idx)
         if augment:
             x = self._augment(x, gen(seed, "aug", epoch, b), part)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.analysis.adaptive import annealed_lr
 from engine.component import Component
 from engine.freezing.schedule import frozen_prefix as plan_prefix
 from engine.run.payloads import FreezeSchedule
@@ -43,6 +44,9 @@ class Freezer(Component):
         # freeze.scheme=adaptive: (from epoch, prefix) decided during the run, on top of the
         # plan (its deadlines); engine.analysis.adaptive decides, freeze_from records.
         self._early: list[tuple[int, int]] = []
+        # adaptive: block -> (decided after epoch m, its LR in m, freeze epoch f); its LR
+        # anneals from that LR to end_lr at f (engine.analysis.adaptive.annealed_lr)
+        self._anneal: dict[int, tuple[int, float, int]] = {}
 
     # ---- queries
     def frozen_prefix(self, epoch: int) -> int:
@@ -53,10 +57,23 @@ class Freezer(Component):
                 k = max(k, prefix)
         return k
 
-    def freeze_from(self, epoch: int, prefix: int) -> None:
-        """Adaptive freezing: from ``epoch`` on, at least ``prefix`` leading blocks are frozen."""
-        if self.plan is not None and prefix > self.frozen_prefix(epoch):
-            self._early.append((int(epoch), int(prefix)))
+    def decided_prefix(self, epoch: int) -> int:
+        """Leading blocks frozen in ``epoch`` or already decided to freeze later (adaptive)."""
+        return max([self.frozen_prefix(epoch)] + [p for _, p in self._early])
+
+    def freeze_from(self, epoch: int, prefix: int, anneal: tuple[int, float] | None = None) -> None:
+        """Adaptive freezing: from ``epoch`` on, at least ``prefix`` leading blocks are frozen.
+
+        ``anneal`` = (m, lr): the newly frozen blocks were found stable after epoch m, where
+        they trained at ``lr``; until ``epoch`` their LR anneals from it to end_lr."""
+        if self.plan is None or prefix <= self.decided_prefix(epoch):
+            return
+        before = self.decided_prefix(epoch)
+        self._early.append((int(epoch), int(prefix)))
+        if anneal is not None:
+            m, lr = anneal
+            for b in range(before, prefix):
+                self._anneal[b] = (int(m), float(lr), int(epoch))
 
     def block_lr_end(self, n_blocks: int) -> list[int]:
         """Per block, the epoch at which its cosine learning rate reaches end_lr."""
@@ -67,7 +84,11 @@ class Freezer(Component):
         plan = self.plan or {}
         resume = plan.get("resume_epoch")
         lr = plan.get("resume_lr") if resume is not None and epoch >= resume else None
-        return [lr] * n_blocks
+        out: list[float | None] = [lr] * n_blocks
+        for b, (m, lr_from, f) in self._anneal.items():
+            if b < n_blocks and out[b] is None and m < epoch < f:
+                out[b] = annealed_lr(lr_from, self.cfg.optim.end_lr, m, f, epoch)
+        return out
 
     def flops_saved_before(self, epoch: int) -> float:
         """FLOPs the plan saves by freezing in the epochs before ``epoch``."""
@@ -123,8 +144,10 @@ class Freezer(Component):
 
     # ---- checkpoint
     def state_dict(self) -> dict[str, Any]:
-        return {"emitted_through": self._emitted_through, "early": [list(x) for x in self._early]}
+        return {"emitted_through": self._emitted_through, "early": [list(x) for x in self._early],
+                "anneal": {str(b): list(v) for b, v in self._anneal.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._emitted_through = int(state.get("emitted_through", -1))
         self._early = [(int(e), int(p)) for e, p in state.get("early", [])]
+        self._anneal = {int(b): (int(v[0]), float(v[1]), int(v[2])) for b, v in state.get("anneal", {}).items()}

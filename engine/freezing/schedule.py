@@ -489,10 +489,11 @@ def _adaptive_range(cfg, T, n, deadline, saving) -> dict:
     """Savings freeze.scheme=adaptive can give: from its deadline (the single-shot plan) to
     every freezable block frozen as early as the patience allows."""
     a = cfg.freeze.adaptive
-    earliest = adaptive.earliest_prefix(T, analysis_schedule.measure_epochs(cfg), n, a.patience)
+    earliest = adaptive.earliest_prefix(T, analysis_schedule.measure_epochs(cfg), n, a.patience, a.anneal_epochs)
     fastest = [max(x, y) for x, y in zip(_expand(deadline, T), earliest)]   # deadline: change points
     return {"min_saving": saving(deadline), "max_saving": saving(_points(fastest)), "earliest_prefix": fastest,
-            "cka": a.cka, "mask_similarity": a.mask_similarity, "patience": a.patience}
+            "cka": a.cka, "mask_similarity": a.mask_similarity, "patience": a.patience,
+            "anneal_epochs": a.anneal_epochs}
 
 
 def _max_reachable(scheme, T, dT, B, block_layers, cfg, saving, resume_epoch):
@@ -504,6 +505,18 @@ def _max_reachable(scheme, T, dT, B, block_layers, cfg, saving, resume_epoch):
     if scheme == "delayed_periodic":
         start = cfg.freeze.delay_epochs if cfg.freeze.delay_epochs is not None else T // 2
     return saving(_periodic_points(T, start, B - 1, B - 1, start))
+
+
+def saving_text(fp) -> str:
+    """The plan's two freeze figures, named the same way in the CLI, the studio and the report."""
+    red, share = fp.get("reduction"), fp.get("achieved")
+    ok = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+    parts = []
+    if ok(red):
+        parts.append(f"reduction {100 * red:.1f}% vs no freezing (paper's figure)")
+    if ok(share):
+        parts.append(f"share of the run's training FLOPs {100 * share:.1f}%")
+    return "; ".join(parts)
 
 
 class FreezeTargetUnreachable(ValueError):

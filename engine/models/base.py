@@ -15,6 +15,9 @@ PRUNABLE_TYPES = (nn.Conv2d, nn.Linear)
 
 
 class BlockModel(nn.Module):
+    # blocks run one after the other (forward below); the Section 3 analyses rely on it
+    sequential = True
+
     def __init__(self, parts: dict[str, nn.Module], blocks: list[tuple[str, nn.Module]]):
         """parts: top-level modules by attribute name (their names prefix the layer names);
         blocks: (block name, module) in forward order, every module inside some part."""

@@ -50,6 +50,10 @@ EVENT_FIELDS: dict[str, dict[str, str]] = {
     "run_finished": {"status": "str", "epochs_completed": "int", "final": "dict", "flops": "dict",
                      "wall_time": "num"},
     "error": {"message": "str", "traceback": "str"},
+    # Something the user should check that does not stop the run (source: model,
+    # trackers.mlflow, ...), e.g. freeze blocks derived from the top-level modules because the
+    # model declares none, or an experiment tracker that failed (it is then off); once per cause.
+    "warning": {"source": "str", "message": "str"},
     # Corrupt images skipped (data.on_bad_sample: skip) in one epoch; samples: [{path, reason}] (at most 20).
     "bad_samples": {"epoch": "int", "split": "str", "count": "int", "total": "int", "samples": "list"},
     # Sweep-level events (spfde-train sweep; stdout and <sweep>/sweep_events.jsonl).

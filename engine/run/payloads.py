@@ -116,6 +116,7 @@ class BlockInfo(TypedDict):
     name: str
     params: int
     forward_flops: float
+    extra_flops: float             # of forward_flops: outside conv/linear (attention), measured models only
     layers: list[str]
 
 
@@ -159,6 +160,29 @@ def cumulative_spent(projected: Projected | dict | None) -> list[float]:
         if 0 <= int(e) < len(per):
             per[int(e)] += float(f)
     return _running_sum(per)
+
+
+def _number(v) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
+
+
+def saving_shares(flops: Flops | dict | None) -> dict[str, float | None]:
+    """Each technique's saving in the terms its target is set in, from a ledger's or a plan's
+    ``flops`` (the one function the plan's ``achieved``, the FLOPs tab, the report and the
+    terminal summary share): sparsity and sieving as fractions of the dense cost (sieving
+    of what sparsity leaves), freezing as freeze saving / (training FLOPs spent + freeze
+    saving), the training FLOPs being ``spent`` less the overheads (analysis probes, mask
+    scoring, RigL's dense gradients), which freeze.target does not count. None when the
+    figures are missing or zero."""
+    f: dict[str, Any] = dict(flops or {})
+    saved: dict[str, Any] = f["saved"] if isinstance(f.get("saved"), dict) else {}
+    over: dict[str, Any] = f["overhead"] if isinstance(f.get("overhead"), dict) else {}
+    spent, dense = _number(f.get("spent")), _number(f.get("dense"))
+    sp, fr, sv = (_number(saved.get(k)) for k in ("sparsity", "freeze", "sieve"))
+    training = spent - sum(_number(v) for v in over.values())
+    return {"sparsity": sp / dense if dense > 0 else None,
+            "sieve": sv / (dense - sp) if dense > sp else None,
+            "freeze": fr / (training + fr) if training + fr > 0 else None}
 
 
 def _running_sum(xs: list[float]) -> list[float]:

@@ -16,7 +16,7 @@ from typing import IO
 
 from engine.run.events import EVENTS_FILE, dumps, make_event
 from engine.run.folder import open_nofollow
-from engine.run.summary import summary_lines
+from engine.run.progress import ProgressBar
 
 log = logging.getLogger("engine")
 
@@ -46,8 +46,11 @@ class Emitter:
         self._last_progress = 0.0
         self._stream_ok = True
         tty = _isatty(self.stream)
-        # A bar only for humans: never when stdout is a pipe (the GUI reads events there).
-        self.bar = _ProgressBar(sys.stderr) if (progress_bar if progress_bar is not None else tty) else None
+        # A bar only for a person: it goes to stderr, and only when stderr is a terminal (the
+        # GUI reads both pipes; `spfde-train run ... > events.jsonl` at a terminal gets one).
+        # stdout carries the events alone, whatever the bar does.
+        show = progress_bar if progress_bar is not None else _isatty(sys.stderr)
+        self.bar = ProgressBar(sys.stderr) if show else None
         # A person at a terminal gets the bar and epoch lines, not screens of JSON; the events
         # still go to events.jsonl, and --events puts them on the terminal too.
         self.stream_events = (not tty) if stream_events is None else stream_events
@@ -154,61 +157,3 @@ def _isatty(stream) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
-
-
-class _ProgressBar:
-    """A one-line bar on stderr for terminal use, driven by the events themselves."""
-
-    WIDTH = 30
-
-    def __init__(self, out: IO[str]):
-        self.out = out
-        self.epochs = None
-        self.run_dir: str | None = None
-        self._open = False
-
-    def on_event(self, ev: dict) -> None:
-        name = ev.get("event")
-        if name == "run_started":
-            self.epochs = ev.get("config", {}).get("epochs")
-            self.run_dir = ev.get("run_dir")
-        elif name == "progress":
-            frac = ev["batch"] / max(1, ev["batches"])
-            done = int(frac * self.WIDTH)
-            loss = ev.get("loss")
-            ips = ev.get("images_per_s")
-            self._line(f"epoch {ev['epoch'] + 1}/{self.epochs or '?'} [{'#' * done}{'.' * (self.WIDTH - done)}] "
-                       f"{ev['batch']}/{ev['batches']}"
-                       + (f" loss {loss:.3f}" if loss is not None else "")
-                       + (f" {ips:.0f} img/s" if ips else ""))
-        elif name == "epoch_end":
-            ta = ev.get("test_acc")
-            self._line(f"epoch {ev['epoch'] + 1}/{ev['epochs']} train loss {ev['train_loss']:.3f} "
-                       f"acc {ev['train_acc']:.3f}" + (f" | test acc {ta:.3f}" if ta is not None else "")
-                       + f" | {ev['epoch_time']:.1f}s", end=True)
-        elif name == "run_finished":
-            self.close()                 # end the open progress line first: nothing overwrites it
-            try:
-                self.out.write("".join(line + "\n" for line in summary_lines(ev, self.run_dir)))
-                self.out.flush()
-            except (OSError, ValueError):
-                pass
-        elif name == "error":
-            self.close()
-
-    def _line(self, text: str, end: bool = False) -> None:
-        try:
-            self.out.write("\r\x1b[2K" + text + ("\n" if end else ""))
-            self.out.flush()
-            self._open = not end
-        except (OSError, ValueError):
-            pass
-
-    def close(self) -> None:
-        if self._open:
-            try:
-                self.out.write("\n")
-                self.out.flush()
-            except (OSError, ValueError):
-                pass
-            self._open = False

@@ -35,10 +35,19 @@ def main(args: argparse.Namespace) -> int:
     r = feasibility.check_budget(spec)
     if args.plan:
         print(f"search {spec.name}: {len(spec.space)} fields, {spec.trials} trials x {len(spec.seeds)} seed(s)")
-        print(f"dense training FLOPs {r['dense']:.4g}; budget {r['budget']:.4g} "
-              f"({100 * r['budget'] / r['dense']:.1f}% of dense)")
-        print(f"projected cost over the space's corners: {r['min']:.4g} .. {r['max']:.4g} FLOPs "
+        if r["unit"] == "FLOPs":
+            print(f"dense training FLOPs {r['dense']:.4g}; budget {r['budget']:.4g} FLOPs "
+                  f"({100 * r['budget'] / r['dense']:.1f}% of dense)")
+        else:
+            print(f"dense training FLOPs {r['dense']:.4g}; budget {r['budget']:.4g} GPU-hours per run at "
+                  f"{feasibility.measured_speed(spec)[1]}")
+        print(f"projected cost over the space's corners: {r['min']:.4g} .. {r['max']:.4g} {r['unit']} "
               f"(cheapest at {r['cheapest']})")
+        if spec.reference:
+            params, why = feasibility.plain_mest_point(spec)
+            print("plain-MEST reference trial (no freezing, no sieving): "
+                  + (", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+                     if params is not None else f"none: {why}"))
         return 0
     if args.workers is not None and args.workers < 1:
         print(f"--workers: expected an integer >= 1, got {args.workers}", file=sys.stderr)

@@ -4,16 +4,23 @@ before a single step; the corners of the space give its projected cost range."""
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from engine import config as config_mod
 from engine.config import ConfigError
 from engine.cost import projection as plan_mod
 from engine.search.spec import SearchError, SearchSpec
+from engine.sweep import cells as cells_mod
+from engine.sweep import results as results_mod
 
 MAX_CORNERS = 256
+# Plain MEST (no freezing, no sieving): the fields set to 0 and the technique they switch off.
+PLAIN_OFF = {"freeze.target": "freezing", "sieve.ratio": "sieving"}
 
 
 @dataclass
@@ -40,10 +47,72 @@ def project(cfg: dict) -> dict:
             "exact": bool(p.get("method", {}).get("exact", True))}
 
 
+@functools.lru_cache(maxsize=8)
+def _planned_spent(cfg_json: str) -> float:
+    return float(plan_mod.project(config_mod.from_dict(json.loads(cfg_json)))["flops"]["spent"])
+
+
+def reference_flops(spec: SearchSpec) -> float:
+    """The planned training FLOPs of ``budget.of`` (the preset the fraction is of)."""
+    try:
+        return _planned_spent(json.dumps(spec.budget_of_config, sort_keys=True))
+    except ConfigError as exc:
+        raise SearchError([("budget.of", f"{spec.budget_of}: " + "; ".join(f"{f}: {m}" for f, m in exc.errors))],
+                          spec.source) from None
+
+
 def budget_flops(spec: SearchSpec, dense_flops: float) -> float:
     if spec.budget_flops is not None:
         return spec.budget_flops
+    if spec.budget_of_config is not None:
+        return float(spec.budget_fraction or 1.0) * reference_flops(spec)
     return float(spec.budget_fraction or 1.0) * dense_flops
+
+
+def measured_speed(spec: SearchSpec) -> tuple[float, str]:
+    """(executed FLOPs per second, where it comes from) for ``budget.gpu_hours``. A run
+    folder is measured: the executed FLOPs of its finished run over its wall time, and it
+    must have run on a GPU (a CPU's speed gives no GPU-hours)."""
+    sp = spec.budget_speed
+    if isinstance(sp, (int, float)):
+        return float(sp), f"{sp:.3g} executed FLOPs/s (given in the search file)"
+    rd = Path(str(sp))
+    events = results_mod.read_jsonl(rd / "events.jsonl") if (rd / "events.jsonl").is_file() else []
+    devices = [str(e.get("device", "")) for e in events if e.get("event") == "run_started"]
+    if not events:
+        raise SearchError([("budget.speed", f"{rd} holds no events.jsonl; expected a run folder of the base preset "
+                                            "run on the GPU in question")], spec.source)
+    if not devices or not devices[-1].startswith("cuda"):
+        raise SearchError([("budget.speed", f"{rd} ran on {devices[-1] if devices else 'an unknown device'}, not a "
+                                            "GPU: GPU-hours need a GPU's measured speed (run the base preset on the "
+                                            "GPU for an epoch or two, or give speed: N executed FLOPs/s); on a "
+                                            "CPU-only machine use budget.flops or budget.fraction")], spec.source)
+    s = results_mod.summarize_run(rd)
+    wall = float(s.get("wall_time") or 0.0)
+    if not s.get("flops_dense") or wall <= 0:
+        raise SearchError([("budget.speed", f"{rd} has not finished a run (no run_finished with FLOPs and wall "
+                                            "time); let it finish or stop it with a checkpoint")], spec.source)
+    rate = cells_mod.executed_flops(s) / wall
+    return rate, f"{rate:.3g} executed FLOPs/s measured by {rd} on {devices[-1]}"
+
+
+def unit(spec: SearchSpec) -> str:
+    return "GPU-hours" if spec.budget_gpu_hours is not None else "FLOPs"
+
+
+def cost(spec: SearchSpec, projected: dict) -> float:
+    """A planned point's cost in the budget's unit: training FLOPs, or one run's GPU-hours
+    (executed FLOPs at the measured speed plus the start-up time)."""
+    if spec.budget_gpu_hours is None:
+        return float(projected["flops_spent"])
+    rate, _ = measured_speed(spec)
+    return (cells_mod.CELL_OVERHEAD_S + cells_mod.executed_flops(projected) / max(rate, 1.0)) / 3600.0
+
+
+def limit(spec: SearchSpec, projected: dict) -> float:
+    if spec.budget_gpu_hours is not None:
+        return spec.budget_gpu_hours
+    return budget_flops(spec, projected["flops_dense"])
 
 
 def judge(spec: SearchSpec, params: dict[str, Any], seed: int = 0, name: str = "point") -> Verdict:
@@ -54,11 +123,15 @@ def judge(spec: SearchSpec, params: dict[str, Any], seed: int = 0, name: str = "
         pj = project(cfg)
     except ConfigError as exc:
         return Verdict(False, "invalid: " + "; ".join(f"{f}: {m}" for f, m in exc.errors), None, {})
-    limit = budget_flops(spec, pj["flops_dense"])
-    if pj["flops_spent"] > limit:
-        return Verdict(False, f"over budget: {pj['flops_spent']:.4g} FLOPs planned > {limit:.4g} allowed",
-                       cfg, pj)
+    c, lim = cost(spec, pj), limit(spec, pj)
+    if c > lim:
+        return Verdict(False, f"over budget: {c:.4g} {unit(spec)} planned > {lim:.4g} allowed", cfg, pj)
     return Verdict(True, "", cfg, pj)
+
+
+def over_budget(spec: SearchSpec, projected: dict) -> float:
+    """How far over the budget a planned point is (0 within it): the Optuna constraint."""
+    return max(0.0, cost(spec, projected) / limit(spec, projected) - 1.0)
 
 
 def corners(spec: SearchSpec) -> list[dict[str, Any]]:
@@ -73,21 +146,95 @@ def cost_range(spec: SearchSpec) -> dict:
     for c in corners(spec):
         v = judge(spec, c)
         if v.projected and v.config is not None:
-            costs.append((v.projected["flops_spent"], c, v.projected))
+            costs.append((cost(spec, v.projected), c, v.projected))
     if not costs:
         raise SearchError([("space", "no corner of the space is a valid configuration")], spec.source)
     costs.sort(key=lambda t: t[0])
     dense = costs[0][2]["flops_dense"]
-    return {"min": costs[0][0], "max": costs[-1][0], "dense": dense, "budget": budget_flops(spec, dense),
-            "cheapest": costs[0][1]}
+    return {"min": costs[0][0], "max": costs[-1][0], "dense": dense, "budget": limit(spec, costs[0][2]),
+            "cheapest": costs[0][1], "unit": unit(spec)}
 
 
 def check_budget(spec: SearchSpec) -> dict:
     """The cost range; a budget below the cheapest corner is an error before any trial."""
     r = cost_range(spec)
     if r["budget"] < r["min"]:
-        key = "budget.flops" if spec.budget_flops is not None else "budget.fraction"
-        raise SearchError([(key, f"the budget {r['budget']:.4g} FLOPs is below the cheapest point of the space "
-                                 f"({r['min']:.4g} FLOPs at {r['cheapest']}); raise it or widen the space")],
-                          spec.source)
+        key = ("budget.gpu_hours" if spec.budget_gpu_hours is not None else
+               "budget.flops" if spec.budget_flops is not None else "budget.fraction")
+        raise SearchError([(key, f"the budget {r['budget']:.4g} {r['unit']} is below the cheapest point of the "
+                                 f"space ({r['min']:.4g} {r['unit']} at {r['cheapest']}); raise it or widen the "
+                                 "space")], spec.source)
     return r
+
+
+def _base_value(spec: SearchSpec, path: str) -> Any:
+    cur: Any = config_mod.from_dict(copy.deepcopy(spec.base)).to_dict()
+    for part in path.split("."):
+        cur = cur.get(part) if isinstance(cur, dict) else None
+    return cur
+
+
+def _techniques_off(spec: SearchSpec) -> tuple[dict[str, Any] | None, str]:
+    """freeze.target and sieve.ratio at 0 where the space allows it (None, why not)."""
+    params: dict[str, Any] = {}
+    for path, tech in PLAIN_OFF.items():
+        d = spec.space.get(path)
+        if d is None:
+            fixed = _base_value(spec, path)
+            if float(fixed or 0) != 0:
+                return None, f"{path} is fixed at {fixed} by the base: no {tech}-free point"
+        elif d.categorical:
+            if not any(float(c or 0) == 0 for c in d.choices or []):
+                return None, f"the space's {path} choices exclude 0: no {tech}-free point"
+            params[path] = 0.0
+        elif float(d.low or 0) > 0:
+            return None, f"the space's {path} starts at {d.low}: no {tech}-free point"
+        else:
+            params[path] = 0 if isinstance(d.low, int) else 0.0
+    return params, ""
+
+
+def _other_fields(spec: SearchSpec, params: dict[str, Any]) -> dict[str, Any]:
+    """The rest of the space at a neutral value: MEST where the algorithm is searched."""
+    out = dict(params)
+    for path, d in spec.space.items():
+        if path in out or path == "sparsity.target":
+            continue
+        if d.categorical:
+            ch = list(d.choices or [])
+            out[path] = "mest_ems" if path == "sparsity.algorithm" and "mest_ems" in ch else ch[0]
+        else:
+            out[path] = d.low if isinstance(d.low, int) else (float(d.low or 0) + float(d.high or 0)) / 2
+    return out
+
+
+def plain_mest_point(spec: SearchSpec) -> tuple[dict[str, Any] | None, str]:
+    """The plain-MEST reference at this budget: freezing and sieving off, the least sparsity
+    (the densest network) whose plan fits the budget. (params, "") or (None, why not)."""
+    off, why = _techniques_off(spec)
+    if off is None:
+        return None, why
+    params = _other_fields(spec, off)
+    sp = spec.space.get("sparsity.target")
+    if sp is None or sp.categorical:
+        choices: list = [None] if sp is None else sorted(sp.choices or [])
+        for v in choices:                      # the least sparse that fits
+            p = dict(params) if v is None else {**params, "sparsity.target": v}
+            if judge(spec, p).feasible:
+                return p, ""
+        return None, "plain MEST does not fit the budget at any sparsity of the space"
+    lo, hi = float(sp.low or 0), float(sp.high or 0)
+    if judge(spec, {**params, "sparsity.target": lo}).feasible:
+        return {**params, "sparsity.target": lo}, ""
+    top = judge(spec, {**params, "sparsity.target": hi})
+    if not top.feasible:
+        return None, f"plain MEST does not fit the budget even at sparsity.target={hi:g} ({top.reason})"
+    for _ in range(24):                       # the cost falls with sparsity: bisect the budget line
+        mid = (lo + hi) / 2
+        if judge(spec, {**params, "sparsity.target": mid}).feasible:
+            hi = mid
+        else:
+            lo = mid
+    short = round(hi, 6)                      # a readable value when it still fits
+    return {**params, "sparsity.target": short if judge(spec, {**params, "sparsity.target": short}).feasible
+            else hi}, ""

@@ -7,7 +7,10 @@
       sparsity.target: [0.8, 0.98]          # a float range [low, high]
       freeze.target: [0, 0.3]
       sparsity.algorithm: {choices: [mest_ems, set]}
-    budget: {fraction: 0.25}                # or {flops: 1.5e12}: of the dense training cost
+    budget: {fraction: 0.25}                # of the dense training cost; or {flops: 1.5e12};
+                                            # or {fraction: 0.5, of: PRESET} (of that preset's
+                                            # planned training FLOPs); or {gpu_hours: 2,
+                                            # speed: RUN_DIR | executed FLOPs/s} (one run's time)
     objective: {maximize: test_acc}         # or {pareto: [test_acc, flops]}
     trials: 8
     seeds: 1
@@ -36,7 +39,7 @@ from engine.sweep.spec import SweepError
 
 SEARCHES_DIR = Path(__file__).resolve().parent.parent.parent / "assets" / "searches"
 KEYS = ("name", "description", "base", "overrides", "space", "budget", "objective", "trials", "seeds",
-        "sampler", "pruner", "workers", "storage", "search_dir")
+        "sampler", "pruner", "workers", "storage", "search_dir", "reference")
 OBJECTIVES = ("test_acc",)
 PARETO = ("test_acc", "flops")
 SAMPLERS = ("tpe", "random", "nsga2")
@@ -77,6 +80,11 @@ class SearchSpec:
     space: dict[str, Dim]
     budget_flops: float | None = None
     budget_fraction: float | None = None
+    budget_of: str | None = None            # a preset (name or file) whose planned FLOPs the fraction is of
+    budget_gpu_hours: float | None = None   # one trial's training time on one GPU
+    budget_speed: float | str | None = None  # executed FLOPs/s, or a GPU run folder to measure it from
+    reference: bool = True                  # also train the plain-MEST point (no freezing, no sieving)
+    budget_of_config: dict | None = None    # budget_of, read
     objectives: list[str] = field(default_factory=lambda: ["test_acc"])
     trials: int = 8
     seeds: list[int] = field(default_factory=lambda: [0])
@@ -147,15 +155,42 @@ def _dim(fld: str, raw: Any, errors: list) -> Dim | None:
                high=float(raw[1]) if sp.kind == "float" else int(raw[1]), log=log)
 
 
-def _budget(raw: Any, errors: list) -> tuple[float | None, float | None]:
-    if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in ("flops", "fraction"):
-        errors.append(("budget", f"expected {{flops: N}} or {{fraction: F}} (of the dense training FLOPs), got {raw!r}"))
-        return None, None
-    k, v = next(iter(raw.items()))
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0 or (k == "fraction" and v > 1):
-        errors.append((f"budget.{k}", f"expected a number {'in (0, 1]' if k == 'fraction' else '> 0'}, got {v!r}"))
-        return None, None
-    return (float(v), None) if k == "flops" else (None, float(v))
+BUDGET_FORMS = ("{fraction: F} (of the dense training FLOPs), {flops: N}, {fraction: F, of: PRESET} "
+                "or {gpu_hours: H, speed: RUN_DIR | FLOPs/s}")
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _budget(raw: Any, errors: list) -> dict[str, Any]:
+    """{flops|fraction|of|gpu_hours|speed: value}; an empty dict when malformed (error added)."""
+    forms = ({"flops"}, {"fraction"}, {"fraction", "of"}, {"gpu_hours", "speed"}, {"gpu_hours"})
+    if not isinstance(raw, dict) or set(raw) not in forms:
+        errors.append(("budget", f"expected {BUDGET_FORMS}; got {raw!r}"))
+        return {}
+    out: dict[str, Any] = {}
+    for k, v in raw.items():
+        if k == "of":
+            if not isinstance(v, str) or not v.strip():
+                errors.append(("budget.of", f"expected a preset name or file, got {v!r}"))
+            else:
+                out[k] = v.strip()
+        elif k == "speed":
+            if _number(v) and v > 0:
+                out[k] = float(v)
+            elif isinstance(v, str) and v.strip():
+                out[k] = v.strip()
+            else:
+                errors.append(("budget.speed", f"expected a GPU run folder or executed FLOPs per second > 0, got {v!r}"))
+        elif not _number(v) or v <= 0 or (k == "fraction" and v > 1):
+            errors.append((f"budget.{k}", f"expected a number {'in (0, 1]' if k == 'fraction' else '> 0'}, got {v!r}"))
+        else:
+            out[k] = float(v)
+    if "gpu_hours" in raw and "speed" not in raw:
+        errors.append(("budget.speed", "budget.gpu_hours needs the GPU's measured speed: speed: RUN_DIR (a run of the "
+                                       "base preset on that GPU, even one epoch) or speed: N (executed FLOPs/s)"))
+    return out
 
 
 def _objectives(raw: Any, errors: list) -> list[str]:
@@ -209,7 +244,19 @@ def parse(data: Any, source: str | None = None, here: Path | None = None) -> Sea
             d = _dim(str(k), v, errors)
             if d is not None:
                 space[str(k)] = d
-    flops, fraction = _budget(data.get("budget"), errors)
+    budget = _budget(data.get("budget"), errors)
+    of_cfg = None
+    if "of" in budget:
+        of_errors: list = []
+        of_cfg = sweep_spec._base_config(budget["of"], here or Path.cwd(), of_errors)
+        errors.extend(("budget.of", m) for _, m in of_errors)
+    if isinstance(budget.get("speed"), str):
+        sp = Path(budget["speed"]).expanduser()
+        budget["speed"] = str(sp if sp.is_absolute() else (here or Path.cwd()) / sp)
+    reference = data.get("reference", True)
+    if not isinstance(reference, bool):
+        errors.append(("reference", f"expected true or false, got {reference!r}"))
+        reference = True
     objectives = _objectives(data.get("objective", {"maximize": "test_acc"}), errors)
     seeds = sweep_spec._seeds(data.get("seeds", 1), base, errors)
     sampler = _choice(data, "sampler", "nsga2" if len(objectives) > 1 else "tpe", SAMPLERS, errors)
@@ -217,7 +264,10 @@ def parse(data: Any, source: str | None = None, here: Path | None = None) -> Sea
     storage = data.get("storage")
     if storage is not None and not isinstance(storage, str):
         errors.append(("storage", f"expected an Optuna storage URL string, got {storage!r}"))
-    spec = SearchSpec(name=name.strip(), base=base, space=space, budget_flops=flops, budget_fraction=fraction,
+    spec = SearchSpec(name=name.strip(), base=base, space=space, budget_flops=budget.get("flops"),
+                      budget_fraction=budget.get("fraction"), budget_of=budget.get("of"),
+                      budget_gpu_hours=budget.get("gpu_hours"), budget_speed=budget.get("speed"), reference=reference,
+                      budget_of_config=of_cfg,
                       objectives=objectives, trials=_int(data, "trials", 8, errors), seeds=seeds,
                       sampler=sampler, pruner=pruner, workers=_int(data, "workers", 1, errors),
                       storage=storage, search_dir=str(data.get("search_dir", "searches")),

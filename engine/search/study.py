@@ -10,11 +10,13 @@ search continues the study: finished trials are kept, interrupted ones resumed.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,7 +25,9 @@ import yaml
 from optuna.trial import TrialState
 
 from engine import config as config_mod
+from engine.run.lock import LOCK_FILE, RunLock, RunLockedError
 from engine.search import feasibility
+from engine.search import report as report_mod
 from engine.search.spec import SearchError, SearchSpec
 from engine.sweep import manifest as manifest_mod
 from engine.sweep import results as results_mod
@@ -36,11 +40,47 @@ SPEC_FILE = "search.yaml"
 STUDY_DB = "study.db"
 # Infeasible points are free but not endless: give up after this many per requested trial.
 MAX_INFEASIBLE_PER_TRIAL = 50
+# Held for a few milliseconds around what several workers of one study folder must not
+# interleave: asking a trial against the trial count, claiming an orphaned trial, adding
+# cells to sweep.yaml. A shared filesystem's flock covers workers on several machines.
+MUTEX_FILE = ".search.lock"
+MUTEX_TIMEOUT_S = 120.0
+# A killed search's cells stop by themselves (--stop-on-eof) with a checkpoint: wait for
+# them to let go of their run folders before resuming them.
+ORPHAN_WAIT_S = 300.0
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def mask_url(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+@contextlib.contextmanager
+def folder_mutex(folder: Path, timeout: float = MUTEX_TIMEOUT_S) -> Iterator[None]:
+    """An exclusive OS lock on ``<folder>/.search.lock``, waited for (it dies with its holder)."""
+    import fcntl
+    fd = os.open(folder / MUTEX_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SearchError([(str(folder), f"another search worker has held {MUTEX_FILE} for over "
+                                                     f"{timeout:.0f} s")]) from None
+                time.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)                    # closing drops the lock
+
+
+# Drivers answer an unreachable host only after the OS's TCP timeout (minutes): cap it.
+# SQLite: a worker waits up to a minute for another's write lock rather than failing with
+# "database is locked" on a loaded machine.
+_CONNECT_TIMEOUT = {"postgresql": {"connect_timeout": 10}, "mysql": {"connect_timeout": 10},
+                    "sqlite": {"timeout": 60}}
 
 
 def storage_for(spec: SearchSpec, folder: Path) -> Any:
@@ -50,10 +90,18 @@ def storage_for(spec: SearchSpec, folder: Path) -> Any:
         if url.startswith("journal:"):
             from optuna.storages.journal import JournalFileBackend, JournalStorage
             return JournalStorage(JournalFileBackend(url[len("journal:"):]))
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        scheme = url.split(":", 1)[0].split("+", 1)[0]
+        if scheme in _CONNECT_TIMEOUT:
+            kwargs["connect_args"] = _CONNECT_TIMEOUT[scheme]
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
     except Exception as exc:  # noqa: BLE001 (any driver error: the URL is what the user must fix)
+        hint = (" (install the database driver for this URL, e.g. psycopg2 for postgresql, pymysql for "
+                "mysql+pymysql)" if isinstance(exc, ImportError) else "")
+        # the driver's message may repeat the URL with its password: mask that too
+        msg = mask_url(str(exc).splitlines()[0][:200] if str(exc) else "")
         raise SearchError([("storage", f"cannot open the study storage {mask_url(url)}: "
-                                       f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")],
+                                       f"{type(exc).__name__}: {msg}{hint}")],
                           spec.source) from None
 
 
@@ -70,13 +118,14 @@ def folder_for(spec: SearchSpec, parent: str | Path | None = None, allow_change:
                                         "or rename the search")], spec.source)
     d.mkdir(parents=True, exist_ok=True)
     (d / manifest_mod.CONFIGS).mkdir(exist_ok=True)
-    marker.write_text(yaml.safe_dump({"fingerprint": spec.fingerprint(), "source": spec.source,
-                                      "spec": spec.raw}, sort_keys=False), encoding="utf-8")
-    if not (d / manifest_mod.MANIFEST).is_file():
-        manifest_mod.Manifest(d, {"format": manifest_mod.FORMAT, "name": spec.name, "description": spec.description,
-                                  "created": time.time(), "source": spec.source, "spec": spec.raw,
-                                  "varied": list(spec.space), "seeds": spec.seeds, "search": True,
-                                  "cells": []}).save()
+    with folder_mutex(d):               # a second worker starting beside this one
+        marker.write_text(yaml.safe_dump({"fingerprint": spec.fingerprint(), "source": spec.source,
+                                          "spec": spec.raw}, sort_keys=False), encoding="utf-8")
+        if not (d / manifest_mod.MANIFEST).is_file():
+            manifest_mod.Manifest(d, {"format": manifest_mod.FORMAT, "name": spec.name,
+                                      "description": spec.description, "created": time.time(),
+                                      "source": spec.source, "spec": spec.raw, "varied": list(spec.space),
+                                      "seeds": spec.seeds, "search": True, "cells": []}).save()
     return d
 
 
@@ -100,9 +149,12 @@ def make_pruner(spec: SearchSpec) -> optuna.pruners.BasePruner:
 
 def open_study(spec: SearchSpec, folder: Path, seed: int = 0) -> optuna.Study:
     directions: list[Any] = ["maximize", "minimize"] if spec.pareto else ["maximize"]
-    return optuna.create_study(study_name=spec.name, storage=storage_for(spec, folder), load_if_exists=True,
-                               directions=directions,
-                               sampler=make_sampler(spec, seed), pruner=make_pruner(spec))
+    # Two workers starting together would both create the tables and the study (found by
+    # tests/test_search_resume.py: one failed with a storage error): one at a time.
+    with folder_mutex(folder):
+        return optuna.create_study(study_name=spec.name, storage=storage_for(spec, folder), load_if_exists=True,
+                                   directions=directions,
+                                   sampler=make_sampler(spec, seed), pruner=make_pruner(spec))
 
 
 def suggest(trial: optuna.Trial, spec: SearchSpec) -> dict[str, Any]:
@@ -139,16 +191,24 @@ class _TrialRunner(runner_mod.SweepRunner):
     and stopping a pruned trial's cells with a checkpoint (resumable by hand)."""
 
     def __init__(self, m: manifest_mod.Manifest, slots: list, out: IO[str] | None,
-                 trials: dict[str, optuna.Trial], report_cells: set[str]):
+                 trials: dict[str, optuna.Trial], report_cells: set[str], on_progress: Any = None):
         super().__init__(m, slots=slots, out=out)
         self.trials, self.report_cells = trials, report_cells
         self.pruned: dict[int, dict] = {}
+        self.on_progress = on_progress
 
     def _on_event(self, r: Any, ev: dict) -> None:
         super()._on_event(r, ev)
         trial = self.trials.get(r.cell.name)
         if trial is None or ev.get("event") != "epoch_end" or not isinstance(ev.get("test_acc"), (int, float)):
             return
+        try:
+            self._report(r, trial, ev)
+        finally:
+            if self.on_progress is not None:
+                self.on_progress()
+
+    def _report(self, r: Any, trial: optuna.Trial, ev: dict) -> None:
         if trial.number in self.pruned:
             self._send_stop(r)
             return
@@ -173,6 +233,21 @@ class Search:
         self.study = open_study(spec, folder, seed)
         self._runner: _TrialRunner | None = None
         self._stopped = False
+        self._imp: dict[str, float] = {}
+        self._snap_at = 0.0
+
+    def snapshot(self, importances: bool = False, every_s: float = 0.0) -> None:
+        """trials.json for the studio (at most every ``every_s`` seconds); importances are
+        recomputed only when a trial ends (fANOVA is not free)."""
+        if every_s and time.monotonic() - self._snap_at < every_s:
+            return
+        self._snap_at = time.monotonic()
+        if importances:
+            self._imp = report_mod.importances(self.study)
+        try:
+            report_mod.write_snapshot(self.spec, self.study, self.folder, self._imp)
+        except OSError as exc:            # a full disk must not end the search: the study has it all
+            log.warning("could not write %s: %s", report_mod.advice_mod.SNAPSHOT, exc)
 
     def request_stop(self) -> None:
         self._stopped = True
@@ -181,22 +256,55 @@ class Search:
 
     # ------------------------------------------------------------ trials
     def _orphans(self) -> list[optuna.Trial]:
-        """Trials left RUNNING by a killed worker of this machine: resume them."""
+        """Trials left RUNNING by a dead worker of this machine: claimed (under the folder's
+        mutex, so two workers never take the same one) and resumed; one that died before its
+        cells were written is failed, so it does not hold a place in the trial count."""
         out = []
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            w = t.user_attrs.get("worker")
-            if t.user_attrs.get("cells") and w and w != _worker_id() and not _alive(w):
+        with folder_mutex(self.folder):
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                w = t.user_attrs.get("worker")
+                if not w or w == _worker_id() or _alive(w):
+                    continue
                 trial = optuna.Trial(self.study, t._trial_id)
+                if not t.user_attrs.get("cells"):
+                    trial.set_user_attr("error", f"its worker {w} died before the trial started")
+                    trial.set_user_attr("never_started", True)
+                    self.study.tell(trial, state=TrialState.FAIL)
+                    continue
                 trial.set_user_attr("worker", _worker_id())
                 out.append(trial)
         return out
 
+    def _wait_released(self, cells: list[Cell]) -> None:
+        """A killed search's cells are still writing their checkpoint for a moment: wait
+        until no engine holds their run folders (resuming now would be refused)."""
+        deadline = time.monotonic() + ORPHAN_WAIT_S
+        for c in cells:
+            for rd in state_mod.run_dirs(self.folder, c):
+                if not (rd / LOCK_FILE).exists():
+                    continue
+                while True:
+                    try:
+                        RunLock(rd).acquire().release()
+                        break
+                    except RunLockedError:
+                        if time.monotonic() > deadline:
+                            return      # the runner records the refusal as the cell's failed attempt
+                        time.sleep(0.2)
+
     def trained_count(self) -> int:
-        """Trials that train (or trained): infeasible ones are free and do not count."""
-        return sum(1 for t in self.study.get_trials(deepcopy=False) if not t.user_attrs.get("infeasible"))
+        """Trials that train (or trained): infeasible ones are free and do not count, nor do
+        trials whose worker died before they started."""
+        return sum(1 for t in self.study.get_trials(deepcopy=False)
+                   if not t.user_attrs.get("infeasible") and not t.user_attrs.get("never_started"))
 
     def _ask(self) -> tuple[optuna.Trial, list[Cell]] | None:
-        """One trial: infeasible ones are told at once (never trained); None past the trial count."""
+        """One trial: infeasible ones are told at once (never trained); None past the trial
+        count. Under the folder's mutex: several workers never overshoot the trial count."""
+        with folder_mutex(self.folder):
+            return self._ask_locked()
+
+    def _ask_locked(self) -> tuple[optuna.Trial, list[Cell]] | None:
         asks = 0
         while self.trained_count() < self.spec.trials:
             asks += 1
@@ -204,15 +312,14 @@ class Search:
                 self._emit("search_exhausted", reason=f"{asks - 1} points in a row were infeasible")
                 return None
             trial = self.study.ask()
+            trial.set_user_attr("worker", _worker_id())
             params = suggest(trial, self.spec)
             v = feasibility.judge(self.spec, params)
-            trial.set_user_attr("worker", _worker_id())
             if v.projected:
                 for k in ("flops_spent", "flops_dense", "peak_memory_bytes"):
                     trial.set_user_attr(k, v.projected[k])
                 trial.set_user_attr("flops_saved", v.projected["flops_saved"])
-                limit = feasibility.budget_flops(self.spec, v.projected["flops_dense"])
-                over = max(0.0, v.projected["flops_spent"] / limit - 1.0)
+                over = feasibility.over_budget(self.spec, v.projected)
                 trial.set_user_attr("over_budget", over)
                 trial.set_constraint("over_budget", over)
             if not v.feasible and (self.feasibility_on or v.config is None):
@@ -246,9 +353,32 @@ class Search:
             self.out.write(dumps(ev) + "\n")
             self.out.flush()
 
+    def _enqueue_reference(self) -> None:
+        """Once per study: queue the plain-MEST point at this budget (no freezing, no
+        sieving, the least sparsity that fits) so the advice can say what SpFDE's techniques
+        add; or record why the space holds none."""
+        if not self.spec.reference:
+            return
+        with folder_mutex(self.folder):
+            if "reference" in self.study.user_attrs:
+                return
+            params, why = feasibility.plain_mest_point(self.spec)
+            if params is None:
+                self.study.set_user_attr("reference", {"missing": why})
+                self._emit("reference_missing", reason=why)
+                return
+            self.study.enqueue_trial(params, user_attrs={"reference": "plain MEST"})
+            self.study.set_user_attr("reference", {"params": params})
+
     # ------------------------------------------------------------ the loop
     def run(self) -> int:
-        pending = [(t, self._trial_cells(t)) for t in self._orphans()]
+        self._enqueue_reference()
+        pending = []
+        for t in self._orphans():
+            cells = self._trial_cells(t)
+            self._wait_released(cells)
+            self._emit("trial_resumed", trial=t.number, cells=[c.name for c in cells])
+            pending.append((t, cells))
         while not self._stopped:
             while len(pending) < self.workers:
                 got = self._ask()
@@ -257,8 +387,11 @@ class Search:
                 pending.append(got)
             if not pending:
                 break
+            self.snapshot()
             self._run_batch(pending)
+            self.snapshot(importances=True)
             pending = []
+        self.snapshot(importances=True)
         self._emit("search_finished", trials=len(self.study.trials), stopped=self._stopped)
         return 0
 
@@ -277,7 +410,8 @@ class Search:
         gpus = runner_mod.detect_gpus("auto")
         if len(gpus) > 1:
             slots = list(gpus[: self.workers])
-        self._runner = _TrialRunner(view, slots, self.out, by_cell, first)
+        self._runner = _TrialRunner(view, slots, self.out, by_cell, first,
+                                    on_progress=lambda: self.snapshot(every_s=2.0))
         if self.spec.pareto:
             self._runner.report_cells = set()        # Optuna prunes single-objective studies only
         self._runner.run()

@@ -6,6 +6,7 @@ cycle. Sparsities are *overall* sparsities of the sparse (not kept-dense) layers
 """
 from __future__ import annotations
 
+import fnmatch
 import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -20,17 +21,27 @@ LAYER_GROUPS = ("stem", "head", "shortcut")
 Layer = tuple[str, Sequence[int], Iterable[str]]
 
 
+def _is_pattern(entry: str) -> bool:
+    return any(c in entry for c in "*?[")
+
+
 def dense_layer_names(cfg: RunConfig, layers: Sequence[Layer]) -> set[str]:
-    """The layers ``sparsity.dense_layers`` keeps dense (group tags or exact names)."""
+    """The layers ``sparsity.dense_layers`` keeps dense: group tags, exact layer names, or
+    module-name patterns (``blocks.*.attn.qkv``, ``head*``: fnmatch, ``*`` crosses dots)."""
     names = [name for name, _, _ in layers]
     known = set(names)
-    unknown = [e for e in cfg.sparsity.dense_layers if e not in LAYER_GROUPS and e not in known]
+    entries = cfg.sparsity.dense_layers
+    unknown = [e for e in entries if e not in LAYER_GROUPS and e not in known
+               and not (_is_pattern(e) and fnmatch.filter(names, e))]
     if unknown:
         raise ValueError(
-            f"sparsity.dense_layers: unknown layer name(s) {', '.join(map(repr, unknown))} for model "
-            f"{cfg.model.name}; expected a group ({', '.join(LAYER_GROUPS)}) or one of: {', '.join(names)}")
-    wanted = set(cfg.sparsity.dense_layers)
-    return {name for name, _, tags in layers if name in wanted or wanted & set(tags)}
+            f"sparsity.dense_layers: unknown layer name(s) or pattern(s) matching no layer "
+            f"{', '.join(map(repr, unknown))} for model {cfg.model.name}; expected a group "
+            f"({', '.join(LAYER_GROUPS)}), a pattern such as 'blocks.*.attn.*', or one of: {', '.join(names)}")
+    wanted = set(entries)
+    patterns = [e for e in entries if _is_pattern(e)]
+    return {name for name, _, tags in layers
+            if name in wanted or wanted & set(tags) or any(fnmatch.fnmatchcase(name, p) for p in patterns)}
 
 
 def keep_count(numel: int, density: float) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 from engine import config as config_mod
 from engine.config import ConfigError
 from engine.cost import projection as plan_mod
+from engine.cost import wall_time
 from engine.run.folder import NAME_MAX, safe_name
 from engine.sweep.spec import SweepError, SweepSpec
 
@@ -173,6 +174,18 @@ def executed_flops(projected: dict) -> float:
         return float(projected.get("flops_spent") or 0.0)
     scale = dense / sparse_run
     return max(0.0, dense - scale * (float(saved.get("sieve", 0.0)) + float(saved.get("freeze", 0.0))))
+
+
+def cached_rate(cells: list[Cell]) -> float | None:
+    """This machine's measured speed for the first cell's model, batch and device
+    (engine.cost.wall_time: recorded by earlier runs or ``plan --calibrate``), or None."""
+    for c in cells[:1]:
+        try:
+            hit = wall_time.lookup(config_mod.from_dict(c.config))
+        except ConfigError:
+            return None
+        return float(hit["flops_per_s"]) if hit else None
+    return None
 
 
 def estimate_seconds(cell: Cell, flops_per_s: float) -> float:

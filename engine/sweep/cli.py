@@ -64,7 +64,8 @@ def main(args) -> int:
             print("failed " + "\n    ".join(err.splitlines()[-8:]), file=sys.stderr)
         return 0
     if args.plan:
-        rate = args.flops_per_s or (measured_rate(m) if m else None) or cells_mod.DEFAULT_CPU_FLOPS_PER_S
+        rate = (args.flops_per_s or (measured_rate(m) if m else None) or cells_mod.cached_rate(cells)
+                or cells_mod.DEFAULT_CPU_FLOPS_PER_S)
         if spec is None:
             assert m is not None, "resolve() gives a spec or a sweep folder"
             spec = spec_mod.SweepSpec(name=m.name, base={}, seeds=m.seeds or [0])

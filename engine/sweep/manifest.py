@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 import yaml
 
 from engine import config as config_mod
+from engine.config import safe_yaml
+from engine.run.folder import LinkedFileError, open_nofollow, refuse_links
 from engine.sweep.cells import Cell
 from engine.sweep.spec import SweepError, SweepSpec
 
@@ -17,7 +20,12 @@ MANIFEST = "sweep.yaml"
 RESULTS = "results.jsonl"
 EVENTS = "sweep_events.jsonl"
 CONFIGS = "configs"
+LOGS = "logs"
 FORMAT = 1
+# A sweep folder may come from someone else, as a run folder may: none of these may be a
+# link (the runner would append to, or write through, whatever it points at)
+SPECIAL_FILES = (MANIFEST, RESULTS, EVENTS, CONFIGS, LOGS, ".lock")
+MAX_MANIFEST_BYTES = 64 * 2**20      # a manifest of the 100,000-cell limit is far below this
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -65,8 +73,13 @@ class Manifest:
 
 def _atomic_write(p: Path, text: str) -> None:
     tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(p)
+    try:
+        tmp.unlink()                  # a leftover, or a link planted in its place
+    except FileNotFoundError:
+        pass
+    with os.fdopen(open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "w", encoding="utf-8") as f:
+        f.write(text)
+    tmp.replace(p)                    # replaces a link at p itself, never its target
 
 
 def create(spec: SweepSpec, cells: list[Cell], parent: str | Path | None = None) -> Manifest:
@@ -101,7 +114,13 @@ def read(sweep_dir: str | Path) -> Manifest:
     if not p.is_file():
         raise SweepError([("SWEEP_DIR", f"{d} holds no {MANIFEST}; is it a sweep folder?")])
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        refuse_links(d, SPECIAL_FILES)
+    except LinkedFileError as exc:
+        raise SweepError([(str(d), str(exc).replace("run folder", "sweep folder"))]) from None
+    if p.stat().st_size > MAX_MANIFEST_BYTES:
+        raise SweepError([(str(p), f"{p.stat().st_size:,} bytes; a sweep manifest is at most {MAX_MANIFEST_BYTES:,}")])
+    try:
+        data = safe_yaml.load(p.read_text(encoding="utf-8", errors="replace"))
     except yaml.YAMLError as exc:
         raise SweepError([(str(p), f"not valid YAML: {exc}")]) from None
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
@@ -140,7 +159,7 @@ def append_jsonl(path: Path, obj: dict) -> None:
         with open(path, "rb") as f:
             f.seek(-1, 2)
             torn = f.read(1) != b"\n"
-    with open(path, "a", encoding="utf-8") as f:
+    with os.fdopen(open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a", encoding="utf-8") as f:
         if torn:
             f.write("\n")
         f.write(json.dumps(obj, default=str) + "\n")

@@ -57,7 +57,12 @@ def summarize_run(run_dir: str | Path) -> dict:
     return out
 
 
-def result_line(cell: Cell, status: str, run_dir: Path | None, attempt: int, error: str = "") -> dict:
+UNSAVED_NOTE = ("every epoch finished but the final checkpoint could not be written (finished_unsaved): "
+                "free disk space and resume the run folder to save it")
+
+
+def result_line(cell: Cell, status: str, run_dir: Path | None, attempt: int, error: str = "",
+                note: str = "") -> dict:
     """One results.jsonl line (run_dir relative to the sweep folder)."""
     line: dict[str, Any] = {"cell": cell.name, "index": cell.index, "setting": cell.setting, "seed": cell.seed,
                             "status": status, "attempt": attempt, "run_dir": run_dir.name if run_dir else None,
@@ -66,6 +71,8 @@ def result_line(cell: Cell, status: str, run_dir: Path | None, attempt: int, err
         line.update(summarize_run(run_dir))
     if error:
         line["error"] = error
+    if note:
+        line["note"] = note
     return line
 
 

@@ -26,14 +26,15 @@ from pathlib import Path
 from typing import IO
 
 from engine.run.events import dumps, make_event
+from engine.run.folder import open_nofollow
 from engine.run.lock import RunLock
 from engine.sweep import results as results_mod
 from engine.sweep import state as state_mod
 from engine.sweep.cells import Cell
-from engine.sweep.manifest import EVENTS, RESULTS, Manifest, append_jsonl
+from engine.sweep.manifest import EVENTS, LOGS, RESULTS, Manifest, append_jsonl
+from engine.tracking import groups
 
 log = logging.getLogger("engine.sweep")
-LOGS = "logs"
 
 
 def detect_gpus(spec: str = "auto") -> list[str]:
@@ -136,11 +137,15 @@ class SweepRunner:
             cmd += ["resume", str(st.run_dir)]
         else:
             cmd += ["run", "--config", str(m.config_path(cell)), "--run-dir", str(m.dir)]
+            # the sweep's cells as one group in the trackers (a resumed cell keeps its config's)
+            for override in groups.cell_overrides(cell.config, m.dir, m.name):
+                cmd += ["--set", override]
         cmd.append("--stop-on-eof")
         env = dict(os.environ)
         if slot is not None:
             env["CUDA_VISIBLE_DEVICES"] = slot
-        log_file = open(m.dir / LOGS / f"{cell.name}.log", "a", encoding="utf-8")  # noqa: SIM115 (open while the cell runs)
+        log_file = os.fdopen(open_nofollow(m.dir / LOGS / f"{cell.name}.log",   # open while the cell runs
+                                           os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a", encoding="utf-8")
         log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")
         log_file.flush()
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file,
@@ -216,8 +221,9 @@ class SweepRunner:
             status, err = state_mod.run_outcome(r.run_dir)
             r.status, r.error = status or r.status, r.error or err
         cell = r.cell
-        if rc == 0 and r.status == "completed":
-            line = self._record(cell, "completed", r.run_dir, r.attempt)
+        if rc == 0 and r.status in state_mod.FINISHED:
+            note = results_mod.UNSAVED_NOTE if r.status == "finished_unsaved" else ""
+            line = self._record(cell, "completed", r.run_dir, r.attempt, note=note)
             self.emit("cell_finished", cell=cell.name, index=cell.index, run_dir=str(r.run_dir), status="completed",
                       final_test_acc=line.get("final_test_acc"), flops_spent=line.get("flops_spent"))
         elif rc == 0 and r.status == "stopped":
@@ -237,9 +243,11 @@ class SweepRunner:
             return ""
         return lines[-1][-500:] if lines else ""
 
-    def _record(self, cell: Cell, status: str, run_dir: Path | None, attempt: int, error: str = "") -> dict:
+    def _record(self, cell: Cell, status: str, run_dir: Path | None, attempt: int, error: str = "",
+                note: str = "") -> dict:
         rd = Path(run_dir) if run_dir else None
-        line = results_mod.result_line(cell, status, rd if rd is not None and rd.is_dir() else None, attempt, error)
+        line = results_mod.result_line(cell, status, rd if rd is not None and rd.is_dir() else None, attempt, error,
+                                       note)
         append_jsonl(self.manifest.dir / RESULTS, line)
         return line
 

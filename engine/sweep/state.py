@@ -43,6 +43,11 @@ def run_dirs(sweep_dir: Path, cell: Cell) -> list[Path]:
     return sorted(out, key=lambda d: (d.stat().st_mtime, d.name))
 
 
+# a run that trained every epoch: finished_unsaved only lacks its final checkpoint, its
+# metrics are complete, so the sweep counts it done (its results line carries a note)
+FINISHED = ("completed", "finished_unsaved")
+
+
 def run_outcome(run_dir: Path) -> tuple[str | None, str]:
     """(last run_finished status or None, last error message) from a run's events."""
     status, error = None, ""
@@ -79,7 +84,7 @@ def cell_state(m: Manifest, cell: Cell, lines: list[dict] | None = None) -> Cell
     if rd is not None:
         status, error = run_outcome(rd)
         # a completed run folder whose line was not written (killed in between)
-        if status == "completed" and not (lines and lines[-1].get("run_dir") == rd.name
+        if status in FINISHED and not (lines and lines[-1].get("run_dir") == rd.name
                                           and lines[-1].get("status") == "failed"):
             return CellState(cell, "done", rd, "completed", failures, finished_in_folder=True)
     if failures >= MAX_ATTEMPTS:

@@ -26,21 +26,25 @@ from engine.data.loaders import Data, epoch_order, num_batches
 from engine.executor.job import requeue_fields
 from engine.freezing.freezer import Freezer
 from engine.models import build_model
+from engine.models.measure import ensure_measured
 from engine.run.control import CommandChannel
 from engine.run.events import COMPLETED, FINISHED_UNSAVED, STOPPED
 from engine.run.folder import run_id
 from engine.sieving.sieve import Sieve
 from engine.sparsity.sparsifier import Sparsifier
+from engine.tracking.component import Tracking
+from engine.tracking.secrets import masked_config
 from engine.training import adaptive_threads
 from engine.training import checkpoint as ckpt
 from engine.training import distributed as dist_mod
 from engine.training.adaptive_threads import AdaptiveThreads
 from engine.training.lr_schedule import block_lr
 from engine.training.precision import Speed
+from engine.training.throughput import ThroughputRecorder
 
 log = logging.getLogger("engine.training.trainer")
 
-HOOKS = ("on_epoch_start", "after_backward", "after_step", "on_batch_end", "on_epoch_end")
+HOOKS = ("on_epoch_start", "after_backward", "after_step", "on_batch_end", "on_epoch_end", "on_event")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -87,7 +91,11 @@ class Trainer:
         torch.manual_seed(cfg.seed)          # the initial weights depend on the seed only
         self.model = self.speed.prepare(build_model(cfg, self.num_classes).to(self.device))
         self.block_names = list(self.model.block_names)
+        ensure_measured(cfg.model, self.num_classes, cfg.data.image_size)   # timm:, py:, wrn28
         self.arch = arch_mod.describe(cfg.model, self.num_classes, cfg.data.image_size)
+        if self.arch.block_names != self.block_names:
+            raise RuntimeError(f"the model's blocks {self.block_names} differ from its cost table's "
+                               f"{self.arch.block_names}")
         self.plan = project(cfg)
         self.optimizer = self._build_optimizer()
         nb = len(self.block_names)
@@ -101,8 +109,12 @@ class Trainer:
         self.analysis = Analysis(cfg)   # after the sparsifier (masked gradients), before the ledger (its cost)
         # Last: its batch timing covers the other components' per-batch work too.
         self.threads = AdaptiveThreads(adaptive_threads.wanted(cfg, self.device.type, self.dist.world))
+        # The experiment trackers (rank 0): they see every event and log it in the background.
+        self.tracking = Tracking(cfg, self.run_dir, primary=self.dist.is_primary)
+        # After the ledger: it times the epoch's executed FLOPs for later wall-time estimates.
+        self.throughput = ThroughputRecorder(cfg, self.device.type, primary=self.dist.is_primary)
         self.components: list[Component] = [self.freezer, self.sparsifier, self.sieve, self.analysis, self.ledger,
-                                            self.threads]
+                                            self.throughput, self.threads, self.tracking]
         # Only the hooks a component overrides are called: the base ones do nothing.
         self._hooks = {h: [getattr(c, h) for c in self.components
                            if getattr(type(c), h) is not getattr(Component, h)] for h in HOOKS}
@@ -138,7 +150,10 @@ class Trainer:
         if name == "mask_update":
             # Compared across ranks (a mismatch stops the run) and reported, so runs can be compared.
             fields["mask_checksum"] = self.dist.mask_checksum(self.sparsifier.masks)
-        return self.emitter.emit(name, **fields)
+        ev = self.emitter.emit(name, **fields)
+        for hook in self._hooks["on_event"]:
+            hook(self, ev)
+        return ev
 
     # ------------------------------------------------------------------ resume
     def load_checkpoint(self, state: dict | None = None) -> None:
@@ -178,6 +193,15 @@ class Trainer:
     # ------------------------------------------------------------------ the run
     def fit(self) -> str:
         """Train to the end or until stopped; returns the run status (completed or stopped)."""
+        status = "failed"            # unless the loop returns: an exception is on its way out
+        try:
+            status = self._fit()
+            return status
+        finally:
+            for c in self.components:
+                c.on_run_end(self, status)
+
+    def _fit(self) -> str:
         self._t_session = time.monotonic()
         self._emit_run_started()
         requeued = requeue_fields()
@@ -430,17 +454,20 @@ class Trainer:
             dev_name = f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
         self.emit(
             "run_started", run_id=run_id(self.run_dir), run_dir=str(self.run_dir.resolve()),
-            config=self.cfg.to_dict(), device=dev, device_name=dev_name,
+            config=masked_config(self.cfg.to_dict()), device=dev, device_name=dev_name,
             dataset={"name": d.name, "train_size": self.train_size, "test_size": self.test_size,
                      "num_classes": self.num_classes, "image_size": d.image_size, "classes": self.data.classes[:1000]},
             model={"name": self.cfg.model.name, "width": self.cfg.model.width, "params": int(sum(counts)),
-                   "blocks": blocks},
+                   "blocks": blocks, "blocks_from": self.arch.blocks_from},
             freeze_plan=self.plan.get("freeze_plan"),
             projected={k: self.plan[k] for k in ("flops", "memory", "segments", "method", "probes") if k in self.plan},
             resumed=self.resumed, start_epoch=int(self.epoch), start_batch=int(self.batch),
             pid=os.getpid(), torch_version=torch.__version__,
             distributed=self.dist.describe(), speed=self.speed.describe(),
             **({"resume": self.resume_info} if self.resume_info else {}))
+        for warning in self.arch.warnings:   # e.g. freeze blocks that had to fall back to top-level modules
+            log.warning("%s", warning)
+            self.emit("warning", source="model", message=warning)
 
     # ------------------------------------------------------------------ checkpoints
     def _state(self, mid_epoch: bool, partial=None) -> dict:

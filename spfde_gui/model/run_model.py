@@ -25,7 +25,7 @@ from spfde_gui.model.event_guard import check as check_event
 COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time",
            "samples", "samples_total", "flops_spent", "flops_dense", "saved_sparsity",
            "saved_freeze", "saved_sieve", "density", "active_samples", "memory_peak",
-           "memory_rss", "time")
+           "memory_rss", "time", "flops_overhead")
 _COL = {name: i for i, name in enumerate(COLUMNS)}
 _SIMPLE = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time",
            "samples", "samples_total")
@@ -298,7 +298,7 @@ class RunModel:
         mem = ev.get("memory") or {}
         row += [fl.get("spent"), fl.get("dense"), saved.get("sparsity"), saved.get("freeze"),
                 saved.get("sieve"), ev.get("density"), ev.get("active_samples"),
-                mem.get("peak_bytes"), mem.get("rss_bytes"), ev.get("time")]
+                mem.get("peak_bytes"), mem.get("rss_bytes"), ev.get("time"), _overhead(fl)]
         try:
             self._data[:, n] = row            # numpy reads None as NaN
         except (TypeError, ValueError):       # a stray string or dict: convert one by one
@@ -485,6 +485,14 @@ class RunModel:
 
     def __repr__(self) -> str:
         return f"RunModel({self.name!r}, {self.status}, epochs={self._n}, events={self.n_events})"
+
+
+def _overhead(flops: dict) -> float | None:
+    """The epoch's cumulative overhead FLOPs (analysis, scoring, dense gradients) summed."""
+    ov = flops.get("overhead") if isinstance(flops, dict) else None
+    if not isinstance(ov, dict):
+        return None
+    return sum(float(v) for v in ov.values() if isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
 def differing_fields(configs: list[dict | None], limit: int = 3) -> list[str]:

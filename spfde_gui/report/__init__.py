@@ -1,4 +1,6 @@
-"""Run reports: HTML (plots embedded as PNG), PDF, and the raw metrics as CSV and JSON.
+"""Run reports: HTML (figures embedded as SVG), PDF (figures as vectors), the figures
+themselves (``figures/``: SVG, PDF and PNG, one file per figure and format), and the raw
+metrics as CSV and JSON.
 
 ``export_report(run_dir, out_dir)`` is what both the window's Export action and the
 headless ``spfde-gui report RUN_DIR --out DIR`` call. It reads the run through
@@ -12,8 +14,9 @@ from pathlib import Path
 from spfde_gui.model.run_model import EVENTS_FILE, RunModel
 from spfde_gui.report import builder, metrics
 
-FORMATS = ("html", "pdf", "csv", "json")
-FILE_NAMES = {"html": "report.html", "pdf": "report.pdf", "csv": "metrics.csv", "json": "metrics.json"}
+FORMATS = ("html", "pdf", "figures", "csv", "json")
+FILE_NAMES = {"html": "report.html", "pdf": "report.pdf", "figures": "figures", "csv": "metrics.csv",
+              "json": "metrics.json"}
 # CSS pixels. A little under the page body width (A4 less margins at 96 dpi, 660): a figure
 # that does not fit the rest of a page moves to the next and leaves a gap, so smaller
 # figures leave fewer, shorter gaps (and the configuration flows on, with no page break).
@@ -97,7 +100,7 @@ def prepare(run_dir, out_dir, formats=None, model=None):
 
 def render_figures(model, chosen) -> dict:
     """The figures (pyqtgraph, so on the GUI thread); empty when no format shows them."""
-    return _figures(model) if ("html" in chosen or "pdf" in chosen) else {}
+    return _figures(model) if {"html", "pdf", "figures"} & set(chosen) else {}
 
 
 def write_report(state, model, out: Path, chosen, figures: dict) -> dict[str, Path]:
@@ -117,11 +120,16 @@ def write_report(state, model, out: Path, chosen, figures: dict) -> dict[str, Pa
             path = out / FILE_NAMES["html"]
             path.write_text(builder.render_html(model, figures), encoding="utf-8")
             written["html"] = path
+        elif fmt == "figures":
+            from .export_figure import write_figures  # QtSvg: loaded only for figure files
+            folder = out / FILE_NAMES["figures"]
+            write_figures({f.file_name: f.svg for f in figures.values()}, folder)
+            written["figures"] = folder
         elif fmt == "pdf":
             from .pdf import write_pdf  # Qt (QTextDocument): loaded only for a PDF
-            html_text = builder.render_html(model, figures, image_src=lambda f: f"figure/{f.key}.png",
+            html_text = builder.render_html(model, figures, image_src=lambda f: f"figure/{f.key}.svg",
                                             image_width=PDF_IMAGE_WIDTH, extra_css=PDF_CSS)
-            images = {f"figure/{f.key}.png": f.png for f in figures.values()}
+            images = {f"figure/{f.key}.svg": f.svg for f in figures.values()}
             written["pdf"] = write_pdf(html_text, images, out / FILE_NAMES["pdf"],
                                        f"SpFDE Studio · {model.name} · {model.status}")
     step(len(chosen), "done")
@@ -130,5 +138,6 @@ def write_report(state, model, out: Path, chosen, figures: dict) -> dict[str, Pa
 
 def _figures(model) -> dict:
     from . import figures as figure_set  # Qt and pyqtgraph: loaded only when figures are drawn
-    pngs = figure_set.render_all(model, builder.planned_freeze_epochs(model))
-    return {key: builder.Figure(key, title, pngs[key]) for key, title in figure_set.FIGURES if key in pngs}
+    svgs = figure_set.render_all(model, builder.planned_freeze_epochs(model))
+    return {key: builder.Figure(key, title, svgs[key], figure_set.FILE_NAMES.get(key, key))
+            for key, title in figure_set.FIGURES if key in svgs}

@@ -1,6 +1,7 @@
 """The report's figures of the Section 3 analyses (spfde_gui.model.analysis_data): CKA and
 structural-similarity heat maps (rows x epochs) and block gradient norms, with the
-epochs at which blocks froze drawn on them. PNG bytes, like spfde_gui.report.plots."""
+epochs at which blocks froze drawn on them. SVG bytes, like spfde_gui.report.plots (the heat
+maps' cells are drawn as rectangles: vectors, not an embedded image)."""
 from __future__ import annotations
 
 import numpy as np
@@ -17,7 +18,7 @@ def _heat(model, kind: str, title: str) -> bytes | None:
         return None
     pg = P._pg()
     win, font = P._layout(pg)
-    win.resize(P.FIG_W, min(max(P.FIG_H, 80 + 16 * len(names)), 900))
+    win.resize(P.FIG_W, min(max(P.FIG_H, 56 + 12 * len(names)), P.MAX_H))
     plot = win.addPlot()
     idx, lo = to_indices(mat)
     P._style(plot, font, f"{title} (colour {lo:.1f} → 1, grey: not measured; ▶: block frozen)", "epoch", "")
@@ -26,11 +27,12 @@ def _heat(model, kind: str, title: str) -> bytes | None:
     img.setLevels([0, NAN_INDEX])
     img.setRect(0.5, 0, mat.shape[1], mat.shape[0])   # column e centred on e + 1: epochs as people count
     plot.addItem(img)
+    plot.showGrid(x=False, y=False)    # grid lines across the cells would read as borders
     plot.invertY(True)
     marks = AD.freeze_marks(model, names)
     if marks:
-        plot.plot([e + 0.5 for e, _ in marks], [r + 0.5 for _, r in marks], pen=None, symbol="t2", symbolSize=10,
-                  symbolBrush="#ffffff", symbolPen=pg.mkPen(RED, width=1.5))
+        plot.plot([e + 0.5 for e, _ in marks], [r + 0.5 for _, r in marks], pen=None, symbol="t2", symbolSize=8,
+                  symbolBrush="#ffffff", symbolPen=pg.mkPen(RED, width=1.2))
     step = max(1, len(names) // 30)
     ax = plot.getAxis("left")
     ax.setTicks([[(i + 0.5, n) for i, n in enumerate(names) if i % step == 0]])
@@ -53,13 +55,15 @@ def similarity_heat(model) -> bytes | None:
 
 
 def grad_norms(model) -> bytes | None:
-    names, epochs, g = AD.grad_norms(model)
-    if not names or not np.isfinite(g).any():
+    """Fig. 3b: how much each block's mean gradient norm changes from one epoch to the next."""
+    names, epochs, g = AD.grad_norm_differences(model)
+    if not names or not (np.isfinite(g) & (g > 0)).any():
         return None
     pg = P._pg()
     win, font = P._layout(pg)
     plot = win.addPlot()
-    P._style(plot, font, "Mean gradient norm per block (dashed: block frozen)", "epoch", "L2 norm (log)")
+    P._style(plot, font, "Change of each block's mean gradient norm between epochs (dashed: block frozen)",
+             "epoch", "|g(e) − g(e−1)| (log)")
     plot.setLogMode(y=True)
     P._legend(plot)
     from spfde_gui.views.base import PALETTE  # Qt: only when drawn
@@ -77,7 +81,7 @@ def grad_norms(model) -> bytes | None:
 FIGURES = (
     ("analysis_cka", "CKA of block outputs over training (Fig. 1b)"),
     ("analysis_similarity", "Structural similarity of sparse layers (Fig. 1a)"),
-    ("analysis_grad", "Block gradient norms (Fig. 3b)"),
+    ("analysis_grad", "Block gradient norms: change between epochs (Fig. 3b)"),
 )
 
 

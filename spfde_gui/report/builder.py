@@ -1,8 +1,8 @@
 """The report's content: a run model summarised into tables, rendered into the HTML template.
 
-Pure Python (no Qt): the figures arrive as PNG bytes from ``plots.py``. The same HTML
-feeds the browser file (images as data URIs) and the PDF (images as named resources of a
-QTextDocument), so the layout sticks to what both understand: headings, paragraphs and
+Pure Python (no Qt): the figures arrive as SVG bytes from ``plots.py``. The same HTML
+feeds the browser file (SVG images as data URIs) and the PDF (each image replaced by the
+SVG drawn as vectors, ``pdf.py``), so the layout sticks to what both understand: headings, paragraphs and
 tables, no flexbox or grid.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from engine import assets
+from engine.freezing.schedule import saving_text
 from engine.run.payloads import read_flops
 from spfde_gui.model import analysis_data as AD
 
@@ -341,8 +342,8 @@ def freeze_section(model) -> tuple[str, Table | None]:
     bits = [f"Scheme <b>{html.escape(str(cfg_freeze.get('scheme', plan.get('scheme') if plan else '–')))}</b>"]
     if _finite(cfg_freeze.get("target")):
         bits.append(f"target {fmt_pct(100 * cfg_freeze['target'])} of training FLOPs")
-    if plan and _finite(plan.get("achieved")):
-        bits.append(f"plan achieves {fmt_pct(100 * plan['achieved'])}")
+    if plan and saving_text(plan):
+        bits.append(f"plan: {saving_text(plan)}")
     bits.append(f"planned start epoch <b>{_ep(start)}</b>")
     bits.append(f"first actual freeze at epoch <b>{_ep(first)}</b>")
     bits.append(f"{len(actual)} of {len(model.block_names) or '?'} blocks frozen by the end")
@@ -453,7 +454,12 @@ def _checkpoint_position(c: dict) -> str:
 class Figure:
     key: str
     title: str
-    png: bytes
+    svg: bytes
+    name: str = ""          # its files in figures/ (what it shows); the key when empty
+
+    @property
+    def file_name(self) -> str:
+        return self.name or self.key
 
 
 def _figure_html(fig: Figure, src: Callable[[Figure], str], width: int | None) -> str:
@@ -463,7 +469,7 @@ def _figure_html(fig: Figure, src: Callable[[Figure], str], width: int | None) -
 
 
 def data_uri(fig: Figure) -> str:
-    return "data:image/png;base64," + base64.b64encode(fig.png).decode("ascii")
+    return "data:image/svg+xml;base64," + base64.b64encode(fig.svg).decode("ascii")
 
 
 def _section(title: str, body: str, anchor: str) -> str:

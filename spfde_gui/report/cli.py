@@ -1,4 +1,4 @@
-"""``spfde-gui report RUN_DIR --out DIR [--formats html,pdf,csv,json]``: the report, headless.
+"""``spfde-gui report RUN_DIR --out DIR [--formats html,pdf,figures,csv,json]``: the report, headless.
 ``spfde-gui report SWEEP_DIR``: a sweep's report (html,pdf,csv,md,tex).
 
 Exit status: 0 written, 2 bad input (missing/empty run directory, unknown format),
@@ -15,7 +15,7 @@ from spfde_gui.sweep.report import export_sweep_report
 
 from . import ReportError, export_report
 
-DEFAULT_FORMATS = "html,pdf,csv,json"
+DEFAULT_FORMATS = "html,pdf,figures,csv,json"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,7 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", default=None,
                    help="output folder (default: RUN_DIR/report)")
     p.add_argument("--formats", default=DEFAULT_FORMATS,
-                   help="comma-separated subset of html,pdf,csv,json (default: all)")
+                   help="comma-separated subset of html,pdf,figures,csv,json (default: all; "
+                   "figures: figures/NAME.svg, .pdf and .png)")
     return p
 
 

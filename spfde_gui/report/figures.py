@@ -1,5 +1,6 @@
 """Every figure of a run's report, in order: the run's own plots (``plots``) and the
-Section 3 analyses (``analysis_plots``), drawn off screen and returned as PNG bytes."""
+Section 3 analyses (``analysis_plots``), drawn off screen and returned as SVG bytes, and
+the name of each one's files in the report's ``figures/`` folder (what it shows)."""
 from __future__ import annotations
 
 from spfde_gui.report import analysis_plots
@@ -24,9 +25,21 @@ FIGURES = (
     ("analysis_grad", "Block gradient norms (Fig. 3b)"),
 )
 
+# figures/<name>.svg|.pdf|.png: named for what the figure shows
+FILE_NAMES = {
+    "accuracy_loss": "accuracy_loss",
+    "accuracy_flops": "accuracy_vs_flops",
+    "flops_sources": "flops_by_technique",
+    "freeze_timeline": "freeze_timeline",
+    "sieve": "sieve_sizes",
+    "analysis_cka": "cka_heatmap",
+    "analysis_similarity": "mask_similarity_heatmap",
+    "analysis_grad": "gradient_norms",
+}
+
 
 def render_all(model, planned_freeze: dict[str, int] | None = None) -> dict[str, bytes]:
-    """Every figure that has data, as PNG bytes keyed by figure id."""
+    """Every figure that has data, as SVG bytes keyed by figure id."""
     ensure_app()
     with _report_options():
         out = {

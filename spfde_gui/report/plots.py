@@ -1,8 +1,11 @@
-"""The report's figures, drawn with pyqtgraph off screen and returned as PNG bytes.
+"""The report's figures, drawn with pyqtgraph off screen and returned as SVG bytes.
 
-matplotlib is not a dependency: pyqtgraph's ImageExporter renders a scene without a
-window (it needs a QApplication, which ``ensure_app`` provides). Each figure is a
-function of the run model only; a figure with no data is left out (the caller says why).
+Each figure is laid out at its printed size, the width of a double LaTeX column (7.1 in),
+with fonts in points (``export_figure``), and written as SVG by Qt's SVG generator: vectors
+and text, which the HTML embeds, the PDF draws as vectors and ``figures/`` holds as SVG,
+PDF and PNG. pyqtgraph needs a QApplication (``ensure_app`` provides one, offscreen is
+fine). Each figure is a function of the run model only; a figure with no data is left out
+(the caller says why).
 """
 from __future__ import annotations
 
@@ -10,9 +13,12 @@ from contextlib import contextmanager
 
 import numpy as np
 
-# Figure size in scene pixels; exported at EXPORT_SCALE x for crisp print.
-FIG_W, FIG_H = 900, 380
-EXPORT_SCALE = 2
+from spfde_gui.report import export_figure as EF
+
+# The report's figures are double-column figures; sizes in scene pixels (EF.DPI per inch).
+PAPER = EF.DOUBLE
+FIG_W, FIG_H = round(PAPER.width_in * EF.DPI), round(PAPER.height_in * EF.DPI)
+MAX_H = round(8.5 * EF.DPI)        # a tall timeline or heat map still fits a page
 # The window's palette (spfde_gui.palette): a source or series has one colour in both.
 from spfde_gui.fmt import shown_epoch  # noqa: E402
 from spfde_gui.palette import ACTIVE_BLOCK, BLUE, FROZEN, GREY, ORANGE, SIEVE_COLORS, TEST, TRAIN  # noqa: E402  # noqa: E402
@@ -55,53 +61,43 @@ def _layout(pg):
     from PySide6.QtGui import QFont
     win = pg.GraphicsLayoutWidget()
     win.resize(FIG_W, FIG_H)
-    win.ci.setContentsMargins(6, 6, 14, 6)
+    win.ci.setContentsMargins(4, 4, 10, 4)
+    win.ci.setSpacing(6)
     font = QFont()
-    font.setPointSizeF(9.5)
+    font.setPixelSize(round(EF.px(PAPER.tick_pt)))
     return win, font
 
 
 def _style(plot, font, title: str, xlabel: str, ylabel: str):
-    plot.setTitle(f"<span style='font-size:11.5pt; color:#222'>{title}</span>")
+    if len(title) > 60 and " (" in title:
+        # the title's width is the plot's minimum width: a long explanation goes below it
+        title = title.replace(" (", "<br>(", 1)
+    plot.setTitle(f"<span style='font-size:{EF.px(PAPER.title_pt):.1f}px; color:#222'>{title}</span>")
     for side, label in (("bottom", xlabel), ("left", ylabel)):
         ax = plot.getAxis(side)
         ax.setTickFont(font)
         ax.setPen("#888888")
         ax.setTextPen("#444444")
-        ax.setLabel(f"<span style='font-size:10pt'>{label}</span>")
+        ax.setLabel(f"<span style='font-size:{EF.px(PAPER.label_pt):.1f}px'>{label}</span>")
     plot.showGrid(x=True, y=True, alpha=0.15)
 
 
 def _legend(plot, left: bool = False):
-    # The exporter scales the plots EXPORT_SCALE times but not the legend's text items: size
-    # those for the exported image, so they read like the axis labels in the PDF.
-    leg = plot.addLegend(offset=(8 if left else -8, 8), labelTextSize=f"{10 * EXPORT_SCALE}pt",
-                         labelTextColor="#333333", verSpacing=-2)
+    leg = plot.addLegend(offset=(6 if left else -6, 6), labelTextSize=f"{EF.px(PAPER.legend_pt):.1f}px",
+                         labelTextColor="#333333", verSpacing=-4)
     leg.setBrush((255, 255, 255, 220))
     leg.setPen("#cccccc")
     return leg
 
 
-def _export(win) -> bytes:
-    from pyqtgraph.exporters import ImageExporter
-    from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRectF
-    # The widget is never shown, so no resize event lays the plots out: size the layout
-    # item by hand and export that item (not the scene, whose rect follows the view).
+def _export(win, title: str = "") -> bytes:
+    """The figure as SVG bytes (the widget is never shown: its layout is sized by hand)."""
     size = win.size()
-    win.ci.setGeometry(QRectF(0, 0, size.width(), size.height()))
-    win.ci.layout.activate()
-    exporter = ImageExporter(win.ci)
-    exporter.parameters()["width"] = int(size.width() * EXPORT_SCALE)
-    exporter.parameters()["antialias"] = True
-    image = exporter.export(toBytes=True)
-    data = QByteArray()
-    buf = QBuffer(data)
-    buf.open(QIODevice.WriteOnly)
-    image.save(buf, "PNG")
-    buf.close()
-    win.close()
-    win.deleteLater()
-    return bytes(data.data())
+    try:
+        return EF.render_svg(win.ci, size.width(), size.height(), title)
+    finally:
+        win.close()
+        win.deleteLater()
 
 
 def _headroom(plot, *series, top: float = 0.32):
@@ -125,9 +121,9 @@ def _line(pg, plot, x, y, colour, name, dash=False, symbol=True):
     if not len(x):
         return False
     from PySide6.QtCore import Qt
-    pen = pg.mkPen(colour, width=2, style=Qt.DashLine if dash else Qt.SolidLine)
+    pen = pg.mkPen(colour, width=1.5, style=Qt.DashLine if dash else Qt.SolidLine)
     few = len(x) <= 60 and symbol
-    plot.plot(x, y, pen=pen, name=name, symbol="o" if few else None, symbolSize=5,
+    plot.plot(x, y, pen=pen, name=name, symbol="o" if few else None, symbolSize=4,
               symbolBrush=colour, symbolPen=None)
     return True
 
@@ -228,8 +224,8 @@ def freeze_timeline(model, planned: dict[str, int] | None) -> bytes | None:
         return None
     pg = _pg()
     win, font = _layout(pg)
-    h = max(FIG_H, 60 + 22 * len(names))
-    win.resize(FIG_W, min(h, 900))
+    h = max(FIG_H, 48 + 15 * len(names))
+    win.resize(FIG_W, min(h, MAX_H))
     plot = win.addPlot()
     _style(plot, font, "Freeze timeline (filled: frozen; marker: planned freeze epoch)", "epoch", "")
     epochs = model.epoch_axis().astype(float)
@@ -245,8 +241,8 @@ def freeze_timeline(model, planned: dict[str, int] | None) -> bytes | None:
             plot.addItem(pg.BarGraphItem(x=xs, y0=np.full(xs.size, y - 0.35), width=1.0, height=0.7,
                                          brush=FROZEN, pen=None))
         if planned and names[b] in planned and planned[names[b]] is not None:
-            plot.plot([planned[names[b]] + 1], [y], pen=None, symbol="t", symbolSize=10,
-                      symbolBrush=None, symbolPen=pg.mkPen(ORANGE, width=2))
+            plot.plot([planned[names[b]] + 1], [y], pen=None, symbol="t", symbolSize=8,
+                      symbolBrush=None, symbolPen=pg.mkPen(ORANGE, width=1.5))
     ax = plot.getAxis("left")
     ax.setTicks([[(n_blocks - 1 - b, names[b]) for b in range(n_blocks)]])
     ax.setStyle(tickLength=0)
@@ -278,7 +274,7 @@ def sieve_sizes(model) -> bytes | None:
     pg = _pg()
     win, font = _layout(pg)
     plot = win.addPlot()
-    _style(plot, font, "Data sieve: active, removed and still-waiting samples", "epoch", "samples")
+    _style(plot, font, "Data sieve: active, removed, still waiting", "epoch", "samples")
     _legend(plot)
     ep = np.array([u.get("epoch", np.nan) for u in ups], float) + 1   # the epoch it starts
     series = []
@@ -293,7 +289,7 @@ def sieve_sizes(model) -> bytes | None:
     edges, counts = hist.get("edges"), hist.get("counts")
     if edges and counts and len(edges) == len(counts) + 1:
         hp = win.addPlot()
-        _style(hp, font, f"Forgetting counts of the active set (epoch {shown_epoch(ups[-1].get('epoch'))})",
+        _style(hp, font, f"Forgetting counts, active set (epoch {shown_epoch(ups[-1].get('epoch'))})",
                "forgetting count", "samples")
         e = np.asarray(edges, float)
         if np.allclose(np.diff(e), 1) and len(e) <= 31:

@@ -36,7 +36,7 @@ from engine.sweep import state as state_mod
 from engine.sweep.spec import SweepError, parse
 
 QUEUE_COLUMNS = ("cell", "setting", "seed", "FLOPs", "est. time", "status")
-AXIS_FIELDS = [f.path for f in cfgmod.FIELDS if f.path not in ("seed", "name", "run_dir") and f.kind != "list"]
+AXIS_FIELDS = [f.path for f in cfgmod.FIELDS if f.path not in ("seed", "name", "run_dir") and f.kind not in ("list", "mapping")]
 
 
 def parse_values(text: str) -> list:
@@ -256,8 +256,9 @@ class SweepQueue(QWidget):
         status = getattr(model, "status", "crashed")
         run_dir = Path(model.run_dir) if model is not None and model.run_dir is not None else None
         res = self.manifest.dir / manifest_mod.RESULTS
-        if status == "completed":
-            manifest_mod.append_jsonl(res, results_mod.result_line(cell, "completed", run_dir, attempt))
+        if status in ("completed", "finished_unsaved"):     # every epoch trained: done
+            note = results_mod.UNSAVED_NOTE if status == "finished_unsaved" else ""
+            manifest_mod.append_jsonl(res, results_mod.result_line(cell, "completed", run_dir, attempt, note=note))
         elif status == "stopped":
             self.running = False          # paused here or stopped by hand: resume on Start
         else:

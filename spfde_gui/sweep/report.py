@@ -2,7 +2,9 @@
 
 The paper's table (one row per setting: training FLOPs, final and best test accuracy as
 mean ± std over seeds, peak memory, wall time, seeds finished) and the accuracy-vs-FLOPs
-scatter with its Pareto front, as HTML and PDF, plus the table as CSV, Markdown and LaTeX.
+scatter with its Pareto front, as HTML (the scatter inline as SVG) and PDF (the scatter as
+vectors), plus the table as CSV, Markdown and LaTeX, and the scatter itself in ``figures/``
+as SVG, PDF and PNG.
 """
 from __future__ import annotations
 
@@ -16,9 +18,10 @@ from engine.sweep import manifest as manifest_mod
 from engine.sweep import results as results_mod
 from spfde_gui.report import ReportError, plots
 
-FORMATS = ("html", "pdf", "csv", "md", "tex")
-FILE_NAMES = {"html": "sweep_report.html", "pdf": "sweep_report.pdf", "csv": "results.csv",
+FORMATS = ("html", "pdf", "figures", "csv", "md", "tex")
+FILE_NAMES = {"html": "sweep_report.html", "pdf": "sweep_report.pdf", "figures": "figures", "csv": "results.csv",
               "md": "results.md", "tex": "results.tex"}
+SCATTER_NAME = "accuracy_vs_flops_pareto"      # figures/<name>.svg|.pdf|.png
 
 
 def scatter_points(rows: list[results_mod.Row]) -> list[tuple[float | None, float | None]]:
@@ -26,9 +29,9 @@ def scatter_points(rows: list[results_mod.Row]) -> list[tuple[float | None, floa
     return [(r.stats["flops_spent"].mean, r.stats["final_test_acc"].mean) for r in rows]
 
 
-def scatter_png(rows: list[results_mod.Row]) -> bytes | None:
+def scatter_svg(rows: list[results_mod.Row]) -> bytes | None:
     """Accuracy vs training FLOPs, one point per setting (error bars: std over seeds),
-    the Pareto front as a line."""
+    the Pareto front as a line; SVG bytes (a double-column figure, like the run report's)."""
     pts = scatter_points(rows)
     ok = [i for i, (x, y) in enumerate(pts) if x is not None and y is not None]
     if not ok:
@@ -46,12 +49,12 @@ def scatter_png(rows: list[results_mod.Row]) -> bytes | None:
         y = np.array([pts[i][1] * 100 for i in ok], float)
         err = np.array([(rows[i].stats["final_test_acc"].std or 0.0) * 100 for i in ok], float)
         plot.addItem(pg.ErrorBarItem(x=x, y=y, top=err, bottom=err, pen=pg.mkPen(plots.GREY)))
-        plot.plot(x, y, pen=None, symbol="o", symbolBrush=plots.BLUE, symbolPen=None, symbolSize=9)
+        plot.plot(x, y, pen=None, symbol="o", symbolBrush=plots.BLUE, symbolPen=None, symbolSize=7)
         front = results_mod.pareto_front(pts)
         if front:
             plot.plot([pts[i][0] for i in front], [pts[i][1] * 100 for i in front],
-                      pen=pg.mkPen(plots.ORANGE, width=2), symbol="o", symbolBrush=None,
-                      symbolPen=pg.mkPen(plots.ORANGE, width=2), symbolSize=15, name="Pareto front")
+                      pen=pg.mkPen(plots.ORANGE, width=1.5), symbol="o", symbolBrush=None,
+                      symbolPen=pg.mkPen(plots.ORANGE, width=1.5), symbolSize=12, name="Pareto front")
         span = float(x.max() - x.min()) or float(abs(x.max())) or 1.0
         plot.setXRange(float(x.min()) - 0.05 * span, float(x.max()) + 0.08 * span, padding=0)
         for i in ok:     # rows are numbered as in the table
@@ -59,7 +62,7 @@ def scatter_png(rows: list[results_mod.Row]) -> bytes | None:
             t.setFont(font)
             t.setPos(pts[i][0], pts[i][1] * 100)
             plot.addItem(t)
-        return plots._export(win)
+        return plots._export(win, "Final test accuracy vs training FLOPs")
 
 
 def _table_html(rows: list[results_mod.Row], varied: list[str]) -> str:
@@ -75,15 +78,15 @@ def _table_html(rows: list[results_mod.Row], varied: list[str]) -> str:
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def render_html(m: manifest_mod.Manifest, rows: list[results_mod.Row], png: bytes | None,
+def render_html(m: manifest_mod.Manifest, rows: list[results_mod.Row], svg: bytes | None,
                 image_src: str | None = None) -> str:
     n_done = sum(r.completed for r in rows)
     n_cells = sum(r.seeds_total for r in rows)
     n_failed = sum(r.failed for r in rows)
     errors = [e for r in rows for e in r.errors]
     img = ""
-    if png is not None:
-        src = image_src or "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    if svg is not None:
+        src = image_src or "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
         img = f'<p><img src="{src}" width="660" alt="accuracy vs FLOPs" /></p>'
     gaps = ""
     if n_done < n_cells:
@@ -130,16 +133,20 @@ def export_sweep_report(sweep_dir, out_dir=None, formats=None) -> dict[str, Path
             p = out / FILE_NAMES[fmt]
             p.write_text(export_mod.FORMATS[fmt](rows, m.varied), encoding="utf-8")
             written[fmt] = p
-    if "html" in chosen or "pdf" in chosen:
-        png = scatter_png(rows)
+    if {"html", "pdf", "figures"} & set(chosen):
+        svg = scatter_svg(rows)
         if "html" in chosen:
             p = out / FILE_NAMES["html"]
-            p.write_text(render_html(m, rows, png), encoding="utf-8")
+            p.write_text(render_html(m, rows, svg), encoding="utf-8")
             written["html"] = p
+        if "figures" in chosen:
+            from spfde_gui.report.export_figure import write_figures  # QtSvg: only for figure files
+            write_figures({SCATTER_NAME: svg} if svg is not None else {}, out / FILE_NAMES["figures"])
+            written["figures"] = out / FILE_NAMES["figures"]
         if "pdf" in chosen:
             from spfde_gui.report.pdf import write_pdf  # Qt (QTextDocument): only for a PDF
             plots.ensure_app()
-            images = {"figure/scatter.png": png} if png is not None else {}
-            text = render_html(m, rows, png, image_src="figure/scatter.png")
+            images = {"figure/scatter.svg": svg} if svg is not None else {}
+            text = render_html(m, rows, svg, image_src="figure/scatter.svg")
             written["pdf"] = write_pdf(text, images, out / FILE_NAMES["pdf"], f"SpFDE Studio · sweep {m.name}")
     return {f: written[f] for f in chosen}

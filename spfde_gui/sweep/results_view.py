@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from engine.sweep import export as export_mod
 from engine.sweep import manifest as manifest_mod
 from engine.sweep import results as results_mod
+from spfde_gui.report.export_figure import install_save_actions
 from spfde_gui.sweep.report import export_sweep_report
 
 GAP_COLOUR = "#fdf0e6"
@@ -66,6 +67,7 @@ class SweepResultsView(QWidget):
         self.table.cellClicked.connect(lambda r, _c: self.open_row(r))
         split.addWidget(self.table)
         self.plot = pg.PlotWidget()
+        self.save_figure = install_save_actions(self, self.plot)   # right-click: Save figure…
         self.plot.setLabel("bottom", "training FLOPs")
         self.plot.setLabel("left", "final test accuracy (%)")
         self.plot.showGrid(x=True, y=True, alpha=0.2)

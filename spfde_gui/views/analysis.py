@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 
 from spfde_gui.model import analysis_data as AD
 from spfde_gui.model.run_model import RunModel
+from spfde_gui.report.export_figure import install_save_actions
 from spfde_gui.views.base import PALETTE, RunView
 
 NAN_INDEX = 255
@@ -95,6 +96,12 @@ class _Heat:
         return None
 
 
+_GRAD_TITLES = {
+    "differences": "Gradient-norm change between epochs, |g(e) − g(e−1)| per block (Fig. 3b)",
+    "norms": "Raw mean gradient norm per block (conv and linear weights)",
+}
+
+
 class AnalysisView(RunView):
     title = "Analyses"
 
@@ -117,19 +124,31 @@ class AnalysisView(RunView):
         self.similarity_kind.currentIndexChanged.connect(lambda _i: self.refresh(force=True))
         top.addWidget(QLabel("mask similarity:"))
         top.addWidget(self.similarity_kind)
+        # Fig. 3b plots how much each layer's gradient norm changes between epochs; the raw
+        # norms are kept as a second choice, named as such
+        self.grad_kind = QComboBox()
+        self.grad_kind.setObjectName("analysis:grad")
+        self.grad_kind.addItem("change between epochs (Fig. 3b)", "differences")
+        self.grad_kind.addItem("raw norms", "norms")
+        self.grad_kind.currentIndexChanged.connect(lambda _i: self.refresh(force=True))
+        top.addWidget(QLabel("gradient norm:"))
+        top.addWidget(self.grad_kind)
         lay.addLayout(top)
         self.glw = pg.GraphicsLayoutWidget()
+        self.save_figure = install_save_actions(self, self.glw)   # right-click: Save figure…
         self.cka = _Heat(self.glw, 0, "CKA of block outputs with the previous measurement")
         self.sim = _Heat(self.glw, 1, "Structural similarity of the top-half weights")
-        self.grad = self.glw.addPlot(row=2, col=0, title="Mean gradient norm per block (log)")
+        self.grad = self.glw.addPlot(row=2, col=0, title=_GRAD_TITLES["differences"])
         self.grad.setLogMode(y=True)
         self.grad.setLabel("bottom", "epoch")
-        self.grad.addLegend(offset=(-10, 10))
+        # top left: Fig. 3b has no value at the first epoch, so the corner is free of curves
+        self.grad.addLegend(offset=(10, 10), brush=pg.mkBrush(255, 255, 255, 215))
         self.sim.plot.setXLink(self.cka.plot)
         self.grad.setXLink(self.cka.plot)
         self._curves: dict[str, pg.PlotDataItem] = {}
         self._lines: list[pg.InfiniteLine] = []
         self.hover = pg.TextItem(color="#222", fill=pg.mkBrush(255, 255, 255, 220))
+        self.hover.hover_overlay = True     # never in a saved figure
         self._proxy = pg.SignalProxy(self.glw.scene().sigMouseMoved, rateLimit=30, slot=self._moved)
         lay.addWidget(self.glw, 1)
         self.set_content(box)
@@ -164,7 +183,9 @@ class AnalysisView(RunView):
         width = max(label_width(names), label_width(snames))
         for p in (self.cka.plot, self.sim.plot, self.grad):
             p.getAxis("left").setWidth(width)
-        gnames, epochs, g = AD.grad_norms(m)
+        gkind = self.grad_kind.currentData() or "differences"
+        gnames, epochs, g = (AD.grad_norm_differences if gkind == "differences" else AD.grad_norms)(m)
+        self.grad.setTitle(_GRAD_TITLES[gkind])
         for i, n in enumerate(gnames):
             item = self._curves.get(n)
             if item is None:

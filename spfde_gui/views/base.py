@@ -216,6 +216,7 @@ class HoverReadout:
         self.label = pg.TextItem(anchor=(0, 0), color="#222", fill=pg.mkBrush(255, 255, 255, 210))
         self.line.hide()
         self.label.hide()
+        self.line.hover_overlay = self.label.hover_overlay = True    # never in a saved figure
         plot.addItem(self.line, ignoreBounds=True)
         plot.addItem(self.label, ignoreBounds=True)
         self._proxy = pg.SignalProxy(plot.scene().sigMouseMoved, rateLimit=30, slot=self._moved)

@@ -7,27 +7,25 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from engine.run.payloads import SOURCES, cumulative_spent
+from engine.run.payloads import SOURCES, cumulative_spent, saving_shares
 from spfde_gui.fmt import fmt_flops
 from spfde_gui.model.run_model import RunModel
 from spfde_gui.palette import SOURCE_COLORS, SOURCE_LABELS
+from spfde_gui.report.export_figure import install_save_actions
 from spfde_gui.views.base import HoverReadout, RunView, curve, make_plot, set_long_data
 
 GREY_DENSE = "#555555"
 
 
 def achieved_fractions(m: RunModel) -> dict[str, float]:
-    """Each technique's saving in the terms its target is set in: sparsity and sieving as
-    fractions of the dense cost, freezing as a fraction of what the run would have cost
-    without freezing."""
-    spent, dense = _last(m, "flops_spent"), _last(m, "flops_dense")
-    sv = {k: _last(m, "saved_" + k) for k in SOURCES}
-    nan = float("nan")
-    return {
-        "sparsity": sv["sparsity"] / dense if dense else nan,
-        "sieve": sv["sieve"] / (dense - sv["sparsity"]) if dense and dense > sv["sparsity"] else nan,
-        "freeze": sv["freeze"] / (spent + sv["freeze"]) if spent + sv["freeze"] else nan,
-    }
+    """Each technique's saving in the terms its target is set in (engine.run.payloads.
+    saving_shares, the plan's own formula), from the run's latest ledger figures."""
+    over = _last(m, "flops_overhead")
+    flops = {"spent": _last(m, "flops_spent"), "dense": _last(m, "flops_dense"),
+             "saved": {k: _last(m, "saved_" + k) for k in SOURCES},
+             "overhead": {"all": over if over == over else 0.0}}
+    shares = saving_shares(flops)
+    return {k: (float("nan") if v is None else v) for k, v in shares.items()}
 
 
 def targets(m: RunModel) -> dict[str, float]:
@@ -51,6 +49,7 @@ class FlopsView(RunView):
         self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
         lay.addWidget(self.summary)
         self.glw = pg.GraphicsLayoutWidget()
+        self.save_figure = install_save_actions(self, self.glw)   # right-click: Save figure…
         self.cum = make_plot(self.glw, 0, 0, "Cumulative training FLOPs", "epoch", "training FLOPs",
                              legend_left=True)
         self.c_dense = curve(self.cum, GREY_DENSE, "dense equivalent", style=Qt.DashLine)

@@ -6,9 +6,11 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from engine.freezing.schedule import saving_text
 from spfde_gui.fmt import shown_epoch
 from spfde_gui.model.run_model import RunModel
 from spfde_gui.palette import ACTIVE_BLOCK, FROZEN, NOT_RUN, rgba
+from spfde_gui.report.export_figure import install_save_actions
 from spfde_gui.views.base import RunView
 
 # 0 = active, 1 = frozen, 2 = not reached yet (actual only)
@@ -29,6 +31,7 @@ class _Timeline:
         self._shape = (0, 0)
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.hover = pg.TextItem(color="#222", fill=pg.mkBrush(255, 255, 255, 220))
+        self.hover.hover_overlay = True     # never in a saved figure
         self.hover.hide()
         self.plot.addItem(self.hover, ignoreBounds=True)
 
@@ -60,6 +63,7 @@ class FreezeView(RunView):
         self.info.setStyleSheet("padding: 4px;")
         lay.addWidget(self.info)
         self.glw = pg.GraphicsLayoutWidget()
+        self.save_figure = install_save_actions(self, self.glw)   # right-click: Save figure…
         self.planned = _Timeline(self.glw, 0, "Planned")
         self.actual = _Timeline(self.glw, 1, "Actual")
         self.actual.plot.setXLink(self.planned.plot)
@@ -105,9 +109,8 @@ class FreezeView(RunView):
         cfg_freeze = (m.config or {}).get("freeze") or {}
         if fp:
             text = (f"Scheme <b>{fp.get('scheme', cfg_freeze.get('scheme', '?'))}</b>, target "
-                    f"{100 * float(fp.get('target', 0)):.1f}% of training FLOPs, plan achieves "
-                    f"{100 * float(fp.get('achieved', 0)):.1f}%; freezing starts at epoch "
-                    f"<b>{shown_epoch(fp.get('start_epoch'))}</b>.")
+                    f"{100 * float(fp.get('target', 0)):.1f}% of training FLOPs; plan: {saving_text(fp)}; "
+                    f"freezing starts at epoch <b>{shown_epoch(fp.get('start_epoch'))}</b>.")
         elif float(cfg_freeze.get("target") or 0) <= 0:
             text = "Layer freezing is off for this run (freeze.target = 0): every block trains every epoch."
         else:

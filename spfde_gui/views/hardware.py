@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 from spfde_gui import palette as P
 from spfde_gui.fmt import fmt_bytes
 from spfde_gui.model.run_model import RunModel
+from spfde_gui.report.export_figure import install_save_actions
 from spfde_gui.system.hw_monitor import HardwareMonitor
 from spfde_gui.views.base import HoverReadout, RunView, apply_headroom, curve, keep_headroom, make_plot, set_long_data
 
@@ -71,6 +72,7 @@ class HardwareView(RunView):
         self.gpu_detail.setWordWrap(True)
         lay.addWidget(self.gpu_detail)
         self.glw = pg.GraphicsLayoutWidget()
+        self.save_figure = install_save_actions(self, self.glw)   # right-click: Save figure…
         self.live_plot = make_plot(self.glw, 0, 0, "Engine process (live)", "seconds", "CPU %", legend=False)
         self.c_cpu = curve(self.live_plot, P.BLUE, "CPU %")
         self.mem_plot = make_plot(self.glw, 0, 1, "Engine memory (live)", "seconds", "MiB")

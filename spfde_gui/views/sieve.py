@@ -14,6 +14,7 @@ from engine.config import sieve_oneshot_epoch
 from engine.data.sources import sample_image
 from spfde_gui.model.run_model import RunModel
 from spfde_gui.palette import SIEVE_COLORS
+from spfde_gui.report.export_figure import install_save_actions
 from spfde_gui.system.tasks import TaskRunner
 from spfde_gui.views.base import HoverReadout, RunView, curve, make_plot, set_long_data
 
@@ -74,6 +75,7 @@ class SieveView(RunView):
         lay.addLayout(nums)
 
         self.glw = pg.GraphicsLayoutWidget()
+        self.save_figure = install_save_actions(self, self.glw)   # right-click: Save figure…
         self.hist_plot = make_plot(self.glw, 0, 0, "Forgetting counts in the active set", "forgetting events",
                                    "samples", legend=False)
         self.hist = pg.BarGraphItem(x=[], height=[], width=0.8, brush=SIEVE_COLORS["histogram"])

@@ -1,13 +1,16 @@
 """Accuracy and loss (train and test) against epoch and against cumulative training FLOPs,
-with other runs overlaid for comparison."""
+with other runs overlaid for comparison (their test accuracy and test loss), and a table of
+every configuration field in which the compared runs differ."""
 from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from spfde_gui.fmt import fmt_flops
 from spfde_gui.model.run_model import RunModel, config_value, differing_fields
 from spfde_gui.palette import TEST, TRAIN
+from spfde_gui.report.export_figure import install_save_actions
 from spfde_gui.views.base import (
     PALETTE,
     HoverReadout,
@@ -31,6 +34,7 @@ class TrainingView(RunView):
         self._overlays_dirty = False
         super().__init__(parent)
         self.glw = pg.GraphicsLayoutWidget()
+        self.save_figure = install_save_actions(self, self.glw)   # right-click: Save figure…
         self.acc_ep = make_plot(self.glw, 0, 0, "Accuracy vs epoch", "epoch", "accuracy (%)", legend_bottom=True)
         self.loss_ep = make_plot(self.glw, 0, 1, "Loss vs epoch", "epoch", "loss")
         self.acc_fl = make_plot(self.glw, 1, 0, "Accuracy vs training FLOPs", "cumulative FLOPs", "accuracy (%)",
@@ -50,7 +54,19 @@ class TrainingView(RunView):
         self._int_ticks = None
         self.hovers = [HoverReadout(self.acc_ep), HoverReadout(self.loss_ep),
                        HoverReadout(self.acc_fl, fmt_flops), HoverReadout(self.loss_fl, fmt_flops)]
-        self.set_content(self.glw)
+        box = QWidget()
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.glw, 1)
+        # compared runs: every configuration field in which they differ (shown only then)
+        self.diff_table = QTableWidget(0, 0)
+        self.diff_table.setObjectName("training:config-diff")
+        self.diff_table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.diff_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.diff_table.setMaximumHeight(150)
+        self.diff_table.hide()
+        lay.addWidget(self.diff_table)
+        self.set_content(box)
 
     def set_overlays(self, models: list[RunModel]) -> None:
         """Runs drawn beside the current one (test accuracy on both accuracy plots)."""
@@ -119,12 +135,31 @@ class TrainingView(RunView):
         for key in ("acc_ep", "acc_fl"):
             item = self.curves[key][1][1][0]
             _rename(item, f"{mine} (test)" if self.overlays and mine else "test")
+        for key in ("loss_ep", "loss_fl"):
+            _rename(self.curves[key][1][1][0], f"{mine} (test)" if self.overlays and mine else "test")
         for i, o in enumerate(self.overlays):
             color = PALETTE[(i + 2) % len(PALETTE)]
-            for plot, xname in ((self.acc_ep, "epoch"), (self.acc_fl, "flops_spent")):
+            for plot, xname, col in ((self.acc_ep, "epoch", "test_acc"), (self.acc_fl, "flops_spent", "test_acc"),
+                                     (self.loss_ep, "epoch", "test_loss"), (self.loss_fl, "flops_spent", "test_loss")):
                 item = curve(plot, color, f"{labels.get(id(o), o.name)} (test)", width=1.3)
-                set_long_data(item, o.epoch_axis() if xname == "epoch" else o.column(xname), _scaled(o, "test_acc"))
+                set_long_data(item, o.epoch_axis() if xname == "epoch" else o.column(xname), _scaled(o, col))
                 self._overlay_items.append((plot, item))
+        self._fill_diff_table(labels)
+
+    def _fill_diff_table(self, labels: dict[int, str]) -> None:
+        """Rows: the fields in which the compared runs differ; columns: the runs."""
+        runs = [self.model, *self.overlays] if self.model is not None and self.overlays else []
+        keys = differing_fields([r.config for r in runs], limit=10_000) if runs else []
+        t = self.diff_table
+        t.setVisible(bool(keys))
+        t.setRowCount(len(keys))
+        t.setColumnCount(len(runs))
+        t.setHorizontalHeaderLabels([r.run_dir.name if r.run_dir is not None else r.name for r in runs])
+        t.setVerticalHeaderLabels(keys)
+        for c, r in enumerate(runs):
+            t.horizontalHeaderItem(c).setToolTip(labels.get(id(r), r.name))
+            for row, k in enumerate(keys):
+                t.setItem(row, c, QTableWidgetItem(str(config_value(r.config, k))))
 
 
 def _rename(item, name: str) -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import yaml
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QCompleter,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -31,6 +33,8 @@ from engine import config as cfgmod
 from engine.data.sizes import KNOWN
 from engine.run.folder import safe_name
 from engine.sparsity.methods import METHOD_FIELDS, METHODS
+from spfde_gui.system import model_tables
+from spfde_gui.system.tasks import TaskRunner
 from spfde_gui.window.gpu_selector import GpuSelector, apply_selection
 
 GROUPS = (("model", "Model && data"), ("sparsity", "Sparsity && DST"), ("freeze", "Layer freezing"),
@@ -52,6 +56,17 @@ def _label(path: str) -> str:
 
 EDITED = " (edited)"   # the preset box after a field was changed
 
+def _mapping(text: str):
+    """(value, error) of a mapping typed as flow YAML, braces optional: depth: 28, drop_rate: 0.1."""
+    if not text:
+        return {}, None
+    try:
+        v = yaml.safe_load(text if text.startswith("{") else "{" + text + "}")
+    except yaml.YAMLError as exc:
+        return text, f"expected a mapping such as {{depth: 28}}: {str(exc).splitlines()[0]}"
+    return (v, None) if isinstance(v, dict) else (text, "expected a mapping such as {depth: 28}")
+
+
 class FieldEditor(QWidget):
     """One field: its input widget and the error message under it."""
 
@@ -65,9 +80,15 @@ class FieldEditor(QWidget):
         lay.setSpacing(1)
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
-        if spec.kind == "choice":
+        if spec.kind in ("choice", "model"):
             w = QComboBox()
             w.addItems(list(spec.choices))
+            if spec.kind == "model":
+                # the built-in names, or any timm:NAME / py:MODULE:CALLABLE typed in (and
+                # completed from timm's list once it is loaded: set_model_names)
+                w.setEditable(True)
+                w.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+                w.lineEdit().setPlaceholderText("resnet20, timm:NAME or py:MODULE:CALLABLE")
             w.currentTextChanged.connect(self.changed)
         elif spec.kind == "bool":
             w = QCheckBox()
@@ -78,6 +99,8 @@ class FieldEditor(QWidget):
                 w.setPlaceholderText("(default)" if spec.kind != "path" else "(none)")
             if spec.kind == "list":
                 w.setPlaceholderText("comma-separated, e.g. stem, head")
+            if spec.kind == "mapping":
+                w.setPlaceholderText("e.g. {depth: 28, drop_rate: 0.1}")
             w.textChanged.connect(self.changed)
         w.setToolTip(spec.help)
         w.setObjectName("field:" + spec.path)
@@ -135,10 +158,12 @@ class FieldEditor(QWidget):
             self._held = (v, None)
             return
         w, kind = self.input, self.spec.kind
-        if kind == "choice":
+        if kind in ("choice", "model"):
             if w.findText(str(v)) < 0:
                 w.addItem(str(v))
             w.setCurrentText(str(v))
+        elif kind == "mapping":
+            w.setText(yaml.safe_dump(v, default_flow_style=True, width=10**6).strip() if v else "")
         elif kind == "bool":
             w.setChecked(bool(v))
         elif kind == "list":
@@ -157,9 +182,13 @@ class FieldEditor(QWidget):
         w, kind = self.input, self.spec.kind
         if kind == "choice":
             return w.currentText(), None
+        if kind == "model":
+            return w.currentText().strip(), None
         if kind == "bool":
             return w.isChecked(), None
         text = w.text().strip()
+        if kind == "mapping":
+            return _mapping(text)
         if kind == "list":
             return [x.strip() for x in text.split(",") if x.strip()], None
         if not text:
@@ -260,7 +289,31 @@ class ConfigForm(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setWidget(body)
         outer.addWidget(scroll, 1)
+        # timm's names complete the model field once the user starts a timm: name: listed by
+        # a subprocess (timm imports torch), once per session, in the background
+        self._timm_names: TaskRunner | None = None
+        self.editors["model.name"].input.currentTextChanged.connect(self._offer_timm_names)
         self.set_config(cfgmod.RunConfig().to_dict())
+
+    def _offer_timm_names(self, text: str) -> None:
+        if self._timm_names is not None or not text.startswith("timm"):
+            return
+        self._timm_names = TaskRunner(self, "timm-names")
+        self._timm_names.done.connect(self._set_model_names)
+        self._timm_names.start(lambda _state: model_tables.timm_names())
+
+    def _set_model_names(self, names: list[str]) -> None:
+        combo = self.editors["model.name"].input
+        completer = QCompleter([*cfgmod.MODELS, *(f"timm:{n}" for n in names)], combo)
+        completer.setCaseSensitivity(Qt.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchContains)
+        completer.setMaxVisibleItems(12)
+        combo.setCompleter(completer)
+        self.timm_name_count = len(names)   # for the tests
+
+    def shutdown(self) -> None:
+        if self._timm_names is not None:
+            self._timm_names.shutdown()
 
     # ------------------------------------------------------------------ values
     def set_config(self, d: dict | cfgmod.RunConfig) -> None:

@@ -8,8 +8,12 @@ from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from engine import config as cfgmod
+from engine.config import model_spec
+from engine.cost import measured, wall_time
 from engine.cost import projection as plan
 from engine.data.checks import CIFAR_FILES, check_dataset
+from engine.data.sizes import dataset_sizes
+from spfde_gui.system import model_tables
 from spfde_gui.system.tasks import TaskCancelled, TaskRunner
 
 DEBOUNCE_MS = 250
@@ -62,13 +66,47 @@ def per_gpu(cfg: cfgmod.RunConfig, project) -> dict | None:
     return {"processes": world, "batch_size": per, "peak_bytes": project(one)["memory"]["peak_bytes"]}
 
 
-def _project(state, cfg: cfgmod.RunConfig):
+def needs_measuring(cfg: cfgmod.RunConfig) -> bool:
+    """A timm:, py: or wrn28 model whose cost table this studio has not measured yet."""
+    if not model_spec.is_measured(cfg.model.name):
+        return False
+    try:
+        sizes = dataset_sizes(cfg)
+    except cfgmod.ConfigError:
+        return False                   # the projection reports it
+    return not measured.known(cfg.model, sizes["num_classes"], sizes["image_size"])
+
+
+def _measure(cfg: cfgmod.RunConfig, trusted: frozenset) -> tuple[dict, str] | None:
+    """Measure the model in a subprocess and register its table; a refusal (a factory not
+    confirmed, a model the engine cannot build) as the task's outcome, else None."""
+    spec = model_spec.parse(cfg.model.name)
+    if spec.kind == "py" and spec.name not in trusted:
+        # a shared config must not run code by being opened: the user imports it, explicitly
+        return ({"confirm": spec.name, "errors": [("model.name", "not measured yet")]},
+                f"model.name: {cfg.model.name} is code of your own: its blocks and FLOPs are measured by "
+                f"importing {spec.name} in a separate engine process, only when you click 'Import and measure'")
+    try:
+        table = model_tables.measure(cfg)
+    except model_tables.MeasureError as exc:
+        return {"errors": [("model.name", str(exc))]}, f"model.name: {exc}"
+    sizes = dataset_sizes(cfg)
+    measured.register(cfg.model, sizes["num_classes"], sizes["image_size"], table)
+    return None
+
+
+def _project(state, cfg: cfgmod.RunConfig, trusted: frozenset = frozenset()):
     """The task: (projection, "") or ({}, why it cannot be projected)."""
     try:
         if cfg.data.name in CIFAR_FILES:
             check_dataset(cfg)    # a missing CIFAR folder is flagged at data.root before launch
+        if needs_measuring(cfg):
+            refused = _measure(cfg, trusted)
+            if refused is not None:
+                return refused
         res = plan.project(cfg)
         res["per_gpu"] = per_gpu(cfg, plan.project)
+        res["wall_time"] = wall_time.estimate(cfg, res)     # from this machine's measured speed
         return res, ""
     except cfgmod.ConfigError as exc:
         # the suggestions (e.g. the reachable freeze.target) travel with the error: the
@@ -119,7 +157,7 @@ class CostPreview(QWidget):
                 ("freeze", SOURCE_LABELS["freeze"]), ("sieve", SOURCE_LABELS["sieve"]),
                 ("peak", "Model training memory, peak"), ("average", "Model training memory, average"),
                 ("process", "Engine process now"), ("freeze_start", "Freeze starts at epoch"),
-                ("per_gpu", "Per GPU (process)")]
+                ("per_gpu", "Per GPU (process)"), ("wall", "Wall time (estimate)")]
         tips = {"peak": MEMORY_TIP, "average": MEMORY_TIP,
                 "process": "Resident memory of the running engine process (Python, PyTorch, data "
                            "loaders, caches): what the Hardware tab shows. Larger than the model's "
@@ -156,6 +194,14 @@ class CostPreview(QWidget):
         self.fix_btn.setVisible(False)
         self.fix_btn.clicked.connect(self._apply_fix)
         lay.addWidget(self.fix_btn, 0, Qt.AlignLeft)
+        # a py: factory is imported (in an engine subprocess) only after this click
+        self.trusted: set[str] = set()
+        self._confirm: str | None = None
+        self.confirm_btn = QPushButton()
+        self.confirm_btn.setObjectName("preview:confirm")
+        self.confirm_btn.setVisible(False)
+        self.confirm_btn.clicked.connect(self._trust)
+        lay.addWidget(self.confirm_btn, 0, Qt.AlignLeft)
         lay.addStretch(1)
         self.setMinimumHeight(self.sizeHint().height())
 
@@ -169,13 +215,25 @@ class CostPreview(QWidget):
             self._show_error("Fix the configuration: " + "; ".join(f"{f}: {m}" for f, m in (errors or [])[:3]))
             return
         self.message.setStyleSheet("color: #555;")
-        self.message.setText("<i>updating…</i>")
+        self.message.setText("<i>measuring the model's blocks and FLOPs (once, in an engine process)…</i>"
+                             if needs_measuring(cfg) and self._may_measure(cfg) else "<i>updating…</i>")
         self._timer.start()
+
+    def _may_measure(self, cfg: cfgmod.RunConfig) -> bool:
+        spec = model_spec.parse(cfg.model.name)
+        return spec.kind != "py" or spec.name in self.trusted
+
+    def _trust(self) -> None:
+        if self._confirm:
+            self.trusted.add(self._confirm)
+        self.confirm_btn.setVisible(False)
+        if self._pending is not None:
+            self.schedule(self._pending)
 
     def _run(self) -> None:
         if self._pending is None:
             return
-        self.tasks.start(_project, self._pending)
+        self.tasks.start(_project, self._pending, frozenset(self.trusted))
 
     def busy(self) -> bool:
         return self._timer.isActive() or self.tasks.is_busy()
@@ -190,6 +248,9 @@ class CostPreview(QWidget):
     # ------------------------------------------------------------------ output
     def _on_done(self, outcome) -> None:
         res, err = outcome
+        self._confirm = res.get("confirm") if err else None
+        self.confirm_btn.setText(f"Import and measure {self._confirm} (runs its code)" if self._confirm else "")
+        self.confirm_btn.setVisible(bool(self._confirm))
         if err:
             self._show_error(err, rejected=True, suggestions=res.get("suggestions"), fields=res.get("errors"))
             return
@@ -215,6 +276,7 @@ class CostPreview(QWidget):
             w.setVisible(bool(pg))
         fp = res.get("freeze_plan")
         self.values["freeze_start"].setText(shown_epoch(fp.get("start_epoch")) if fp else "off")
+        self._show_wall_time(res.get("wall_time") or {})
         self.bar.set_parts([("spent", spent or 0.0)] + [(k, saved.get(k) or 0.0) for k in ("sparsity", "freeze", "sieve")])
         self.message.setStyleSheet("color: #555;")
         # the spent FLOPs include work on top of the sparse training: name it, or the rows
@@ -229,6 +291,19 @@ class CostPreview(QWidget):
                              f"{res.get('dataset', {}).get('train_size', '?')} training samples; model training memory "
                              f"at 32-bit, batch {m.get('batch_size', '?')} (the paper's accounting){over_text}")
         self.updated.emit(res)
+
+    def _show_wall_time(self, est: dict) -> None:
+        """The run's wall time from this machine's measured speed, with what freezing and
+        sieving take off it; 'unknown' until a run or a calibration has measured it."""
+        secs = est.get("seconds")
+        if secs is None:
+            self.values["wall"].setText("unknown")
+            self.values["wall"].setToolTip(est.get("why") or "")
+            return
+        saves = [f"−{wall_time.duration(est[k])} {what}" for k, what in
+                 (("freeze_saves_s", "freezing"), ("sieve_saves_s", "sieving")) if est.get(k)]
+        self.values["wall"].setText(wall_time.duration(secs) + (f" ({', '.join(saves)})" if saves else ""))
+        self.values["wall"].setToolTip(wall_time.describe(est))
 
     def set_process_memory(self, rss: float | None, running: bool) -> None:
         """The engine's resident memory beside the model's (from the hardware poll)."""

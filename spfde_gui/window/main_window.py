@@ -34,6 +34,7 @@ from spfde_gui.sweep.results_view import SweepResultsView
 from spfde_gui.system.engine_process import EngineController
 from spfde_gui.system.tasks import TaskRunner
 from spfde_gui.views import AnalysisView, FlopsView, FreezeView, HardwareView, SieveView, TrainingView
+from spfde_gui.window import help_menu
 from spfde_gui.window.cluster_panel import ClusterPanel
 from spfde_gui.window.config_form import ConfigForm
 from spfde_gui.window.cost_preview import CostPreview
@@ -345,7 +346,8 @@ class MainWindow(QMainWindow):
         self.act_kill = mk("Kill", self.kill, None, KILL_TIP)
         tb.addSeparator()
         self.act_open = mk("Open run…", self._open_dialog, "Ctrl+O", "Replay a run directory")
-        self.act_export = mk("Export report…", self.export_report, "Ctrl+E", "HTML, PDF, CSV and JSON report of the run in view")
+        self.act_export = mk("Export report…", self.export_report_to, "Ctrl+E",
+                             "HTML, PDF, CSV and JSON report of the run in view, into a folder you choose")
         self.act_use_cfg = QAction("Use this run's configuration", self)
         self.act_use_cfg.setToolTip("Copy the configuration of the run in view into the form")
         self.act_use_cfg.triggered.connect(self.use_run_config)
@@ -357,6 +359,7 @@ class MainWindow(QMainWindow):
         quit_act.setShortcut(QKeySequence.Quit)
         quit_act.triggered.connect(self.close)
         menu.addAction(quit_act)
+        help_menu.install(self)
 
     def _action(self, tb: QToolBar, text, slot, key, tip) -> QAction:
         a = QAction(text, self)
@@ -568,6 +571,17 @@ class MainWindow(QMainWindow):
             return
         self.open_run(d)
 
+    def export_report_to(self) -> Path | None:
+        """Export report…: ask for the folder (the run's report/ folder proposed), then write."""
+        m = self.model
+        if m is None or m.run_dir is None:
+            return None
+        chosen = QFileDialog.getExistingDirectory(self, "Write the report into", str(Path(m.run_dir) / "report")
+                                                  if (Path(m.run_dir) / "report").is_dir() else str(m.run_dir))
+        if not chosen:
+            return None
+        return self.export_report(chosen)
+
     def export_report(self, out_dir: str | Path | None = None) -> Path | None:
         """Write the report of the run in view: the figures here (pyqtgraph needs the GUI
         thread, about a second), the files by a background task (the window stays live)."""
@@ -598,6 +612,23 @@ class MainWindow(QMainWindow):
         names = ", ".join(Path(p).name for p in (written or {}).values()) if isinstance(written, dict) else ""
         self.statusBar().showMessage(f"Report written to {self._export_out}" + (f" ({names})" if names else ""))
         self._update_actions()
+        html_file = written.get("html") if isinstance(written, dict) else None
+        if html_file:
+            self._offer_open(Path(html_file))
+
+    def _offer_open(self, html_file: Path) -> None:
+        """A non-blocking note with *Open report* (the desktop's browser) and *Open folder*."""
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+        box = QMessageBox(QMessageBox.Information, "Report written", f"The report is in {html_file.parent}",
+                          QMessageBox.Close, self)
+        open_btn = box.addButton("Open report", QMessageBox.AcceptRole)
+        folder_btn = box.addButton("Open folder", QMessageBox.ActionRole)
+        open_btn.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(html_file))))
+        folder_btn.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(html_file.parent))))
+        box.setModal(False)
+        self._report_box = box
+        box.show()
 
     def _on_export_failed(self, exc) -> None:
         self.statusBar().showMessage("Report export failed")
@@ -659,6 +690,7 @@ class MainWindow(QMainWindow):
         self.exporter.wait(30.0)
         self.exporter.shutdown()
         self.preview.shutdown()
+        self.form.shutdown()
         self.sieve.shutdown()
         self.runs.shutdown()
         self.cluster.shutdown()

@@ -1,6 +1,8 @@
 """The runs folder as a table: every run directory with its status and key results, read
 from its events.jsonl (tailed incrementally, so rescans stay cheap). Double-click opens a
-run; ticking "compare" overlays runs on the accuracy plots."""
+run; ticking "compare" overlays runs on the accuracy plots. A filter box narrows the rows,
+the header's menu shows more columns (date, duration, method, the SpFDE settings), and a
+row's menu renames or deletes a run (asking first; a running run is refused)."""
 from __future__ import annotations
 
 import os
@@ -13,7 +15,11 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
+    QInputDialog,
     QLabel,
+    QLineEdit,
+    QMenu,
+    QMessageBox,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -23,14 +29,17 @@ from PySide6.QtWidgets import (
 
 from spfde_gui.fmt import fmt_flops
 from spfde_gui.model.run_model import EVENTS_FILE, RunModel, scan_runs
+from spfde_gui.model.run_row import EXTRA_COLUMNS, extra_cells, matches
 from spfde_gui.palette import STATUS_COLORS
 from spfde_gui.system.tasks import TaskRunner
+from spfde_gui.window import run_actions
 
 # A run without run_finished whose file changed this recently is taken as running elsewhere.
 LIVE_WINDOW_S = 120
 # Narrow enough that accuracy and FLOPs show at the window's default width: the model and
 # dataset go into the run cell's tooltip, the run name is elided in the middle.
-COLUMNS = ("", "run", "status", "epochs", "best acc", "final acc", "FLOPs")
+BASE_COLUMNS = ("", "run", "status", "epochs", "best acc", "final acc", "FLOPs")
+COLUMNS = BASE_COLUMNS + EXTRA_COLUMNS     # the extra ones hidden until shown from the header's menu
 RUN_COL_WIDTH = 116
 
 
@@ -59,6 +68,12 @@ class RunsPanel(QWidget):
         self.refresh_btn.clicked.connect(self.rescan)
         top.addWidget(self.refresh_btn)
         lay.addLayout(top)
+        self.filter = QLineEdit()
+        self.filter.setObjectName("runs:filter")
+        self.filter.setPlaceholderText("Filter: words in the name, status, method, settings (all must match)")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(lambda _t: self._apply_filter())
+        lay.addWidget(self.filter)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
@@ -75,6 +90,12 @@ class RunsPanel(QWidget):
         self.table.setWordWrap(False)
         self.table.horizontalHeaderItem(0).setToolTip("compare: overlay the ticked runs on the accuracy plots")
         self.table.horizontalHeaderItem(6).setToolTip("training FLOPs spent, as a percentage of the dense equivalent")
+        for c in range(len(BASE_COLUMNS), len(COLUMNS)):
+            self.table.setColumnHidden(c, True)
+        hh.setContextMenuPolicy(Qt.CustomContextMenu)
+        hh.customContextMenuRequested.connect(self._header_menu)
+        self.table.setContextMenuPolicy(Qt.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._row_menu)
         self.table.cellDoubleClicked.connect(self._open_row)
         self.table.itemChanged.connect(self._item_changed)
         lay.addWidget(self.table, 1)
@@ -83,7 +104,8 @@ class RunsPanel(QWidget):
         self.empty.setWordWrap(True)
         self.empty.setStyleSheet("color: #777; padding: 12px;")
         lay.addWidget(self.empty)
-        hint = QLabel("Double-click a run to open it; tick <i>compare</i> to overlay runs on the accuracy plots.")
+        hint = QLabel("Double-click a run to open it; tick <i>compare</i> to overlay runs on the accuracy plots. "
+                      "Right-click a run to rename or delete it, the header for more columns.")
         hint.setStyleSheet("color: #777;")
         hint.setWordWrap(True)
         lay.addWidget(hint)
@@ -158,6 +180,7 @@ class RunsPanel(QWidget):
                          f"{s['epochs_done']}/{s['epochs_planned'] or '?'}" if m is not None else "", _acc(s["best_test_acc"]),
                          _acc(s["final_test_acc"]),
                          f"{100 * spent / dense:.1f}%" if spent and dense else "–"]
+                cells += extra_cells(m)
                 for c, text in enumerate(cells, start=1):
                     it = QTableWidgetItem(str(text))
                     if c == 2:
@@ -173,6 +196,94 @@ class RunsPanel(QWidget):
             self._updating = False
         self.empty.setText("" if dirs else f"No runs in {self.runs_dir} yet. Launch one from the configuration tab.")
         self.empty.setVisible(not dirs)
+        self._apply_filter()
+
+    # ---------------------------------------------------------------- filter and columns
+    def _row_texts(self, r: int) -> list[str]:
+        out = []
+        for c in range(1, len(COLUMNS)):
+            it = self.table.item(r, c)
+            if it is not None:
+                out.append(it.text())
+        return out
+
+    def _apply_filter(self) -> None:
+        q = self.filter.text()
+        for r in range(self.table.rowCount()):
+            self.table.setRowHidden(r, bool(q.strip()) and not matches(q, self._row_texts(r)))
+
+    def _header_menu(self, pos) -> None:
+        menu = QMenu(self)
+        for c in range(1, len(COLUMNS)):
+            act = menu.addAction(COLUMNS[c])
+            act.setCheckable(True)
+            act.setChecked(not self.table.isColumnHidden(c))
+            act.toggled.connect(lambda on, c=c: self.table.setColumnHidden(c, not on))
+        menu.exec(self.table.horizontalHeader().mapToGlobal(pos))
+
+    # ---------------------------------------------------------------- rename and delete
+    def _row_menu(self, pos) -> None:
+        row = self.table.rowAt(pos.y())
+        if not 0 <= row < len(self._rows):
+            return
+        p = self._rows[row]
+        menu = QMenu(self)
+        menu.addAction("Open", lambda: self._open_row(row, 0))
+        menu.addAction("Rename…", lambda: self.rename(p))
+        menu.addAction("Delete…", lambda: self.delete(p))
+        menu.exec(self.table.viewport().mapToGlobal(pos))
+
+    def _ask_name(self, p: Path) -> str | None:
+        text, ok = QInputDialog.getText(self, "Rename run", f"New folder name for {p.name}:", text=p.name)
+        return text if ok else None
+
+    def _confirm_delete(self, p: Path) -> bool:
+        return QMessageBox.question(
+            self, "Delete run", f"Delete {p.name} with its events, checkpoints and reports?\n\n{p}\n\n"
+            "This cannot be undone.", QMessageBox.Yes | QMessageBox.No, QMessageBox.No) == QMessageBox.Yes
+
+    def _refused(self, what: str, exc: Exception) -> None:
+        QMessageBox.warning(self, f"Cannot {what} the run", str(exc))
+
+    def _forget(self, p: Path) -> None:
+        self.models.pop(p, None)
+        self._failed.pop(p, None)
+
+    def rename(self, p: Path) -> Path | None:
+        """Ask for a new name and rename the run folder; the new path, or None."""
+        if p in self.live and self.live[p].status == "running":
+            self._refused("rename", run_actions.RunActionError("the run is still running in this window"))
+            return None
+        name = self._ask_name(p)
+        if name is None or name.strip() == p.name:
+            return None
+        try:
+            new = run_actions.rename_run(p, self.runs_dir, name)
+        except (run_actions.RunActionError, OSError) as exc:
+            self._refused("rename", exc)
+            return None
+        self._forget(p)
+        self.rescan()
+        self.compare_changed.emit(self.compared())
+        return new
+
+    def delete(self, p: Path) -> bool:
+        """Ask, then delete the run folder; whether it was deleted."""
+        if p in self.live and self.live[p].status == "running":
+            self._refused("delete", run_actions.RunActionError("the run is still running in this window"))
+            return False
+        if not self._confirm_delete(p):
+            return False
+        try:
+            run_actions.delete_run(p, self.runs_dir)
+        except (run_actions.RunActionError, OSError) as exc:
+            self._refused("delete", exc)
+            return False
+        self._forget(p)
+        self.live.pop(p, None)
+        self.rescan()
+        self.compare_changed.emit(self.compared())
+        return True
 
     def _load_later(self, p: Path) -> None:
         if p in self._loading or self._failed.get(p, -1.0) == _events_mtime(p):

@@ -14,7 +14,7 @@ from typing import Any
 
 # Every method-specific field of ``sparsity``; a method lists the ones it uses in ``fields``.
 METHOD_FIELDS = ("score_lambda", "slack", "slack_late", "late_start", "search_end", "em_delta",
-                 "update_fraction", "update_steps", "score_batches", "em_delta_late", "temperature")
+                 "update_fraction", "update_steps", "update_every", "score_batches", "em_delta_late", "temperature", "reinit_fc")
 
 
 class Method:

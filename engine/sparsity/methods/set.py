@@ -3,8 +3,9 @@ positive active weights closest to zero and, separately, zeta of the negative on
 reference's ``weightsEvolution``: the smallest positive and the largest negative values;
 active weights exactly 0 lie between both thresholds and go too), then regrow as many as
 were dropped at random zero positions; new weights start at zero.
-Updates happen at every positive multiple of ``interval`` epochs (SET's
-paper updates after every epoch: interval 1) for the whole run; the density never changes,
+Updates happen at every positive multiple of ``sparsity.update_every`` epochs (default:
+``interval``; SET's paper updates after every epoch: 1) for the whole run, independently of
+the cadence of freezing and sieving; the density never changes,
 so the mask keeps exactly its target count."""
 from __future__ import annotations
 
@@ -21,15 +22,19 @@ def drop_count(active: int, fraction: float) -> int:
 class SET(Method):
     name = "set"
     summary = "SET: drop the smallest magnitudes, regrow at random"
-    fields = {"update_fraction": 0.3}
+    fields = {"update_fraction": 0.3, "update_every": None}
+
+    def every(self) -> int:
+        """Epochs between mask updates: sparsity.update_every, else the run's interval."""
+        return int(self.param("update_every") or self.cfg.interval)
 
     def mask_update(self, epoch: int) -> tuple[float, float] | None:
-        if not self.active or epoch <= 0 or epoch % self.cfg.interval:
+        if not self.active or epoch <= 0 or epoch % self.every():
             return None
         return (self.target, self.target)
 
     def update_epochs(self) -> list[int]:
-        return list(range(self.cfg.interval, self.cfg.epochs, self.cfg.interval)) if self.active else []
+        return list(range(self.every(), self.cfg.epochs, self.every())) if self.active else []
 
     # ---------------------------------------------------------------- torch rule
     def layer_plan(self, update, layers) -> dict:

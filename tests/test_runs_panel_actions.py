@@ -1,0 +1,106 @@
+"""The Runs table: extra columns, the filter, renaming and deleting a run (asking first,
+refusing a running one), against real run folders."""
+from __future__ import annotations
+
+import pytest
+
+from engine.run.lock import RunLock
+from spfde_gui.model import run_row
+from spfde_gui.window import run_actions
+from tests.test_gui import _record
+
+
+def _panel(qtbot, runs):
+    from spfde_gui.window.runs_panel import RunsPanel
+    panel = RunsPanel(runs)
+    qtbot.addWidget(panel)
+    panel.rescan()
+    qtbot.waitUntil(lambda: not panel.loading(), timeout=20000)
+    panel.rescan()
+    return panel
+
+
+def _names(panel, visible_only=True):
+    t = panel.table
+    return sorted(t.item(r, 1).text() for r in range(t.rowCount()) if not (visible_only and t.isRowHidden(r)))
+
+
+def test_extra_columns_show_the_settings_and_the_filter_matches_all_words(qtbot, tmp_path):
+    from spfde_gui.window.runs_panel import BASE_COLUMNS, COLUMNS
+    runs = tmp_path / "runs"
+    _record(runs / "mest-1", name="mest")
+    _record(runs / "spfde-2", name="spfde", n_epochs=3, finish=False)
+    panel = _panel(qtbot, runs)
+    # hidden until asked for: the panel stays narrow
+    assert all(panel.table.isColumnHidden(c) for c in range(len(BASE_COLUMNS), len(COLUMNS)))
+    row = next(r for r in range(panel.table.rowCount()) if panel.table.item(r, 1).text() == "mest-1")
+    col = {n: i for i, n in enumerate(COLUMNS)}
+    texts = {n: panel.table.item(row, col[n]).text() for n in run_row.EXTRA_COLUMNS}
+    assert texts["sparsity"] == "90%" and texts["freeze"] == "20%" and texts["sieve"] == "20%"
+    assert texts["duration"] == "6s" and texts["date"] != "–"
+    panel.filter.setText("spfde")
+    assert _names(panel) == ["spfde-2"]
+    panel.filter.setText("completed 90%")           # every word must match, in any column
+    assert _names(panel) == ["mest-1"]
+    panel.filter.setText("completed nothing-like-this")
+    assert _names(panel) == []
+    panel.filter.setText("")
+    assert _names(panel) == ["mest-1", "spfde-2"]
+
+
+def test_rename_asks_for_the_name_and_refuses_a_taken_or_bad_one(qtbot, tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    a = _record(runs / "a-1")
+    _record(runs / "b-2")
+    panel = _panel(qtbot, runs)
+    refused = []
+    monkeypatch.setattr(panel, "_refused", lambda what, exc: refused.append(str(exc)))
+    for bad in ("b-2", "../escape", ".hidden", ""):
+        monkeypatch.setattr(panel, "_ask_name", lambda p, bad=bad: bad)
+        assert panel.rename(a.resolve()) is None
+    assert any("already exists" in r for r in refused) and any("not a usable folder name" in r for r in refused)
+    assert a.is_dir() and not (tmp_path / "escape").exists()
+    monkeypatch.setattr(panel, "_ask_name", lambda p: "renamed")
+    new = panel.rename(a.resolve())
+    assert new == (runs / "renamed").resolve() and new.is_dir() and not a.exists()
+    assert _names(panel) == ["b-2", "renamed"]
+
+
+def test_delete_asks_first_and_refuses_a_running_run(qtbot, tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    a = _record(runs / "a-1")
+    b = _record(runs / "b-2")
+    panel = _panel(qtbot, runs)
+    refused = []
+    monkeypatch.setattr(panel, "_refused", lambda what, exc: refused.append(str(exc)))
+    monkeypatch.setattr(panel, "_confirm_delete", lambda p: False)        # the user says no
+    assert not panel.delete(a.resolve()) and a.is_dir()
+    monkeypatch.setattr(panel, "_confirm_delete", lambda p: True)
+    with RunLock(b):                                                        # an engine holds it
+        assert not panel.delete(b.resolve())
+    assert b.is_dir() and "still running" in refused[-1]
+    assert panel.delete(a.resolve()) and not a.exists()
+    assert _names(panel) == ["b-2"]
+
+
+def test_actions_refuse_folders_outside_the_runs_folder_and_links(tmp_path):
+    runs = tmp_path / "runs"
+    a = _record(runs / "a-1")
+    other = _record(tmp_path / "elsewhere" / "x-1")
+    with pytest.raises(run_actions.RunActionError, match="not a run folder of"):
+        run_actions.delete_run(other, runs)
+    link = runs / "link-1"
+    link.symlink_to(a)
+    with pytest.raises(run_actions.RunActionError, match="symbolic link"):
+        run_actions.delete_run(link, runs)
+    (runs / "plain").mkdir()
+    with pytest.raises(run_actions.RunActionError, match="not a run folder"):
+        run_actions.delete_run(runs / "plain", runs)
+    assert a.is_dir() and other.is_dir() and (runs / "plain").is_dir()
+
+
+def test_run_row_formats_and_matching():
+    assert run_row._duration(59) == "59s" and run_row._duration(61) == "1m01s" and run_row._duration(3725) == "1h02m"
+    assert run_row._duration(None) == "–" and run_row._pct(0.9) == "90%" and run_row._pct(True) == "–"
+    assert run_row.matches("MEST 90", ["mest_ems", "90%"]) and not run_row.matches("rigl", ["mest_ems"])
+    assert run_row.extra_cells(None) == ["–"] * len(run_row.EXTRA_COLUMNS)
