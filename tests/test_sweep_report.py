@@ -47,6 +47,10 @@ def test_sweep_report_headless(tmp_path):
     r = tmp_path / "r"
     html = (r / "sweep_report.html").read_text()
     assert "Sweep rep" in html and "data:image/svg+xml;base64," in html and "60.00" in html
+    # the base configuration: what every cell shares, the varied field not among it
+    base = html.split("Base configuration", 1)[1].split("<h2>", 1)[0]
+    assert "varied: sparsity.target" in base and ">model.name<" in base and ">resnet20<" in base
+    assert ">sparsity.target<" not in base and ">seed<" not in base
     pdf = (r / "sweep_report.pdf").read_bytes()
     assert pdf[:5] == b"%PDF-" and b"/Subtype /Image" not in pdf     # the scatter is drawn as vectors
     assert sorted(p.name for p in (r / "figures").iterdir()) == [

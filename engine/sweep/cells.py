@@ -200,7 +200,8 @@ def flops_text(projected: dict) -> str:
 def format_plan(spec: SweepSpec, cells: list[Cell], flops_per_s: float = DEFAULT_CPU_FLOPS_PER_S) -> str:
     """The ``--plan`` table: one line per cell with projected FLOPs and an estimated time."""
     cols = spec.varied_fields()
-    head = ["cell"] + cols + ["seed", "FLOPs", "of dense", "peak mem", "est. time"]
+    # the cost model's training memory (weights, optimizer, activations), not a process's RSS
+    head = ["cell"] + cols + ["seed", "FLOPs", "of dense", "model train mem", "est. time"]
     rows = []
     total_s = 0.0
     for c in cells:

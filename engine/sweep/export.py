@@ -51,7 +51,10 @@ def _cells(r: Row, pm: str) -> list[str]:
             f"{r.completed}/{r.seeds_total}" + (f" ({r.failed} failed)" if r.failed else "")]
 
 
-HEADERS = ["training FLOPs", "final test acc (%)", "best test acc (%)", "peak memory (MiB)", "wall time (s)", "seeds"]
+# peak memory as the engine measured it per epoch: the process's peak RSS on a CPU, PyTorch's
+# peak allocation on a GPU (not the plan's projected model training memory)
+HEADERS = ["training FLOPs", "final test acc (%)", "best test acc (%)", "measured peak mem (MiB)", "wall time (s)",
+           "seeds"]
 
 
 def to_markdown(rows: list[Row], varied: list[str]) -> str:

@@ -20,7 +20,7 @@ METRICS = {
     "flops_spent": "training FLOPs",
     "final_test_acc": "final test acc",
     "best_test_acc": "best test acc",
-    "peak_memory_bytes": "peak memory (bytes)",
+    "peak_memory_bytes": "measured peak memory (bytes)",
     "wall_time": "wall time (s)",
 }
 
@@ -173,3 +173,16 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
                    for j in idx if j != i):
             front.append(i)
     return sorted(front, key=lambda i: points[i][0])
+
+
+def base_fields(m) -> list[tuple[str, Any]]:
+    """The configuration every cell of the sweep shares (dotted field, value), sorted: what
+    the sweep held fixed, for its report (the varied fields and the seed left out)."""
+    from engine.config import flatten
+    flats = [flatten(c.config or {}) for c in m.cells]
+    if not flats:
+        return []
+    skip = {"name", "run_dir", "seed", *m.varied}
+    first = flats[0]
+    return sorted((k, v) for k, v in first.items()
+                  if k not in skip and all(repr(f.get(k)) == repr(v) for f in flats[1:]))

@@ -103,12 +103,24 @@ th{{background:#f0f2f5}}tr.gap td{{background:#fdf0e6}}.warn{{color:#c0392b}}</s
 <p>{len(rows)} setting(s) x {len(m.seeds) or '?'} seed(s) = {n_cells} run(s); {n_done} completed, {n_failed} failed.
 Folder: {html.escape(str(m.dir.resolve()))}. Generated {time.strftime('%Y-%m-%d %H:%M')}.</p>
 {gaps}
+{_base_html(m)}
 <h2>Results (mean ± sample std over the seeds that finished)</h2>
 {_table_html(rows, m.varied)}
 <h2>Accuracy vs training FLOPs</h2>
 {img or '<p>No completed cells yet.</p>'}
 {err_html}
 </body></html>"""
+
+
+def _base_html(m) -> str:
+    """The configuration every cell shares, as a compact two-column table."""
+    rows = results_mod.base_fields(m)
+    if not rows:
+        return ""
+    cells = "".join(f"<tr><td style='text-align:left'>{html.escape(k)}</td>"
+                    f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    return (f"<h2>Base configuration (shared by every cell; varied: "
+            f"{html.escape(', '.join(m.varied) or 'nothing')}, and the seed)</h2><table>{cells}</table>")
 
 
 def export_sweep_report(sweep_dir, out_dir=None, formats=None) -> dict[str, Path]:
