@@ -145,3 +145,9 @@ def test_a_job_settled_twice_is_one_failure(tmp_path):
     (tmp_path / "results.jsonl").write_text("\n".join(__import__("json").dumps(line) for _ in range(2)) + "\n")
     st = state_mod.cell_state(m, m.cells[0])
     assert (st.failures, st.action) == (1, "retry_start")
+
+
+def test_a_time_limit_within_the_early_signal_is_refused():
+    with pytest.raises(ValueError, match=r"slurm\.time: 2 \(120 s\) leaves no time before the warning signal"):
+        SlurmOptions(time="2", signal_warning_s=90).validate()
+    SlurmOptions(time="2", signal_warning_s=30).validate()

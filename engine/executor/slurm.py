@@ -53,7 +53,13 @@ class SlurmOptions:
     extra: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
-        time_seconds(self.time)
+        limit = time_seconds(self.time)
+        # Slurm may send --signal up to 60 s early: a shorter job could be signalled while
+        # the engine still starts (no handler yet), and die without a checkpoint
+        if limit <= int(self.signal_warning_s) + 60:
+            raise ValueError(f"slurm.time: {self.time} ({limit} s) leaves no time before the warning signal "
+                             f"(signal_warning_s={self.signal_warning_s}, which Slurm may send up to 60 s early); "
+                             f"raise time above {int(self.signal_warning_s) + 60} s or lower signal_warning_s")
         for name in ("gpus_per_node", "cpus_per_task", "array_parallelism", "signal_warning_s"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"slurm.{name}: expected a number >= 0; got {getattr(self, name)!r}")
