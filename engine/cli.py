@@ -34,6 +34,7 @@ from engine.cost import preflight as resources
 from engine.cost import projection as plan_mod
 from engine.data.checks import CIFAR_FILES, check_dataset
 from engine.executor import cli as executor_cli
+from engine.executor.job import requeue_at_time_limit
 from engine.run import folder as run_dir_mod
 from engine.run import started
 from engine.run.control import CommandChannel
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="accept these fields of the run folder's config.yaml differing from the checkpoint's "
                         "configuration (e.g. epochs); without it a changed config.yaml is refused; repeatable")
     _add_supervision_args(p)
+    executor_cli.add_args(p)
     p = sub.add_parser("validate", help="check a configuration; prints OK or every error")
     _add_config_args(p)
     p = sub.add_parser("plan", help="project the run's FLOPs, memory and freeze plan without training")
@@ -275,6 +277,8 @@ def cmd_resume(args) -> int:
         return _worker_locked(d, lambda: _resume_worker(d, args))
     if not d.is_dir():
         raise ConfigError([("RUN_DIR", f"not a directory: {d}")])
+    if args.executor == "slurm":         # a job that resumes it on a node (engine.executor.job)
+        return executor_cli.submit_run(run_dir_mod.read_config(d), args, existing=d)
     d = d.resolve()      # events carry paths (checkpoints) that must not depend on this cwd
     try:
         lock = RunLock(d).acquire()
@@ -405,6 +409,8 @@ def _train(cfg, run_dir: Path | None, point=None, resume: bool = False, stop_on_
         status = trainer.fit()
         dist.finish()                    # every rank got here: the watchdog may stop
         log.info("run %s: %s", status, run_dir)
+        if status == "stopped" and primary and requeue_at_time_limit():
+            log.info("Slurm job at its time limit: requeued; it resumes from this checkpoint")
         return EXIT_OK
     except KeyboardInterrupt:
         emitter.emit("error", message="interrupted (second Ctrl-C)", traceback=traceback.format_exc())

@@ -23,11 +23,26 @@ def test_the_docs_show_commands():
     assert {"validate", "plan", "run", "sweep"} <= kinds, CMDS
 
 
+def _without_executor(args: list[str]) -> list[str]:
+    """A run's arguments less where it runs (--executor, --slurm*): plan has none of them."""
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a in ("--executor", "--slurm", "--slurm-config"):
+            skip = True
+            continue
+        if not a.startswith(("--executor=", "--slurm=", "--slurm-config=")):
+            out.append(a)
+    return out
+
+
 def _checked(argv: list[str]) -> list[str]:
-    """The command as the test runs it: a run is planned (the CIFAR data need not be here),
-    a sweep is only planned."""
+    """The command as the test runs it: a run is planned (the CIFAR data need not be here;
+    a run on Slurm is planned the same way), a sweep is only planned."""
     if argv[0] == "run":
-        return ["plan", *argv[1:]]
+        return ["plan", *_without_executor(argv[1:])]
     if argv[0] == "sweep" and "--plan" not in argv:
         return [*argv, "--plan"]
     return argv

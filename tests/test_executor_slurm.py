@@ -119,3 +119,35 @@ def test_slurm_environment_to_torch_distributed():
 def test_srun_for_a_multi_process_job():
     text = batch_script([["python", "-m", "engine.executor.job", "/r"]], "spfde-x", "/r", SlurmOptions(), ntasks=2)
     assert "#SBATCH --ntasks-per-node=2" in text and "exec srun --kill-on-bad-exit=1 python" in text
+
+
+def test_requeue_only_at_the_time_limit_of_our_own_jobs(monkeypatch):
+    calls = []
+    monkeypatch.setattr(job.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or type("R", (), {"returncode": 0})())
+    ours = {"SLURM_JOB_ID": "41", job.REQUEUE_ENV: "1", job.WARNING_ENV: "120"}
+    monkeypatch.setattr(job, "state_and_time_left", lambda jid: ("RUNNING", 100))
+    assert job.requeue_at_time_limit(ours) and calls == [["scontrol", "requeue", "41"]]
+    assert not job.requeue_at_time_limit({"SLURM_JOB_ID": "41"})          # a job someone else wrote
+    monkeypatch.setattr(job, "state_and_time_left", lambda jid: ("RUNNING", 3600))   # preemption far from the limit
+    assert not job.requeue_at_time_limit(ours)
+    monkeypatch.setattr(job, "state_and_time_left", lambda jid: ("COMPLETING", 100))  # scancel'd near the limit
+    assert not job.requeue_at_time_limit(ours)
+    monkeypatch.setattr(job, "state_and_time_left", lambda jid: ("RUNNING", None))    # unlimited
+    assert not job.requeue_at_time_limit(ours) and len(calls) == 1
+
+
+def test_a_job_settled_twice_is_one_failure(tmp_path):
+    from engine.sweep import state as state_mod
+    from engine.sweep.cells import Cell
+    from engine.sweep.manifest import Manifest
+    m = Manifest(tmp_path, {"cells": [Cell(index=0, name="s-c000", setting={}, seed=0, config={}).to_dict()]})
+    line = {"cell": "s-c000", "status": "failed", "job_id": "5_0", "error": "boom"}
+    (tmp_path / "results.jsonl").write_text("\n".join(__import__("json").dumps(line) for _ in range(2)) + "\n")
+    st = state_mod.cell_state(m, m.cells[0])
+    assert (st.failures, st.action) == (1, "retry_start")
+
+
+def test_a_time_limit_within_the_early_signal_is_refused():
+    with pytest.raises(ValueError, match=r"slurm\.time: 2 \(120 s\) leaves no time before the warning signal"):
+        SlurmOptions(time="2", signal_warning_s=90).validate()
+    SlurmOptions(time="2", signal_warning_s=30).validate()

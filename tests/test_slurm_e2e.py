@@ -24,7 +24,7 @@ TINY = {"device": "cpu", "epochs": 2, "interval": 1, "batch_size": 4, "model": {
         "data": {"image_size": 8, "train_size": 40, "test_size": 16, "num_classes": 4, "augment": False},
         "freeze": {"target": 0}, "sieve": {"ratio": 0}, "checkpoint": {"every": 1}, "analysis": {"enabled": False}}
 # long enough (a few seconds an epoch) to be caught running
-LONGER = {**TINY, "epochs": 3, "data": {**TINY["data"], "train_size": 1200}}
+LONGER = {**TINY, "epochs": 3, "data": {**TINY["data"], "train_size": 800}}
 COMPARED = ("status", "final_test_acc", "best_test_acc", "flops_spent", "epochs_completed")
 
 
@@ -74,6 +74,23 @@ def queue() -> str:
     return subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T"], capture_output=True, text=True).stdout
 
 
+def release(job: str, started) -> None:
+    """Slurm holds a requeued job back (BeginTime) for a while: make it eligible now. Only
+    once it has pended a few seconds: started at once, while its previous instance is still
+    being cleaned up, Slurm kills it ("Job credential revoked")."""
+    wait_for(lambda: f"{job}|PENDING" in queue(), f"job {job} to pend")
+    time.sleep(3)
+
+    def go():
+        if started():
+            return True
+        if f"{job}|PENDING" in queue():
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True, text=True)
+        time.sleep(1)
+        return started()
+    wait_for(go, f"job {job} to start again")
+
+
 def test_four_cell_sweep_on_slurm_gives_the_local_results(slurm_cluster, tmp_path):
     local = spfde("sweep", write_sweep(tmp_path / "a"), "--gpus", "none")
     assert local.returncode == 0, local.stderr[-2000:]
@@ -121,9 +138,8 @@ def test_requeued_run_resumes_to_the_same_final_metrics(slurm_cluster, tmp_path)
     # requeue once the first epoch is done (the job is mid-run: 3 epochs)
     wait_for(lambda: any(e["event"] == "epoch_end" for e in run_events(run_dir)), "the first epoch")
     assert subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True).returncode == 0
-    # Slurm holds a requeued job back (BeginTime) for a while: release it now
-    wait_for(lambda: f"{job}|PENDING" in queue(), "the requeued job to pend")
-    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], capture_output=True, text=True)
+    wait_for(lambda: any(e["event"] == "run_finished" for e in run_events(run_dir)), "the checkpoint on SIGTERM")
+    release(job, lambda: len(manifest.read_jsonl(run_dir / "slurm_jobs.jsonl")) > 1)
     wait_for(lambda: sum(e["event"] == "run_finished" for e in run_events(run_dir)) == 2, "the resumed run's end")
     evs = run_events(run_dir)
     assert [e["status"] for e in evs if e["event"] == "run_finished"] == ["stopped", "completed"]
@@ -180,6 +196,8 @@ def test_a_job_failing_on_its_node_is_a_failed_cell_with_its_log_tail(slurm_clus
     assert len(failed) == 1 and "GPU fell off the bus" in failed[0]["error"] and failed[0]["will_retry"]
     line = results.latest_lines(manifest.read_jsonl(m.dir / manifest.RESULTS))[m.cells[0].name]
     assert line["status"] == "failed" and "GPU fell off the bus" in line["slurm_log_tail"]
+    table = spfde("sweep", m.dir, "--table", "md")
+    assert "0/1 (1 failed)" in table.stdout and "GPU fell off the bus" in table.stderr
     # the retry (once) fails too: the cell is failed for good, not resubmitted again
     cluster.submit(m, ex, python=str(broken))
     assert cluster.follow(m, ex, lambda ev, **f: None, poll_s=0.3) == 1
@@ -224,3 +242,58 @@ def test_two_task_gloo_ddp_run_through_srun(slurm_cluster, tmp_path):
     nodes = spfde("run", "--preset", "demo", *args, "--set", "distributed.nnodes=2", "--run-dir", tmp_path / "n2",
                   "--executor", "slurm")
     assert nodes.returncode == 2 and "distributed.nnodes" in nodes.stderr, nodes.stderr
+
+
+def test_time_limit_warning_checkpoints_and_requeues_itself(slurm_cluster, tmp_path):
+    """--signal=B:TERM@30 on a 2-minute job: SIGTERM 30 to 90 s in (Slurm may send it up to
+    60 s early, which is why a time limit within 60 s of the warning is refused); the engine
+    checkpoints, sees the job at its time limit and requeues it (Slurm would not); it resumes."""
+    sets = ["device=cpu", "epochs=1000", "batch_size=4", "model.width=0.25", "threads=1", "data.image_size=8",
+            "data.train_size=400", "data.test_size=16", "data.num_classes=4", "data.augment=false",
+            "freeze.target=0", "sieve.ratio=0", "analysis.enabled=false", "checkpoint.every=1"]
+    args = [a for s in sets for a in ("--set", s)]
+    sub = spfde("run", "--preset", "demo", *args, "--run-dir", tmp_path / "tl", "--executor", "slurm",
+                "--slurm", "time=2", "--slurm", "signal_warning_s=30")
+    assert sub.returncode == 0, sub.stderr[-2000:]
+    run_dir = next((tmp_path / "tl").iterdir())
+    job = sub.stdout.split("Slurm job ")[1].split(":")[0]
+    try:
+        wait_for(lambda: any(e["event"] == "run_finished" for e in run_events(run_dir)), "the warning signal",
+                 timeout=240)
+        release(job, lambda: len(manifest.read_jsonl(run_dir / "slurm_jobs.jsonl")) > 1)
+        wait_for(lambda: any(e["event"] == "requeued" for e in run_events(run_dir)), "the resumed session")
+    finally:
+        subprocess.run(["scancel", job], capture_output=True, text=True)
+    # a cancel near the time limit is still a cancel: the job does not requeue itself
+    wait_for(lambda: f"{job}|" not in queue(), "the cancelled job to leave the queue")
+    time.sleep(3)
+    assert f"{job}|" not in queue()
+    evs = run_events(run_dir)
+    first = next(e for e in evs if e["event"] == "run_finished")
+    assert first["status"] == "stopped" and "time limit: requeued" in next(run_dir.glob("slurm-*.log")).read_text()
+    again = [e for e in evs if e["event"] == "run_started"][1]
+    # resumed from the stop checkpoint (which may be at batch 0 when the signal came early)
+    assert again["resumed"] and again["resume"]["checkpoint"]
+    assert next(e for e in evs if e["event"] == "requeued")["attempt"] == 2
+
+
+def test_resume_on_slurm_and_no_local_run_beside_active_jobs(slurm_cluster, tmp_path):
+    path = write_sweep(tmp_path, name="busy", overrides=LONGER, executor="slurm", axes={"sparsity.target": [0.5]},
+                       seeds=1)
+    out = spfde("sweep", path, "--detach")
+    assert out.returncode == 0, out.stderr[-2000:]
+    sweep_dir = Path(events(out.stdout)[0]["sweep_dir"])
+    (j,) = cluster.jobs(manifest.read(sweep_dir)).values()
+    try:
+        local = spfde("sweep", sweep_dir, "--executor", "local", "--gpus", "none")
+        assert local.returncode == 2 and "Slurm jobs pending or running" in local.stderr, local.stderr
+        wait_for(lambda: any(e["event"] == "epoch_end" for e in run_events(Path(j.run_dir))), "a checkpoint")
+    finally:
+        assert spfde("sweep", sweep_dir, "--cancel").returncode == 0
+    wait_for(lambda: f"{j.job_id}|" not in queue(), "the cancelled job to leave")
+    # the stopped run folder, resumed on Slurm by hand
+    sub = spfde("resume", j.run_dir, "--executor", "slurm")
+    assert sub.returncode == 0 and j.run_dir in sub.stdout, sub.stderr[-2000:]
+    wait_for(lambda: [e["status"] for e in run_events(Path(j.run_dir)) if e["event"] == "run_finished"][-1:]
+             == ["completed"], "the resumed run's end")
+    assert [e["resumed"] for e in run_events(Path(j.run_dir)) if e["event"] == "run_started"][-1] is True

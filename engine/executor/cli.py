@@ -32,16 +32,19 @@ def options(args, file_options: dict | None = None) -> SlurmOptions:
     return parse_sets(list(args.slurm or []), opts)
 
 
-def submit_run(cfg, args) -> int:
-    """Make the run folder here, check, and submit one job that trains in it (through srun
-    with one task per process when distributed asks for several); prints where to watch."""
+def submit_run(cfg, args, existing: Path | None = None) -> int:
+    """Make the run folder here (or take ``existing``: ``resume RUN_DIR --executor slurm``),
+    check, and submit one job that trains in it, resuming from its checkpoint if it has one
+    (through srun with one task per process when distributed asks for several); prints
+    where to watch."""
     missing = available()
     if missing:
         print(missing, file=sys.stderr)
         return 2
     try:
         opts = options(args)
-        base = Path(args.run_dir if args.run_dir is not None else cfg.run_dir).expanduser().resolve()
+        base = existing.resolve().parent if existing is not None else \
+            Path(args.run_dir if args.run_dir is not None else cfg.run_dir).expanduser().resolve()
         dc = cfg.distributed
         ntasks, nodes = dc.nproc_per_node * dc.nnodes, dc.nnodes
         for note in checks.check_all(opts, base, nodes=nodes):
@@ -51,7 +54,7 @@ def submit_run(cfg, args) -> int:
         return 2
     if ntasks > 1 and not opts.gpus_per_node and cfg.device.startswith("cuda"):
         opts.gpus_per_node = dc.nproc_per_node
-    d = run_dir_mod.create(cfg, base).resolve()
+    d = existing.resolve() if existing is not None else run_dir_mod.create(cfg, base).resolve()
     ex = SlurmExecutor(opts)
     try:
         (job,) = ex.submit([[sys.executable, "-m", "engine.executor.job", str(d)]], job_name=f"spfde-{cfg.name}",

@@ -25,7 +25,13 @@ import sys
 import time
 from pathlib import Path
 
+from engine.executor.slurm import time_seconds
+
 MARKER = "slurm_jobs.jsonl"
+# Set by the batch script of jobs this project submits (engine.executor.slurm.batch_script):
+# only those requeue themselves at the time-limit warning.
+REQUEUE_ENV, WARNING_ENV = "SPFDE_SLURM_REQUEUE", "SPFDE_SLURM_WARNING_S"
+EARLY_SIGNAL_S = 90     # Slurm may send --signal up to 60 s early (its docs); margin on top of the warning
 
 
 def job_id(env: dict | os._Environ = os.environ) -> str:
@@ -49,6 +55,43 @@ def requeue_fields(env: dict | os._Environ = os.environ) -> dict | None:
         return None
     return {"attempt": n + 1, "restart_count": n, "job_id": job_id(env),
             "node": socket.gethostname().split(".")[0]}
+
+
+def state_and_time_left(slurm_job_id: str) -> tuple[str, int | None]:
+    """The job's state and remaining time from squeue (%T, %L); the time is None when
+    unlimited or unknown."""
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", slurm_job_id, "-o", "%T|%L"], capture_output=True, text=True,
+                             timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return "", None
+    text = out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else "|"
+    state, _, left = text.partition("|")
+    try:
+        return state, time_seconds(left) if left else None
+    except ValueError:
+        return state, None       # UNLIMITED, NOT_SET
+
+
+def requeue_at_time_limit(env: dict | os._Environ = os.environ) -> bool:
+    """After the engine stopped with a checkpoint inside one of our Slurm jobs: when the job
+    is at its time-limit warning, requeue it (Slurm does not requeue a timed-out job by
+    itself), so it resumes from the checkpoint. A scancel, an ``scontrol requeue`` or a
+    preemption also sends SIGTERM, but far from the time limit: left to Slurm (cancelled
+    stays cancelled; the next ``spfde-train sweep`` resumes it); and a cancelled or requeued
+    job is no longer RUNNING when its engine gets here. True when requeued."""
+    jid = env.get("SLURM_JOB_ID")
+    if env.get(REQUEUE_ENV) != "1" or not jid:
+        return False
+    warning = int(env.get(WARNING_ENV, "120") or 120)
+    state, left = state_and_time_left(jid)
+    if state != "RUNNING" or left is None or left > warning + EARLY_SIGNAL_S:
+        return False
+    try:
+        out = subprocess.run(["scontrol", "requeue", jid], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0
 
 
 def first_host(nodelist: str) -> str:

@@ -53,7 +53,13 @@ class SlurmOptions:
     extra: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
-        time_seconds(self.time)
+        limit = time_seconds(self.time)
+        # Slurm may send --signal up to 60 s early: a shorter job could be signalled while
+        # the engine still starts (no handler yet), and die without a checkpoint
+        if limit <= int(self.signal_warning_s) + 60:
+            raise ValueError(f"slurm.time: {self.time} ({limit} s) leaves no time before the warning signal "
+                             f"(signal_warning_s={self.signal_warning_s}, which Slurm may send up to 60 s early); "
+                             f"raise time above {int(self.signal_warning_s) + 60} s or lower signal_warning_s")
         for name in ("gpus_per_node", "cpus_per_task", "array_parallelism", "signal_warning_s"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"slurm.{name}: expected a number >= 0; got {getattr(self, name)!r}")
@@ -148,6 +154,8 @@ def batch_script(commands: list[list[str]], job_name: str, log_dir: str, opts: S
     lines = ["#!/bin/bash", f"#SBATCH --job-name={job_name}", f"#SBATCH --array={array}",
              f"#SBATCH --output={log_dir}/slurm-%A_%a.log"]
     lines += [f"#SBATCH {d}" for d in opts.directives(ntasks, nodes)]
+    # read by the engine (engine.executor.job.requeue_at_time_limit): requeue at the warning
+    lines.append(f"export SPFDE_SLURM_REQUEUE=1 SPFDE_SLURM_WARNING_S={opts.signal_warning_s}")
     # srun forwards the batch shell's TERM to its tasks (the engine checkpoints on every rank)
     launch = "exec srun --kill-on-bad-exit=1 " if ntasks > 1 or nodes > 1 else "exec "
     lines.append('case "$SLURM_ARRAY_TASK_ID" in')

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from engine.executor import checks
 from engine.executor import cli as executor_cli
-from engine.executor.slurm import SlurmExecutor, available
+from engine.executor.slurm import SlurmExecutor, SlurmOptions, available
 from engine.run.events import dumps, make_event
 from engine.run.lock import RunLock, RunLockedError
 from engine.sweep import cells as cells_mod
@@ -59,6 +59,9 @@ def main(args) -> int:
             return 2
         rows = results_mod.load(m)
         print(export_mod.FORMATS[args.table](rows, m.varied), end="")
+        # the table counts failed seeds; why each failed (a Slurm job's log tail) goes beside it
+        for err in (e for r in rows for e in r.errors):
+            print("failed " + "\n    ".join(err.splitlines()[-8:]), file=sys.stderr)
         return 0
     if args.plan:
         rate = (args.flops_per_s or (measured_rate(m) if m else None) or cells_mod.cached_rate(cells)
@@ -78,6 +81,12 @@ def main(args) -> int:
         log.info("sweep folder %s (%d cells)", m.dir, len(m.cells))
     else:
         log.info("resuming sweep folder %s", m.dir)
+    busy = _active_jobs(m)
+    if busy:
+        print(f"{m.dir}: {len(busy)} cell(s) have Slurm jobs pending or running ({', '.join(busy[:5])}); "
+              "running the sweep here would run them twice. Wait for them, or cancel them with --cancel",
+              file=sys.stderr)
+        return 2
     # a person at a terminal reads progress lines, as under `run`; a pipe gets the JSON events
     human = sys.stdout if sys.stdout.isatty() and not getattr(args, "events", False) else None
     try:
@@ -92,7 +101,7 @@ def _status_or_cancel(args, m: manifest_mod.Manifest | None) -> int:
         print(f"no sweep folder for {args.source} yet (run it first)", file=sys.stderr)
         return 2
     has_jobs = bool(cluster.jobs(m))
-    ex = SlurmExecutor(executor_cli.options(args, m.data.get("slurm"))) if has_jobs and not available() else None
+    ex = SlurmExecutor(SlurmOptions()) if has_jobs and not available() else None   # query/cancel: no options
     if args.cancel:
         if not has_jobs:
             print(f"{m.dir}: no Slurm job was submitted for this sweep (a local sweep stops with Ctrl-C)", file=sys.stderr)
@@ -108,6 +117,18 @@ def _status_or_cancel(args, m: manifest_mod.Manifest | None) -> int:
         print(f"note: {available()}; showing the cells' states from their folders", file=sys.stderr)
     print(cluster.format_status(cluster.status_rows(m, ex)), end="")
     return 0
+
+
+def _active_jobs(m: manifest_mod.Manifest) -> list[str]:
+    """The sweep's Slurm jobs still pending or running (none asked when none was submitted)."""
+    recorded = cluster.jobs(m)
+    if not recorded or available():
+        return []
+    try:
+        info = SlurmExecutor(SlurmOptions()).query([j.job_id for j in recorded.values()])
+    except RuntimeError:
+        return []
+    return [j for j, ji in info.items() if ji.active]
 
 
 def _emitter(m: manifest_mod.Manifest):

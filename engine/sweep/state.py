@@ -77,7 +77,8 @@ def cell_state(m: Manifest, cell: Cell, lines: list[dict] | None = None) -> Cell
     lines = lines if lines is not None else results_by_cell(m.dir).get(cell.name, [])
     dirs = run_dirs(m.dir, cell)
     rd = dirs[-1] if dirs else None
-    failures = sum(1 for r in lines if r.get("status") == "failed")
+    # a Slurm job settled twice (two followers of one folder) is one failure, not two
+    failures = len({r.get("job_id") or f"#{i}" for i, r in enumerate(lines) if r.get("status") == "failed"})
     if lines and lines[-1].get("status") == "completed":
         return CellState(cell, "done", rd, "completed", failures)
     if rd is not None:

@@ -69,6 +69,7 @@ class RunModel:
         self.mask_updates: list[dict] = []
         self.checkpoints: list[dict] = []
         self.thread_events: list[dict] = []      # adaptive CPU thread changes (threads: auto)
+        self.requeue_events: list[dict] = []     # Slurm restarted the job and it resumed (docs/slurm.md)
         self.analysis_events: list[dict] = []    # Section 3 analyses (spfde_gui.model.analysis_data reads them)
         self.block_names: list[str] = []
         self.n_events = 0
@@ -87,6 +88,7 @@ class RunModel:
             "unfreeze": self.unfreeze_events.append, "sieve_update": self.sieve_updates.append,
             "mask_update": self.mask_updates.append, "checkpoint": self.checkpoints.append,
             "analysis": self.analysis_events.append, "threads": self.thread_events.append,
+            "requeued": self.requeue_events.append,
         }
 
     def threads_text(self) -> str:

@@ -66,6 +66,8 @@ class SweepQueue(QWidget):
         self.cells: list[cells_mod.Cell] = []
         self.spec = None
         self.manifest: manifest_mod.Manifest | None = None
+        # set by the window: Start hands the sweep folder to it (Slurm) when it returns True
+        self.remote_start: Callable[[manifest_mod.Manifest], bool] | None = None
         self.running = False
         self._current: tuple[cells_mod.Cell, int] | None = None
         controller.finished.connect(self._on_finished)
@@ -191,10 +193,22 @@ class SweepQueue(QWidget):
         if self.manifest is None:
             self.manifest = manifest_mod.create(self.spec, self.cells, self.sweeps_dir())
             self.sweep_changed.emit(self.manifest)
+        if self.remote_start is not None and self.remote_start(self.manifest):
+            self.message.setText(f"Submitted to Slurm: {self.manifest.dir} (the Cluster tab shows the jobs)")
+            return True
         self.running = True
         self.message.setText(f"Running the sweep in {self.manifest.dir}")
         self._next()
         return True
+
+    def folder_for_submit(self) -> Path | None:
+        """The planned sweep's folder (made now if needed) for a submission elsewhere, or None."""
+        if not self.cells:
+            return None
+        if self.manifest is None:
+            self.manifest = manifest_mod.create(self.spec, self.cells, self.sweeps_dir())
+            self.sweep_changed.emit(self.manifest)
+        return self.manifest.dir
 
     def holds_paused_cell(self, run_dir) -> bool:
         """Whether ``run_dir`` is a cell of this queue's sweep while it is paused: Start

@@ -36,6 +36,7 @@ from spfde_gui.system.engine_process import EngineController
 from spfde_gui.system.tasks import TaskRunner
 from spfde_gui.views import AnalysisView, FlopsView, FreezeView, HardwareView, SieveView, TrainingView
 from spfde_gui.window import help_menu
+from spfde_gui.window.cluster_panel import ClusterPanel
 from spfde_gui.window.config_form import ConfigForm
 from spfde_gui.window.cost_preview import CostPreview
 from spfde_gui.window.elided_label import ElidedLabel
@@ -279,6 +280,11 @@ class MainWindow(QMainWindow):
         self.sweep_queue = SweepQueue(self.controller, self._form_config_dict,
                                       lambda: self._runs_dir().parent / "sweeps")
         left.addTab(self.sweep_queue, "Sweep")
+        # Slurm (docs/slurm.md): where Launch and the sweep's Start send runs, and the queue
+        self.cluster = ClusterPanel(self.sweep_queue.folder_for_submit,
+                                    lambda: self.model.run_dir if self.model is not None else None)
+        self.sweep_queue.remote_start = lambda m: self.cluster.on_slurm() and self.cluster.submit_sweep(m.dir)
+        left.addTab(self.cluster, "Cluster")
         return left
 
     def _build_right(self) -> QWidget:
@@ -441,6 +447,9 @@ class MainWindow(QMainWindow):
         runs_dir.mkdir(parents=True, exist_ok=True)
         if self.runs.runs_dir.resolve() != runs_dir:
             self.runs.set_runs_dir(runs_dir)
+        if self.cluster.on_slurm():       # the run goes to a node; its folder shows in Runs
+            self.statusBar().showMessage(f"Submitting {cfg.name} to Slurm (run folder in {runs_dir})")
+            return self.cluster.submit_run(cfg, runs_dir)
         self._log_separator(f"launch of {cfg.name}")
         self.controller.start_run(cfg, runs_dir)
         self.statusBar().showMessage(f"Launched {cfg.name} in {runs_dir}")
@@ -700,6 +709,7 @@ class MainWindow(QMainWindow):
         self.sieve.shutdown()
         self.runs.shutdown()
         self.search.shutdown()          # a running search stops with a checkpoint; Start continues it
+        self.cluster.shutdown()
         ev.accept()
 
     def _ask_close(self) -> str:
