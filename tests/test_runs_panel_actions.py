@@ -37,7 +37,7 @@ def test_extra_columns_show_the_settings_and_the_filter_matches_all_words(qtbot,
     col = {n: i for i, n in enumerate(COLUMNS)}
     texts = {n: panel.table.item(row, col[n]).text() for n in run_row.EXTRA_COLUMNS}
     assert texts["sparsity"] == "90%" and texts["freeze"] == "20%" and texts["sieve"] == "20%"
-    assert texts["duration"] == "6s" and texts["date"] != "–"
+    assert texts["duration"] == "6 s" and texts["date"] != "–"
     panel.filter.setText("spfde")
     assert _names(panel) == ["spfde-2"]
     panel.filter.setText("completed 90%")           # every word must match, in any column
@@ -100,7 +100,8 @@ def test_actions_refuse_folders_outside_the_runs_folder_and_links(tmp_path):
 
 
 def test_run_row_formats_and_matching():
-    assert run_row._duration(59) == "59s" and run_row._duration(61) == "1m01s" and run_row._duration(3725) == "1h02m"
+    assert run_row._duration(59) == "59 s" and run_row._duration(61) == "1 min 01 s"
+    assert run_row._duration(3725) == "1 h 02 min"
     assert run_row._duration(None) == "–" and run_row._pct(0.9) == "90%" and run_row._pct(True) == "–"
     assert run_row.matches("MEST 90", ["mest_ems", "90%"]) and not run_row.matches("rigl", ["mest_ems"])
     assert run_row.extra_cells(None) == ["–"] * len(run_row.EXTRA_COLUMNS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from engine.cost import wall_time
 from spfde_gui.model.run_model import RunModel
 
 # Off by default (the panel is narrow); the table header's menu shows them.
@@ -20,14 +21,9 @@ def _pct(v) -> str:
 
 
 def _duration(seconds) -> str:
-    if not isinstance(seconds, (int, float)) or seconds != seconds or seconds < 0:
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds != seconds or seconds < 0:
         return "–"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return wall_time.duration(seconds)
 
 
 def started(m: RunModel) -> float | None:

@@ -82,10 +82,13 @@ class _Worker(QThread):
             return False
 
     def join(self, timeout_s: float) -> None:
-        try:
-            self.wait(max(0, int(timeout_s * 1000)))
-        except RuntimeError:
-            pass
+        # Polled with time.sleep, which releases the GIL: QThread.wait() may keep it, and a
+        # task thread waiting for the GIL (e.g. inside json.loads) then never finishes, so
+        # the wait ran past its timeout (a hang seen once in the suite).
+        import time
+        end = time.monotonic() + max(0.0, timeout_s)
+        while self.is_alive() and time.monotonic() < end:
+            time.sleep(0.002)
 
 
 class _Signals(QObject):
