@@ -100,3 +100,24 @@ class BlockModel(nn.Module):
     def is_shortcut(layer_name: str) -> bool:
         parts = layer_name.split(".")
         return "shortcut" in parts or "downsample" in parts
+
+
+def residual_stages(stem: nn.Module, in_ch: int, widths, n: int, make_block, head_of):
+    """(parts, blocks) of a CIFAR-style network: the stem, ``len(widths)`` stages of ``n``
+    residual blocks (``make_block(in_ch, out_ch, stride)``, stride 2 opening every stage
+    but the first) named ``layer<s>.<i>``, then ``head_of(in_ch)``. Modules are created in
+    forward order, so a seeded initialisation draws the same numbers as before."""
+    parts: dict[str, nn.Module] = {"stem": stem}
+    blocks: list[tuple[str, nn.Module]] = [("stem", stem)]
+    for s, out_ch in enumerate(widths):
+        stage = nn.Sequential()
+        for i in range(n):
+            block = make_block(in_ch, out_ch, 2 if (s > 0 and i == 0) else 1)
+            stage.append(block)
+            blocks.append((f"layer{s + 1}.{i}", block))
+            in_ch = out_ch
+        parts[f"layer{s + 1}"] = stage
+    head = head_of(in_ch)
+    parts["head"] = head
+    blocks.append(("head", head))
+    return parts, blocks

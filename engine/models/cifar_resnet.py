@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import BlockModel
+from .base import BlockModel, residual_stages
 
 DEPTH_BLOCKS = {"resnet20": 3, "resnet32": 5, "resnet56": 9}
 BASE_WIDTHS = (16, 32, 64)
@@ -61,21 +61,9 @@ def stage_widths(width: float) -> tuple[int, int, int]:
 class CifarResNet(BlockModel):
     def __init__(self, n: int, width: float = 1.0, num_classes: int = 10, in_channels: int = 3):
         widths = stage_widths(width)
-        stem = Stem(in_channels, widths[0])
-        parts: dict[str, nn.Module] = {"stem": stem}
-        blocks: list[tuple[str, nn.Module]] = [("stem", stem)]
-        in_ch = widths[0]
-        for s, out_ch in enumerate(widths):
-            stage = nn.Sequential()
-            for i in range(n):
-                block = BasicBlock(in_ch, out_ch, stride=2 if (s > 0 and i == 0) else 1)
-                stage.append(block)
-                blocks.append((f"layer{s + 1}.{i}", block))
-                in_ch = out_ch
-            parts[f"layer{s + 1}"] = stage
-        head = Head(in_ch, num_classes)
-        parts["head"] = head
-        blocks.append(("head", head))
+        parts, blocks = residual_stages(Stem(in_channels, widths[0]), widths[0], widths, n,
+                                        lambda i, o, stride: BasicBlock(i, o, stride=stride),
+                                        lambda i: Head(i, num_classes))
         super().__init__(parts, blocks)
         self._init_weights()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import BlockModel
+from .base import BlockModel, residual_stages
 
 DEPTHS = {"wrn28": 4}      # basic blocks per stage: (depth - 4) / 6
 
@@ -61,21 +61,8 @@ class Head(nn.Module):
 class WideResNet(BlockModel):
     def __init__(self, n: int, widen: float, num_classes: int):
         widths = [max(1, int(round(c * widen))) for c in (16, 32, 64)]
-        stem = Stem(3, 16)
-        parts: dict[str, nn.Module] = {"stem": stem}
-        blocks: list[tuple[str, nn.Module]] = [("stem", stem)]
-        in_ch = 16
-        for s, out_ch in enumerate(widths):
-            stage = nn.Sequential()
-            for i in range(n):
-                b = PreActBlock(in_ch, out_ch, 2 if (s > 0 and i == 0) else 1)
-                stage.append(b)
-                blocks.append((f"layer{s + 1}.{i}", b))
-                in_ch = out_ch
-            parts[f"layer{s + 1}"] = stage
-        head = Head(in_ch, num_classes)
-        parts["head"] = head
-        blocks.append(("head", head))
+        parts, blocks = residual_stages(Stem(3, 16), 16, widths, n, PreActBlock,
+                                        lambda i: Head(i, num_classes))
         super().__init__(parts, blocks)
         self.blocks_from = "built-in (stem, each residual block, head)"
         self.warnings: list[str] = []
