@@ -89,6 +89,18 @@ def test_node_local_run_folder_is_refused_unless_the_nodes_are_this_machine(monk
     checks.check_folder(Path("/tmp/x"), "debug")             # a one-node cluster on this machine
 
 
+def test_more_cpus_than_a_node_has_is_refused_not_left_pending(monkeypatch):
+    monkeypatch.setattr(checks, "partition_cpus", lambda p: 8)
+    checks.check_cpus(SlurmOptions(cpus_per_task=8), "debug", 1)
+    checks.check_cpus(SlurmOptions(cpus_per_task=2), "debug", 4)
+    with pytest.raises(checks.SubmitError, match=r"slurm\.cpus_per_task: 9 CPUs on one node, .* at most 8"):
+        checks.check_cpus(SlurmOptions(cpus_per_task=9), "debug", 1)
+    with pytest.raises(checks.SubmitError, match=r"distributed\.nproc_per_node x slurm\.cpus_per_task: 12 CPUs"):
+        checks.check_cpus(SlurmOptions(cpus_per_task=3), "debug", 4)
+    monkeypatch.setattr(checks, "partition_cpus", lambda p: 0)      # sinfo silent: not checked
+    checks.check_cpus(SlurmOptions(cpus_per_task=64), "debug", 8)
+
+
 def test_time_limit_against_an_epoch():
     assert "not checked" in checks.check_time(SlurmOptions(time="10"), None)
     assert checks.check_time(SlurmOptions(time="10"), 300.0) is None

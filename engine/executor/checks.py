@@ -3,6 +3,8 @@ field or the path (docs/slurm.md):
 
 * an unknown partition (``sinfo``), or account (``sacctmgr``, only where accounting is on);
 * ``gpus_per_node`` larger than the partition's nodes have (their GRES, from ``sinfo``);
+* more CPUs on one node (tasks per node x ``cpus_per_task``) than its nodes have: Slurm would
+  keep such a job pending for ever (reason PartitionConfig) instead of refusing it;
 * a run folder the nodes cannot see: a relative path cannot be checked, and a folder under
   node-local storage (/tmp, /var/tmp, /dev/shm, /run) is refused unless every node of the
   partition is this machine. A job whose node still cannot see it fails at once with that
@@ -109,6 +111,21 @@ def check_gpus(opts: SlurmOptions, partition: str) -> None:
                           f"{partition!r} have at most {most}")
 
 
+def partition_cpus(partition: str) -> int:
+    """The most CPUs one node of ``partition`` has (0 when sinfo cannot say)."""
+    out = _run(["sinfo", "-h", "-N", "-p", partition, "-o", "%c"]) or ""
+    return max((int(c) for c in out.split() if c.isdigit()), default=0)
+
+
+def check_cpus(opts: SlurmOptions, partition: str, tasks_per_node: int) -> None:
+    want = max(1, tasks_per_node) * opts.cpus_per_task
+    have = partition_cpus(partition)
+    if have and want > have:
+        field = "slurm.cpus_per_task" if tasks_per_node <= 1 else "distributed.nproc_per_node x slurm.cpus_per_task"
+        raise SubmitError(f"{field}: {want} CPUs on one node, but the nodes of partition {partition!r} "
+                          f"have at most {have}")
+
+
 def check_nodes(nodes: int, partition: str) -> None:
     """A multi-node run asking for more machines than the partition has."""
     have = len(partition_nodes(partition))
@@ -145,11 +162,13 @@ def check_time(opts: SlurmOptions, epoch_seconds: float | None) -> str | None:
     return None
 
 
-def check_all(opts: SlurmOptions, folder: Path, epoch_seconds: float | None = None, nodes: int = 1) -> list[str]:
+def check_all(opts: SlurmOptions, folder: Path, epoch_seconds: float | None = None, nodes: int = 1,
+              tasks_per_node: int = 1) -> list[str]:
     """Every check, in the order of the docstring; the notes of skipped ones."""
     part = check_partition(opts)
     check_account(opts)
     check_gpus(opts, part)
+    check_cpus(opts, part, tasks_per_node)
     check_nodes(nodes, part)
     check_folder(folder, part)
     note = check_time(opts, epoch_seconds)

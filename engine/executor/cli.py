@@ -47,7 +47,7 @@ def submit_run(cfg, args, existing: Path | None = None) -> int:
             Path(args.run_dir if args.run_dir is not None else cfg.run_dir).expanduser().resolve()
         dc = cfg.distributed
         ntasks, nodes = dc.nproc_per_node * dc.nnodes, dc.nnodes
-        for note in checks.check_all(opts, base, nodes=nodes):
+        for note in checks.check_all(opts, base, nodes=nodes, tasks_per_node=dc.nproc_per_node):
             print(f"note: {note}", file=sys.stderr)
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
