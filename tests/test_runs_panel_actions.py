@@ -130,3 +130,47 @@ def test_the_accuracy_plots_mark_where_a_run_was_resumed(qtbot, tmp_path):
     v.refresh(force=True)
     marks = [(p, line.value()) for p, line in v._resume_lines]
     assert {x for _p, x in marks} == {3.5} and {p for p, _x in marks} == {v.acc_ep, v.loss_ep}
+
+
+def test_sweep_cells_are_listed_under_their_sweep_which_folds(qtbot, tmp_path, monkeypatch):
+    import os
+    import time as time_mod
+
+    from PySide6.QtCore import Qt
+
+    from engine.sweep.manifest import MANIFEST
+    runs = tmp_path / "runs"
+    old = _record(runs / "old-1", name="old")
+    sweep = tmp_path / "sweeps" / "grid-20261206-120000"
+    sweep.mkdir(parents=True)
+    (sweep / MANIFEST).write_text("format: 1\ncells: []\n")
+    c1 = _record(sweep / "grid-c001-x", name="grid")
+    c0 = _record(sweep / "grid-c000-x", name="grid", finish=False)
+    (sweep / "configs").mkdir()                          # not a run: not listed
+    _record(tmp_path / "sweeps" / "not-a-sweep" / "stray", name="stray")   # no manifest: not a sweep
+    now = time_mod.time()
+    os.utime(old / "events.jsonl", (now - 600, now - 600))       # the sweep is newer: listed first
+    panel = _panel(qtbot, runs)
+    t = panel.table
+    col1 = [t.item(r, 1).text() for r in range(t.rowCount())]
+    assert col1 == ["grid-20261206-120000 · 2 cells", "  ↳ grid-c000-x", "  ↳ grid-c001-x", "old-1"]
+    assert t.item(0, 2).text() == "1/2 done, 1 running"     # c000 has no run_finished and was just written
+    assert [r.path for r in panel._rows[1:3]] == [c0.resolve(), c1.resolve()]
+    # the sweep's row has no compare box; a cell's has, and ticking it compares that run
+    assert not (t.item(0, 0).flags() & Qt.ItemIsUserCheckable)
+    t.item(2, 0).setCheckState(Qt.Checked)
+    assert [m.run_dir.resolve() for m in panel.compared()] == [c1.resolve()]
+    # double-click on the sweep folds its cells away, and again unfolds them
+    opened = []
+    panel.open_requested.connect(opened.append)
+    panel._open_row(0, 1)
+    assert [t.isRowHidden(r) for r in range(4)] == [False, True, True, False] and not opened
+    panel._open_row(0, 1)
+    assert not any(t.isRowHidden(r) for r in range(4))
+    panel._open_row(1, 1)                                # a cell opens like any run
+    assert len(opened) == 1 and opened[0].run_dir.resolve() == c0.resolve()
+    # the filter keeps a sweep's row while one of its cells matches
+    panel.filter.setText("c001")
+    assert [t.isRowHidden(r) for r in range(4)] == [False, True, False, True]
+    panel.filter.setText("old")
+    assert [t.isRowHidden(r) for r in range(4)] == [True, True, True, False]

@@ -2,7 +2,10 @@
 from its events.jsonl (tailed incrementally, so rescans stay cheap). Double-click opens a
 run; ticking "compare" overlays runs on the accuracy plots. A filter box narrows the rows,
 the header's menu shows more columns (date, duration, method, the SpFDE settings), and a
-row's menu renames or deletes a run (asking first; a running run is refused)."""
+row's menu renames or deletes a run (asking first; a running run is refused). The cells of
+the sweeps beside the runs folder are listed under their sweep's row (spfde_gui.model.
+run_listing), which double-click folds and unfolds; a cell is renamed or deleted with its
+sweep, never alone (the sweep's manifest names its folder)."""
 from __future__ import annotations
 
 import os
@@ -10,7 +13,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -28,7 +31,9 @@ from PySide6.QtWidgets import (
 )
 
 from spfde_gui.fmt import fmt_flops
-from spfde_gui.model.run_model import EVENTS_FILE, RunModel, scan_runs
+from spfde_gui.model import run_listing
+from spfde_gui.model.run_listing import Row
+from spfde_gui.model.run_model import EVENTS_FILE, RunModel
 from spfde_gui.model.run_row import EXTRA_COLUMNS, extra_cells, matches
 from spfde_gui.palette import STATUS_COLORS
 from spfde_gui.system.tasks import TaskRunner
@@ -41,6 +46,7 @@ LIVE_WINDOW_S = 120
 BASE_COLUMNS = ("", "run", "status", "epochs", "best acc", "final acc", "FLOPs")
 COLUMNS = BASE_COLUMNS + EXTRA_COLUMNS     # the extra ones hidden until shown from the header's menu
 RUN_COL_WIDTH = 116
+SWEEP_ROW_BG = "#eef2f6"
 
 
 class RunsPanel(QWidget):
@@ -52,7 +58,8 @@ class RunsPanel(QWidget):
         self.runs_dir: Path | None = None
         self.models: dict[Path, RunModel] = {}
         self.live: dict[Path, RunModel] = {}   # runs this window is driving (their models are shared)
-        self._rows: list[Path] = []
+        self._rows: list[Row] = []
+        self.collapsed: set[Path] = set()      # sweeps whose cells are folded away
         self._updating = False
         self._loading: set[Path] = set()
         self._failed: dict[Path, float] = {}   # folders whose replay failed -> events.jsonl mtime then
@@ -154,49 +161,88 @@ class RunsPanel(QWidget):
     def rescan(self) -> None:
         """List the folder. Runs seen before are tailed here (cheap: only new lines); runs
         not seen yet are replayed off the GUI thread and fill their row when ready."""
-        dirs = [p.resolve() for p in scan_runs(self.runs_dir)]
+        rows = run_listing.rows(self.runs_dir) if self.runs_dir is not None else []
         checked = {p for p in self._checked_paths()}
         self._updating = True
         try:
-            self.table.setRowCount(len(dirs))
-            self._rows = dirs
-            for r, p in enumerate(dirs):
+            self.table.setRowCount(len(rows))
+            self._rows = rows
+            models: dict[Path, RunModel | None] = {}
+            for row in rows:
+                if row.header:
+                    continue
+                p = row.path
                 m = self.live.get(p)
                 if m is None and p in self.models:
                     m = self._load(p)
                 if m is None:
                     self._load_later(p)
-                    s = {"status": "loading…", "model": None, "dataset": None, "epochs_done": "",
-                         "epochs_planned": "", "best_test_acc": None, "final_test_acc": None,
-                         "flops_dense": None, "flops_spent": None}
+                models[p] = m
+            for r, row in enumerate(rows):
+                if row.header:
+                    self._fill_sweep_row(r, row, [models.get(c.path) for c in rows if c.sweep == row.path
+                                                  and not c.header])
                 else:
-                    s = m.summary()
-                chk = QTableWidgetItem()
-                chk.setFlags(Qt.ItemIsUserCheckable | Qt.ItemIsEnabled | Qt.ItemIsSelectable)
-                chk.setCheckState(Qt.Checked if p in checked else Qt.Unchecked)
-                self.table.setItem(r, 0, chk)
-                dense, spent = s["flops_dense"], s["flops_spent"]
-                cells = [p.name, s["status"],
-                         f"{s['epochs_done']}/{s['epochs_planned'] or '?'}" if m is not None else "", _acc(s["best_test_acc"]),
-                         _acc(s["final_test_acc"]),
-                         f"{100 * spent / dense:.1f}%" if spent and dense else "–"]
-                cells += extra_cells(m)
-                for c, text in enumerate(cells, start=1):
-                    it = QTableWidgetItem(str(text))
-                    if c == 2:
-                        it.setForeground(QBrush(QColor(STATUS_COLORS.get(s["status"], "#333"))))
-                        if s.get("error"):
-                            it.setToolTip(s["error"])
-                    if c == 1:
-                        it.setToolTip(f"{p}\n{s['model'] or '?'} on {s['dataset'] or '?'}")
-                    if c == 6 and spent and dense:
-                        it.setToolTip(f"{fmt_flops(spent)} spent of a dense-equivalent {fmt_flops(dense)}")
-                    self.table.setItem(r, c, it)
+                    self._fill_run_row(r, row, models[row.path], row.path in checked)
         finally:
             self._updating = False
-        self.empty.setText("" if dirs else f"No runs in {self.runs_dir} yet. Launch one from the configuration tab.")
-        self.empty.setVisible(not dirs)
+        self.empty.setText("" if rows else f"No runs in {self.runs_dir} yet. Launch one from the configuration tab.")
+        self.empty.setVisible(not rows)
         self._apply_filter()
+
+    def _fill_run_row(self, r: int, row: Row, m: RunModel | None, checked: bool) -> None:
+        p = row.path
+        if m is None:
+            s = {"status": "loading…", "model": None, "dataset": None, "epochs_done": "",
+                 "epochs_planned": "", "best_test_acc": None, "final_test_acc": None,
+                 "flops_dense": None, "flops_spent": None}
+        else:
+            s = m.summary()
+        chk = QTableWidgetItem()
+        chk.setFlags(Qt.ItemIsUserCheckable | Qt.ItemIsEnabled | Qt.ItemIsSelectable)
+        chk.setCheckState(Qt.Checked if checked else Qt.Unchecked)
+        self.table.setItem(r, 0, chk)
+        dense, spent = s["flops_dense"], s["flops_spent"]
+        cells = [f"  ↳ {p.name}" if row.is_cell else p.name, s["status"],
+                 f"{s['epochs_done']}/{s['epochs_planned'] or '?'}" if m is not None else "", _acc(s["best_test_acc"]),
+                 _acc(s["final_test_acc"]),
+                 f"{100 * spent / dense:.1f}%" if spent and dense else "–"]
+        cells += extra_cells(m)
+        for c, text in enumerate(cells, start=1):
+            it = QTableWidgetItem(str(text))
+            if c == 2:
+                it.setForeground(QBrush(QColor(STATUS_COLORS.get(s["status"], "#333"))))
+                if s.get("error"):
+                    it.setToolTip(s["error"])
+            if c == 1:
+                part = f"\na cell of sweep {row.sweep.name}" if row.sweep is not None else ""
+                it.setToolTip(f"{p}\n{s['model'] or '?'} on {s['dataset'] or '?'}{part}")
+            if c == 6 and spent and dense:
+                it.setToolTip(f"{fmt_flops(spent)} spent of a dense-equivalent {fmt_flops(dense)}")
+            self.table.setItem(r, c, it)
+
+    def _fill_sweep_row(self, r: int, row: Row, cells: list[RunModel | None]) -> None:
+        """A sweep's own row: its name, how many of its cells completed, folded or not."""
+        done = sum(1 for m in cells if m is not None and m.summary()["status"] == "completed")
+        running = sum(1 for m in cells if m is not None and m.summary()["status"] == "running")
+        status = f"{done}/{len(cells)} done" + (f", {running} running" if running else "")
+        folded = row.path in self.collapsed
+        texts = ["▸" if folded else "▾", f"{row.path.name} · {len(cells)} cells", status]
+        bold = QFont()
+        bold.setBold(True)
+        for c in range(len(COLUMNS)):
+            it = QTableWidgetItem(texts[c] if c < len(texts) else "")
+            it.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable)
+            it.setBackground(QBrush(QColor(SWEEP_ROW_BG)))
+            it.setFont(bold)
+            if c in (0, 1):
+                it.setToolTip(f"sweep {row.path}\ndouble-click to {'show' if folded else 'hide'} its cells")
+            self.table.setItem(r, c, it)
+
+    def toggle_sweep(self, sweep: Path) -> None:
+        """Fold or unfold a sweep's cells."""
+        self.collapsed.symmetric_difference_update({sweep})
+        self.rescan()
 
     # ---------------------------------------------------------------- filter and columns
     def _row_texts(self, r: int) -> list[str]:
@@ -208,9 +254,16 @@ class RunsPanel(QWidget):
         return out
 
     def _apply_filter(self) -> None:
-        q = self.filter.text()
-        for r in range(self.table.rowCount()):
-            self.table.setRowHidden(r, bool(q.strip()) and not matches(q, self._row_texts(r)))
+        """Rows matching every word of the filter; a sweep's row while any of its cells (or
+        its own name) matches; the cells of a folded sweep stay hidden."""
+        q = self.filter.text().strip()
+        shown = [not q or matches(q, self._row_texts(r)) for r in range(len(self._rows))]
+        for r, row in enumerate(self._rows):
+            if row.header and not shown[r]:
+                shown[r] = any(shown[i] for i, c in enumerate(self._rows) if c.is_cell and c.sweep == row.path)
+        for r, row in enumerate(self._rows):
+            hidden = not shown[r] or (row.is_cell and row.sweep in self.collapsed)
+            self.table.setRowHidden(r, hidden)
 
     def _header_menu(self, pos) -> None:
         menu = QMenu(self)
@@ -226,11 +279,19 @@ class RunsPanel(QWidget):
         row = self.table.rowAt(pos.y())
         if not 0 <= row < len(self._rows):
             return
-        p = self._rows[row]
+        entry = self._rows[row]
+        p = entry.path
         menu = QMenu(self)
-        menu.addAction("Open", lambda: self._open_row(row, 0))
-        menu.addAction("Rename…", lambda: self.rename(p))
-        menu.addAction("Delete…", lambda: self.delete(p))
+        if entry.header:
+            menu.addAction("Show its cells" if p in self.collapsed else "Hide its cells", lambda: self.toggle_sweep(p))
+        else:
+            menu.addAction("Open", lambda: self._open_row(row, 0))
+            if entry.sweep is None:
+                menu.addAction("Rename…", lambda: self.rename(p))
+                menu.addAction("Delete…", lambda: self.delete(p))
+            else:          # the sweep's manifest names this folder: renamed or deleted with the sweep
+                note = menu.addAction(f"A cell of sweep {entry.sweep.name}: rename or delete the sweep folder")
+                note.setEnabled(False)
         menu.exec(self.table.viewport().mapToGlobal(pos))
 
     def _ask_name(self, p: Path) -> str | None:
@@ -307,10 +368,10 @@ class RunsPanel(QWidget):
 
     def _checked_paths(self) -> list[Path]:
         out = []
-        for r, p in enumerate(self._rows):
+        for r, row in enumerate(self._rows):
             it = self.table.item(r, 0)
-            if it is not None and it.checkState() == Qt.Checked:
-                out.append(p)
+            if not row.header and it is not None and it.checkState() == Qt.Checked:
+                out.append(row.path)
         return out
 
     def compared(self) -> list[RunModel]:
@@ -319,8 +380,9 @@ class RunsPanel(QWidget):
     def set_compared(self, paths) -> None:
         want = {Path(p).resolve() for p in paths}
         self._updating = True
-        for r, p in enumerate(self._rows):
-            self.table.item(r, 0).setCheckState(Qt.Checked if p in want else Qt.Unchecked)
+        for r, row in enumerate(self._rows):
+            if not row.header:
+                self.table.item(r, 0).setCheckState(Qt.Checked if row.path in want else Qt.Unchecked)
         self._updating = False
         self.compare_changed.emit(self.compared())
 
@@ -329,8 +391,12 @@ class RunsPanel(QWidget):
             self.compare_changed.emit(self.compared())
 
     def _open_row(self, row: int, _col: int) -> None:
-        if 0 <= row < len(self._rows):
-            self.open_requested.emit(self.model_for(self._rows[row]))
+        if not 0 <= row < len(self._rows):
+            return
+        if self._rows[row].header:
+            self.toggle_sweep(self._rows[row].path)
+        else:
+            self.open_requested.emit(self.model_for(self._rows[row].path))
 
     def showEvent(self, ev) -> None:
         self.rescan()
