@@ -205,3 +205,31 @@ def test_same_search_spelled_differently_continues_the_study(tmp_path):
     study.folder_for(parse(seeds=1, trials=20, sampler="random", pruner="none", workers=2), tmp_path)
     with pytest.raises(SearchError, match="allow-change"):
         study.folder_for(parse(seeds=2), tmp_path)
+
+
+def test_plan_gives_the_wall_time_range_from_this_machines_measured_speed(tmp_path, monkeypatch, capsys):
+    from engine import cli
+    from engine import config as config_mod
+    from engine.cost import wall_time
+    monkeypatch.setenv("SPFDE_CACHE_DIR", str(tmp_path / "cache"))      # nothing measured yet
+    s = spec_mod.load(spec_mod.SEARCHES_DIR / "demo_budget.yaml")
+    assert cli.main(["search", "demo_budget", "--plan"]) == 0
+    assert "wall time: unknown (no measured speed" in capsys.readouterr().out
+    base = config_mod.from_dict(s.base)
+    wall_time.record(base, "cpu", 1e10, "a test", startup_s=3.0)
+    r = feasibility.check_budget(s)
+    w = feasibility.wall_time_range(s, r)
+    cheap, dear = r["projected"]
+    lo, hi = w["seconds"]
+    assert lo == pytest.approx(3.0 + min(cells_executed(cheap), cells_executed(dear)) / 1e10)
+    assert hi == pytest.approx(3.0 + max(cells_executed(cheap), cells_executed(dear)) / 1e10) and hi > lo
+    assert w["runs"] == s.trials * len(s.seeds)
+    assert cli.main(["search", "demo_budget", "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert f"wall time: about {wall_time.duration(lo)} .. {wall_time.duration(hi)} per run at 1e+10" in out
+    assert f"{w['runs']} runs, at most {wall_time.duration(hi * w['runs'])}" in out
+
+
+def cells_executed(projected: dict) -> float:
+    from engine.sweep.cells import executed_flops
+    return executed_flops(projected)

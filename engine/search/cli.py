@@ -7,6 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
+from engine.cost import wall_time
 from engine.search import feasibility
 from engine.search import spec as spec_mod
 
@@ -43,6 +44,14 @@ def main(args: argparse.Namespace) -> int:
                   f"{feasibility.measured_speed(spec)[1]}")
         print(f"projected cost over the space's corners: {r['min']:.4g} .. {r['max']:.4g} {r['unit']} "
               f"(cheapest at {r['cheapest']})")
+        w = feasibility.wall_time_range(spec, r)
+        if w["seconds"] is None:
+            print(f"wall time: unknown ({w['why']})")
+        else:
+            lo, hi = w["seconds"]
+            print(f"wall time: about {wall_time.duration(lo)} .. {wall_time.duration(hi)} per run at "
+                  f"{w['flops_per_s']:.3g} executed FLOPs/s (measured by {w['source']}); {w['runs']} runs, "
+                  f"at most {wall_time.duration(hi * w['runs'])} one after another")
         if spec.reference:
             params, why = feasibility.plain_mest_point(spec)
             print("plain-MEST reference trial (no freezing, no sieving): "

@@ -170,7 +170,26 @@ def cost_range(spec: SearchSpec) -> dict:
     costs.sort(key=lambda t: t[0])
     dense = costs[0][2]["flops_dense"]
     return {"min": costs[0][0], "max": costs[-1][0], "dense": dense, "budget": limit(spec, costs[0][2]),
-            "cheapest": costs[0][1], "unit": unit(spec)}
+            "cheapest": costs[0][1], "unit": unit(spec),
+            "projected": (costs[0][2], costs[-1][2])}
+
+
+def wall_time_range(spec: SearchSpec, r: dict) -> dict:
+    """{seconds: (one run at the cheapest corner, at the costliest), runs, flops_per_s, source,
+    why}: this machine's measured speed for the base configuration (engine.cost.wall_time;
+    seconds None with ``why`` where nothing has measured it yet)."""
+    base = config_mod.from_dict(copy.deepcopy(spec.base))
+    rate = wall_time.lookup(base)
+    runs = spec.trials * len(spec.seeds)
+    if not rate:
+        return {"seconds": None, "runs": runs, "why": wall_time.estimate(base, {})["why"]}
+    secs = []
+    for pj in r["projected"]:
+        plan = {"flops": {"spent": pj["flops_spent"], "dense": pj["flops_dense"], "saved": pj.get("flops_saved") or {},
+                          "overhead": pj.get("flops_overhead") or {}}}
+        secs.append(float(wall_time.estimate(base, plan, rate)["seconds"]))
+    return {"seconds": (min(secs), max(secs)), "runs": runs, "flops_per_s": float(rate["flops_per_s"]),
+            "source": rate.get("source"), "why": ""}
 
 
 def check_budget(spec: SearchSpec) -> dict:

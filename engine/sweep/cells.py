@@ -36,7 +36,7 @@ class Cell:
     setting: dict[str, Any]         # varied field -> value (the table row's key)
     seed: int
     config: dict                    # the full, validated run configuration
-    projected: dict = field(default_factory=dict)   # {flops_spent, flops_dense, flops_saved, peak_memory_bytes}
+    projected: dict = field(default_factory=dict)   # {flops_spent, flops_dense, flops_saved, flops_overhead, ...}
 
     @property
     def setting_key(self) -> str:
@@ -149,6 +149,7 @@ def plan_cells(spec: SweepSpec, cells: list[Cell]) -> list[Cell]:
             f = p["flops"]
             spent = f["spent"]
             cache[key] = {"flops_spent": spent, "flops_dense": f["dense"], "flops_saved": dict(f["saved"]),
+                          "flops_overhead": dict(f.get("overhead") or {}),
                           "peak_memory_bytes": p["memory"]["peak_bytes"],
                           "freeze_start_epoch": (p.get("freeze_plan") or {}).get("start_epoch"),
                           "freeze_achieved": (p.get("freeze_plan") or {}).get("achieved"),
@@ -164,16 +165,10 @@ def build(spec: SweepSpec) -> list[Cell]:
 
 
 def executed_flops(projected: dict) -> float:
-    """The work a run really executes: masked layers are computed densely (a mask zeroes
-    weights, it does not skip them), so time follows the dense-equivalent FLOPs less what
-    sieving and freezing skip, scaled from sparse to dense FLOPs."""
-    dense = float(projected.get("flops_dense") or 0.0)
-    saved = projected.get("flops_saved") or {}
-    sparse_run = dense - float(saved.get("sparsity", 0.0))
-    if dense <= 0 or sparse_run <= 0:
-        return float(projected.get("flops_spent") or 0.0)
-    scale = dense / sparse_run
-    return max(0.0, dense - scale * (float(saved.get("sieve", 0.0)) + float(saved.get("freeze", 0.0))))
+    """The work a run really executes (engine.cost.wall_time.executed_flops, the one rule for
+    every estimate) for a cell's projection."""
+    return wall_time.executed_flops({"dense": projected.get("flops_dense"), "spent": projected.get("flops_spent"),
+                                     "saved": projected.get("flops_saved"), "overhead": projected.get("flops_overhead")})
 
 
 def cached_rate(cells: list[Cell]) -> float | None:
