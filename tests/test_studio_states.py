@@ -118,10 +118,37 @@ def test_batch_progress_shows_speed_and_time_left(window):
     assert "batch 4/10" in text and "100 images/s" in text
     assert "epoch ends in 6 s" in text and "run ends in 2 min" in text
     assert window.header.progress.format() == "epoch 1/10"
+    window._poll_hardware()
+    assert window.preview.values["clock"].text() == "measuring its pace…"     # no plan, no epoch yet
     # once the run ends the line goes
     m.ingest(make_event("run_finished", status="completed", epochs_completed=10, final={}, flops={}, wall_time=1.0))
     window._tick(force=True)
     assert not window.header.rate.isVisibleTo(window)
+    window._poll_hardware()
+    assert window.preview.values["clock"].text() == "no run going"
+
+
+def test_the_cost_panel_and_header_say_when_the_run_going_ends(window):
+    import time as time_mod
+
+    from spfde_gui.model.run_model import RunModel
+    t0 = time_mod.time() - 30
+    m = RunModel()
+    m.ingest({"event": "run_started", "time": t0, "run_id": "r", "run_dir": "r", "device": "cpu",
+              "dataset": {"train_size": 1000}, "config": {"name": "r", "epochs": 10, "batch_size": 100},
+              "model": {"blocks": []}, "resumed": False, "start_epoch": 0,
+              "projected": {"flops": {"dense": 100e9, "spent": 10e9, "saved": {"sparsity": 90e9}, "overhead": {}}}})
+    for i in range(3):        # 10 GFLOPs executed every 10 s: 70 GFLOPs, 70 s, to go after the third
+        m.ingest({"event": "epoch_end", "time": t0 + 10 * (i + 1), "epoch": i,
+                  "flops": {"dense": 10e9 * (i + 1), "spent": 1e9 * (i + 1), "saved": {"sparsity": 9e9 * (i + 1)}}})
+    m.ingest(make_event("progress", epoch=3, batch=1, batches=10, loss=2.0, images_per_s=100.0))
+    m.set_process_state(True)
+    window.open_model(m)
+    window._tick(force=True)
+    window._poll_hardware()
+    ends = time_mod.strftime("%H:%M", time_mod.localtime(t0 + 30 + 70))
+    assert window.preview.values["clock"].text().endswith(f"ends about {ends} (1 min left)")
+    assert "run ends in 1 min" in window.header.rate.text()
 
 
 # ---------------------------------------------------------------- item 4: resume and kill

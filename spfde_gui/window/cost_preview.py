@@ -157,7 +157,7 @@ class CostPreview(QWidget):
                 ("freeze", SOURCE_LABELS["freeze"]), ("sieve", SOURCE_LABELS["sieve"]),
                 ("peak", "Model training memory, peak"), ("average", "Model training memory, average"),
                 ("process", "Engine process now"), ("freeze_start", "Freeze starts at epoch"),
-                ("per_gpu", "Per GPU (process)"), ("wall", "Wall time (estimate)")]
+                ("per_gpu", "Per GPU (process)"), ("wall", "Wall time (estimate)"), ("clock", "The run going")]
         tips = {"peak": MEMORY_TIP, "average": MEMORY_TIP,
                 "process": "Resident memory of the running engine process (Python, PyTorch, data "
                            "loaders, caches): what the Hardware tab shows. Larger than the model's "
@@ -309,6 +309,11 @@ class CostPreview(QWidget):
         """The engine's resident memory beside the model's (from the hardware poll)."""
         self.values["process"].setText(fmt_bytes(rss) if running and rss else
                                        ("starting…" if running else "no run going"))
+
+    def set_run_clock(self, text: str, tip: str = "") -> None:
+        """When the run going started and should end (spfde_gui.model.run_state.clock_text)."""
+        self.values["clock"].setText(text or "no run going")
+        self.values["clock"].setToolTip(tip)
 
     def _set_suggestions(self, suggestions: dict[str, object]) -> None:
         self.suggestions = dict(suggestions)

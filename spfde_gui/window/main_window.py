@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from spfde_gui import report
 from spfde_gui.model.run_model import RunModel, is_run_dir
-from spfde_gui.model.run_state import batch_progress_text, resume_blocker
+from spfde_gui.model.run_state import batch_progress_text, clock_text, finish_estimate, resume_blocker
 from spfde_gui.palette import STATUS_COLORS
 from spfde_gui.search.tab import SearchTab
 from spfde_gui.sweep.queue import SweepQueue
@@ -684,6 +684,12 @@ class MainWindow(QMainWindow):
             self.preview.set_process_memory(proc["rss"] if proc else None, running)
         else:
             self.preview.set_process_memory(None, False)
+        going = m if m is not None and m.status == "running" else None
+        est = finish_estimate(going) if going is not None else None
+        self.preview.set_run_clock(clock_text(est) if est else ("measuring its pace…" if going is not None else ""),
+                                   f"{going.name}: the plan's executed FLOPs still to go at the "
+                                   f"{est['flops_per_s']:.3g} FLOPs/s this session has trained at"
+                                   if est and going is not None else "")
 
     def _schedule_preview(self) -> None:
         cfg = self.form.config()
