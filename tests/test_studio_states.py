@@ -256,7 +256,7 @@ def test_synthetic_only_fields_are_disabled_for_a_real_dataset(window, tmp_path)
 
 
 # ---------------------------------------------------------------- item 9: compare names
-def test_compared_runs_of_one_preset_are_named_by_folder_and_difference(window, tmp_path, qtbot):
+def test_compared_runs_of_one_preset_are_named_by_what_differs(window, tmp_path, qtbot):
     runs = tmp_path / "runs"
     for folder, target in (("demo-0001", 0.9), ("demo-0002", 0.8)):
         d = runs / folder
@@ -272,11 +272,14 @@ def test_compared_runs_of_one_preset_are_named_by_folder_and_difference(window, 
     qtbot.waitUntil(lambda: not window.runs.loading(), timeout=10000)
     window.runs.set_compared([runs / "demo-0002"])
     names = [it.name() for _p, it in window.training._overlay_items]
-    assert names and all(n == "demo-0002 · sparsity.target=0.8 (test)" for n in names)
+    assert names and all(n == "sparsity.target=0.8 (test)" for n in names)     # labelled by what differs
     mine = window.training.curves["acc_ep"][1][1][0]          # this run's test curve
-    assert mine.name() == "demo-0001 · sparsity.target=0.9 (test)"
+    assert mine.name() == "sparsity.target=0.9 (test)"
     legend = window.training.acc_ep.legend
-    assert "demo-0001 · sparsity.target=0.9 (test)" in [label.text for _s, label in legend.items]
+    assert "sparsity.target=0.9 (test)" in [label.text for _s, label in legend.items]
+    # the folders head the config-diff table
+    t = window.training.diff_table
+    assert [t.horizontalHeaderItem(c).text() for c in range(t.columnCount())] == ["demo-0001", "demo-0002"]
     window.runs.set_compared([])
     assert mine.name() == "test"
 
@@ -387,3 +390,20 @@ def test_report_header_gives_first_start_resumes_and_total_training_time(tmp_pat
     html_text = builder.render_html(m, {})
     assert "started 2023-11-14 22:13 UTC" in html_text and "resumed 1×" in html_text   # not the resume time
     assert "2023-11-14 23:13:20 UTC" in html_text and "1:15 min" in html_text
+
+
+def test_compare_labels_name_the_folder_only_where_the_settings_do_not_tell_runs_apart():
+    from spfde_gui.model.run_model import RunModel
+    from spfde_gui.views.training import LEGEND_MAX_CHARS, compare_labels
+
+    def run(folder, **cfg):
+        m = RunModel(run_dir=f"/runs/{folder}")
+        m.config = {"name": "demo", **cfg}
+        return m
+    a, b, c = run("a-1", seed=0), run("b-2", seed=0), run("c-3", seed=1)
+    labels = compare_labels([a, b, c])
+    assert labels[id(c)] == "seed=1"                               # unique: the setting alone
+    assert labels[id(a)] == "a-1 · seed=0" and labels[id(b)] == "b-2 · seed=0"   # alike: with their folder
+    long = run("d-4", note="x" * 200)
+    text = compare_labels([long, run("e-5", note="y")])[id(long)]
+    assert len(text) == LEGEND_MAX_CHARS and "…" in text and text.startswith("note=x")

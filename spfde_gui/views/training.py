@@ -189,16 +189,33 @@ def _rename(item, name: str) -> None:
                 legend.updateSize()
 
 
+# Longer legend labels are cut in the middle: the legend sits inside the plot, and a wide
+# one would run past the plot's left edge (the full values are in the table below).
+LEGEND_MAX_CHARS = 48
+
+
 def compare_labels(models: list[RunModel]) -> dict[int, str]:
-    """id(model) -> its run folder and the settings that differ between the compared runs,
-    e.g. "demo-0003 · sparsity.target=0.8" (two runs of one preset share a name)."""
+    """id(model) -> what differs between the compared runs ("sparsity.target=0.8"), with the
+    run folder only where the settings alone do not tell runs apart (identical ones), cut to
+    LEGEND_MAX_CHARS."""
     keys = differing_fields([m.config for m in models])
+    diffs = {id(m): ", ".join(f"{k}={config_value(m.config, k)}" for k in keys) for m in models}
+    seen: dict[str, int] = {}
+    for d in diffs.values():
+        seen[d] = seen.get(d, 0) + 1
     out = {}
     for m in models:
         folder = m.run_dir.name if m.run_dir is not None else m.name
-        diff = ", ".join(f"{k}={config_value(m.config, k)}" for k in keys)
-        out[id(m)] = f"{folder} · {diff}" if diff else folder
+        d = diffs[id(m)]
+        out[id(m)] = _elide(d if d and seen[d] == 1 else f"{folder} · {d}" if d else folder)
     return out
+
+
+def _elide(text: str, n: int = LEGEND_MAX_CHARS) -> str:
+    if len(text) <= n:
+        return text
+    head = (n - 1) // 2
+    return text[:head] + "…" + text[len(text) - (n - 1 - head):]
 
 
 def _scaled(m: RunModel, name: str):
