@@ -109,3 +109,23 @@ def test_a_measured_start_up_is_kept_by_a_later_calibration(cache):
 def test_durations_read_as_a_person_would():
     assert wall_time.duration(None) == "unknown" and wall_time.duration(42.4) == "42 s"
     assert wall_time.duration(125) == "2 min 05 s" and wall_time.duration(7260) == "2 h 01 min"
+
+
+def test_sweep_plan_uses_the_machines_rate_and_start_up(cache, tmp_path, capsys):
+    import yaml
+
+    from engine.sweep import cells as cells_mod
+    from engine.sweep import spec as spec_mod
+    sweep = tmp_path / "s.yaml"
+    over = {**{k: v for k, v in TINY.items() if k not in ("name", "seed")}, "freeze": {"target": 0}}
+    sweep.write_text(yaml.safe_dump({"name": "s", "base": {"preset": "demo"}, "overrides": over, "seeds": 1,
+                                     "axes": {"sparsity.target": [0.5, 0.8]}, "sweep_dir": str(tmp_path / "sweeps")}))
+    assert cli.main(["sweep", str(sweep), "--plan"]) == 0
+    assert f"{cells_mod.CELL_OVERHEAD_S:.3g} s start-up per cell" in capsys.readouterr().out   # nothing measured
+    cells = cells_mod.build(spec_mod.load(sweep))
+    wall_time.record(from_dict(cells[0].config), "cpu", 1e9, "a run", startup_s=12.5)
+    assert cli.main(["sweep", str(sweep), "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert "at 1e+09 executed FLOPs/s" in out and "12.5 s start-up per cell" in out
+    total = sum(12.5 + cells_mod.executed_flops(c.projected) / 1e9 for c in cells)
+    assert f"estimated total: {cells_mod._duration(total)} " in out

@@ -64,6 +64,11 @@ def test_wheel_installs_and_runs_from_anywhere(tmp_path):
     bin_ = venv / "bin"
     plan = _run([bin_ / "spfde-train", "plan", "--preset", "demo"], cwd=elsewhere, env=env)
     assert "model resnet20" in plan and "freeze plan" in plan
+    # the shipped sweeps and searches are found by name from the wheel's assets
+    sweep = _run([bin_ / "spfde-train", "sweep", "demo_grid", "--plan"], cwd=elsewhere, env=env)
+    assert "sweep demo-grid: 8 cells" in sweep
+    search = _run([bin_ / "spfde-train", "search", "demo_budget", "--plan"], cwd=elsewhere, env=env)
+    assert "plain-MEST reference trial" in search
 
     runs = elsewhere / "runs"
     _run([bin_ / "spfde-train", "run", "--preset", "demo", "--run-dir", runs, "--set", "epochs=2",

@@ -171,20 +171,32 @@ def executed_flops(projected: dict) -> float:
                                      "saved": projected.get("flops_saved"), "overhead": projected.get("flops_overhead")})
 
 
-def cached_rate(cells: list[Cell]) -> float | None:
+def cached_entry(cells: list[Cell]) -> dict | None:
     """This machine's measured speed for the first cell's model, batch and device
     (engine.cost.wall_time: recorded by earlier runs or ``plan --calibrate``), or None."""
     for c in cells[:1]:
         try:
-            hit = wall_time.lookup(config_mod.from_dict(c.config))
+            return wall_time.lookup(config_mod.from_dict(c.config))
         except ConfigError:
             return None
-        return float(hit["flops_per_s"]) if hit else None
     return None
 
 
-def estimate_seconds(cell: Cell, flops_per_s: float) -> float:
-    return CELL_OVERHEAD_S + executed_flops(cell.projected) / max(flops_per_s, 1.0)
+def cached_rate(cells: list[Cell]) -> float | None:
+    hit = cached_entry(cells)
+    return float(hit["flops_per_s"]) if hit else None
+
+
+def cached_startup(cells: list[Cell]) -> float | None:
+    """The start-up a run of the first cell's model measured here (a fresh process importing
+    torch, building data and model), or None."""
+    hit = cached_entry(cells) or {}
+    v = hit.get("startup_s")
+    return float(v) if isinstance(v, (int, float)) and v > 0 else None
+
+
+def estimate_seconds(cell: Cell, flops_per_s: float, startup_s: float = CELL_OVERHEAD_S) -> float:
+    return startup_s + executed_flops(cell.projected) / max(flops_per_s, 1.0)
 
 
 def flops_text(projected: dict) -> str:
@@ -192,7 +204,8 @@ def flops_text(projected: dict) -> str:
     return ("" if projected.get("exact", True) else "~") + f"{projected.get('flops_spent', 0):.3g}"
 
 
-def format_plan(spec: SweepSpec, cells: list[Cell], flops_per_s: float = DEFAULT_CPU_FLOPS_PER_S) -> str:
+def format_plan(spec: SweepSpec, cells: list[Cell], flops_per_s: float = DEFAULT_CPU_FLOPS_PER_S,
+                startup_s: float = CELL_OVERHEAD_S) -> str:
     """The ``--plan`` table: one line per cell with projected FLOPs and an estimated time."""
     cols = spec.varied_fields()
     # the cost model's training memory (weights, optimizer, activations), not a process's RSS
@@ -200,7 +213,7 @@ def format_plan(spec: SweepSpec, cells: list[Cell], flops_per_s: float = DEFAULT
     rows = []
     total_s = 0.0
     for c in cells:
-        s = estimate_seconds(c, flops_per_s)
+        s = estimate_seconds(c, flops_per_s, startup_s)
         total_s += s
         pj = c.projected
         dense = pj.get("flops_dense") or 1.0
@@ -215,7 +228,7 @@ def format_plan(spec: SweepSpec, cells: list[Cell], flops_per_s: float = DEFAULT
         lines.append("~: SNIP/GraSP choose layer densities from the data; their FLOPs are priced at the "
                      "uniform split, an estimate")
     lines.append(f"estimated total: {_duration(total_s)} one cell at a time, at {flops_per_s:.3g} executed FLOPs/s "
-                 f"(masked layers run densely) and {CELL_OVERHEAD_S:g} s start-up per cell; --flops-per-s sets "
+                 f"(masked layers run densely) and {startup_s:.3g} s start-up per cell; --flops-per-s sets "
                  "your machine's rate")
     return "\n".join(lines)
 

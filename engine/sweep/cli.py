@@ -70,7 +70,10 @@ def main(args) -> int:
             assert m is not None, "resolve() gives a spec or a sweep folder"
             spec = spec_mod.SweepSpec(name=m.name, base={}, seeds=m.seeds or [0])
             spec.axes = {f: [] for f in m.varied}
-        print(cells_mod.format_plan(spec, cells, rate))
+        # the start-up a run measured here, where the rate is this machine's cached one too
+        startup = (cells_mod.cached_startup(cells) if not args.flops_per_s and not (m and measured_rate(m))
+                   else None) or cells_mod.CELL_OVERHEAD_S
+        print(cells_mod.format_plan(spec, cells, rate, startup))
         return 0
     executor = args.executor or (spec.executor if spec else None) or (m.data.get("executor") if m else None) or "local"
     if executor == "slurm":

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from engine import assets
 from engine import config as config_mod
 from engine.config import ConfigError, safe_yaml
 from engine.executor.base import EXECUTORS
@@ -29,7 +30,8 @@ from engine.executor.slurm import options_from
 
 DEFAULT_MAX_CELLS = 500
 MAX_SEEDS = 10_000               # seeds a sweep may name (each one is a cell per setting)
-SWEEPS_DIR = Path(__file__).resolve().parent.parent.parent / "assets" / "sweeps"
+# The shipped sweeps: the checkout's assets/ or the wheel's spfde_assets package.
+SWEEPS_DIR = assets.path("sweeps")
 SWEEP_KEYS = ("name", "base", "overrides", "axes", "linked", "seeds", "max_cells", "sweep_dir", "description",
               "executor", "slurm")
 # Fields a sweep may not vary: the seed has its own key, and these name the run folder.

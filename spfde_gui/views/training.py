@@ -23,6 +23,9 @@ from spfde_gui.views.base import (
     set_long_data,
 )
 
+# The config-diff table below the plots grows with its rows up to this height, then scrolls.
+DIFF_TABLE_MAX_PX = 150
+
 
 class TrainingView(RunView):
     title = "Accuracy && loss"
@@ -63,7 +66,6 @@ class TrainingView(RunView):
         self.diff_table.setObjectName("training:config-diff")
         self.diff_table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.diff_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.diff_table.setMaximumHeight(150)
         self.diff_table.hide()
         lay.addWidget(self.diff_table)
         self.set_content(box)
@@ -174,6 +176,10 @@ class TrainingView(RunView):
             t.horizontalHeaderItem(c).setToolTip(labels.get(id(r), r.name))
             for row, k in enumerate(keys):
                 t.setItem(row, c, QTableWidgetItem(str(config_value(r.config, k))))
+        if keys:      # as tall as its rows (up to DIFF_TABLE_MAX_PX), not a fixed block of empty rows
+            t.resizeRowsToContents()
+            t.setFixedHeight(min(DIFF_TABLE_MAX_PX, t.horizontalHeader().sizeHint().height()
+                                 + t.verticalHeader().length() + 2 * t.frameWidth() + 2))
 
 
 def _rename(item, name: str) -> None:
