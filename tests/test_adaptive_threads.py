@@ -112,3 +112,25 @@ def test_run_model_and_report_show_the_thread_changes(tmp_path):
                         previous_images_per_s=110.0))
     text = m.threads_text()
     assert text.startswith("1 CPU threads") and "110.0 -> 241.0" in text and "epoch 2" in text
+
+
+def test_one_slow_batch_does_not_decide_and_noise_under_the_default_margin_changes_nothing():
+    # quiet 2 threads at 100/s, 1 thread at 80/s; every 7th batch a neighbour's burst halves it
+    speed = lambda n, i: (100.0 if n == 2 else 80.0) * (0.5 if i % 7 == 0 else 1.0)
+    changes, counts = drive(ThreadTuner(max_threads=2, hold=20, probe=3), speed, 1500)
+    assert changes == [] and counts[-1] == 2
+    jitter = lambda n, i: 100.0 * (1.1 if (n == 3) == (i % 2 == 0) else 0.95)    # +-10% against the held count
+    assert drive(ThreadTuner(max_threads=4, hold=10, probe=3), jitter, 600)[0] == []
+
+
+def test_an_upward_probe_beside_a_busy_neighbour_ends_after_one_slow_batch():
+    # beside a busy loop two threads collapse (30/s) while one runs at 80/s
+    speed = lambda n, i: 30.0 if n == 2 else 80.0
+    t = ThreadTuner(max_threads=2, hold=20, probe=3)
+    changes, counts = drive(t, speed, 400)
+    assert [c.threads for c in changes] == [1] and counts[-1] == 1
+    first_down = counts.index(1)
+    later = counts[first_down + 4:]                # after the kept move down
+    # each upward probe: one settling batch and one timed batch at 2 threads, then back
+    runs = [len(r) for r in "".join("x" if c == 2 else "." for c in later).split(".") if r]
+    assert runs and all(r == 2 for r in runs)

@@ -12,6 +12,13 @@ with) for ``probe`` batches after one settling batch, and keeps whichever gave m
 samples per second by at least ``margin``. A probe that loses doubles the wait before the
 next probe in that direction (up to ``max_hold``), so a quiet machine pays for probing
 less and less; any change resets the waits, so the run goes back up when the machine frees.
+
+Speeds are medians of per-batch rates (one batch slowed by a neighbour's burst does not
+decide), and the margin is wide (15%): the changes worth making are large (a collapsed
+count runs 2-3x slower, one thread fewer on a quiet machine about 1.7x), while a false
+move costs the whole hold. A probe whose first timed batch is already ``abort`` times
+slower than the held count ends there, a loss: an upward probe beside a busy neighbour
+(where the higher count collapses) then costs one slow batch, not ``probe`` of them.
 """
 from __future__ import annotations
 
@@ -32,7 +39,8 @@ class ThreadTuner:
     max_threads: int             # the count it starts with and never exceeds
     hold: int = 32               # batches at a count before a probe
     probe: int = 3               # measured batches of a probe (after one settling batch)
-    margin: float = 0.05         # a probe must be this much faster to be kept
+    margin: float = 0.15         # a probe must be this much faster to be kept
+    abort: float = 1.5           # a probe's first timed batch this much slower ends it
     max_hold: int = 512          # longest wait between probes in one direction
     current: int = 0
     _phase: str = "hold"
@@ -65,8 +73,12 @@ class ThreadTuner:
         self._times, self._sizes = [], []
 
     def _speed(self) -> float:
-        t = sum(self._times)
-        return sum(self._sizes) / t if t > 0 else 0.0
+        """Median samples/s of the measured batches (0 when none)."""
+        rates = sorted(n / t for n, t in zip(self._sizes, self._times) if t > 0)
+        if not rates:
+            return 0.0
+        mid = len(rates) // 2
+        return rates[mid] if len(rates) % 2 else (rates[mid - 1] + rates[mid]) / 2
 
     def _directions(self) -> list[int]:
         out = []
@@ -104,9 +116,10 @@ class ThreadTuner:
         if self._count > 1:                      # the first batch at a new count settles
             self._times.append(seconds)
             self._sizes.append(samples)
-        if self._count < self.probe + 1:
+        lost_early = len(self._times) == 1 and self._speed() * self.abort < self._baseline
+        if self._count < self.probe + 1 and not lost_early:
             return None, None
-        speed, direction = self._speed(), self._candidate - self.current
+        speed, direction = (0.0 if lost_early else self._speed()), self._candidate - self.current
         dirs_before = self._directions()
         change = None
         if speed > self._baseline * (1 + self.margin):
