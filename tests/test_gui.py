@@ -211,8 +211,8 @@ def test_runs_panel_lists_statuses_and_overlays_runs(window, qtbot, tmp_path):
     panel.set_compared([runs / "b-2"])
     window.redraw_all()
     overlay = [it for _p, it in window.training._overlay_items]
-    # test accuracy and test loss, against epochs and FLOPs: folder and what differs
-    assert len(overlay) == 4 and {o.name() for o in overlay} == {"b-2 · epochs=3 (test)"}
+    # test accuracy and test loss, against epochs and FLOPs, named by what differs
+    assert len(overlay) == 4 and {o.name() for o in overlay} == {"epochs=3 (test)"}
     assert len(overlay[0].getData()[0]) == 3
     loss = [it for p, it in window.training._overlay_items if p is window.training.loss_ep][0]
     assert list(loss.getData()[1]) == pytest.approx([2.1, 1.9, 1.7])      # b-2's test loss
@@ -228,7 +228,7 @@ def test_runs_panel_lists_statuses_and_overlays_runs(window, qtbot, tmp_path):
     scene_pt = plot.vb.mapViewToScene(pg_point(2.0, 50.0))
     window.training.hovers[0]._moved((scene_pt,))
     assert window.training.hovers[0].label.isVisible()
-    assert "a-1 · epochs=6 (test): 35 @ 2" in window.training.hovers[0].label.toPlainText()   # epoch 2 = the second
+    assert "epochs=6 (test): 35 @ 2" in window.training.hovers[0].label.toPlainText()   # epoch 2 = the second
     panel.set_compared([])                       # comparing no more: no overlays, no table
     window.redraw_all()
     assert window.training.diff_table.isHidden() and window.training._overlay_items == []

@@ -15,6 +15,7 @@ from engine.data.checks import CIFAR_FILES, check_dataset
 from engine.data.sizes import dataset_sizes
 from spfde_gui.system import model_tables
 from spfde_gui.system.tasks import TaskCancelled, TaskRunner
+from spfde_gui.window.speed_calibration import SpeedCalibration
 
 DEBOUNCE_MS = 250
 # Re-exported for the views that import them from here; defined in palette and fmt.
@@ -202,6 +203,18 @@ class CostPreview(QWidget):
         self.confirm_btn.setVisible(False)
         self.confirm_btn.clicked.connect(self._trust)
         lay.addWidget(self.confirm_btn, 0, Qt.AlignLeft)
+        # no measured speed for this model here yet: measure it (plan --calibrate, a few batches)
+        self.calibration = SpeedCalibration(self)
+        self.calibration.finished.connect(self._calibrated)
+        self.calibrate_btn = QPushButton("Measure this machine's speed (a few batches)")
+        self.calibrate_btn.setObjectName("preview:calibrate")
+        self.calibrate_btn.setToolTip("Runs spfde-train plan --calibrate on this configuration in an engine "
+                                      "process: it trains a few batches of it, records the speed, and the "
+                                      "wall time becomes an estimate")
+        self.calibrate_btn.setVisible(False)
+        self.calibrate_btn.clicked.connect(self.calibrate)
+        lay.addWidget(self.calibrate_btn, 0, Qt.AlignLeft)
+        self._calibration_note = ""
         lay.addStretch(1)
         self.setMinimumHeight(self.sizeHint().height())
 
@@ -244,6 +257,7 @@ class CostPreview(QWidget):
     def shutdown(self) -> None:
         self._timer.stop()
         self.tasks.shutdown()
+        self.calibration.kill()
 
     # ------------------------------------------------------------------ output
     def _on_done(self, outcome) -> None:
@@ -296,14 +310,38 @@ class CostPreview(QWidget):
         """The run's wall time from this machine's measured speed, with what freezing and
         sieving take off it; 'unknown' until a run or a calibration has measured it."""
         secs = est.get("seconds")
+        measuring = self.calibration.running()
+        self.calibrate_btn.setVisible(secs is None or measuring)
         if secs is None:
-            self.values["wall"].setText("unknown")
-            self.values["wall"].setToolTip(est.get("why") or "")
+            self.values["wall"].setText("measuring…" if measuring else "unknown")
+            self.values["wall"].setToolTip("\n\n".join(t for t in (est.get("why"), self._calibration_note) if t))
             return
         saves = [f"−{wall_time.duration(est[k])} {what}" for k, what in
                  (("freeze_saves_s", "freezing"), ("sieve_saves_s", "sieving")) if est.get(k)]
         self.values["wall"].setText(wall_time.duration(secs) + (f" ({', '.join(saves)})" if saves else ""))
         self.values["wall"].setToolTip(wall_time.describe(est))
+
+    def calibrate(self) -> bool:
+        """Measure this machine's speed for the configuration in view (False: none to measure,
+        or a measurement already running)."""
+        cfg = self._pending
+        if cfg is None or not self.calibration.start(cfg):
+            return False
+        self._calibration_note = ""
+        self.calibrate_btn.setEnabled(False)
+        self.calibrate_btn.setText("Measuring… (loads PyTorch, trains a few batches)")
+        self.values["wall"].setText("measuring…")
+        return True
+
+    def _calibrated(self, ok: bool, log_tail: str) -> None:
+        self.calibrate_btn.setEnabled(True)
+        self.calibrate_btn.setText("Measure this machine's speed (a few batches)")
+        # a failed measurement (no such device, out of memory) leaves the estimate unknown; the
+        # wall row's tooltip then gives the engine's last lines (shown only while unknown)
+        self._calibration_note = (f"the last measurement {'ended' if ok else 'failed'}; the engine said:\n"
+                                  f"{log_tail}")
+        if self._pending is not None:
+            self.schedule(self._pending)
 
     def set_process_memory(self, rss: float | None, running: bool) -> None:
         """The engine's resident memory beside the model's (from the hardware poll)."""
