@@ -311,7 +311,7 @@ class CostPreview(QWidget):
         sieving take off it; 'unknown' until a run or a calibration has measured it."""
         secs = est.get("seconds")
         measuring = self.calibration.running()
-        self.calibrate_btn.setVisible(secs is None or measuring)
+        self._show_calibrate(secs is None or measuring)
         if secs is None:
             self.values["wall"].setText("measuring…" if measuring else "unknown")
             self.values["wall"].setToolTip("\n\n".join(t for t in (est.get("why"), self._calibration_note) if t))
@@ -320,6 +320,12 @@ class CostPreview(QWidget):
                  (("freeze_saves_s", "freezing"), ("sieve_saves_s", "sieving")) if est.get(k)]
         self.values["wall"].setText(wall_time.duration(secs) + (f" ({', '.join(saves)})" if saves else ""))
         self.values["wall"].setToolTip(wall_time.describe(est))
+
+    def _show_calibrate(self, show: bool) -> None:
+        if show != self.calibrate_btn.isVisibleTo(self):
+            self.calibrate_btn.setVisible(show)
+            # the button takes a row: the rows above keep their height (the splitter gives way)
+            self.setMinimumHeight(self.sizeHint().height())
 
     def calibrate(self) -> bool:
         """Measure this machine's speed for the configuration in view (False: none to measure,
@@ -380,6 +386,7 @@ class CostPreview(QWidget):
             if k != "process":
                 v.setText("–")
         self.bar.set_parts([])
+        self._show_calibrate(self.calibration.running())    # nothing to measure until it projects
         self.message.setStyleSheet("color: #c0392b;")
         self.message.setText(text)
         self.updated.emit(None)
