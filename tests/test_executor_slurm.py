@@ -113,7 +113,34 @@ def test_job_entry_resumes_when_a_checkpoint_exists(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.pt").write_bytes(b"x")
     assert job.engine_argv(tmp_path) == ["resume", str(tmp_path)]
+    assert job.engine_argv(tmp_path, ["epochs", "lr"]) == ["resume", str(tmp_path), "--allow-change", "epochs",
+                                                            "--allow-change", "lr"]
     assert job.main([str(tmp_path / "nowhere")]) == 2        # a folder the node cannot see
+    assert job.parse_args(["/r", "--allow-change", "epochs"]) == (Path("/r"), ["epochs"])
+    for bad in ([], ["--allow-change", "epochs"], ["/r", "--allow-change"], ["/r", "--set", "x=1"]):
+        assert job.parse_args(bad) is None and job.main(bad) == 2
+
+
+def test_resume_on_slurm_hands_allow_change_to_the_job(tmp_path, monkeypatch):
+    """`resume RUN --executor slurm --allow-change epochs`: the job's resume accepts the same
+    fields (else it would refuse the config the user changed)."""
+    import argparse
+
+    from engine.executor import cli as ex_cli
+    from engine.executor import slurm as slurm_mod
+    submitted = []
+    monkeypatch.setattr(ex_cli, "available", lambda: None)
+    monkeypatch.setattr(ex_cli.checks, "check_all", lambda *a, **k: [])
+    monkeypatch.setattr(slurm_mod.SlurmExecutor, "submit",
+                        lambda self, commands, **kw: submitted.append(commands) or ["42"])
+    from engine import config as C
+    cfg = C.load_preset("demo")
+    run = tmp_path / "run"
+    run.mkdir()
+    args = argparse.Namespace(slurm_config=None, slurm=[], run_dir=None, allow_change=["epochs", "lr"])
+    assert ex_cli.submit_run(cfg, args, existing=run) == 0
+    assert submitted[0] == [[submitted[0][0][0], "-m", "engine.executor.job", str(run.resolve()),
+                             "--allow-change", "epochs", "--allow-change", "lr"]]
 
 
 def test_slurm_environment_to_torch_distributed():

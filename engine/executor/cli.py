@@ -57,7 +57,9 @@ def submit_run(cfg, args, existing: Path | None = None) -> int:
     d = existing.resolve() if existing is not None else run_dir_mod.create(cfg, base).resolve()
     ex = SlurmExecutor(opts)
     try:
-        (job,) = ex.submit([[sys.executable, "-m", "engine.executor.job", str(d)]], job_name=f"spfde-{cfg.name}",
+        # resume --allow-change: the job's resume accepts the same changed fields
+        allow = [a for f in (getattr(args, "allow_change", None) or []) for a in ("--allow-change", f)]
+        (job,) = ex.submit([[sys.executable, "-m", "engine.executor.job", str(d), *allow]], job_name=f"spfde-{cfg.name}",
                            log_dir=str(d), ntasks=ntasks, nodes=nodes)
     except RuntimeError as exc:
         print(str(exc), file=sys.stderr)

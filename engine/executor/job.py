@@ -123,19 +123,36 @@ def ddp_env(env: dict | os._Environ = os.environ) -> dict[str, str]:
             "MASTER_PORT": env.get("MASTER_PORT") or str(port)}
 
 
-def engine_argv(run_dir: Path) -> list[str]:
-    """``resume`` when a checkpoint exists, else train afresh in the existing folder."""
+def engine_argv(run_dir: Path, allow_change: list[str] | None = None) -> list[str]:
+    """``resume`` when a checkpoint exists (with the fields ``resume --allow-change`` named
+    when it was submitted), else train afresh in the existing folder."""
     if (run_dir / "checkpoints" / "last.pt").is_file() or any((run_dir / "checkpoints").glob("*.pt")):
-        return ["resume", str(run_dir)]
+        return ["resume", str(run_dir), *(a for f in allow_change or [] for a in ("--allow-change", f))]
     return ["run", "--config", str(run_dir / "config.yaml"), "--attach", str(run_dir)]
 
 
+USAGE = "usage: python -m engine.executor.job RUN_DIR [--allow-change FIELD[,FIELD]]..."
+
+
+def parse_args(args: list[str]) -> tuple[Path, list[str]] | None:
+    """(RUN_DIR, the --allow-change values), or None for anything else."""
+    if not args or args[0].startswith("-"):
+        return None
+    rest, allow = args[1:], []
+    while rest:
+        if rest[0] != "--allow-change" or len(rest) < 2:
+            return None
+        allow.append(rest[1])
+        rest = rest[2:]
+    return Path(args[0]), allow
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        print("usage: python -m engine.executor.job RUN_DIR", file=sys.stderr)
+    parsed = parse_args(list(sys.argv[1:] if argv is None else argv))
+    if parsed is None:
+        print(USAGE, file=sys.stderr)
         return 2
-    run_dir = Path(args[0])
+    run_dir, allow_change = parsed
     node = socket.gethostname().split(".")[0]
     if not (run_dir / "config.yaml").is_file():
         print(f"run folder {run_dir} is not visible on node {node} (or holds no config.yaml): Slurm jobs need "
@@ -148,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(run_dir / MARKER, "a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")
     os.environ.update(dist)
-    cmd = [sys.executable, "-m", "engine", *engine_argv(run_dir)]
+    cmd = [sys.executable, "-m", "engine", *engine_argv(run_dir, allow_change)]
     sys.stdout.flush()
     # the events are in the run folder's events.jsonl: the Slurm log keeps the engine's log
     # lines (stderr), so that a failed job's log tail says what went wrong
