@@ -78,3 +78,32 @@ def test_results_are_never_appended_through_a_link(tmp_path):
     with pytest.raises(OSError, match="symbolic link"):
         manifest.append_jsonl(link, {"cell": "x"})
     assert victim.read_text() == ""
+
+
+def test_a_finished_sweep_ends_its_trackers_parent_run(tmp_path, monkeypatch):
+    """The runner ends the MLflow parent run with the sweep: FINISHED when every cell is done
+    (here all were done before it started: nothing is trained)."""
+    from engine.tracking import groups
+    from tests.test_sweep_report import fake_sweep
+    ended = []
+    monkeypatch.setattr(groups, "end_parent", lambda d, cfg, status: ended.append((d, status)) or True)
+    m = manifest.read(fake_sweep(tmp_path))
+    assert runner.run(m, gpus="none") == 0
+    assert ended == [(m.dir, "FINISHED")]
+
+
+def test_a_slurm_sweeps_fresh_cell_folder_carries_the_trackers_group(tmp_path):
+    """Cells submitted to Slurm are grouped in the trackers as the local runner's are: the
+    group goes into the config their fresh run folder holds."""
+    from engine.sweep import cluster
+    s = spec.parse({"name": "grp", "base": {"preset": "demo"}, "overrides": {**TINY, "trackers": {
+        "tensorboard": {"enabled": True}}}, "axes": {"sparsity.target": [0.5]}, "seeds": 1})
+    m = manifest.create(s, cells_mod.build(s), tmp_path)
+    (st,) = state.states(m)
+    rd = cluster._run_folder(m, st)
+    assert config_mod.load(rd / "config.yaml").trackers.group == m.name
+    plain = spec.parse({"name": "plain", "base": {"preset": "demo"}, "overrides": TINY,
+                        "axes": {"sparsity.target": [0.5]}, "seeds": 1})
+    m2 = manifest.create(plain, cells_mod.build(plain), tmp_path)
+    rd2 = cluster._run_folder(m2, state.states(m2)[0])
+    assert not config_mod.load(rd2 / "config.yaml").trackers.group      # no tracker on: no group

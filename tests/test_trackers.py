@@ -360,6 +360,12 @@ def test_export_mlflow_writes_a_sweep_under_one_parent_run(mlflow_server, tmp_pa
     assert first[0] == 'trackers.group="rep"' and first[1].startswith("trackers.mlflow.parent_run_id=")
     assert groups.cell_overrides(base, d, "rep") == first
     assert groups.cell_overrides({"trackers": {}}, d, "rep") == []
+    # the parent ends with the sweep (it stayed RUNNING before)
+    parent = json.loads(first[1].split("=", 1)[1])
+    assert c.get_run(parent).info.status == "RUNNING"
+    assert groups.end_parent(d, base, "FINISHED")
+    assert c.get_run(parent).info.status == "FINISHED"
+    assert not groups.end_parent(d, {"trackers": {}}, "FINISHED")       # MLflow off: nothing to end
 
 
 def test_a_sweep_folder_from_before_the_trackers_section_still_matches_its_file(tmp_path):

@@ -35,6 +35,7 @@ from engine.sweep import results as results_mod
 from engine.sweep import runner as runner_mod
 from engine.sweep import state as state_mod
 from engine.sweep.cells import Cell
+from engine.tracking import groups
 
 log = logging.getLogger("engine.search")
 # Optuna's INFO lines ("A new study created ...") would interleave with the event stream.
@@ -192,6 +193,7 @@ def _alive(worker: str) -> bool:
 class _TrialRunner(runner_mod.SweepRunner):
     """The sweep runner, reporting each trial's first-seed learning curve to Optuna's pruner
     and stopping a pruned trial's cells with a checkpoint (resumable by hand)."""
+    ends_parent = False          # one runner per batch: the study ends the parent run at its end
 
     def __init__(self, m: manifest_mod.Manifest, slots: list, out: IO[str] | None,
                  trials: dict[str, optuna.Trial], report_cells: set[str], on_progress: Any = None):
@@ -395,6 +397,9 @@ class Search:
             self.snapshot(importances=True)
             pending = []
         self.snapshot(importances=True)
+        m = manifest_mod.read(self.folder)
+        if m.cells:        # the trackers' parent run ends with the search
+            groups.end_parent(self.folder, m.cells[0].config, "KILLED" if self._stopped else "FINISHED")
         self._emit("search_finished", trials=len(self.study.trials), stopped=self._stopped)
         return 0
 

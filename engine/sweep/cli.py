@@ -19,6 +19,7 @@ from engine.sweep import manifest as manifest_mod
 from engine.sweep import results as results_mod
 from engine.sweep import spec as spec_mod
 from engine.sweep import state as state_mod
+from engine.tracking import groups
 
 log = logging.getLogger("engine.sweep")
 
@@ -205,6 +206,10 @@ def _on_slurm(args, spec, cells, m) -> int:
     done = sum(1 for s in states if s.action == "done")
     failed = sum(1 for s in states if s.action == "failed" or s.status == "failed")
     remaining = sum(1 for s in states if s.todo)
-    emit("sweep_finished", status="detached" if stop.is_set() else ("completed" if not remaining else "stopped"),
-         completed=done, failed=failed, remaining=remaining, sweep_dir=str(m.dir.resolve()))
+    status = "detached" if stop.is_set() else ("completed" if not remaining else "stopped")
+    if status != "detached" and m.cells:        # the trackers' parent run ends with the sweep
+        groups.end_parent(m.dir, m.cells[0].config,
+                          "KILLED" if status == "stopped" else "FAILED" if failed else "FINISHED")
+    emit("sweep_finished", status=status, completed=done, failed=failed, remaining=remaining,
+         sweep_dir=str(m.dir.resolve()))
     return rc

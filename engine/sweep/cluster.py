@@ -29,6 +29,7 @@ from engine.run import folder as run_dir_mod
 from engine.sweep import results as results_mod
 from engine.sweep import state as state_mod
 from engine.sweep.manifest import RESULTS, Manifest, append_jsonl, read_jsonl
+from engine.tracking import groups
 
 JOBS = "slurm_jobs.jsonl"          # one line per submitted cell, and one per cancel
 LOGS = "logs"
@@ -125,6 +126,11 @@ def _run_folder(m: Manifest, st: state_mod.CellState) -> Path:
     if rd is not None and (st.resume or not (rd / "events.jsonl").is_file()):
         return rd.resolve()
     cfg = config_mod.load(m.config_path(st.cell))
+    # the sweep's cells as one group in the trackers, as the local runner does (a stopped
+    # cell resumes with the config its folder already holds)
+    sets = groups.cell_overrides(st.cell.config, m.dir, m.name)
+    if sets:
+        cfg = config_mod.from_dict(config_mod.apply_overrides(cfg.to_dict(), sets))
     return run_dir_mod.create(cfg, m.dir.resolve()).resolve()
 
 

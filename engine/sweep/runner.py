@@ -78,6 +78,9 @@ class _Running:
 
 @dataclass
 class SweepRunner:
+    # End the trackers' parent run (MLflow) when the run ends (a class attribute, not a
+    # field); a search runs one runner per batch of trials and ends it itself, at its end.
+    ends_parent = True
     manifest: Manifest
     slots: list[str | None] = field(default_factory=lambda: [None])
     out: IO[str] | None = None
@@ -265,6 +268,9 @@ class SweepRunner:
         failed = sum(1 for s in states if s.status == "failed")
         remaining = sum(1 for s in states if s.todo)
         status = "stopped" if self._stop.is_set() and remaining else "completed"
+        if self.ends_parent and self.manifest.cells:      # the trackers' parent run ends with the sweep
+            groups.end_parent(self.manifest.dir, self.manifest.cells[0].config,
+                              "KILLED" if status == "stopped" else "FAILED" if failed else "FINISHED")
         self.emit("sweep_finished", status=status, completed=done, failed=failed, remaining=remaining,
                   sweep_dir=str(self.manifest.dir.resolve()))
         return 1 if failed and status == "completed" else 0

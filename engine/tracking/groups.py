@@ -1,8 +1,9 @@
 """A sweep's or search's cells as one group in the trackers: every cell gets
 ``trackers.group`` (W&B group, an MLflow tag, TensorBoard folders side by side) and, with
 MLflow on, the id of a parent run made once per sweep folder and kept in its
-trackers.json, so MLflow nests the cells under it. Making the parent never fails a sweep:
-an unreachable server leaves the cells grouped by tag only."""
+trackers.json, so MLflow nests the cells under it, and ended with the sweep (FINISHED,
+FAILED, or KILLED when it stopped with cells left). Neither making nor ending the parent
+ever fails a sweep: an unreachable server leaves the cells grouped by tag only."""
 from __future__ import annotations
 
 import json
@@ -69,3 +70,33 @@ def mlflow_parent(sweep_dir: Path, tracking_uri: str | None, experiment: str, gr
         return None
     ids.record(sweep_dir, "mlflow", {"run_id": box["id"]})
     return str(box["id"])
+
+
+def end_parent(sweep_dir: Path, cell_config: dict[str, Any], status: str) -> bool:
+    """End the sweep folder's MLflow parent run with ``status`` (FINISHED, FAILED or KILLED);
+    False when there is none, or MLflow did not answer within PARENT_TIMEOUT_S (logged)."""
+    rid = (ids.read(sweep_dir).get("mlflow") or {}).get("run_id")
+    ml = ((cell_config.get("trackers") or {}).get("mlflow") or {})
+    if not rid or not ml.get("enabled"):
+        return False
+    box: dict[str, Any] = {}
+
+    def end() -> None:
+        try:
+            from engine.tracking.trackers import MLflowTracker
+            for k, v in MLflowTracker.HTTP_DEFAULTS.items():
+                os.environ.setdefault(k, v)
+            from mlflow.tracking import MlflowClient
+            MlflowClient(tracking_uri=ml.get("tracking_uri")).set_terminated(str(rid), status=status)
+            box["ok"] = True
+        except BaseException as exc:  # noqa: BLE001 - the sweep's result stands either way
+            box["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+    t = threading.Thread(target=end, daemon=True, name="mlflow-parent-end")
+    t.start()
+    t.join(PARENT_TIMEOUT_S)
+    if not box.get("ok"):
+        log.warning("MLflow parent run of %s not ended (%s)", sweep_dir.name,
+                    scrub(box.get("error", f"no answer within {PARENT_TIMEOUT_S:g} s")))
+        return False
+    return True
