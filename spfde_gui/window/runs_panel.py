@@ -178,10 +178,13 @@ class RunsPanel(QWidget):
                 if m is None:
                     self._load_later(p)
                 models[p] = m
+            cells_of: dict[Path, list[RunModel | None]] = {}
+            for row in rows:
+                if row.is_cell and row.sweep is not None:
+                    cells_of.setdefault(row.sweep, []).append(models.get(row.path))
             for r, row in enumerate(rows):
                 if row.header:
-                    self._fill_sweep_row(r, row, [models.get(c.path) for c in rows if c.sweep == row.path
-                                                  and not c.header])
+                    self._fill_sweep_row(r, row, cells_of.get(row.path, []))
                 else:
                     self._fill_run_row(r, row, models[row.path], row.path in checked)
         finally:
@@ -258,9 +261,10 @@ class RunsPanel(QWidget):
         its own name) matches; the cells of a folded sweep stay hidden."""
         q = self.filter.text().strip()
         shown = [not q or matches(q, self._row_texts(r)) for r in range(len(self._rows))]
+        matched = {row.sweep for r, row in enumerate(self._rows) if row.is_cell and shown[r]}
         for r, row in enumerate(self._rows):
             if row.header and not shown[r]:
-                shown[r] = any(shown[i] for i, c in enumerate(self._rows) if c.is_cell and c.sweep == row.path)
+                shown[r] = row.path in matched
         for r, row in enumerate(self._rows):
             hidden = not shown[r] or (row.is_cell and row.sweep in self.collapsed)
             self.table.setRowHidden(r, hidden)
