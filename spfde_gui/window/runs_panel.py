@@ -111,8 +111,9 @@ class RunsPanel(QWidget):
         self.empty.setWordWrap(True)
         self.empty.setStyleSheet("color: #777; padding: 12px;")
         lay.addWidget(self.empty)
-        hint = QLabel("Double-click a run to open it; tick <i>compare</i> to overlay runs on the accuracy plots. "
-                      "Right-click a run to rename or delete it, the header for more columns.")
+        hint = QLabel("Double-click a run to open it (a sweep's row folds its cells); tick <i>compare</i> to "
+                      "overlay runs on the accuracy plots. Right-click a run to rename or delete it, the header for "
+                      "more columns.")
         hint.setStyleSheet("color: #777;")
         hint.setWordWrap(True)
         lay.addWidget(hint)
