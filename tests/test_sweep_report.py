@@ -85,3 +85,11 @@ def test_tensorboard_scalars_roundtrip(tmp_path):
     run = next(p for p in d.iterdir() if p.name.startswith("rep-c000-"))
     assert len(tb.export(run, tmp_path / "one")) == 1
     assert main(["export", "--tensorboard", str(tmp_path / "x"), str(tmp_path)]) == 2
+
+
+def test_an_unknown_format_is_refused_naming_it(tmp_path):
+    from spfde_gui.report import ReportError
+    from spfde_gui.sweep.report import export_sweep_report
+    d = fake_sweep(tmp_path)
+    with pytest.raises(ReportError, match=r"unknown sweep report format\(s\) docx; expected .*html"):
+        export_sweep_report(d, tmp_path / "out", formats="html,docx")

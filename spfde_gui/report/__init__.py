@@ -61,16 +61,18 @@ def _config_file(run_dir: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def parse_formats(formats) -> tuple[str, ...]:
+def parse_formats(formats, allowed: tuple[str, ...] = FORMATS, what: str = "report") -> tuple[str, ...]:
+    """The chosen formats ("html,pdf" or a list; None: every one of ``allowed``), or a
+    ReportError naming the unknown ones (the run, sweep and search reports share it)."""
     if formats is None:
-        return FORMATS
+        return allowed
     if isinstance(formats, str):
         formats = [f for f in formats.split(",")]
     chosen = tuple(dict.fromkeys(f.strip().lower() for f in formats if f.strip()))
-    bad = [f for f in chosen if f not in FORMATS]
+    bad = [f for f in chosen if f not in allowed]
     if bad or not chosen:
-        raise ReportError(f"unknown report format(s) {', '.join(bad) or '(none given)'}; "
-                          f"expected a comma-separated subset of {','.join(FORMATS)}")
+        raise ReportError(f"unknown {what} format(s) {', '.join(bad) or '(none given)'}; "
+                          f"expected a comma-separated subset of {','.join(allowed)}")
     return chosen
 
 

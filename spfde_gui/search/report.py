@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from engine.search import advice as advice_mod
-from spfde_gui.report import ReportError, plots
+from spfde_gui.report import ReportError, parse_formats, plots
 from spfde_gui.search import figures
 
 FORMATS = ("html", "pdf", "json")
@@ -97,13 +97,7 @@ def export_search_report(folder: str | Path, out_dir: str | Path | None = None,
         raise ReportError(f"{folder} holds no {advice_mod.SNAPSHOT}: run the search (spfde-train search FILE) "
                           "or its --report first")
     snap["folder"] = str(Path(folder).resolve())
-    chosen = FORMATS if formats is None else tuple(f.strip().lower() for f in
-                                                     (formats.split(",") if isinstance(formats, str) else formats)
-                                                     if f.strip())
-    bad = [f for f in chosen if f not in FORMATS]
-    if bad or not chosen:
-        raise ReportError(f"unknown search report format(s) {', '.join(bad) or '(none)'}; "
-                          f"expected a comma-separated subset of {','.join(FORMATS)}")
+    chosen = parse_formats(formats, FORMATS, "search report")
     out = Path(out_dir) if out_dir is not None else Path(folder) / "report"
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}

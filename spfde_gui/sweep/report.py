@@ -16,7 +16,7 @@ from pathlib import Path
 from engine.sweep import export as export_mod
 from engine.sweep import manifest as manifest_mod
 from engine.sweep import results as results_mod
-from spfde_gui.report import ReportError, plots
+from spfde_gui.report import ReportError, parse_formats, plots
 
 FORMATS = ("html", "pdf", "figures", "csv", "md", "tex")
 FILE_NAMES = {"html": "sweep_report.html", "pdf": "sweep_report.pdf", "figures": "figures", "csv": "results.csv",
@@ -129,13 +129,7 @@ def export_sweep_report(sweep_dir, out_dir=None, formats=None) -> dict[str, Path
         m = manifest_mod.read(sweep_dir)
     except manifest_mod.SweepError as exc:
         raise ReportError(str(exc)) from None
-    chosen = FORMATS if formats is None else tuple(f.strip().lower() for f in
-                                                     (formats.split(",") if isinstance(formats, str) else formats)
-                                                     if f.strip())
-    bad = [f for f in chosen if f not in FORMATS]
-    if bad or not chosen:
-        raise ReportError(f"unknown sweep report format(s) {', '.join(bad) or '(none)'}; "
-                          f"expected a comma-separated subset of {','.join(FORMATS)}")
+    chosen = parse_formats(formats, FORMATS, "sweep report")
     out = Path(out_dir) if out_dir is not None else Path(sweep_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
     rows = results_mod.load(m)
