@@ -273,15 +273,17 @@ def test_two_task_gloo_ddp_run_through_srun(slurm_cluster, tmp_path):
 
 
 def test_time_limit_warning_checkpoints_and_requeues_itself(slurm_cluster, tmp_path):
-    """--signal=B:TERM@30 on a 2-minute job: SIGTERM 30 to 90 s in (Slurm may send it up to
-    60 s early, which is why a time limit within 60 s of the warning is refused); the engine
-    checkpoints, sees the job at its time limit and requeues it (Slurm would not); it resumes."""
+    """--signal=B:TERM@59 on a 2-minute job, the widest warning the 2 minutes allow (a time
+    limit within 60 s of the warning is refused: Slurm may send it up to 60 s early). slurmctld
+    sends it once the job is within warning + 30 s of its limit, at its next 30-second check:
+    31 to 61 s in, half a minute sooner than a 30 s warning. The engine checkpoints, sees the
+    job at its time limit and requeues it (Slurm would not); it resumes."""
     sets = ["device=cpu", "epochs=1000", "batch_size=4", "model.width=0.25", "threads=1", "data.image_size=8",
             "data.train_size=400", "data.test_size=16", "data.num_classes=4", "data.augment=false",
             "freeze.target=0", "sieve.ratio=0", "analysis.enabled=false", "checkpoint.every=1"]
     args = [a for s in sets for a in ("--set", s)]
     sub = spfde("run", "--preset", "demo", *args, "--run-dir", tmp_path / "tl", "--executor", "slurm",
-                "--slurm", "time=2", "--slurm", "signal_warning_s=30")
+                "--slurm", "time=2", "--slurm", "signal_warning_s=59")
     assert sub.returncode == 0, sub.stderr[-2000:]
     run_dir = next((tmp_path / "tl").iterdir())
     job = sub.stdout.split("Slurm job ")[1].split(":")[0]

@@ -22,8 +22,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
 
 from engine.config import ConfigError, model_spec
 
@@ -41,6 +39,11 @@ def _owners(model: BlockModel) -> dict[int, int]:
 def measure(model: BlockModel, image_size: int, device: str | torch.device = "cpu",
             label: str = "", field: str = "model.name") -> dict:
     """The cost table of ``model`` at ``image_size`` (per sample)."""
+    # Here, not at the top: the flop counter pulls in triton and Dynamo, and a run whose
+    # model needs no measuring (the built-in ResNets, VGG) imports this module all the same.
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
     prunable = model.prunable()
     if not prunable:
         raise ConfigError([("model.name", f"{label or 'the model'} has no conv or linear layer: nothing for "

@@ -34,7 +34,7 @@ from engine.sieving.sieve import Sieve
 from engine.sparsity.sparsifier import Sparsifier
 from engine.tracking.component import Tracking
 from engine.tracking.secrets import masked_config
-from engine.training import adaptive_threads
+from engine.training import adaptive_threads, eager_start
 from engine.training import checkpoint as ckpt
 from engine.training import distributed as dist_mod
 from engine.training.adaptive_threads import AdaptiveThreads
@@ -97,6 +97,7 @@ class Trainer:
             raise RuntimeError(f"the model's blocks {self.block_names} differ from its cost table's "
                                f"{self.arch.block_names}")
         self.plan = project(cfg)
+        eager_start.configure(cfg.compile, torch.optim.SGD)   # no torch._dynamo import unless compiling
         self.optimizer = self._build_optimizer()
         nb = len(self.block_names)
         self.block_lr_end: list[int] = [cfg.epochs] * nb
