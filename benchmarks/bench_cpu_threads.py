@@ -22,6 +22,10 @@ its quiet figure; never below 0.4x. The machine is often shared: the load averag
 printed before and after each measurement, read the ratios with it.
 
     python benchmarks/bench_cpu_threads.py [--train-size 1280] [--settings default,auto]
+        [--busy 0,1,2] [--repeat N]
+
+With ``--repeat N`` each setting runs N times at each load, the settings interleaved run by
+run, and the table gives the median (one run's figure moves by 5-10% on the shared VM).
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -95,14 +100,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--train-size", type=int, default=2560)
     ap.add_argument("--settings", default=",".join(SETTINGS))
+    ap.add_argument("--busy", default="0,1,2", help="numbers of busy loops to measure beside")
+    ap.add_argument("--repeat", type=int, default=1)
     a = ap.parse_args()
     settings = a.settings.split(",")
+    levels = [int(n) for n in a.busy.split(",")]
     cfg = config(a)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; python {platform.python_version()}")
-    res: dict[tuple[str, int], float] = {}
+    runs: dict[tuple[str, int], list[float]] = {}
     loads = []
-    for n_busy in (0, 1, 2):
-        for s in settings:
+    for n_busy in levels:
+        for s in [s for _ in range(a.repeat) for s in settings]:
             procs = busy(n_busy)
             try:
                 time.sleep(0.5)
@@ -113,22 +121,30 @@ def main() -> None:
                 for p in procs:
                     p.kill()
                     p.wait()
-            res[s, n_busy] = r["ips"]
+            runs.setdefault((s, n_busy), []).append(r["ips"])
             loads.append((s, n_busy, l0, l1))
             print(f"  {s:<8} busy={n_busy}  {r['ips']:7.1f} images/s  threads={r['threads']}  "
                   f"load {l0:.2f} -> {l1:.2f}", flush=True)
+    res = {k: statistics.median(v) for k, v in runs.items()}
     base = res.get(("default", 0))
     print("\nimages/s (ratio to the setting's quiet figure; quiet column: ratio to default quiet)")
-    print(f"{'setting':<10}{'quiet':>18}{'1 busy loop':>18}{'2 busy loops':>18}")
+    if a.repeat > 1:
+        print(f"(medians of {a.repeat} runs each)")
+    names = {0: "quiet", 1: "1 busy loop"}
+    print(f"{'setting':<10}" + "".join(f"{names.get(n, f'{n} busy loops'):>18}" for n in levels))
     for s in settings:
-        q = res[s, 0]
-        cells = [f"{q:.1f} ({q / base:.2f}x)" if base else f"{q:.1f}"]
-        cells += [f"{res[s, n]:.1f} ({res[s, n] / q:.2f}x)" for n in (1, 2)]
+        q = res.get((s, 0))
+        cells = []
+        for n in levels:
+            v = res[s, n]
+            ref = (base if n == 0 else q)
+            cells.append(f"{v:.1f} ({v / ref:.2f}x)" if ref else f"{v:.1f}")
         print(f"{s:<10}" + "".join(f"{c:>18}" for c in cells))
-    if "auto" in settings:
+    if "auto" in settings and 0 in levels:
         q = res["auto", 0]
         best = max(res[s, 0] for s in settings if s in ("fixed", "one")) if {"fixed", "one"} & set(settings) else None
-        print(f"\nauto beside one busy loop: {res['auto', 1] / q:.2f}x of quiet auto (goal >= 0.70)")
+        if ("auto", 1) in res:
+            print(f"\nauto beside one busy loop: {res['auto', 1] / q:.2f}x of quiet auto (goal >= 0.70)")
         if best:
             print(f"quiet auto: {q / best:.3f}x of the best fixed count (goal >= 0.97)")
     print(f"\nload average (1 min) during the runs: {min(l[2] for l in loads):.2f} .. "

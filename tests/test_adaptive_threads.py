@@ -119,8 +119,29 @@ def test_one_slow_batch_does_not_decide_and_noise_under_the_default_margin_chang
     speed = lambda n, i: (100.0 if n == 2 else 80.0) * (0.5 if i % 7 == 0 else 1.0)
     changes, counts = drive(ThreadTuner(max_threads=2, hold=20, probe=3), speed, 1500)
     assert changes == [] and counts[-1] == 2
-    jitter = lambda n, i: 100.0 * (1.1 if (n == 3) == (i % 2 == 0) else 0.95)    # +-10% against the held count
-    assert drive(ThreadTuner(max_threads=4, hold=10, probe=3), jitter, 600)[0] == []
+    jitter = lambda n, i: 100.0 * (1.03 if (n == 3) == (i % 2 == 0) else 0.97)   # +-3%, under the 8% margin
+    assert drive(ThreadTuner(max_threads=4, hold=10), jitter, 600)[0] == []
+
+
+def first_probe_moves(fast_alone: float, slow_alone: float, seeds: int = 400, noise: float = 0.11) -> float:
+    """Share of seeds in which the default tuner, starting at 2 threads, keeps 1 thread at its
+    first probe; batch rates are the given medians with Gaussian noise of ``noise`` (CV)."""
+    import random
+    moved = 0
+    for seed in range(seeds):
+        rng = random.Random(seed)
+        speed = lambda n, i, rng=rng: max(1.0, rng.gauss(fast_alone if n == 1 else slow_alone, noise * 160))
+        t = ThreadTuner(max_threads=2)
+        changes, _ = drive(t, speed, t.hold + t.probe + 1)
+        moved += bool(changes)
+    return moved / seeds
+
+
+def test_the_default_tuner_makes_the_moves_the_recorded_2_core_rates_call_for():
+    # medians recorded on the 2-core VM (ResNet-20, 32 px, batch 64; docs/threads.md): beside a
+    # busy loop 1 thread 178.6/s against 2 threads 144.9/s; quiet 1 thread 201.6/s, 2 threads 227.2/s
+    assert first_probe_moves(178.6, 144.9) >= 0.85       # (3 rates and a 15% margin: about 0.6)
+    assert first_probe_moves(201.6, 227.2) <= 0.02
 
 
 def test_an_upward_probe_beside_a_busy_neighbour_ends_after_one_slow_batch():

@@ -13,10 +13,13 @@ samples per second by at least ``margin``. A probe that loses doubles the wait b
 next probe in that direction (up to ``max_hold``), so a quiet machine pays for probing
 less and less; any change resets the waits, so the run goes back up when the machine frees.
 
-Speeds are medians of per-batch rates (one batch slowed by a neighbour's burst does not
-decide), and the margin is wide (15%): the changes worth making are large (a collapsed
-count runs 2-3x slower, one thread fewer on a quiet machine about 1.7x), while a false
-move costs the whole hold. A probe whose first timed batch is already ``abort`` times
+Speeds are medians of 6 per-batch rates on each side (one batch slowed by a neighbour's
+burst does not decide), and a probe must win by 8%. Both were chosen on recorded batch
+rates of ResNet-20 on the 2-core VM (docs/threads.md), where per-batch noise is about 11%
+and the moves worth making are 1.1-1.3x (one thread beside a busy loop 1.23x two; two on a
+quiet machine 1.13x one): with 3 rates and 15% the move down beside a busy loop was made
+in 63% of probes, with 6 and 8% in 91%, while a false move on a quiet machine stays rare
+(0.5% of probes; it is undone by the next upward probe). A probe whose first timed batch is already ``abort`` times
 slower than the held count ends there, a loss: an upward probe beside a busy neighbour
 (where the higher count collapses) then costs one slow batch, not ``probe`` of them.
 """
@@ -38,8 +41,8 @@ class Change:
 class ThreadTuner:
     max_threads: int             # the count it starts with and never exceeds
     hold: int = 32               # batches at a count before a probe
-    probe: int = 3               # measured batches of a probe (after one settling batch)
-    margin: float = 0.15         # a probe must be this much faster to be kept
+    probe: int = 6               # measured batches of a probe (after one settling batch)
+    margin: float = 0.08         # a probe must be this much faster to be kept
     abort: float = 1.5           # a probe's first timed batch this much slower ends it
     max_hold: int = 512          # longest wait between probes in one direction
     current: int = 0
