@@ -130,7 +130,9 @@ def first_probe_moves(fast_alone: float, slow_alone: float, seeds: int = 400, no
     moved = 0
     for seed in range(seeds):
         rng = random.Random(seed)
-        speed = lambda n, i, rng=rng: max(1.0, rng.gauss(fast_alone if n == 1 else slow_alone, noise * 160))
+        def speed(n, i, rng=rng):
+            mean = fast_alone if n == 1 else slow_alone
+            return max(1.0, rng.gauss(mean, noise * mean))
         t = ThreadTuner(max_threads=2)
         changes, _ = drive(t, speed, t.hold + t.probe + 1)
         moved += bool(changes)
