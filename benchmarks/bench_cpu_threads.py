@@ -25,7 +25,7 @@ printed before and after each measurement, read the ratios with it.
         [--busy 0,1,2] [--repeat N]
 
 With ``--repeat N`` each setting runs N times at each load, the settings interleaved run by
-run, and the table gives the median (one run's figure moves by 5-10% on the shared VM).
+run, and the table gives the median (one run's figure moved by up to 30% on the shared VM).
 """
 from __future__ import annotations
 

@@ -19,9 +19,11 @@ rates of ResNet-20 on the 2-core VM (docs/threads.md), where per-batch noise is 
 and the moves worth making are 1.1-1.3x (one thread beside a busy loop 1.23x two; two on a
 quiet machine 1.13x one): with 3 rates and 15% the move down beside a busy loop was made
 in 63% of probes, with 6 and 8% in 91%, while a false move on a quiet machine stays rare
-(0.5% of probes; it is undone by the next upward probe). A probe whose first timed batch is already ``abort`` times
-slower than the held count ends there, a loss: an upward probe beside a busy neighbour
-(where the higher count collapses) then costs one slow batch, not ``probe`` of them.
+(0.5% of probes; it is undone by the next upward probe).
+
+A probe whose first timed batch is already ``abort`` times slower than the held count ends
+there, a loss: an upward probe beside a busy neighbour (where the higher count collapses)
+then costs one slow batch, not ``probe`` of them.
 """
 from __future__ import annotations
 
