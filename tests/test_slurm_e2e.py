@@ -21,16 +21,20 @@ from engine.sweep import cluster, manifest, results, state
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
+TESTS = ROOT / "tests"
 TINY = {"device": "cpu", "epochs": 2, "interval": 1, "batch_size": 4, "model": {"width": 0.25}, "threads": 1,
         "data": {"image_size": 8, "train_size": 40, "test_size": 16, "num_classes": 4, "augment": False},
         "freeze": {"target": 0}, "sieve": {"ratio": 0}, "checkpoint": {"every": 1}, "analysis": {"enabled": False}}
-# long enough (a few seconds an epoch) to be caught running
-LONGER = {**TINY, "epochs": 3, "data": {**TINY["data"], "train_size": 800}}
+# Long enough (about a second an epoch) to be caught running. The model sleeps in every forward
+# (tests/toy_models WaitingConvNet): the job stays in flight while leaving the CPU to the rest
+# of the suite, whose other worker needs it (a job that trained instead took as much CPU).
+WAITING = {"name": "py:toy_models:waiting_convnet", "width": 1, "kwargs": {"wait_s": 0.04}}
+LONGER = {**TINY, "epochs": 3, "batch_size": 8, "model": WAITING, "data": {**TINY["data"], "train_size": 240}}
 COMPARED = ("status", "final_test_acc", "best_test_acc", "flops_spent", "epochs_completed")
 
 
 def env():
-    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)]), "OMP_NUM_THREADS": "1"}
 
 
 def spfde(*args, timeout=600):
@@ -93,10 +97,15 @@ def release(job: str, started) -> None:
 
 
 def test_four_cell_sweep_on_slurm_gives_the_local_results(slurm_cluster, tmp_path):
-    local = spfde("sweep", write_sweep(tmp_path / "a"), "--gpus", "none")
-    assert local.returncode == 0, local.stderr[-2000:]
+    # the local sweep runs beside the Slurm one: this test's wall time is the longer of the two
+    local_path = write_sweep(tmp_path / "a")
+    local_proc = subprocess.Popen([sys.executable, "-m", "engine", "sweep", str(local_path), "--gpus", "none"],
+                                  cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     on_slurm = spfde("sweep", write_sweep(tmp_path / "b", executor="slurm", slurm={"array_parallelism": 2}),
                      "--poll-s", "0.5")
+    out, err = local_proc.communicate(timeout=600)
+    local = subprocess.CompletedProcess(local_proc.args, local_proc.returncode, out, err)
+    assert local.returncode == 0, local.stderr[-2000:]
     assert on_slurm.returncode == 0, on_slurm.stderr[-2000:]
     evs = events(on_slurm.stdout)
     assert evs[0]["event"] == "sweep_started" and len(evs[0]["jobs"]) == 4
@@ -115,47 +124,12 @@ def test_four_cell_sweep_on_slurm_gives_the_local_results(slurm_cluster, tmp_pat
     assert not any(e["event"] == "cell_started" for e in events(again.stdout))
 
 
-def _final_metrics(run_dir: Path) -> dict:
-    evs = run_events(run_dir)
-    last = [e for e in evs if e["event"] == "epoch_end"][-1]
-    fin = [e for e in evs if e["event"] == "run_finished"][-1]
-    return {"status": fin["status"], "final": fin["final"], "train_loss": last["train_loss"],
-            "test_acc": last["test_acc"], "epoch": last["epoch"]}
-
-
-def test_requeued_run_resumes_to_the_same_final_metrics(slurm_cluster, tmp_path):
-    cfg = tmp_path / "run.yaml"
-    base = yaml.safe_load((ROOT / "assets/presets/demo.yaml").read_text())
-    for k, v in LONGER.items():
-        base[k] = {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-    base["name"] = "rq"
-    cfg.write_text(yaml.safe_dump(base))
-    local = spfde("run", "--config", cfg, "--run-dir", tmp_path / "local")
-    assert local.returncode == 0, local.stderr[-2000:]
-    sub = spfde("run", "--config", cfg, "--run-dir", tmp_path / "slurm", "--executor", "slurm")
-    assert sub.returncode == 0, sub.stderr[-2000:]
-    run_dir = next((tmp_path / "slurm").iterdir())
-    job = sub.stdout.split("Slurm job ")[1].split(":")[0]
-    # requeue once the first epoch is done (the job is mid-run: 3 epochs)
-    wait_for(lambda: any(e["event"] == "epoch_end" for e in run_events(run_dir)), "the first epoch")
-    assert subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True).returncode == 0
-    wait_for(lambda: any(e["event"] == "run_finished" for e in run_events(run_dir)), "the checkpoint on SIGTERM")
-    release(job, lambda: len(manifest.read_jsonl(run_dir / "slurm_jobs.jsonl")) > 1)
-    wait_for(lambda: sum(e["event"] == "run_finished" for e in run_events(run_dir)) == 2, "the resumed run's end")
-    evs = run_events(run_dir)
-    assert [e["status"] for e in evs if e["event"] == "run_finished"] == ["stopped", "completed"]
-    req = [e for e in evs if e["event"] == "requeued"]
-    assert len(req) == 1 and req[0]["attempt"] == 2 and req[0]["job_id"] == job
-    assert [e["resumed"] for e in evs if e["event"] == "run_started"] == [False, True]
-    assert _final_metrics(run_dir) == _final_metrics(next((tmp_path / "local").iterdir()))
-
-
 def test_cancelled_sweep_continues_on_rerun(slurm_cluster, tmp_path):
     """Cancelled while a cell trains: that cell stops with a checkpoint and the rerun resumes it
     in its folder. Slurm may run the two cells side by side or one after the other (free
     cores), so the other cell may be running, pending or already done when --cancel lands:
     each is checked for what it was."""
-    slow = {**LONGER, "data": {**LONGER["data"], "train_size": 1200}}   # ~5 s a cell, quiet
+    slow = {**LONGER, "model": {**WAITING, "kwargs": {"wait_s": 0.06}}}   # ~6 s a cell
     path = write_sweep(tmp_path, name="cx", overrides=slow, executor="slurm", axes={"sparsity.target": [0.5]})
     out = spfde("sweep", path, "--detach")
     assert out.returncode == 0, out.stderr[-2000:]
@@ -201,6 +175,68 @@ def test_cancelled_sweep_continues_on_rerun(slurm_cluster, tmp_path):
             assert j.job_id == before.job_id and starts == [False]
 
 
+@pytest.fixture(scope="module")
+def time_limit_job(slurm_cluster, tmp_path_factory):
+    """The job of test_time_limit_warning_checkpoints_and_requeues_itself, submitted by the
+    first test that asks for it, so that the minute it waits for Slurm's warning overlaps the
+    tests between them. It holds one of the local Slurm's two CPU slots: those tests submit one
+    job at a time (file order: the two-cell and two-task tests run before or after it).
+    Cancelled at the end of the module whatever happened."""
+    tmp_path = tmp_path_factory.mktemp("time-limit")
+    sets = ["device=cpu", "epochs=1000", "batch_size=16", "model.name=py:toy_models:waiting_convnet",
+            "model.width=1", "model.kwargs.wait_s=0.1", "threads=1", "data.image_size=8", "data.train_size=400",
+            "data.test_size=16", "data.num_classes=4", "data.augment=false",
+            "freeze.target=0", "sieve.ratio=0", "analysis.enabled=false", "checkpoint.every=1"]
+    args = [a for s in sets for a in ("--set", s)]
+    sub = spfde("run", "--preset", "demo", *args, "--run-dir", tmp_path / "tl", "--executor", "slurm",
+                "--slurm", "time=2", "--slurm", "signal_warning_s=59")
+    assert sub.returncode == 0, sub.stderr[-2000:]
+    job = sub.stdout.split("Slurm job ")[1].split(":")[0]
+    yield job, next((tmp_path / "tl").iterdir())
+    subprocess.run(["scancel", job], capture_output=True, text=True)
+
+
+def _final_metrics(run_dir: Path) -> dict:
+    evs = run_events(run_dir)
+    last = [e for e in evs if e["event"] == "epoch_end"][-1]
+    fin = [e for e in evs if e["event"] == "run_finished"][-1]
+    return {"status": fin["status"], "final": fin["final"], "train_loss": last["train_loss"],
+            "test_acc": last["test_acc"], "epoch": last["epoch"]}
+
+
+def test_requeued_run_resumes_to_the_same_final_metrics(slurm_cluster, time_limit_job, tmp_path):
+    # time_limit_job: submitted first, so that its minute of waiting for Slurm's warning
+    # overlaps this test (one of the two CPU slots; this test's job takes the other)
+    cfg = tmp_path / "run.yaml"
+    base = yaml.safe_load((ROOT / "assets/presets/demo.yaml").read_text())
+    for k, v in LONGER.items():
+        base[k] = {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    base["name"] = "rq"
+    cfg.write_text(yaml.safe_dump(base))
+    # the uninterrupted reference runs here, beside the Slurm job (both mostly wait)
+    local = subprocess.Popen([sys.executable, "-m", "engine", "run", "--config", str(cfg), "--run-dir",
+                              str(tmp_path / "local")], cwd=ROOT, env=env(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    sub = spfde("run", "--config", cfg, "--run-dir", tmp_path / "slurm", "--executor", "slurm")
+    assert sub.returncode == 0, sub.stderr[-2000:]
+    run_dir = next((tmp_path / "slurm").iterdir())
+    job = sub.stdout.split("Slurm job ")[1].split(":")[0]
+    # requeue once the first epoch is done (the job is mid-run: 3 epochs)
+    wait_for(lambda: any(e["event"] == "epoch_end" for e in run_events(run_dir)), "the first epoch")
+    assert subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True).returncode == 0
+    wait_for(lambda: any(e["event"] == "run_finished" for e in run_events(run_dir)), "the checkpoint on SIGTERM")
+    release(job, lambda: len(manifest.read_jsonl(run_dir / "slurm_jobs.jsonl")) > 1)
+    wait_for(lambda: sum(e["event"] == "run_finished" for e in run_events(run_dir)) == 2, "the resumed run's end")
+    evs = run_events(run_dir)
+    assert [e["status"] for e in evs if e["event"] == "run_finished"] == ["stopped", "completed"]
+    req = [e for e in evs if e["event"] == "requeued"]
+    assert len(req) == 1 and req[0]["attempt"] == 2 and req[0]["job_id"] == job
+    assert [e["resumed"] for e in evs if e["event"] == "run_started"] == [False, True]
+    _, err = local.communicate(timeout=600)
+    assert local.returncode == 0, err[-2000:]
+    assert _final_metrics(run_dir) == _final_metrics(next((tmp_path / "local").iterdir()))
+
+
 def test_a_job_failing_on_its_node_is_a_failed_cell_with_its_log_tail(slurm_cluster, tmp_path):
     path = write_sweep(tmp_path, name="bad", axes={"sparsity.target": [0.5]}, seeds=1)
     out = spfde("sweep", path, "--plan")
@@ -236,11 +272,63 @@ def test_a_job_failing_on_its_node_is_a_failed_cell_with_its_log_tail(slurm_clus
 ])
 def test_bad_input_is_refused_before_submitting(slurm_cluster, tmp_path, extra, field):
     path = write_sweep(tmp_path, name="refused", executor="slurm")
-    before = queue()
     out = spfde("sweep", path, *extra)
     assert out.returncode == 2 and field in out.stderr, out.stderr
     assert not (tmp_path / "sweeps").exists() or not any((tmp_path / "sweeps").iterdir())
-    assert queue() == before
+    # nothing of this sweep reached Slurm (other jobs, the time-limit test's, may come and go)
+    names = subprocess.run(["squeue", "-h", "-o", "%j"], capture_output=True, text=True).stdout
+    assert "refused" not in names
+
+
+def test_resume_on_slurm_and_no_local_run_beside_active_jobs(slurm_cluster, tmp_path):
+    path = write_sweep(tmp_path, name="busy", overrides=LONGER, executor="slurm", axes={"sparsity.target": [0.5]},
+                       seeds=1)
+    out = spfde("sweep", path, "--detach")
+    assert out.returncode == 0, out.stderr[-2000:]
+    sweep_dir = Path(events(out.stdout)[0]["sweep_dir"])
+    (j,) = cluster.jobs(manifest.read(sweep_dir)).values()
+    try:
+        local = spfde("sweep", sweep_dir, "--executor", "local", "--gpus", "none")
+        assert local.returncode == 2 and "Slurm jobs pending or running" in local.stderr, local.stderr
+        wait_for(lambda: any(e["event"] == "epoch_end" for e in run_events(Path(j.run_dir))), "a checkpoint")
+    finally:
+        assert spfde("sweep", sweep_dir, "--cancel").returncode == 0
+    wait_for(lambda: f"{j.job_id}|" not in queue(), "the cancelled job to leave")
+    # the stopped run folder, resumed on Slurm by hand
+    sub = spfde("resume", j.run_dir, "--executor", "slurm")
+    assert sub.returncode == 0 and j.run_dir in sub.stdout, sub.stderr[-2000:]
+    wait_for(lambda: [e["status"] for e in run_events(Path(j.run_dir)) if e["event"] == "run_finished"][-1:]
+             == ["completed"], "the resumed run's end")
+    assert [e["resumed"] for e in run_events(Path(j.run_dir)) if e["event"] == "run_started"][-1] is True
+
+
+def test_time_limit_warning_checkpoints_and_requeues_itself(time_limit_job):
+    """--signal=B:TERM@59 on a 2-minute job, the widest warning the 2 minutes allow (a time
+    limit within 60 s of the warning is refused: Slurm may send it up to 60 s early). slurmctld
+    sends it once the job is within warning + 30 s of its limit, at its next 30-second check:
+    31 to 61 s in, half a minute sooner than a 30 s warning. The engine checkpoints, sees the
+    job at its time limit and requeues it (Slurm would not); it resumes. The job waits in its
+    model's forward rather than training for that minute, leaving the CPU to the suite, and it
+    was submitted by an earlier test (the fixture), so that the minute overlaps other tests."""
+    job, run_dir = time_limit_job
+    try:
+        wait_for(lambda: any(e["event"] == "run_finished" for e in run_events(run_dir)), "the warning signal",
+                 timeout=240)
+        release(job, lambda: len(manifest.read_jsonl(run_dir / "slurm_jobs.jsonl")) > 1)
+        wait_for(lambda: any(e["event"] == "requeued" for e in run_events(run_dir)), "the resumed session")
+    finally:
+        subprocess.run(["scancel", job], capture_output=True, text=True)
+    # a cancel near the time limit is still a cancel: the job does not requeue itself
+    wait_for(lambda: f"{job}|" not in queue(), "the cancelled job to leave the queue")
+    time.sleep(3)
+    assert f"{job}|" not in queue()
+    evs = run_events(run_dir)
+    first = next(e for e in evs if e["event"] == "run_finished")
+    assert first["status"] == "stopped" and "time limit: requeued" in next(run_dir.glob("slurm-*.log")).read_text()
+    again = [e for e in evs if e["event"] == "run_started"][1]
+    # resumed from the stop checkpoint (which may be at batch 0 when the signal came early)
+    assert again["resumed"] and again["resume"]["checkpoint"]
+    assert next(e for e in evs if e["event"] == "requeued")["attempt"] == 2
 
 
 def test_two_task_gloo_ddp_run_through_srun(slurm_cluster, tmp_path):
@@ -270,60 +358,3 @@ def test_two_task_gloo_ddp_run_through_srun(slurm_cluster, tmp_path):
     wide = spfde("run", "--preset", "demo", *args, "--slurm", "cpus_per_task=512", "--run-dir", tmp_path / "wide",
                  "--executor", "slurm")
     assert wide.returncode == 2 and "distributed.nproc_per_node x slurm.cpus_per_task" in wide.stderr, wide.stderr
-
-
-def test_time_limit_warning_checkpoints_and_requeues_itself(slurm_cluster, tmp_path):
-    """--signal=B:TERM@59 on a 2-minute job, the widest warning the 2 minutes allow (a time
-    limit within 60 s of the warning is refused: Slurm may send it up to 60 s early). slurmctld
-    sends it once the job is within warning + 30 s of its limit, at its next 30-second check:
-    31 to 61 s in, half a minute sooner than a 30 s warning. The engine checkpoints, sees the
-    job at its time limit and requeues it (Slurm would not); it resumes."""
-    sets = ["device=cpu", "epochs=1000", "batch_size=4", "model.width=0.25", "threads=1", "data.image_size=8",
-            "data.train_size=400", "data.test_size=16", "data.num_classes=4", "data.augment=false",
-            "freeze.target=0", "sieve.ratio=0", "analysis.enabled=false", "checkpoint.every=1"]
-    args = [a for s in sets for a in ("--set", s)]
-    sub = spfde("run", "--preset", "demo", *args, "--run-dir", tmp_path / "tl", "--executor", "slurm",
-                "--slurm", "time=2", "--slurm", "signal_warning_s=59")
-    assert sub.returncode == 0, sub.stderr[-2000:]
-    run_dir = next((tmp_path / "tl").iterdir())
-    job = sub.stdout.split("Slurm job ")[1].split(":")[0]
-    try:
-        wait_for(lambda: any(e["event"] == "run_finished" for e in run_events(run_dir)), "the warning signal",
-                 timeout=240)
-        release(job, lambda: len(manifest.read_jsonl(run_dir / "slurm_jobs.jsonl")) > 1)
-        wait_for(lambda: any(e["event"] == "requeued" for e in run_events(run_dir)), "the resumed session")
-    finally:
-        subprocess.run(["scancel", job], capture_output=True, text=True)
-    # a cancel near the time limit is still a cancel: the job does not requeue itself
-    wait_for(lambda: f"{job}|" not in queue(), "the cancelled job to leave the queue")
-    time.sleep(3)
-    assert f"{job}|" not in queue()
-    evs = run_events(run_dir)
-    first = next(e for e in evs if e["event"] == "run_finished")
-    assert first["status"] == "stopped" and "time limit: requeued" in next(run_dir.glob("slurm-*.log")).read_text()
-    again = [e for e in evs if e["event"] == "run_started"][1]
-    # resumed from the stop checkpoint (which may be at batch 0 when the signal came early)
-    assert again["resumed"] and again["resume"]["checkpoint"]
-    assert next(e for e in evs if e["event"] == "requeued")["attempt"] == 2
-
-
-def test_resume_on_slurm_and_no_local_run_beside_active_jobs(slurm_cluster, tmp_path):
-    path = write_sweep(tmp_path, name="busy", overrides=LONGER, executor="slurm", axes={"sparsity.target": [0.5]},
-                       seeds=1)
-    out = spfde("sweep", path, "--detach")
-    assert out.returncode == 0, out.stderr[-2000:]
-    sweep_dir = Path(events(out.stdout)[0]["sweep_dir"])
-    (j,) = cluster.jobs(manifest.read(sweep_dir)).values()
-    try:
-        local = spfde("sweep", sweep_dir, "--executor", "local", "--gpus", "none")
-        assert local.returncode == 2 and "Slurm jobs pending or running" in local.stderr, local.stderr
-        wait_for(lambda: any(e["event"] == "epoch_end" for e in run_events(Path(j.run_dir))), "a checkpoint")
-    finally:
-        assert spfde("sweep", sweep_dir, "--cancel").returncode == 0
-    wait_for(lambda: f"{j.job_id}|" not in queue(), "the cancelled job to leave")
-    # the stopped run folder, resumed on Slurm by hand
-    sub = spfde("resume", j.run_dir, "--executor", "slurm")
-    assert sub.returncode == 0 and j.run_dir in sub.stdout, sub.stderr[-2000:]
-    wait_for(lambda: [e["status"] for e in run_events(Path(j.run_dir)) if e["event"] == "run_finished"][-1:]
-             == ["completed"], "the resumed run's end")
-    assert [e["resumed"] for e in run_events(Path(j.run_dir)) if e["event"] == "run_started"][-1] is True

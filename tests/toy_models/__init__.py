@@ -68,3 +68,22 @@ NOT_CALLABLE = 3
 
 def broken(num_classes: int) -> nn.Module:
     raise RuntimeError("this factory always fails")
+
+
+class WaitingConvNet(SmallConvNet):
+    """SmallConvNet whose every forward first sleeps ``wait_s`` seconds: a run that stays in
+    flight for as long as a test needs (to be signalled, requeued, cancelled or killed
+    mid-run) while leaving the CPU to the rest of the suite. The sleep changes no number."""
+
+    def __init__(self, num_classes: int, width: int = 4, wait_s: float = 0.02):
+        super().__init__(num_classes, width)
+        self.wait_s = wait_s
+
+    def forward(self, x):
+        import time
+        time.sleep(self.wait_s)
+        return super().forward(x)
+
+
+def waiting_convnet(num_classes: int, width: int = 4, wait_s: float = 0.02) -> nn.Module:
+    return WaitingConvNet(num_classes, width, wait_s)
