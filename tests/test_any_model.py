@@ -288,20 +288,19 @@ def test_the_planner_prices_a_registered_table_without_torch():
 
 
 @pytest.mark.slow
-def test_plan_prints_the_measured_blocks_and_hands_out_the_cost_table(tmp_path):
+def test_plan_prints_the_measured_blocks_and_hands_out_the_cost_table(tmp_path, capsys):
     pytest.importorskip("timm")
+    from engine.cli import main  # in-process: the worker has torch loaded already
     p = tmp_path / "c.yaml"
     p.write_text("epochs: 4\ninterval: 1\nmodel: {name: 'timm:test_vit', kwargs: {img_size: 16, patch_size: 4}}\n"
                  "data: {image_size: 16, train_size: 64, test_size: 16, num_classes: 4}\nfreeze: {target: 0.05}\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-m", "engine", "plan", "--config", str(p)], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    assert "freeze blocks (timm group_matcher(coarse=True)): 8" in r.stdout
-    assert "blocks.0" in r.stdout and "attention/matmul" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "engine", "plan", "--config", str(p), "--json"], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=300)
-    plan = json.loads(r.stdout)
+    capsys.readouterr()
+    assert main(["plan", "--config", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "freeze blocks (timm group_matcher(coarse=True)): 8" in out
+    assert "blocks.0" in out and "attention/matmul" in out
+    assert main(["plan", "--config", str(p), "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
     table = plan["cost_table"]
     assert [b["name"] for b in table["blocks"]] == [b["name"] for b in plan["blocks"]]
     assert arch_mod.from_table(table).forward_flops_dense == plan["flops"]["forward_dense_per_sample"]

@@ -16,17 +16,22 @@ from engine.sweep import manifest, state
 
 pytest.importorskip("optuna")
 ROOT = Path(__file__).resolve().parent.parent
-# Epochs of about a second on the shared CPU: room to kill a trial after its first checkpoint.
+# Epochs of about half a second on the shared CPU: room to kill a trial after its first
+# checkpoint (the built-in model: a py: model would have each search process load torch to
+# measure it, which costs more than the training here).
 TINY = {"device": "cpu", "epochs": 5, "interval": 1, "batch_size": 16, "model": {"width": 0.25},
         "analysis": {"enabled": False}, "freeze": {"target": 0}, "sieve": {"ratio": 0},
         "checkpoint": {"every": 1},
-        "data": {"image_size": 16, "train_size": 1536, "test_size": 64, "num_classes": 4, "augment": False}}
+        "data": {"image_size": 16, "train_size": 768, "test_size": 64, "num_classes": 4, "augment": False}}
+# No timing to hit: a few samples.
+QUICK = {**TINY, "data": {**TINY["data"], "image_size": 8, "train_size": 64}}
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
-def search_file(tmp_path: Path, name: str, trials: int, epochs: int = 5) -> Path:
+def search_file(tmp_path: Path, name: str, trials: int, epochs: int = 5, overrides: dict | None = None) -> Path:
     f = tmp_path / f"{name}.yaml"
-    f.write_text(yaml.safe_dump({"name": name, "base": {"preset": "demo"}, "overrides": {**TINY, "epochs": epochs},
+    f.write_text(yaml.safe_dump({"name": name, "base": {"preset": "demo"},
+                                 "overrides": {**(overrides or TINY), "epochs": epochs},
                                  "space": {"sparsity.target": [0.5, 0.9]}, "budget": {"fraction": 1.0},
                                  "trials": trials, "sampler": "random", "pruner": "none"}))
     return f
@@ -108,7 +113,7 @@ def test_kill_and_rerun_keeps_finished_trials_and_resumes_the_interrupted_one(tm
 @pytest.mark.slow
 def test_two_workers_on_one_sqlite_study_never_run_the_same_trial(tmp_path):
     import optuna
-    f = search_file(tmp_path, "two", trials=4, epochs=2)
+    f = search_file(tmp_path, "two", trials=4, epochs=2, overrides=QUICK)
     out = tmp_path / "out"
     procs = [start(f, out, tmp_path / f"w{i}.log") for i in range(2)]
     for p in procs:
