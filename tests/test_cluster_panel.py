@@ -3,6 +3,7 @@ real squeue of the local Slurm (scripts/slurm-local), with cancel; Launch with "
 Slurm" submitting the form's run, whose folder the Runs tab then lists."""
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 
@@ -104,10 +105,12 @@ def test_launch_with_run_on_slurm_submits_the_forms_run(slurm_cluster, studio, q
     studio.cluster.message.setText("")
     assert studio.cluster.resubmit_run(run_dir)
     qtbot.waitUntil(lambda: "submitted Slurm job" in studio.cluster.message.text(), timeout=60_000)
+    job = re.search(r"submitted Slurm job (\d+)", studio.cluster.message.text()).group(1)
     marker = run_dir / "slurm_jobs.jsonl"
     qtbot.waitUntil(lambda: len(marker.read_text().splitlines()) == 2, timeout=120_000)
+    # until this job has left the queue (the Slurm tests' jobs may be queued meanwhile)
     deadline = time.monotonic() + 60
-    while "spfde-" in subprocess.run(["squeue", "-h", "-o", "%j"], capture_output=True, text=True).stdout \
+    while job in subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split() \
             and time.monotonic() < deadline:
         qtbot.wait(500)
     assert len((run_dir / "events.jsonl").read_text().splitlines()) == n_lines
