@@ -62,9 +62,9 @@ def test_tiny_search_never_trains_over_budget_and_prunes(tmp_path, capsys):
         assert "vs the plain-MEST reference (#0" in rep
     # the best preset reproduces the best trial's accuracy with the same seed
     best = yaml.safe_load((folder / "best.yaml").read_text())
-    subprocess.run([sys.executable, "-m", "engine", "run", "--config", str(folder / "best.yaml"),
-                    "--run-dir", str(tmp_path / "again")], cwd=ROOT, env=env, check=True, capture_output=True,
-                   timeout=300)
+    # in-process, like the report: no second torch start-up (the worker runs one thread, as the
+    # trials did)
+    assert main(["run", "--config", str(folder / "best.yaml"), "--run-dir", str(tmp_path / "again")]) == 0
     from engine.sweep.results import summarize_run
     again = next((tmp_path / "again").glob(f"{best['name']}-*"))
     assert summarize_run(again)["final_test_acc"] == pytest.approx(adv["best"]["test_acc"], abs=1e-9)
