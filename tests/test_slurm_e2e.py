@@ -129,7 +129,7 @@ def test_cancelled_sweep_continues_on_rerun(slurm_cluster, tmp_path):
     in its folder. Slurm may run the two cells side by side or one after the other (free
     cores), so the other cell may be running, pending or already done when --cancel lands:
     each is checked for what it was."""
-    slow = {**LONGER, "model": {**WAITING, "kwargs": {"wait_s": 0.06}}}   # ~6 s a cell
+    slow = {**LONGER, "model": {**WAITING, "kwargs": {"wait_s": 0.05}}}   # ~5 s a cell
     path = write_sweep(tmp_path, name="cx", overrides=slow, executor="slurm", axes={"sparsity.target": [0.5]})
     out = spfde("sweep", path, "--detach")
     assert out.returncode == 0, out.stderr[-2000:]
