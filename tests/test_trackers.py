@@ -339,6 +339,26 @@ def test_mlflow_run_killed_and_resumed_is_one_mlflow_run(mlflow_server, tmp_path
 
 
 @pytest.mark.xdist_group("mlflow-server")
+def test_a_session_killed_before_its_params_went_out_gets_them_from_the_resume(mlflow_server):
+    """The run is created (its id recorded) before the params are sent: a session killed in
+    between left a run without them, and the resume, which continues that run, sends them."""
+    from engine.tracking.trackers import MLflowTracker
+    first = MLflowTracker(mlflow_server, "params-race", "race")
+    known = first.start(None)                     # ... and the session dies here
+    resumed = MLflowTracker(mlflow_server, "params-race", "race")
+    resumed.start(known)
+    resumed.params({"sparsity.target": 0.8, "epochs": 4})
+    c = _client(mlflow_server)
+    assert c.get_run(known["run_id"]).data.params == {"sparsity.target": "0.8", "epochs": "4"}
+    # a later resume with epochs raised (--allow-change): the logged value stays, as MLflow
+    # refuses to change it, and a new field is added
+    again = MLflowTracker(mlflow_server, "params-race", "race")
+    again.start(known)
+    again.params({"sparsity.target": 0.8, "epochs": 6, "sieve.ratio": 0.1})
+    assert c.get_run(known["run_id"]).data.params == {"sparsity.target": "0.8", "epochs": "4", "sieve.ratio": "0.1"}
+
+
+@pytest.mark.xdist_group("mlflow-server")
 def test_export_mlflow_writes_a_sweep_under_one_parent_run(mlflow_server, tmp_path, capsys):
     from test_sweep_report import fake_sweep
 

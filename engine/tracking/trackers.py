@@ -157,10 +157,15 @@ class MLflowTracker(Tracker):
         return {"run_id": self.run_id}
 
     def params(self, params: dict[str, Any]) -> None:
-        if self.continued:      # already logged by the first session (MLflow refuses a changed value)
-            return
         from mlflow.entities import Param
-        items = [Param(k[:250], str(v)[:6000]) for k, v in params.items()]
+        values = {k[:250]: str(v)[:6000] for k, v in params.items()}
+        if self.continued:
+            # Logged by the first session, unless it was killed between creating the run and
+            # sending them: send what the run lacks. Those it has stay (MLflow refuses a
+            # changed value, e.g. epochs raised with --allow-change).
+            have = self.client.get_run(self.run_id).data.params
+            values = {k: v for k, v in values.items() if k not in have}
+        items = [Param(k, v) for k, v in values.items()]
         for i in range(0, len(items), self.PARAM_BATCH):
             self.client.log_batch(self.run_id, params=items[i:i + self.PARAM_BATCH])
 
