@@ -9,9 +9,12 @@ neighbour takes a core (docs/benchmarks.md: 0.29-0.36x beside one busy loop on 2
 while one thread fewer loses little. So the tuner holds a count for ``hold`` batches,
 then probes a neighbouring count (one fewer, or one more, up to the cores it started
 with) for ``probe`` batches after one settling batch, and keeps whichever gave more
-samples per second by at least ``margin``. A probe that loses doubles the wait before the
-next probe in that direction (up to ``max_hold``), so a quiet machine pays for probing
-less and less; any change resets the waits, so the run goes back up when the machine frees.
+samples per second by at least ``margin``. A probe that was slower doubles the wait before
+the next probe in that direction (up to ``max_hold``), so a quiet machine pays for probing
+less and less; one that was faster but within the margin costs nothing and is retried after
+``hold`` batches (beside a busy loop on the 2-core VM one thread was 1.04x two in a first
+probe and 1.2-1.3x in later batches: one close probe must not put the move off for 64
+batches); any change resets the waits, so the run goes back up when the machine frees.
 
 Speeds are medians of 6 per-batch rates on each side (one batch slowed by a neighbour's
 burst does not decide), and a probe must win by 8%. Both were chosen on recorded batch
@@ -131,8 +134,12 @@ class ThreadTuner:
             change = Change(self._candidate, self.current, speed, self._baseline)
             self.current = self._candidate
             self._wait = {-1: self.hold, +1: self.hold}
-        else:
+        elif speed < self._baseline:
             self._wait[direction] = min(self.max_hold, self._wait[direction] * 2)
+        else:
+            # faster, but not by the margin: the probe cost nothing, and a gap this close is
+            # where one noisy probe misjudges a real gain, so try again after the base hold
+            self._wait[direction] = self.hold
         # alternate the direction of the next probe where both are possible
         others = [d for d in self._directions() if d != direction] or dirs_before
         self._next_dir = others[0] if others else direction
