@@ -4,14 +4,17 @@ subprocess: the studio never imports torch, timm or a user's factory module.
 * ``measure(cfg)``: ``spfde-train plan --cost-table`` on the configuration, the measured
   blocks, layers and FLOPs of a timm:, py: or wrn28 model; the preview registers the table
   with the pure planner (engine.cost.measured) and prices the model in-process from then on.
-* ``timm_names()``: timm's model list for the model field's completion (timm imports torch).
+* ``timm_names()``: timm's model list for the model field's completion (timm imports torch,
+  about 6 s of CPU), kept per timm version in the cache folder so it is listed once.
 
 Plain Python (no Qt): the callers run these on the task runner's threads.
 """
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import engine
 from engine import config as cfgmod
+from engine.cost.wall_time import cache_dir
 
 ENGINE_HOME = Path(engine.__file__).resolve().parent.parent
 MEASURE_TIMEOUT_S = 300      # building and measuring a large model on the meta device takes seconds
@@ -52,8 +56,48 @@ def measure(cfg: cfgmod.RunConfig) -> dict:
     return json.loads(r.stdout)
 
 
-def timm_names() -> list[str]:
-    """timm's model names, or [] without timm (the field then completes the built-ins only)."""
+NAMES_CACHE_MAX_BYTES = 8 * 2**20   # timm 1.0 lists about 1,300 names: 40 KiB
+
+
+def timm_version() -> str | None:
+    """The installed timm's version, read from its metadata (no import), or None."""
+    try:
+        return importlib.metadata.version("timm")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def names_cache(version: str) -> Path:
+    return cache_dir() / f"timm-models-{re.sub(r'[^A-Za-z0-9._+-]', '_', version)}.json"
+
+
+def _read_names(path: Path) -> list[str] | None:
+    """The cached list, or None when missing, too large or not a list of names (the cache
+    is advisory: anything odd is listed again and rewritten)."""
+    try:
+        if not path.is_file() or path.stat().st_size > NAMES_CACHE_MAX_BYTES:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, list) or not data or not all(isinstance(n, str) for n in data):
+        return None
+    return data
+
+
+def _write_names(path: Path, names: list[str]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".timm-models.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(names, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass                             # a read-only or full cache folder: list again next time
+
+
+def list_timm_names() -> list[str]:
+    """timm.list_models() from a subprocess, or [] when it fails."""
     code = "import json, timm; print(json.dumps(timm.list_models()))"
     try:
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=_env())
@@ -62,6 +106,23 @@ def timm_names() -> list[str]:
     if r.returncode != 0:
         return []
     try:
-        return [str(n) for n in json.loads(r.stdout)]
+        data = json.loads(r.stdout)
     except ValueError:
         return []
+    return [str(n) for n in data] if isinstance(data, list) else []
+
+
+def timm_names() -> list[str]:
+    """timm's model names, or [] without timm (the field then completes the built-ins only).
+    Listed once per timm version: a new version lists its own names."""
+    version = timm_version()
+    if version is None:
+        return []
+    path = names_cache(version)
+    cached = _read_names(path)
+    if cached is not None:
+        return cached
+    names = list_timm_names()
+    if names:
+        _write_names(path, names)
+    return names
