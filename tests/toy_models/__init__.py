@@ -4,6 +4,8 @@ Importing this package imports torch: only a run or a plan that names one of the
 """
 from __future__ import annotations
 
+import time
+
 import torch
 from torch import nn
 
@@ -80,7 +82,6 @@ class WaitingConvNet(SmallConvNet):
         self.wait_s = wait_s
 
     def forward(self, x):
-        import time
         time.sleep(self.wait_s)
         return super().forward(x)
 
