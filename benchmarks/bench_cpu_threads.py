@@ -145,6 +145,14 @@ def main() -> None:
         best = max(res[s, 0] for s in settings if s in ("fixed", "one")) if {"fixed", "one"} & set(settings) else None
         if ("auto", 1) in res:
             print(f"\nauto beside one busy loop: {res['auto', 1] / q:.2f}x of quiet auto (goal >= 0.70)")
+            fixed_busy = [res[s, 1] for s in ("fixed", "one") if (s, 1) in res]
+            if fixed_busy:
+                print(f"  against the best fixed count beside the same busy loop: {res['auto', 1] / max(fixed_busy):.2f}x")
+            if ("one", 0) in res:
+                # with one core taken the best count is one thread, whose speed alone is about
+                # the host's own limit on the ratio above (docs/threads.md)
+                print(f"  one thread quiet is {res['one', 0] / q:.2f}x of quiet auto: about the most that ratio "
+                      "can be on this host")
         if best:
             print(f"quiet auto: {q / best:.3f}x of the best fixed count (goal >= 0.97)")
     print(f"\nload average (1 min) during the runs: {min(l[2] for l in loads):.2f} .. "
