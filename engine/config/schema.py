@@ -11,16 +11,14 @@ import copy
 import dataclasses
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from engine import assets
+from engine import assets, atomic_file
 from engine.config import model_spec, safe_yaml
 from engine.sparsity.allocation import LAYER_GROUPS  # noqa: F401  (engine.config.LAYER_GROUPS)
 from engine.sparsity.methods import METHODS, field_errors
@@ -836,18 +834,7 @@ def to_yaml(cfg: RunConfig) -> str:
 def save(cfg: RunConfig, path: str | Path) -> None:
     p = Path(path)
     text = json.dumps(cfg.to_dict(), indent=2) if p.suffix.lower() == ".json" else to_yaml(cfg)
-    # A unique temporary name (two writers never share one), removed if the write fails.
-    fd, tmp_name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp_name, p)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except OSError:
-            pass
-        raise
+    atomic_file.write_text(p, text)
 
 
 # Derived quantities shared by the planner and the engine, so both use one definition.

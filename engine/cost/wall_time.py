@@ -21,10 +21,11 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from engine import atomic_file
 
 CACHE_FILE = "throughput.json"
 # A fresh process importing torch and building data and model, before its first epoch: what
@@ -123,10 +124,7 @@ def record(cfg, device: str, flops_per_s: float, source: str, path: Path | None 
         cache[k] = entry
         if len(cache) > MAX_ENTRIES:        # the oldest go
             cache = dict(sorted(cache.items(), key=lambda kv: kv[1].get("time", 0))[-MAX_ENTRIES:])
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".throughput.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(cache, f, indent=1)
-        os.replace(tmp, p)
+        atomic_file.write_text(p, json.dumps(cache, indent=1))
     except OSError:
         pass
 

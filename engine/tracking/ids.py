@@ -6,10 +6,10 @@ the epochs the killed session had queued but not sent."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 from pathlib import Path
+
+from engine import atomic_file
 
 FILE = "trackers.json"
 _lock = threading.Lock()        # the worker threads of one run write in turn
@@ -29,14 +29,4 @@ def record(run_dir: str | Path, tracker: str, ids: dict) -> None:
     with _lock:
         data = read(d)
         data[tracker] = {**(data.get(tracker) or {}), **ids}
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{FILE}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh, indent=1)
-            os.replace(tmp, d / FILE)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        atomic_file.write_text(d / FILE, json.dumps(data, indent=1))

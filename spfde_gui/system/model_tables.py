@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 import engine
+from engine import atomic_file
 from engine import config as cfgmod
 from engine.cost.wall_time import cache_dir
 
@@ -88,10 +89,7 @@ def _read_names(path: Path) -> list[str] | None:
 def _write_names(path: Path, names: list[str]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".timm-models.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(names, f)
-        os.replace(tmp, path)
+        atomic_file.write_text(path, json.dumps(names))
     except OSError:
         pass                             # a read-only or full cache folder: list again next time
 
