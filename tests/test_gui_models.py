@@ -26,7 +26,7 @@ def test_a_factory_is_imported_only_after_the_user_asks(window, qtbot, monkeypat
     from spfde_gui.system import model_tables
     asked = []
 
-    def engine_subprocess(cfg):          # what `spfde-train plan --cost-table` answers for a missing module
+    def engine_subprocess(cfg, check=None):          # what `spfde-train plan --cost-table` answers for a missing module
         asked.append(cfg.model.name)
         raise model_tables.MeasureError("model.name: py:...: cannot import module 'spfde_never_imported_pkg.models'")
     monkeypatch.setattr(model_tables, "measure", engine_subprocess)

@@ -7,7 +7,9 @@ subprocess: the studio never imports torch, timm or a user's factory module.
 * ``timm_names()``: timm's model list for the model field's completion (timm imports torch,
   about 6 s of CPU), kept per timm version in the cache folder so it is listed once.
 
-Plain Python (no Qt): the callers run these on the task runner's threads.
+Plain Python (no Qt): the callers run these on the task runner's threads, passing the
+task's cancel check, so that a window closing mid-measurement kills the subprocess rather
+than waiting for it (a worker thread still running when Qt destroys it aborts the process).
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import engine
@@ -38,17 +42,45 @@ def _env() -> dict:
     return env
 
 
+POLL_S = 0.1                 # how often a running subprocess's task is asked whether it was cancelled
+
+
+def run(argv: list[str], timeout: float, check: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
+    """``subprocess.run(argv, capture_output=True, text=True, timeout=timeout)`` that calls
+    ``check()`` (a task's ``state.check``) every POLL_S: whatever it raises, or an interrupt
+    the task runner raises meanwhile, kills the child first."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                out, err = proc.communicate(timeout=POLL_S)     # retrying loses no output
+                return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+            except subprocess.TimeoutExpired:
+                if time.monotonic() > deadline:
+                    raise subprocess.TimeoutExpired(argv, timeout) from None
+                if check is not None:
+                    check()
+    except BaseException:
+        proc.kill()
+        try:
+            proc.communicate(timeout=5)                          # reap it, close the pipes
+        except (OSError, subprocess.SubprocessError):
+            pass
+        raise
+
+
 class MeasureError(RuntimeError):
     """The engine could not build or measure the model; the message is its own."""
 
 
-def measure(cfg: cfgmod.RunConfig) -> dict:
+def measure(cfg: cfgmod.RunConfig, check: Callable[[], None] | None = None) -> dict:
     """The cost table of ``cfg``'s model, measured by the engine in a subprocess."""
     with tempfile.TemporaryDirectory(prefix="spfde-measure-") as d:
         path = Path(d) / "config.yaml"
         cfgmod.save(cfg, path)
-        r = subprocess.run([sys.executable, "-m", "engine", "plan", "--config", str(path), "--cost-table"],
-                           capture_output=True, text=True, timeout=MEASURE_TIMEOUT_S, env=_env())
+        r = run([sys.executable, "-m", "engine", "plan", "--config", str(path), "--cost-table"],
+                MEASURE_TIMEOUT_S, check)
     if r.returncode != 0:
         lines = [l.strip() for l in r.stderr.splitlines() if l.strip()]
         # a ConfigError prints "invalid configuration ... :" then "field: message" lines
@@ -94,11 +126,11 @@ def _write_names(path: Path, names: list[str]) -> None:
         pass                             # a read-only or full cache folder: list again next time
 
 
-def list_timm_names() -> list[str]:
+def list_timm_names(check: Callable[[], None] | None = None) -> list[str]:
     """timm.list_models() from a subprocess, or [] when it fails."""
     code = "import json, timm; print(json.dumps(timm.list_models()))"
     try:
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=_env())
+        r = run([sys.executable, "-c", code], 120, check)
     except (OSError, subprocess.TimeoutExpired):
         return []
     if r.returncode != 0:
@@ -110,7 +142,7 @@ def list_timm_names() -> list[str]:
     return [str(n) for n in data] if isinstance(data, list) else []
 
 
-def timm_names() -> list[str]:
+def timm_names(check: Callable[[], None] | None = None) -> list[str]:
     """timm's model names, or [] without timm (the field then completes the built-ins only).
     Listed once per timm version: a new version lists its own names."""
     version = timm_version()
@@ -120,7 +152,7 @@ def timm_names() -> list[str]:
     cached = _read_names(path)
     if cached is not None:
         return cached
-    names = list_timm_names()
+    names = list_timm_names(check)
     if names:
         _write_names(path, names)
     return names

@@ -301,7 +301,7 @@ class ConfigForm(QWidget):
             return
         self._timm_names = TaskRunner(self, "timm-names")
         self._timm_names.done.connect(self._set_model_names)
-        self._timm_names.start(lambda _state: model_tables.timm_names())
+        self._timm_names.start(lambda state: model_tables.timm_names(state.check))
 
     def _set_model_names(self, names: list[str]) -> None:
         combo = self.editors["model.name"].input

@@ -78,7 +78,7 @@ def needs_measuring(cfg: cfgmod.RunConfig) -> bool:
     return not measured.known(cfg.model, sizes["num_classes"], sizes["image_size"])
 
 
-def _measure(cfg: cfgmod.RunConfig, trusted: frozenset) -> tuple[dict, str] | None:
+def _measure(state, cfg: cfgmod.RunConfig, trusted: frozenset) -> tuple[dict, str] | None:
     """Measure the model in a subprocess and register its table; a refusal (a factory not
     confirmed, a model the engine cannot build) as the task's outcome, else None."""
     spec = model_spec.parse(cfg.model.name)
@@ -88,7 +88,7 @@ def _measure(cfg: cfgmod.RunConfig, trusted: frozenset) -> tuple[dict, str] | No
                 f"model.name: {cfg.model.name} is code of your own: its blocks and FLOPs are measured by "
                 f"importing {spec.name} in a separate engine process, only when you click 'Import and measure'")
     try:
-        table = model_tables.measure(cfg)
+        table = model_tables.measure(cfg, state.check)     # a newer form or a closing window kills it
     except model_tables.MeasureError as exc:
         return {"errors": [("model.name", str(exc))]}, f"model.name: {exc}"
     sizes = dataset_sizes(cfg)
@@ -102,7 +102,7 @@ def _project(state, cfg: cfgmod.RunConfig, trusted: frozenset = frozenset()):
         if cfg.data.name in CIFAR_FILES:
             check_dataset(cfg)    # a missing CIFAR folder is flagged at data.root before launch
         if needs_measuring(cfg):
-            refused = _measure(cfg, trusted)
+            refused = _measure(state, cfg, trusted)
             if refused is not None:
                 return refused
         res = plan.project(cfg)
