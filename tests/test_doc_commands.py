@@ -71,6 +71,40 @@ def test_unreachable_target_prints_the_fixing_set(monkeypatch, capsys):
                      "--set", "epochs=10", *sets]) == 0
 
 
+@pytest.mark.parametrize("model,fixes", [
+    ("timm:resnet18", ["model.width=1", "analysis.enabled=false"]),
+    # the width is judged from the name; that the factory runs as a whole, once it is measured
+    ("py:toy_models:small_convnet", ["model.width=1", "analysis.enabled=false"]),
+])
+def test_a_preset_given_another_kind_of_model_is_fixed_by_the_sets_it_prints(model, fixes, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.syspath_prepend(str(ROOT / "tests"))       # validate imports a py: model's module
+    argv = ["validate", "--preset", "demo", "--set", f"model.name={model}"]
+    taken: list[str] = []
+    for _ in range(3):                                      # follow each hint, as a user would
+        rc = cli.main(argv)
+        err = capsys.readouterr().err
+        if rc == 0:
+            break
+        assert rc == 2
+        hint = next(line for line in err.splitlines() if line.startswith("hint: rerun with"))
+        sets = hint.split("rerun with ", 1)[1].split()
+        assert sets[0::2] == ["--set"] * (len(sets) // 2)
+        taken += sets[1::2]
+        argv += sets
+    assert rc == 0 and taken == fixes
+
+
+def test_no_fix_is_suggested_for_what_has_no_single_answer():
+    from engine import config as C
+    with pytest.raises(C.ConfigError) as exc:        # a built-in's width out of range: the user's call
+        C.from_dict({"model": {"width": -1}})
+    assert exc.value.suggestions == {}
+    with pytest.raises(C.ConfigError) as exc:        # a bad model name: nothing else is judged
+        C.from_dict({"model": {"name": "timm:", "width": 0.5}})
+    assert exc.value.suggestions == {}
+
+
 @pytest.mark.slow
 def test_readme_demo_run_trains_when_shrunk(tmp_path):
     where, line, argv = next(c for c in CMDS if c[0] == "README.md" and c[2][0] == "run")

@@ -86,3 +86,25 @@ def test_preset_box_says_edited_after_a_change(studio):
     assert form.preset_box.currentText() == "demo (edited)"
     form.load_preset("demo")
     assert form.preset_box.currentText() == "demo"
+
+
+def test_a_timm_model_on_the_demo_preset_is_one_click_from_valid(studio, qtbot, monkeypatch):
+    from spfde_gui.system import model_tables
+    measured = []
+
+    def engine_subprocess(cfg, check=None):  # the measurement is another test's (test_gui_models)
+        measured.append(cfg.model.name)
+        raise model_tables.MeasureError("not measured in this test")
+    monkeypatch.setattr(model_tables, "measure", engine_subprocess)
+    w, pv = studio, studio.preview
+    w.form.load_preset("demo")               # width 0.5 and the Section 3 analyses on
+    w.form.set_field("model.name", "timm:resnet18")
+    qtbot.waitUntil(lambda: pv.fix_btn.isVisible(), timeout=10000)
+    assert w.form.config() is None and w.launch() is False
+    assert pv.fix_btn.text() == "Use model.width = 1, analysis.enabled = false"
+    assert pv.fix_btn.toolTip() == "The same as --set model.width=1 --set analysis.enabled=false"
+    qtbot.mouseClick(pv.fix_btn, Qt.LeftButton)
+    cfg = w.form.config()
+    assert cfg is not None and cfg.model.width == 1 and cfg.analysis.enabled is False
+    qtbot.waitUntil(lambda: measured == ["timm:resnet18"], timeout=10000)   # now it goes on to the plan
+    assert not pv.fix_btn.isVisible()

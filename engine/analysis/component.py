@@ -73,7 +73,8 @@ class Analysis(Component):
             # CKA compares each block's output: a model that runs as a whole has none to read
             raise ConfigError([("analysis.enabled", f"the Section 3 analyses read each freeze block's output, "
                                 f"and {self.cfg.model.name} runs as a whole; set analysis.enabled: false "
-                                "(a built-in model or a factory returning a BlockModel supports them)")])
+                                "(a built-in model or a factory returning a BlockModel supports them)")],
+                              suggestions={"analysis.enabled": False})
         n = schedule.probe_samples(self.cfg, trainer.train_size)
         fresh = probe_indices(self.cfg.seed, trainer.train_size, n)
         if self.probe is not None and not torch.equal(self.probe, fresh):

@@ -9,11 +9,18 @@ from __future__ import annotations
 from engine.config.schema import ConfigError
 
 
-def set_args(exc: ConfigError) -> list[str]:
-    """``["--set", "freeze.target=0.136", ...]`` for every suggestion of ``exc``."""
+def shown(value: object) -> str:
+    """A suggested value as a ``--set`` or a YAML file spells it (true/false, not True/False)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def set_args(exc: ConfigError | dict) -> list[str]:
+    """``["--set", "freeze.target=0.136", ...]`` for every suggestion of ``exc`` (or of a
+    field -> value mapping)."""
+    suggestions = exc if isinstance(exc, dict) else exc.suggestions
     out: list[str] = []
-    for field, value in exc.suggestions.items():
-        out += ["--set", f"{field}={value}"]
+    for field, value in suggestions.items():
+        out += ["--set", f"{field}={shown(value)}"]
     return out
 
 

@@ -489,6 +489,22 @@ def _model_errors(cfg: RunConfig, bad: set) -> list[tuple[str, str]]:
     return errors
 
 
+def fixes(cfg: RunConfig, errors: list[tuple[str, str]]) -> dict[str, object]:
+    """The one value that settles an error, for the errors that have one: a preset's
+    ``model.width`` and ``analysis.enabled`` once its model becomes a timm: or py: name (the
+    first thing a user tries). The CLI prints them as ``--set``, the studio as a one-click fix."""
+    fields = {f for f, _ in errors}
+    if "model.name" in fields:
+        return {}
+    spec = model_spec.parse(cfg.model.name)
+    out: dict[str, object] = {}
+    if spec.kind != "builtin" and "model.width" in fields and cfg.model.width != 1:
+        out["model.width"] = 1
+    if spec.kind == "timm" and "analysis.enabled" in fields and cfg.analysis.enabled:
+        out["analysis.enabled"] = False
+    return out
+
+
 def _format_errors(cfg: RunConfig, bad: set) -> list[tuple[str, str]]:
     """Fields whose text has a format of its own."""
     errors: list[tuple[str, str]] = []
@@ -705,7 +721,7 @@ def from_dict(d: dict | None, source: str | None = None) -> RunConfig:
     cfg = RunConfig(**kwargs)
     errors += validate(cfg)
     if errors:
-        raise ConfigError(errors, source)
+        raise ConfigError(errors, source, suggestions=fixes(cfg, errors))
     return cfg
 
 

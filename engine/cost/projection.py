@@ -276,7 +276,8 @@ def project(cfg: RunConfig) -> dict:
         # CKA compares each block's output: a model that runs as a whole has none to read
         raise ConfigError([("analysis.enabled", f"the Section 3 analyses read each freeze block's output, and "
                             f"{cfg.model.name} runs as a whole; set analysis.enabled: false (a built-in model "
-                            "or a factory returning a BlockModel supports them)")])
+                            "or a factory returning a BlockModel supports them)")],
+                          suggestions={"analysis.enabled": False})
     _check_sieve(cfg, n_train)
     samples = samples_per_epoch(cfg, n_train)
     method = method_for(cfg, samples)

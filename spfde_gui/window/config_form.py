@@ -231,6 +231,7 @@ class ConfigForm(QWidget):
         self._valid = True
         self._cfg: cfgmod.RunConfig | None = None
         self._errors: list[tuple[str, str]] = []
+        self._suggestions: dict[str, object] = {}
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
@@ -352,12 +353,15 @@ class ConfigForm(QWidget):
         d, local = self.raw_dict()
         errors = list(local.items())
         cfg = None
+        suggestions: dict[str, object] = {}
         try:
             cfg = cfgmod.from_dict(d)
         except cfgmod.ConfigError as exc:
             errors += [(f, m) for f, m in exc.errors if f not in local]
+            suggestions = {f: v for f, v in exc.suggestions.items() if f not in local}
         self._cfg = cfg if not errors else None
         self._errors = errors
+        self._suggestions = suggestions
         by_field: dict[str, list[str]] = {}
         general = []
         for f, m in errors:
@@ -404,6 +408,10 @@ class ConfigForm(QWidget):
 
     def errors(self) -> list[tuple[str, str]]:
         return list(self._errors)
+
+    def suggestions(self) -> dict[str, object]:
+        """field -> the value that settles its error (engine.config.schema.fixes), while invalid."""
+        return dict(self._suggestions)
 
     def is_valid(self) -> bool:
         return self._valid

@@ -8,7 +8,7 @@ from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from engine import config as cfgmod
-from engine.config import model_spec
+from engine.config import hints, model_spec
 from engine.cost import measured, wall_time
 from engine.cost import projection as plan
 from engine.data.checks import CIFAR_FILES, check_dataset
@@ -219,13 +219,16 @@ class CostPreview(QWidget):
         self.setMinimumHeight(self.sizeHint().height())
 
     # ------------------------------------------------------------------ input
-    def schedule(self, cfg: cfgmod.RunConfig | None, errors: list[tuple[str, str]] | None = None) -> None:
-        """Project ``cfg`` after the debounce delay; with no config, show the errors."""
+    def schedule(self, cfg: cfgmod.RunConfig | None, errors: list[tuple[str, str]] | None = None,
+                 suggestions: dict[str, object] | None = None) -> None:
+        """Project ``cfg`` after the debounce delay; with no config, show the errors (and the
+        one-click fix where the engine knows one)."""
         self._pending = cfg
         if cfg is None:
             self._timer.stop()
             self.tasks.cancel()              # drop any projection still on its way
-            self._show_error("Fix the configuration: " + "; ".join(f"{f}: {m}" for f, m in (errors or [])[:3]))
+            self._show_error("Fix the configuration: " + "; ".join(f"{f}: {m}" for f, m in (errors or [])[:3]),
+                             suggestions=suggestions)
             return
         self.message.setStyleSheet("color: #555;")
         self.message.setText("<i>measuring the model's blocks and FLOPs (once, in an engine process)…</i>"
@@ -366,14 +369,14 @@ class CostPreview(QWidget):
             self.fix_btn.setText(f"Use freeze target {100 * v:.1f}% (the reachable maximum)")
             self.fix_btn.setToolTip(f"Set freeze.target to {v} (the same as --set freeze.target={v})")
         elif self.suggestions:
-            self.fix_btn.setText("Use " + ", ".join(f"{f} = {v}" for f, v in self.suggestions.items()))
-            self.fix_btn.setToolTip("")
+            self.fix_btn.setText("Use " + ", ".join(f"{f} = {hints.shown(v)}" for f, v in self.suggestions.items()))
+            self.fix_btn.setToolTip("The same as " + " ".join(hints.set_args(self.suggestions)))
         self.fix_btn.setVisible(bool(self.suggestions))
         # the button takes a row: the rows above keep their height (the splitter gives way)
         self.setMinimumHeight(self.sizeHint().height())
 
     def _apply_fix(self) -> None:
-        for field, value in self.suggestions.items():
+        for field, value in list(self.suggestions.items()):     # each emit re-validates the form
             self.fix_requested.emit(field, value)
 
     def _show_error(self, text: str, rejected: bool = False, suggestions: dict | None = None,

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.config import hints
 from spfde_gui import report
 from spfde_gui.model.run_model import RunModel, is_run_dir
 from spfde_gui.model.run_state import batch_progress_text, clock_text, finish_estimate, resume_blocker
@@ -413,9 +414,10 @@ class MainWindow(QMainWindow):
             w.setStatusTip(w.toolTip())
 
     def _apply_fix(self, field: str, value) -> None:
-        """The preview's one-click fix (the reachable freeze target) written into the form."""
+        """The preview's one-click fix (the reachable freeze target; width 1 and no analyses
+        for a timm model) written into the form."""
         self.form.set_field(field, value)
-        self.statusBar().showMessage(f"{field} set to {value}")
+        self.statusBar().showMessage(f"{field} set to {hints.shown(value)}")
 
     # ------------------------------------------------------------------ launching
     def _runs_dir(self) -> Path:
@@ -693,7 +695,10 @@ class MainWindow(QMainWindow):
 
     def _schedule_preview(self) -> None:
         cfg = self.form.config()
-        self.preview.schedule(cfg, None if cfg is not None else self.form.errors())
+        if cfg is None:
+            self.preview.schedule(None, self.form.errors(), self.form.suggestions())
+        else:
+            self.preview.schedule(cfg)
 
     # ------------------------------------------------------------------ closing
     def closeEvent(self, ev) -> None:
