@@ -4,13 +4,10 @@ listed again, and without timm nothing is listed or written."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 
 import pytest
 
+from spfde_gui.system import cancellable
 from spfde_gui.system import model_tables as mt
 
 
@@ -69,45 +66,7 @@ def test_a_read_only_cache_folder_still_answers(listing, tmp_path, monkeypatch):
     assert mt.timm_names() == listing["names"]
 
 
-def _sleeper(pid_file):
-    return [sys.executable, "-c", f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
-                                  "time.sleep(60)"]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:          # reaped or a zombie counts as gone
-        return f.read().split()[2] != "Z"
-
-
-def test_a_cancelled_task_kills_its_subprocess_at_once(tmp_path):
-    pid_file = tmp_path / "pid"
-
-    class Cancelled(BaseException):
-        pass
-
-    def check():
-        if pid_file.exists() and pid_file.read_text():
-            raise Cancelled
-
-    t0 = time.monotonic()
-    with pytest.raises(Cancelled):
-        mt.run(_sleeper(pid_file), 120, check)
-    assert time.monotonic() - t0 < 30                  # not the child's 60 s
-    assert not _alive(int(pid_file.read_text()))
-
-
-def test_the_output_and_the_time_limit_are_those_of_subprocess_run(tmp_path):
-    r = mt.run([sys.executable, "-c", "import sys; print('x' * 100000); print('err', file=sys.stderr); sys.exit(3)"],
-               60, lambda: None)
-    assert (r.returncode, len(r.stdout), r.stderr) == (3, 100001, "err\n")
-    pid_file = tmp_path / "pid"
-    with pytest.raises(subprocess.TimeoutExpired):
-        mt.run(_sleeper(pid_file), 0.5)
-    assert not _alive(int(pid_file.read_text()))
+from test_cancellable import _alive, _sleeper  # noqa: E402
 
 
 @pytest.mark.gui
@@ -116,7 +75,7 @@ def test_closing_the_studio_while_timm_names_are_listed_ends_the_listing(studio,
     # Destroyed while thread ... is still running"): the listing must end with the window
     pid_file = tmp_path / "pid"
     monkeypatch.setattr(mt, "timm_version", lambda: "slow-listing")
-    monkeypatch.setattr(mt, "list_timm_names", lambda check=None: mt.run(_sleeper(pid_file), 120, check).stdout)
+    monkeypatch.setattr(mt, "list_timm_names", lambda check=None: cancellable.run(_sleeper(pid_file), 120, check).stdout)
     studio.form.set_field("model.name", "timm:resnet18")
     qtbot.waitUntil(lambda: pid_file.exists() and pid_file.read_text() != "", timeout=30000)
     studio.close()

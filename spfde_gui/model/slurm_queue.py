@@ -6,11 +6,14 @@ from __future__ import annotations
 import getpass
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.executor.slurm import OPTION_NAMES, SlurmOptions, available, load_options
+from spfde_gui.system import cancellable
 
+SUBMIT_TIMEOUT_S = 120        # a submission or cancel command's time limit
 JOB_PREFIX = "spfde-"          # every job this project submits is named spfde-<run or sweep>
 # The fields the studio shows, in order (the rest stay in ~/.config/spfde/slurm.yaml).
 FORM_FIELDS = ("partition", "account", "qos", "time", "gpus_per_node", "cpus_per_task", "mem", "array_parallelism")
@@ -43,11 +46,12 @@ def parse(text: str) -> list[JobRow]:
     return rows
 
 
-def queue_rows() -> list[JobRow]:
-    """The user's spfde jobs, pending first; RuntimeError with squeue's words when it fails."""
+def queue_rows(check: Callable[[], None] | None = None) -> list[JobRow]:
+    """The user's spfde jobs, pending first; RuntimeError with squeue's words when it fails.
+    ``check`` (the task's) kills squeue when the window closes: a busy controller can keep it
+    waiting for many seconds."""
     try:
-        out = subprocess.run(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%i|%j|%T|%N|%M|%r"],
-                             capture_output=True, text=True, timeout=30)
+        out = cancellable.run(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%i|%j|%T|%N|%M|%r"], 30, check)
     except (OSError, subprocess.SubprocessError) as exc:
         raise RuntimeError(f"squeue could not run: {exc}") from None
     if out.returncode != 0:
@@ -88,7 +92,7 @@ def submit_sweep_argv(sweep_dir: Path, values: dict) -> list[str]:
             *option_args(values)]
 
 
-def run_command(argv: list[str], timeout: float = 120) -> tuple[int, str]:
+def run_command(argv: list[str], timeout: float = SUBMIT_TIMEOUT_S) -> tuple[int, str]:
     """(exit status, what it said) of a submission or cancel command."""
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)

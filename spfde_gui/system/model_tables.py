@@ -8,8 +8,8 @@ subprocess: the studio never imports torch, timm or a user's factory module.
   about 6 s of CPU), kept per timm version in the cache folder so it is listed once.
 
 Plain Python (no Qt): the callers run these on the task runner's threads, passing the
-task's cancel check, so that a window closing mid-measurement kills the subprocess rather
-than waiting for it (a worker thread still running when Qt destroys it aborts the process).
+task's cancel check, so that a window closing mid-measurement kills the subprocess
+(spfde_gui.system.cancellable).
 """
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import engine
 from engine import atomic_file
 from engine import config as cfgmod
 from engine.cost.wall_time import cache_dir
+from spfde_gui.system import cancellable
 
 ENGINE_HOME = Path(engine.__file__).resolve().parent.parent
 MEASURE_TIMEOUT_S = 300      # building and measuring a large model on the meta device takes seconds
@@ -42,34 +42,6 @@ def _env() -> dict:
     return env
 
 
-POLL_S = 0.1                 # how often a running subprocess's task is asked whether it was cancelled
-
-
-def run(argv: list[str], timeout: float, check: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
-    """``subprocess.run(argv, capture_output=True, text=True, timeout=timeout)`` that calls
-    ``check()`` (a task's ``state.check``) every POLL_S: whatever it raises, or an interrupt
-    the task runner raises meanwhile, kills the child first."""
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                out, err = proc.communicate(timeout=POLL_S)     # retrying loses no output
-                return subprocess.CompletedProcess(argv, proc.returncode, out, err)
-            except subprocess.TimeoutExpired:
-                if time.monotonic() > deadline:
-                    raise subprocess.TimeoutExpired(argv, timeout) from None
-                if check is not None:
-                    check()
-    except BaseException:
-        proc.kill()
-        try:
-            proc.communicate(timeout=5)                          # reap it, close the pipes
-        except (OSError, subprocess.SubprocessError):
-            pass
-        raise
-
-
 class MeasureError(RuntimeError):
     """The engine could not build or measure the model; the message is its own."""
 
@@ -79,8 +51,8 @@ def measure(cfg: cfgmod.RunConfig, check: Callable[[], None] | None = None) -> d
     with tempfile.TemporaryDirectory(prefix="spfde-measure-") as d:
         path = Path(d) / "config.yaml"
         cfgmod.save(cfg, path)
-        r = run([sys.executable, "-m", "engine", "plan", "--config", str(path), "--cost-table"],
-                MEASURE_TIMEOUT_S, check)
+        r = cancellable.run([sys.executable, "-m", "engine", "plan", "--config", str(path), "--cost-table"],
+                            MEASURE_TIMEOUT_S, check, env=_env())
     if r.returncode != 0:
         lines = [l.strip() for l in r.stderr.splitlines() if l.strip()]
         # a ConfigError prints "invalid configuration ... :" then "field: message" lines
@@ -130,7 +102,7 @@ def list_timm_names(check: Callable[[], None] | None = None) -> list[str]:
     """timm.list_models() from a subprocess, or [] when it fails."""
     code = "import json, timm; print(json.dumps(timm.list_models()))"
     try:
-        r = run([sys.executable, "-c", code], 120, check)
+        r = cancellable.run([sys.executable, "-c", code], 120, check, env=_env())
     except (OSError, subprocess.TimeoutExpired):
         return []
     if r.returncode != 0:

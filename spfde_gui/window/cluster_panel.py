@@ -135,7 +135,7 @@ class ClusterPanel(QWidget):
     def refresh(self) -> None:
         if self.missing:
             return
-        self.tasks.start(lambda state: ("queue", slurm_queue.queue_rows()), supersede=False)
+        self.tasks.start(lambda state: ("queue", slurm_queue.queue_rows(state.check)), supersede=False)
 
     def show_rows(self, rows: list[slurm_queue.JobRow]) -> None:
         self.rows = rows
@@ -218,4 +218,9 @@ class ClusterPanel(QWidget):
 
     def shutdown(self) -> None:
         self.timer.stop()
-        self.tasks.shutdown()
+        if not self.tasks.shutdown():
+            # the queue's squeue was killed: what is left is a submission or a cancel, which
+            # must not be cut off halfway (a job submitted but never reported); it ends
+            # within its own time limit, and a worker thread still running when Qt destroys
+            # it would abort the studio
+            self.tasks.wait(slurm_queue.SUBMIT_TIMEOUT_S + 10)
