@@ -174,3 +174,26 @@ def test_sweep_cells_are_listed_under_their_sweep_which_folds(qtbot, tmp_path, m
     assert [t.isRowHidden(r) for r in range(4)] == [False, True, False, True]
     panel.filter.setText("old")
     assert [t.isRowHidden(r) for r in range(4)] == [True, True, True, False]
+
+
+def test_closing_the_panel_stops_a_long_replay_at_once(qtbot, tmp_path, monkeypatch):
+    # a replay still running when Qt destroys its worker thread aborts the studio
+    import time
+
+    from spfde_gui.window import runs_panel
+    runs = tmp_path / "runs"
+    _record(runs / "huge-1")
+    started = []
+
+    def slow_replay(path):                  # pure Python, like a replay of a huge events.jsonl
+        started.append(path)
+        end = time.monotonic() + 8.0
+        while time.monotonic() < end:
+            pass
+    monkeypatch.setattr(runs_panel.RunModel, "load", staticmethod(slow_replay))
+    panel = runs_panel.RunsPanel(runs)
+    qtbot.addWidget(panel)
+    panel.rescan()
+    qtbot.waitUntil(lambda: bool(started), timeout=20000)
+    panel.shutdown()
+    assert panel.tasks.wait(0)              # no worker left (without the interrupt: 8 s more)

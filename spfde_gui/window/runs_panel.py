@@ -63,7 +63,9 @@ class RunsPanel(QWidget):
         self._updating = False
         self._loading: set[Path] = set()
         self._failed: dict[Path, float] = {}   # folders whose replay failed -> events.jsonl mtime then
-        self.tasks = TaskRunner(self, "runs-loader", max_threads=2)
+        # interrupt: a replay is pure Python, so a closing window stops one at its next
+        # bytecode; a long one (a huge events.jsonl) left running would abort the studio
+        self.tasks = TaskRunner(self, "runs-loader", max_threads=2, interrupt=True)
         self.tasks.done.connect(self._on_loaded)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
