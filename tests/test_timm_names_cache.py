@@ -9,6 +9,7 @@ import pytest
 
 from spfde_gui.system import cancellable
 from spfde_gui.system import model_tables as mt
+from tests.test_cancellable import _alive, _sleeper
 
 
 @pytest.fixture
@@ -64,9 +65,6 @@ def test_a_failed_listing_is_not_cached(listing, tmp_path):
 def test_a_read_only_cache_folder_still_answers(listing, tmp_path, monkeypatch):
     monkeypatch.setenv("SPFDE_CACHE_DIR", "/proc/spfde-cannot-write-here")
     assert mt.timm_names() == listing["names"]
-
-
-from test_cancellable import _alive, _sleeper  # noqa: E402
 
 
 @pytest.mark.gui
